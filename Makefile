@@ -1,0 +1,109 @@
+# dkimkeyd — plain make + pkg-config.
+#
+#   make              build ./dkimkeyd
+#   make check        install what is missing, build, run every test
+#   make check SANITIZE=1   the same under ASan+UBSan
+#   make demo         install what is missing, build, rotate a demo domain
+#                     against a throwaway BIND on loopback
+#   make install      PREFIX=/usr/local DESTDIR=
+#   make bench        benchmarks (ratios against reference runs)
+
+PREFIX	?= /usr/local
+DESTDIR	?=
+SBINDIR	?= $(PREFIX)/sbin
+MANDIR	?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+
+CC	?= cc
+PKGS	 = ldns libcurl libcrypto inih
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+WARN	 = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
+	   -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS	?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(PKG_CFLAGS) -Ilib
+LDFLAGS	?=
+
+ifeq ($(SANITIZE),1)
+BUILD	 = build-san
+ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer \
+	   -fno-sanitize-recover=undefined
+LDFLAGS	+= -fsanitize=address,undefined
+else
+BUILD	 = build
+endif
+ifeq ($(CRASHPOINTS),1)
+ALL_CFLAGS += -DDK_CRASHPOINTS
+endif
+
+LIB_SRC	 = $(sort $(wildcard lib/*.c))
+PROV_SRC = $(sort $(wildcard providers/*/*.c))
+DAEMON_SRC = $(sort $(wildcard daemon/*.c))
+UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
+
+LIB_OBJ	 = $(LIB_SRC:%.c=$(BUILD)/%.o)
+PROV_OBJ = $(PROV_SRC:%.c=$(BUILD)/%.o)
+DAEMON_OBJ = $(DAEMON_SRC:%.c=$(BUILD)/%.o)
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+BIN	 = $(BUILD)/dkimkeyd
+
+.PHONY: all check unit integration demo install clean deps bench fuzz
+
+all: $(BIN) dkimkeyd
+
+dkimkeyd: $(BIN)
+	ln -sf $(BIN) $@
+
+$(BUILD)/%.o: %.c $(wildcard lib/*.h providers/*/*.h daemon/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libdk.a: $(LIB_OBJ) $(PROV_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(DAEMON_OBJ) $(BUILD)/libdk.a
+	$(CC) $(LDFLAGS) -o $@ $(DAEMON_OBJ) $(BUILD)/libdk.a $(PKG_LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libdk.a tests/unit/unit.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libdk.a \
+	    $(PKG_LIBS) $(CMOCKA_LIBS)
+
+deps:
+	@sh contrib/install-deps.sh
+
+unit: $(UNIT_BIN)
+	@BUILD=$(BUILD) sh tests/run-unit.sh $(UNIT_BIN)
+
+integration: all
+	@DKIMKEYD=$(CURDIR)/$(BIN) /usr/bin/python3 tests/integration/run.py
+
+check: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory $(UNIT_BIN)
+	@BUILD=$(BUILD) DKIMKEYD=$(CURDIR)/$(BIN) sh tests/run-all.sh $(UNIT_BIN)
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@DKIMKEYD=$(CURDIR)/$(BIN) /usr/bin/python3 contrib/demo.py
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@DKIMKEYD=$(CURDIR)/$(BIN) /usr/bin/python3 tests/bench/run.py
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSCONFDIR)/dkimkeyd/conf.d
+	install -m 755 $(BIN) $(DESTDIR)$(SBINDIR)/dkimkeyd
+	install -m 644 man/dkimkeyd.8 $(DESTDIR)$(MANDIR)/man8/dkimkeyd.8
+	install -m 644 man/dkimkeyd.conf.5 $(DESTDIR)$(MANDIR)/man5/dkimkeyd.conf.5
+	[ -e $(DESTDIR)$(SYSCONFDIR)/dkimkeyd/dkimkeyd.conf ] || \
+	    install -m 640 conf.d/dkimkeyd.conf.example \
+	    $(DESTDIR)$(SYSCONFDIR)/dkimkeyd/dkimkeyd.conf
+
+clean:
+	rm -rf build build-san dkimkeyd

@@ -1,0 +1,101 @@
+/*
+ * daemon/daemon.h — the program's internal interfaces: output, locking,
+ * the per-domain engine that executes planner actions, and commands.
+ */
+#ifndef DK_DAEMON_H
+#define DK_DAEMON_H
+
+#include <stdint.h>
+
+#include "../lib/conf.h"
+#include "../lib/dk.h"
+#include "../lib/plan.h"
+#include "../lib/state.h"
+#include "../providers/dns/dns_provider.h"
+#include "../providers/signer/signer.h"
+
+/* Output: progress on stdout (silenced by -q), trouble on stderr. */
+extern int dk_quiet;
+void	say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void	complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The clock: one replaceable function. */
+int64_t	dk_now(void);
+
+/*
+ * Crash points for the crash-safety tests: compiled only with
+ * CRASHPOINTS=1; DKIMKEYD_CRASH=name kills the process with SIGKILL when
+ * execution reaches the named point.
+ */
+#ifdef DK_CRASHPOINTS
+void	dk_crashpoint(const char *name);
+#define CRASHPOINT(name)	dk_crashpoint(name)
+#else
+#define CRASHPOINT(name)	do { } while (0)
+#endif
+
+/*
+ * Take the exclusive lock of domain in state_dir, waiting up to wait_secs.
+ * DK_EBUSY names the holder (pid and command) when it stays locked.
+ */
+int	dk_lock_domain(const char *state_dir, const char *domain,
+	    const char *command, int wait_secs, int *fd, struct dk_error *);
+void	dk_unlock_domain(int fd);
+
+/* Everything one domain's steps need. */
+struct dk_domain_ctx {
+	const struct dk_conf			*conf;
+	const struct dk_conf_domain		*dom;
+	const struct dk_conf_section		*psec, *ssec;
+	const struct dk_dns_provider_ops	*pops;
+	void					*pctx;
+	const struct dk_signer_ops		*sops;
+	void					*sctx;
+	struct dk_domain_state			*st;
+	struct dk_policy			 pol;
+	int					 lockfd;
+};
+
+/*
+ * Open a domain: providers, lock (unless lock_wait < 0), state (a new one
+ * when none exists).  dk_domain_close releases everything.
+ */
+int	dk_domain_open(const struct dk_conf *, const struct dk_conf_domain *,
+	    const char *command, int lock_wait, struct dk_domain_ctx *,
+	    struct dk_error *);
+void	dk_domain_close(struct dk_domain_ctx *);
+
+/* Load state only (no lock, no providers): for status and check. */
+int	dk_domain_load_state(const struct dk_conf *,
+	    const struct dk_conf_domain *, struct dk_domain_state **,
+	    struct dk_error *);
+
+/*
+ * Execute one planned action and commit the state.  For DK_ACT_PROBE,
+ * returns DK_ETEMP with *pending = 1 when the record is not yet served
+ * everywhere and the deadline has not passed.
+ */
+int	dk_domain_step(struct dk_domain_ctx *, const struct dk_plan *,
+	    int *pending, struct dk_error *);
+
+/* Owner name of a selector: SELECTOR._domainkey.DOMAIN (static buffer). */
+const char *dk_owner(const char *selector, const char *domain, char *buf,
+	    size_t len);
+
+/*
+ * The TXT a key's record should have at state: the key record while it is
+ * published, the revoked form once REVOKED, NULL once REMOVED.
+ */
+int	dk_expected_txt(const struct dk_key_state *, enum dk_kstate,
+	    struct dk_txt *out, struct dk_record **rec, struct dk_error *);
+
+/* Validate every provider and signer section (configtest and all). */
+int	dk_conf_check_integrations(const struct dk_conf *, struct dk_error *);
+
+/* Commands; each returns the process exit code. */
+int	cmd_rotate(const struct dk_conf *, const char *domain, int dry_run);
+int	cmd_run(const struct dk_conf *, const char *domain, int once);
+int	cmd_status(const struct dk_conf *, const char *domain, int json);
+int	cmd_check(const struct dk_conf *, const char *domain);
+
+#endif

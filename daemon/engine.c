@@ -1,0 +1,673 @@
+/*
+ * daemon/engine.c — execute one planned action for one domain and commit.
+ *
+ * Every action follows the same order: check local data (key file, state)
+ * first, so that corrupt data never causes a DNS write; record intent in
+ * the state where a later retry needs it; call the provider (idempotent);
+ * commit the timestamp that the action earns.
+ */
+#include <errno.h>
+#include <glob.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../lib/key.h"
+#include "../lib/record.h"
+#include "daemon.h"
+
+const char *
+dk_owner(const char *selector, const char *domain, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s._domainkey.%s", selector, domain);
+	return buf;
+}
+
+static int
+mkdir_private(const char *path, mode_t mode, struct dk_error *err)
+{
+	char tmp[4096], *p;
+	struct stat sb;
+
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return dk_err(err, DK_ECONFIG, "%s: path too long", path);
+	for (p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) == -1 && errno != EEXIST)
+			return dk_err(err, DK_EIO, "mkdir %s: %s", tmp,
+			    strerror(errno));
+		*p = '/';
+	}
+	if (mkdir(tmp, mode) == -1 && errno != EEXIST)
+		return dk_err(err, DK_EIO, "mkdir %s: %s", tmp, strerror(errno));
+	if (stat(tmp, &sb) == -1)
+		return dk_err(err, DK_EIO, "%s: %s", tmp, strerror(errno));
+	if (!S_ISDIR(sb.st_mode))
+		return dk_err(err, DK_EIO, "%s: not a directory", tmp);
+	if (sb.st_mode & S_IWOTH)
+		return dk_err(err, DK_EUNSAFE, "%s: world-writable directory; "
+		    "chmod o-w %s", tmp, tmp);
+	return DK_OK;
+}
+
+int
+dk_conf_check_integrations(const struct dk_conf *conf, struct dk_error *err)
+{
+	const struct dk_dns_provider_ops *pops;
+	const struct dk_signer_ops *sops;
+	void *ctx;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < conf->nproviders; i++) {
+		const struct dk_conf_section *s = &conf->providers[i];
+
+		if ((pops = dk_dns_provider_find(s->type)) == NULL)
+			return dk_err(err, DK_ECONFIG, "%s:%d: [provider %s]: "
+			    "unknown type %s", s->file, s->line, s->name,
+			    s->type);
+		if ((rc = pops->open(s, &ctx, err)) != DK_OK)
+			return rc;
+		pops->close(ctx);
+	}
+	for (i = 0; i < conf->nsigners; i++) {
+		const struct dk_conf_section *s = &conf->signers[i];
+
+		if ((sops = dk_signer_find(s->type)) == NULL)
+			return dk_err(err, DK_ECONFIG, "%s:%d: [signer %s]: "
+			    "unknown type %s", s->file, s->line, s->name,
+			    s->type);
+		if ((rc = sops->open(s, &ctx, err)) != DK_OK)
+			return rc;
+		sops->close(ctx);
+	}
+	return DK_OK;
+}
+
+int
+dk_domain_load_state(const struct dk_conf *conf,
+    const struct dk_conf_domain *dom, struct dk_domain_state **out,
+    struct dk_error *err)
+{
+	struct dk_domain_state *st = NULL;
+	int rc;
+
+	rc = dk_state_load(conf->state_dir, dom->name, &st, err);
+	if (rc == DK_ENOTFOUND) {
+		if ((st = dk_state_new(dom->name)) == NULL)
+			return dk_err(err, DK_ENOMEM, "out of memory");
+		rc = DK_OK;
+	}
+	if (rc == DK_OK)
+		*out = st;
+	return rc;
+}
+
+int
+dk_domain_open(const struct dk_conf *conf, const struct dk_conf_domain *dom,
+    const char *command, int lock_wait, struct dk_domain_ctx *c,
+    struct dk_error *err)
+{
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	c->lockfd = -1;
+	c->conf = conf;
+	c->dom = dom;
+	dk_policy_from_conf(dom, &c->pol);
+	c->psec = dk_conf_provider_find(conf, dom->provider);
+	c->ssec = dk_conf_signer_find(conf, dom->signer);
+	if (c->psec == NULL || c->ssec == NULL)
+		return dk_err(err, DK_ECONFIG, "%s:%d: [domain %s]: provider "
+		    "or signer not defined", dom->file, dom->line, dom->name);
+	if ((c->pops = dk_dns_provider_find(c->psec->type)) == NULL ||
+	    (c->sops = dk_signer_find(c->ssec->type)) == NULL)
+		return dk_err(err, DK_ECONFIG, "%s:%d: [domain %s]: unknown "
+		    "provider or signer type", dom->file, dom->line,
+		    dom->name);
+	if ((rc = mkdir_private(conf->state_dir, 0700, err)) != DK_OK ||
+	    (rc = mkdir_private(conf->key_dir,
+	    conf->key_group ? 0750 : 0700, err)) != DK_OK)
+		goto fail;
+	if (lock_wait >= 0 && (rc = dk_lock_domain(conf->state_dir, dom->name,
+	    command, lock_wait, &c->lockfd, err)) != DK_OK)
+		goto fail;
+	if ((rc = dk_domain_load_state(conf, dom, &c->st, err)) != DK_OK)
+		goto fail;
+	if ((rc = c->pops->open(c->psec, &c->pctx, err)) != DK_OK)
+		goto fail;
+	if ((rc = c->sops->open(c->ssec, &c->sctx, err)) != DK_OK)
+		goto fail;
+	return DK_OK;
+fail:
+	dk_domain_close(c);
+	return rc;
+}
+
+void
+dk_domain_close(struct dk_domain_ctx *c)
+{
+	if (c->pctx != NULL)
+		c->pops->close(c->pctx);
+	if (c->sctx != NULL)
+		c->sops->close(c->sctx);
+	dk_state_free(c->st);
+	dk_unlock_domain(c->lockfd);
+	memset(c, 0, sizeof(*c));
+	c->lockfd = -1;
+}
+
+static const char *
+alg_tag(const struct dk_key_state *ks)
+{
+	return strncmp(ks->algorithm, "ed25519", 7) == 0 ? "ed25519" : "rsa";
+}
+
+int
+dk_expected_txt(const struct dk_key_state *ks, enum dk_kstate s,
+    struct dk_txt *out, struct dk_record **recp, struct dk_error *err)
+{
+	char *text = NULL;
+	struct dk_record *rec = NULL;
+	struct dk_txt txt = { NULL, 0 };
+	int rc;
+
+	if (s == DK_KS_REMOVED) {
+		*recp = NULL;
+		memset(out, 0, sizeof(*out));
+		return DK_OK;
+	}
+	if (ks->pubkey == NULL)
+		return dk_err(err, DK_ECORRUPT, "key %s has no public key in "
+		    "the state", ks->key_id);
+	if (asprintf(&text, "v=DKIM1; k=%s; p=%s", alg_tag(ks),
+	    s == DK_KS_REVOKED ? "" : ks->pubkey) == -1)
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	if ((rc = dk_record_parse(text, strlen(text), &rec, err)) != DK_OK) {
+		dk_err_prefix(err, "state key %s", ks->key_id);
+		rc = DK_ECORRUPT;
+		goto out;
+	}
+	if ((rc = dk_txt_split(text, &txt)) != DK_OK) {
+		rc = dk_err(err, DK_ENOMEM, "out of memory");
+		goto out;
+	}
+	*out = txt;
+	*recp = rec;
+	rec = NULL;
+out:
+	dk_record_free(rec);
+	free(text);
+	return rc;
+}
+
+/* The private key behind a state entry must exist, be safe, and match. */
+static int
+check_key_file(const struct dk_key_state *ks, struct dk_error *err)
+{
+	struct dk_key *key = NULL;
+	int rc;
+
+	if (ks->file == NULL)
+		return dk_err(err, DK_ECORRUPT, "key %s has no file",
+		    ks->key_id);
+	if ((rc = dk_key_load(ks->file, &key, err)) != DK_OK) {
+		if (rc == DK_ENOTFOUND)
+			rc = dk_err(err, DK_ECORRUPT, "%s: private key of "
+			    "%s is missing", ks->file, ks->selector);
+		return rc;
+	}
+	if (strcmp(dk_key_id(key), ks->key_id) != 0)
+		rc = dk_err(err, DK_ECORRUPT, "%s: key id %s does not match "
+		    "the state (%s)", ks->file, dk_key_id(key), ks->key_id);
+	dk_key_free(key);
+	return rc;
+}
+
+static int
+commit(struct dk_domain_ctx *c, struct dk_error *err)
+{
+	int rc;
+
+	CRASHPOINT("before-commit");
+	rc = dk_state_commit(c->conf->state_dir, c->st, err);
+	CRASHPOINT("after-commit");
+	return rc;
+}
+
+static int
+make_key_state(const struct dk_key *key, const struct dk_conf_domain *dom,
+    const char *selector, const char *path, int64_t now,
+    struct dk_key_state *ks, struct dk_error *err)
+{
+	unsigned char *pub = NULL;
+	size_t publen;
+	char *b64 = NULL;
+	int rc;
+
+	memset(ks, 0, sizeof(*ks));
+	if ((rc = dk_key_public(key, &pub, &publen, err)) != DK_OK)
+		return rc;
+	rc = dk_base64_encode(pub, publen, &b64);
+	free(pub);
+	if (rc != DK_OK)
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	snprintf(ks->selector, sizeof(ks->selector), "%s", selector);
+	snprintf(ks->key_id, sizeof(ks->key_id), "%s", dk_key_id(key));
+	dk_keyspec_format(&dom->keyspec, ks->algorithm, sizeof(ks->algorithm));
+	ks->file = (char *)path;
+	ks->pubkey = b64;
+	ks->ttl = dom->ttl;
+	ks->drain = -1;
+	ks->created_at = now;
+	return DK_OK;
+}
+
+/*
+ * A key file for (domain, selector) that the state does not know is left
+ * by a crash between writing the key and committing the state: adopt it
+ * rather than leave an orphan behind.
+ */
+static struct dk_key *
+adopt_orphan(struct dk_domain_ctx *c, const char *selector, char **pathp)
+{
+	char pat[4096];
+	glob_t g;
+	size_t i, k;
+	struct dk_key *key = NULL;
+	struct dk_keyspec spec;
+
+	snprintf(pat, sizeof(pat), "%s/%s.%s.*.pem", c->conf->key_dir,
+	    c->dom->name, selector);
+	if (glob(pat, 0, NULL, &g) != 0)
+		return NULL;
+	for (i = 0; i < g.gl_pathc && key == NULL; i++) {
+		for (k = 0; k < c->st->nkeys; k++)
+			if (c->st->keys[k].file != NULL &&
+			    strcmp(c->st->keys[k].file, g.gl_pathv[i]) == 0)
+				break;
+		if (k < c->st->nkeys)
+			continue;
+		if (dk_key_load(g.gl_pathv[i], &key, NULL) != DK_OK) {
+			key = NULL;
+			continue;
+		}
+		spec.alg = dk_key_alg(key);
+		spec.bits = dk_key_bits(key);
+		if (spec.alg != c->dom->keyspec.alg ||
+		    (spec.alg == DK_ALG_RSA &&
+		    spec.bits != c->dom->keyspec.bits)) {
+			dk_key_free(key);
+			key = NULL;
+			continue;
+		}
+		*pathp = dk_strdup(g.gl_pathv[i]);
+	}
+	globfree(&g);
+	return key;
+}
+
+static int
+do_generate(struct dk_domain_ctx *c, const char *selector, int64_t now,
+    struct dk_error *err)
+{
+	struct dk_key *key;
+	struct dk_key_state ks;
+	char *path = NULL, buf[512];
+	gid_t gid = (gid_t)-1;
+	struct group *gr;
+	int rc;
+
+	if (c->conf->key_group != NULL) {
+		if ((gr = getgrnam(c->conf->key_group)) == NULL)
+			return dk_err(err, DK_ECONFIG, "key_group %s: no such "
+			    "group", c->conf->key_group);
+		gid = gr->gr_gid;
+	}
+	if ((key = adopt_orphan(c, selector, &path)) != NULL) {
+		say("%s: adopting key %s left by an interrupted run",
+		    dk_owner(selector, c->dom->name, buf, sizeof(buf)),
+		    dk_key_id(key));
+	} else {
+		if ((rc = dk_key_generate(&c->dom->keyspec, &key, err)) !=
+		    DK_OK)
+			return rc;
+		if (asprintf(&path, "%s/%s.%s.%s.pem", c->conf->key_dir,
+		    c->dom->name, selector, dk_key_id(key)) == -1) {
+			dk_key_free(key);
+			return dk_err(err, DK_ENOMEM, "out of memory");
+		}
+		CRASHPOINT("before-key-save");
+		if ((rc = dk_key_save(key, path, gid, err)) != DK_OK)
+			goto out;
+		CRASHPOINT("after-key-save");
+	}
+	if ((rc = make_key_state(key, c->dom, selector, path, now, &ks,
+	    err)) != DK_OK)
+		goto out;
+	rc = dk_state_add_key(c->st, &ks);
+	free(ks.pubkey);
+	if (rc < 0) {
+		rc = dk_err(err, rc, "out of memory");
+		goto out;
+	}
+	if ((rc = commit(c, err)) != DK_OK)
+		goto out;
+	say("%s: generated %s key event=created key-id=%s",
+	    dk_owner(selector, c->dom->name, buf, sizeof(buf)),
+	    c->st->keys[c->st->nkeys - 1].algorithm, dk_key_id(key));
+out:
+	free(path);
+	dk_key_free(key);
+	return rc;
+}
+
+/* Largest TTL any server holds for the name now (cache-drain basis). */
+static int
+observe_drain(struct dk_domain_ctx *c, const char *owner,
+    const struct dk_addr *addrs, size_t n, int64_t *drain,
+    struct dk_error *err)
+{
+	struct dk_answer ans;
+	int64_t d = 0, t;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		memset(&ans, 0, sizeof(ans));
+		rc = dk_dns_query(&addrs[i], owner, DK_T_TXT, 0,
+		    c->pops->timeout_ms(c->pctx), &ans, err);
+		if (rc != DK_OK)
+			return rc;
+		if (ans.rcode != 0 && ans.rcode != 3) {
+			rc = dk_err(err, DK_ETEMP, "%s: rcode %d for %s",
+			    addrs[i].text, ans.rcode, owner);
+			dk_answer_clear(&ans);
+			return rc;
+		}
+		t = ans.ntxt > 0 ? (int64_t)ans.ttl : (int64_t)ans.neg_ttl;
+		if (t > d)
+			d = t;
+		dk_answer_clear(&ans);
+	}
+	*drain = d;
+	return DK_OK;
+}
+
+static int
+do_publish(struct dk_domain_ctx *c, int k, int64_t now, struct dk_error *err)
+{
+	struct dk_key_state *ks = &c->st->keys[k];
+	struct dk_txt txt = { NULL, 0 };
+	struct dk_record *rec = NULL;
+	struct dk_addr *addrs = NULL;
+	size_t n = 0;
+	char owner[512], d1[32];
+	int64_t drain = 0;
+	int rc;
+
+	dk_owner(ks->selector, c->dom->name, owner, sizeof(owner));
+	if ((rc = check_key_file(ks, err)) != DK_OK)
+		return rc;
+	if ((rc = dk_expected_txt(ks, DK_KS_PUBLISHED, &txt, &rec, err)) !=
+	    DK_OK)
+		return rc;
+	if (ks->drain < 0) {
+		/*
+		 * Intent before action: what resolvers may have cached for
+		 * the name is observed and committed before the UPDATE, so
+		 * that a retry after a crash does not mistake our own new
+		 * record's TTL for the old one.
+		 */
+		if ((rc = c->pops->servers(c->pctx, owner, &addrs, &n, err)) !=
+		    DK_OK)
+			goto out;
+		if ((rc = observe_drain(c, owner, addrs, n, &drain, err)) !=
+		    DK_OK)
+			goto out;
+		ks->drain = drain;
+		if ((rc = commit(c, err)) != DK_OK)
+			goto out;
+	}
+	CRASHPOINT("before-publish");
+	if ((rc = c->pops->replace(c->pctx, owner, NULL, &txt,
+	    (uint32_t)ks->ttl, err)) != DK_OK)
+		goto out;
+	CRASHPOINT("after-publish");
+	ks->published_at = now;
+	if ((rc = commit(c, err)) != DK_OK)
+		goto out;
+	dk_duration_format(ks->drain, d1, sizeof(d1));
+	say("%s: published (ttl %" PRId64 "s, prior cache time %s) "
+	    "event=published key-id=%s", owner, ks->ttl, d1, ks->key_id);
+out:
+	free(addrs);
+	dk_txt_free(&txt);
+	dk_record_free(rec);
+	return rc;
+}
+
+/* Probe every address; DK_OK when all serve exactly what is expected. */
+static int
+probe_all(struct dk_domain_ctx *c, const struct dk_key_state *ks,
+    enum dk_kstate s, size_t *okp, size_t *np, char *why, size_t whylen,
+    struct dk_error *err)
+{
+	struct dk_txt txt = { NULL, 0 };
+	struct dk_record *rec = NULL;
+	struct dk_addr *addrs = NULL;
+	struct dk_probe *res = NULL;
+	size_t n = 0, ok, i, off = 0;
+	char owner[512];
+	int rc;
+
+	dk_owner(ks->selector, c->dom->name, owner, sizeof(owner));
+	if ((rc = dk_expected_txt(ks, s, &txt, &rec, err)) != DK_OK)
+		return rc;
+	if ((rc = c->pops->servers(c->pctx, owner, &addrs, &n, err)) != DK_OK)
+		goto out;
+	if (n == 0 || (res = calloc(n, sizeof(*res))) == NULL) {
+		rc = dk_err(err, DK_ETEMP, "%s: no servers to probe", owner);
+		goto out;
+	}
+	ok = dk_dns_probe_txt(addrs, n, owner, rec,
+	    c->pops->timeout_ms(c->pctx), res);
+	why[0] = '\0';
+	for (i = 0; i < n; i++) {
+		if (res[i].status == DK_OK)
+			continue;
+		off += snprintf(why + off, off < whylen ? whylen - off : 0,
+		    "%s%s: %s", off ? "; " : "", res[i].addr.text,
+		    res[i].detail);
+		if (off >= whylen)
+			off = whylen - 1;
+	}
+	*okp = ok;
+	*np = n;
+	rc = DK_OK;
+out:
+	free(res);
+	free(addrs);
+	dk_txt_free(&txt);
+	dk_record_free(rec);
+	return rc;
+}
+
+static int
+do_probe(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
+    int *pending, struct dk_error *err)
+{
+	struct dk_key_state *ks = &c->st->keys[p->key];
+	char owner[512], why[1024];
+	size_t ok = 0, n = 0;
+	int rc;
+
+	dk_owner(ks->selector, c->dom->name, owner, sizeof(owner));
+	if ((rc = probe_all(c, ks, DK_KS_VISIBLE, &ok, &n, why, sizeof(why),
+	    err)) != DK_OK)
+		return rc;
+	if (ok == n) {
+		ks->visible_at = now;
+		if ((rc = commit(c, err)) != DK_OK)
+			return rc;
+		say("%s: visible on %zu/%zu servers event=visible key-id=%s",
+		    owner, ok, n, ks->key_id);
+		return DK_OK;
+	}
+	if (now >= p->deadline)
+		return dk_err(err, DK_ETEMP, "%s: not served by every "
+		    "authoritative server after propagation_timeout "
+		    "(%zu/%zu): %s; state kept, the next run resumes", owner,
+		    ok, n, why);
+	*pending = 1;
+	return dk_err(err, DK_ETEMP, "%s: visible on %zu/%zu servers; "
+	    "waiting: %s", owner, ok, n, why);
+}
+
+static int
+do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
+    struct dk_error *err)
+{
+	struct dk_key_state *ks = &c->st->keys[p->key];
+	const char *managed[DK_MAX_SELECTORS + 16];
+	char owner[512], why[1024];
+	size_t nm = 0, i, j, ok = 0, n = 0;
+	int rc;
+
+	dk_owner(ks->selector, c->dom->name, owner, sizeof(owner));
+	if ((rc = check_key_file(ks, err)) != DK_OK)
+		return rc;
+	/*
+	 * Invariant 1: the signer never uses a key whose record is not
+	 * served by every authoritative address.  Look once more right
+	 * before switching: the record may have changed since visible_at.
+	 */
+	if ((rc = probe_all(c, ks, DK_KS_VISIBLE, &ok, &n, why, sizeof(why),
+	    err)) != DK_OK)
+		return rc;
+	if (ok != n)
+		return dk_err(err, DK_ETEMP, "%s: no longer served by every "
+		    "authoritative server (%zu/%zu): %s; not activating",
+		    owner, ok, n, why);
+	for (i = 0; i < c->pol.nselectors; i++)
+		managed[nm++] = c->pol.selectors[i];
+	for (i = 0; i < c->st->nkeys && nm < sizeof(managed) /
+	    sizeof(managed[0]); i++) {
+		for (j = 0; j < nm; j++)
+			if (strcmp(managed[j], c->st->keys[i].selector) == 0)
+				break;
+		if (j == nm)
+			managed[nm++] = c->st->keys[i].selector;
+	}
+	CRASHPOINT("before-activate");
+	if ((rc = c->sops->activate(c->sctx, c->dom->name, managed, nm,
+	    ks->selector, ks->file, err)) != DK_OK)
+		return rc;
+	CRASHPOINT("after-activate");
+	ks->active_at = now;
+	if (p->old_key >= 0)
+		c->st->keys[p->old_key].retired_at = now;
+	if ((rc = commit(c, err)) != DK_OK)
+		return rc;
+	say("%s: signer %s switched to it event=active key-id=%s", owner,
+	    c->ssec->name, ks->key_id);
+	if (p->old_key >= 0)
+		say("%s: retired, still published event=retired key-id=%s",
+		    dk_owner(c->st->keys[p->old_key].selector, c->dom->name,
+		    owner, sizeof(owner)), c->st->keys[p->old_key].key_id);
+	return DK_OK;
+}
+
+static int
+do_revoke(struct dk_domain_ctx *c, int k, int64_t now, struct dk_error *err)
+{
+	struct dk_key_state *ks = &c->st->keys[k];
+	struct dk_txt oldt = { NULL, 0 }, newt = { NULL, 0 };
+	struct dk_record *r1 = NULL, *r2 = NULL;
+	char owner[512];
+	int rc;
+
+	dk_owner(ks->selector, c->dom->name, owner, sizeof(owner));
+	if ((rc = dk_expected_txt(ks, DK_KS_RETIRED, &oldt, &r1, err)) !=
+	    DK_OK || (rc = dk_expected_txt(ks, DK_KS_REVOKED, &newt, &r2,
+	    err)) != DK_OK)
+		goto out;
+	CRASHPOINT("before-revoke");
+	if ((rc = c->pops->replace(c->pctx, owner, &oldt, &newt,
+	    (uint32_t)ks->ttl, err)) != DK_OK)
+		goto out;
+	CRASHPOINT("after-revoke");
+	ks->revoked_at = now;
+	if ((rc = commit(c, err)) != DK_OK)
+		goto out;
+	say("%s: revoked (p=) event=revoked key-id=%s", owner, ks->key_id);
+out:
+	dk_txt_free(&oldt);
+	dk_txt_free(&newt);
+	dk_record_free(r1);
+	dk_record_free(r2);
+	return rc;
+}
+
+static int
+do_remove(struct dk_domain_ctx *c, int k, int64_t now, struct dk_error *err)
+{
+	struct dk_key_state *ks = &c->st->keys[k];
+	struct dk_txt oldt = { NULL, 0 };
+	struct dk_record *r1 = NULL;
+	char owner[512];
+	int rc;
+
+	dk_owner(ks->selector, c->dom->name, owner, sizeof(owner));
+	if ((rc = dk_expected_txt(ks, DK_KS_REVOKED, &oldt, &r1, err)) != DK_OK)
+		goto out;
+	CRASHPOINT("before-remove");
+	if ((rc = c->pops->replace(c->pctx, owner, &oldt, NULL,
+	    (uint32_t)ks->ttl, err)) != DK_OK)
+		goto out;
+	CRASHPOINT("after-remove");
+	if (ks->file != NULL && (rc = dk_key_destroy(ks->file, err)) != DK_OK)
+		goto out;
+	CRASHPOINT("after-destroy");
+	ks->removed_at = now;
+	if ((rc = commit(c, err)) != DK_OK)
+		goto out;
+	say("%s: record deleted, private key destroyed event=removed "
+	    "key-id=%s", owner, ks->key_id);
+out:
+	dk_txt_free(&oldt);
+	dk_record_free(r1);
+	return rc;
+}
+
+int
+dk_domain_step(struct dk_domain_ctx *c, const struct dk_plan *p,
+    int *pending, struct dk_error *err)
+{
+	int64_t now = dk_now();
+
+	*pending = 0;
+	switch (p->action) {
+	case DK_ACT_GENERATE:
+		return do_generate(c, p->selector, now, err);
+	case DK_ACT_PUBLISH:
+		return do_publish(c, p->key, now, err);
+	case DK_ACT_PROBE:
+		return do_probe(c, p, now, pending, err);
+	case DK_ACT_ACTIVATE:
+		return do_activate(c, p, now, err);
+	case DK_ACT_REVOKE:
+		return do_revoke(c, p->key, now, err);
+	case DK_ACT_REMOVE:
+		return do_remove(c, p->key, now, err);
+	case DK_ACT_NONE:
+		break;
+	}
+	return DK_OK;
+}

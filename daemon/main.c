@@ -1,0 +1,124 @@
+/*
+ * daemon/main.c — command line: dkimkeyd [-c FILE] [-q] COMMAND [options]
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "daemon.h"
+
+#define DK_VERSION	"0.1.0"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: dkimkeyd [-q] [-c FILE] COMMAND [options]\n"
+"\n"
+"commands:\n"
+"  rotate --domain D [--dry-run]   move D to a new key on its idle selector\n"
+"  run [--once] [--domain D]       advance every due step (--once: cron)\n"
+"  status [--domain D] [--json]    each selector's key and the next step\n"
+"  check [--domain D]              verify DNS and signer (exit 0/1/2/3)\n"
+"  configtest                      load and validate the configuration\n"
+"\n"
+"  -c FILE   configuration (default " DK_CONF_DEFAULT ")\n"
+"  -q        print nothing but errors\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "domain",	required_argument, NULL, 'd' },
+		{ "dry-run",	no_argument,	   NULL, 'n' },
+		{ "once",	no_argument,	   NULL, 'o' },
+		{ "json",	no_argument,	   NULL, 'j' },
+		{ "help",	no_argument,	   NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *confpath = DK_CONF_DEFAULT, *cmd, *domain = NULL;
+	struct dk_conf *conf = NULL;
+	struct dk_error err = { 0, "" };
+	int ch, dry_run = 0, once = 0, json = 0, rc, is_check;
+
+	umask(077);
+	while ((ch = getopt(argc, argv, "+c:qhV")) != -1) {
+		switch (ch) {
+		case 'c': confpath = optarg; break;
+		case 'q': dk_quiet = 1; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("dkimkeyd %s\n", DK_VERSION); return 0;
+		default: usage(stderr); return 64;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 64;
+	}
+	cmd = argv[optind];
+	/* Command options follow the command. */
+	argc -= optind;
+	argv += optind;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "d:nojh", lopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd': domain = optarg; break;
+		case 'n': dry_run = 1; break;
+		case 'o': once = 1; break;
+		case 'j': json = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 64;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "dkimkeyd: unexpected argument: %s\n",
+		    argv[optind]);
+		return 64;
+	}
+	is_check = strcmp(cmd, "check") == 0;
+	if (strcmp(cmd, "rotate") != 0 && strcmp(cmd, "run") != 0 &&
+	    strcmp(cmd, "status") != 0 && !is_check &&
+	    strcmp(cmd, "configtest") != 0) {
+		fprintf(stderr, "dkimkeyd: unknown command: %s\n", cmd);
+		usage(stderr);
+		return 64;
+	}
+	if (strcmp(cmd, "rotate") == 0 && domain == NULL) {
+		fprintf(stderr, "dkimkeyd: rotate needs --domain\n");
+		return 64;
+	}
+	if ((dry_run && strcmp(cmd, "rotate") != 0) ||
+	    (once && strcmp(cmd, "run") != 0) ||
+	    (json && strcmp(cmd, "status") != 0)) {
+		fprintf(stderr, "dkimkeyd: option not valid for %s\n", cmd);
+		return 64;
+	}
+
+	if ((rc = dk_conf_load(confpath, &conf, &err)) != DK_OK ||
+	    (rc = dk_conf_check_integrations(conf, &err)) != DK_OK) {
+		if (is_check) {
+			printf("DKIM UNKNOWN - %s\n", err.msg);
+			dk_conf_free(conf);
+			return 3;
+		}
+		complain("%s", err.msg);
+		dk_conf_free(conf);
+		return dk_exit_code(rc);
+	}
+
+	if (strcmp(cmd, "configtest") == 0)
+		rc = 0;
+	else if (strcmp(cmd, "rotate") == 0)
+		rc = cmd_rotate(conf, domain, dry_run);
+	else if (strcmp(cmd, "run") == 0)
+		rc = cmd_run(conf, domain, once);
+	else if (strcmp(cmd, "status") == 0)
+		rc = cmd_status(conf, domain, json);
+	else
+		rc = cmd_check(conf, domain);
+	dk_conf_free(conf);
+	return rc;
+}

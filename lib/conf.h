@@ -1,0 +1,114 @@
+/*
+ * lib/conf.h — the configuration file (dkimkeyd.conf(5)), read with inih.
+ *
+ * [dkimkeyd] and [domain NAME] sections have a fixed set of keys checked
+ * here.  [provider NAME] and [signer NAME] sections are kept as key/value
+ * lists with the line of each key: the provider or signer named by their
+ * type= validates them (see dk_conf_section_check), so that lib/ knows no
+ * integration.
+ */
+#ifndef DK_CONF_H
+#define DK_CONF_H
+
+#include <stdint.h>
+
+#include "dk.h"
+#include "key.h"
+
+#define DK_CONF_DEFAULT	"/etc/dkimkeyd/dkimkeyd.conf"
+#define DK_MAX_SELECTORS 2
+
+struct dk_conf_kv {
+	char	*key;
+	char	*value;
+	char	*file;		/* file the key was read from */
+	int	 line;
+	int	 used;		/* set by dk_conf_section_get */
+};
+
+/* A [provider NAME] or [signer NAME] section. */
+struct dk_conf_section {
+	char			*kind;	/* "provider" or "signer" */
+	char			*name;
+	char			*type;	/* value of type= (required) */
+	char			*file;
+	int			 line;	/* line of the [header] */
+	struct dk_conf_kv	*kv;	/* every key but type= */
+	size_t			 nkv;
+};
+
+struct dk_conf_domain {
+	char			*name;		/* lower case, no trailing dot */
+	char			*provider;	/* section name */
+	char			*signer;	/* section name */
+	char			*selectors[DK_MAX_SELECTORS];
+	struct dk_keyspec	 keyspec;	/* algorithm = (rsa-2048) */
+	int			 allow_weak_keys; /* permit RSA-1024 */
+	int64_t			 ttl;		/* 3600 */
+	int64_t			 retire_after;	/* 7d */
+	int64_t			 propagation_timeout; /* 1h */
+	int64_t			 safety_margin;	/* 5m */
+	char			*file;
+	int			 line;
+};
+
+struct dk_conf {
+	char			*path;		/* the main file */
+	char			*state_dir;	/* /var/lib/dkimkeyd */
+	char			*key_dir;	/* /var/lib/dkimkeyd/keys */
+	char			*key_group;	/* NULL: keys 0600, else 0640 */
+	struct dk_conf_section	*providers;
+	size_t			 nproviders;
+	struct dk_conf_section	*signers;
+	size_t			 nsigners;
+	struct dk_conf_domain	*domains;
+	size_t			 ndomains;
+};
+
+/*
+ * Load path and its includes (`include = GLOB`, relative to the including
+ * file's directory, files in sorted order, nesting limited).  Any unknown
+ * section or key, a duplicate section or key, a missing required key, a
+ * bad value, a domain naming an undefined provider or signer: DK_ECONFIG
+ * with "file:line: what is wrong".  A missing or unreadable main file:
+ * DK_ECONFIG naming it.
+ */
+int		 dk_conf_load(const char *path, struct dk_conf **out,
+		    struct dk_error *err);
+
+void		 dk_conf_free(struct dk_conf *);
+
+/* Lookups; NULL when absent.  Domain names compare case-insensitively. */
+const struct dk_conf_domain  *dk_conf_domain_find(const struct dk_conf *,
+		    const char *name);
+const struct dk_conf_section *dk_conf_provider_find(const struct dk_conf *,
+		    const char *name);
+const struct dk_conf_section *dk_conf_signer_find(const struct dk_conf *,
+		    const char *name);
+
+/*
+ * Value of key in a provider/signer section, or NULL; marks it used.  The
+ * kv (for its file and line, in messages) is returned through kvp when
+ * kvp is not NULL.
+ */
+const char	*dk_conf_section_get(const struct dk_conf_section *,
+		    const char *key, const struct dk_conf_kv **kvp);
+
+/*
+ * Check a section against the keys its type allows (a NULL-terminated
+ * list): the first other key is DK_ECONFIG "file:line: unknown key K in
+ * [provider NAME] (type T)".
+ */
+int		 dk_conf_section_check(const struct dk_conf_section *,
+		    const char *const *allowed, struct dk_error *err);
+
+/*
+ * Split a whitespace-separated value into words, honouring double quotes
+ * (for argv-style values such as reload =).  *argv is NULL-terminated;
+ * free with dk_conf_argv_free.
+ */
+int		 dk_conf_split_words(const char *value, char ***argv,
+		    size_t *argc);
+void		 dk_conf_argv_free(char **argv);
+
+#endif

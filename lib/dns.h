@@ -1,0 +1,149 @@
+/*
+ * lib/dns.h — DNS queries, RFC 2136 updates and TSIG (ldns).  The only
+ * module that calls ldns; ldns's ownership rules stay inside dns.c.
+ *
+ * Queries go out on our own sockets: UDP replies are accepted only from
+ * the queried address and port with the query's ID and question (ldns does
+ * not check), and a truncated reply is retried over TCP.  UPDATEs always
+ * go over TCP.  ldns checks only a TSIG MAC, so the reply's rcode and
+ * TSIG error field are read here, and the time window checked.
+ */
+#ifndef DK_DNS_H
+#define DK_DNS_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "dk.h"
+#include "record.h"
+
+/* A server address with port. */
+struct dk_addr {
+	struct sockaddr_storage	ss;
+	socklen_t		len;
+	char			text[64];	/* "127.0.0.1:5353", "[::1]:53" */
+};
+
+/*
+ * Parse "192.0.2.1", "192.0.2.1:5353", "2001:db8::1", "[2001:db8::1]:53"
+ * (numeric only).  default_port applies when none is given.
+ */
+int		 dk_addr_parse(const char *s, uint16_t default_port,
+		    struct dk_addr *out, struct dk_error *err);
+
+/* Parse a whitespace-separated list of addresses; *out malloc'd. */
+int		 dk_addr_parse_list(const char *s, uint16_t default_port,
+		    struct dk_addr **out, size_t *n, struct dk_error *err);
+
+/* The first nameserver of /etc/resolv.conf (port 53). */
+int		 dk_addr_system_resolver(struct dk_addr *out,
+		    struct dk_error *err);
+
+/* A TSIG key. */
+struct dk_tsig {
+	char		 name[256];	/* key name, with trailing dot */
+	char		 algorithm[32];	/* "hmac-sha256", ... */
+	char		*secret_b64;	/* malloc'd, wiped on free */
+};
+
+/*
+ * Load a BIND key file (tsig-keygen output):
+ *     key "name" { algorithm hmac-sha256; secret "base64"; };
+ * hmac-sha256 (default), hmac-sha1, -sha224, -sha384, -sha512 accepted;
+ * hmac-md5 only when allow_md5.  Refuses a group/world-readable file
+ * (DK_EUNSAFE).  DK_ECONFIG with "file:line: ..." for syntax errors.
+ */
+int		 dk_tsig_load(const char *path, int allow_md5,
+		    struct dk_tsig *out, struct dk_error *err);
+void		 dk_tsig_clear(struct dk_tsig *);
+
+/* What a server answered about one name and type. */
+struct dk_answer {
+	int		 rcode;		/* DNS rcode (0 NOERROR, 3 NXDOMAIN) */
+	int		 aa;		/* authoritative answer flag */
+	struct dk_txt	*txt;		/* TXT RRs at the name (type TXT) */
+	size_t		 ntxt;
+	char		**names;	/* NS/CNAME targets, or A/AAAA as text */
+	size_t		 nnames;
+	uint32_t	 ttl;		/* TTL of the answer RRset */
+	uint32_t	 neg_ttl;	/* NXDOMAIN/NODATA: min(SOA TTL, SOA
+					   MINIMUM) from authority, else 0 */
+	char		*soa_owner;	/* owner of an SOA in answer or
+					   authority (zone cut), or NULL */
+	uint32_t	 soa_serial;
+	char		*cname;		/* CNAME at the name, if any */
+};
+
+/* RR types used here. */
+enum {
+	DK_T_A = 1, DK_T_NS = 2, DK_T_CNAME = 5, DK_T_SOA = 6,
+	DK_T_TXT = 16, DK_T_AAAA = 28,
+};
+
+/*
+ * Ask server about (name, type).  rd sets the RD bit (0 for authoritative
+ * probes).  Validates the reply (source, ID, question); TCP on TC.
+ * DK_ETEMP on timeout or connection failure, DK_EINVAL on a malformed or
+ * mismatched reply (with the server named in the message).
+ */
+int		 dk_dns_query(const struct dk_addr *server, const char *name,
+		    int type, int rd, int timeout_ms, struct dk_answer *out,
+		    struct dk_error *err);
+void		 dk_answer_clear(struct dk_answer *);
+
+/*
+ * Find the zone holding name by asking resolver for its SOA (walking up
+ * on NODATA/NXDOMAIN authority sections).  *zone malloc'd, no trailing
+ * dot.
+ */
+int		 dk_dns_find_zone(const struct dk_addr *resolver,
+		    const char *name, int timeout_ms, char **zone,
+		    struct dk_error *err);
+
+/*
+ * Every address of every NS of zone, as resolver reports them (A and
+ * AAAA), each with port.  DK_ETEMP when no address can be found.
+ */
+int		 dk_dns_ns_addrs(const struct dk_addr *resolver,
+		    const char *zone, uint16_t port, int timeout_ms,
+		    struct dk_addr **out, size_t *n, struct dk_error *err);
+
+/*
+ * Replace the TXT RRset at owner in one UPDATE over TCP, signed with tsig
+ * (NULL: unsigned).  Prerequisite: when old is NULL, no TXT RRset at
+ * owner; otherwise exactly old (value-dependent).  new == NULL deletes
+ * the RRset.  Results: DK_OK; DK_EMISMATCH when the prerequisite failed
+ * (YXRRSET/NXRRSET: someone else's record); DK_EPERM for REFUSED,
+ * NOTAUTH, NOTZONE, BADSIG, BADKEY, BADTIME (message names the server and
+ * the rcode or TSIG error); DK_ETEMP for timeouts, unreachable servers and
+ * SERVFAIL.
+ */
+int		 dk_dns_update_txt(const struct dk_addr *primary,
+		    const char *zone, const struct dk_tsig *tsig,
+		    const char *owner, const struct dk_txt *old,
+		    const struct dk_txt *new, uint32_t ttl, int timeout_ms,
+		    struct dk_error *err);
+
+/* Result of probing one address. */
+struct dk_probe {
+	struct dk_addr	addr;
+	int		status;		/* DK_OK: serves exactly the expected
+					   record (or nothing, when none is
+					   expected); DK_EMISMATCH: serves
+					   something else or several RRs;
+					   DK_ENOTFOUND: absent but expected;
+					   DK_ETEMP: no usable answer */
+	char		detail[256];
+};
+
+/*
+ * Ask every address (RD=0) for owner's TXT and compare, by decoded key
+ * bytes and tags, with expected (NULL: the name must have no TXT).
+ * results has n slots.  Returns the number of addresses with status
+ * DK_OK.
+ */
+size_t		 dk_dns_probe_txt(const struct dk_addr *addrs, size_t n,
+		    const char *owner, const struct dk_record *expected,
+		    int timeout_ms, struct dk_probe *results);
+
+#endif

@@ -1,0 +1,104 @@
+/*
+ * lib/key.h — DKIM key pairs (OpenSSL 3).  The only module that calls
+ * OpenSSL for keys.
+ */
+#ifndef DK_KEY_H
+#define DK_KEY_H
+
+#include <sys/types.h>
+
+#include "dk.h"
+
+enum dk_alg {
+	DK_ALG_RSA	= 1,
+	DK_ALG_ED25519	= 2,
+};
+
+/* What to generate: "rsa-2048" (default), "rsa-3072", "rsa-4096", "ed25519". */
+struct dk_keyspec {
+	enum dk_alg	alg;
+	unsigned	bits;		/* RSA modulus bits; 256 for Ed25519 */
+};
+
+#define DK_KEY_ID_LEN	16		/* hex characters */
+
+struct dk_key;				/* opaque key pair or private key */
+
+/*
+ * Parse an algorithm name ("rsa-2048", "rsa", "ed25519").  RSA below 1024
+ * bits is always refused (RFC 8301); below 2048 only when allow_weak is
+ * set.  DK_EINVAL with a message on error.
+ */
+int		 dk_keyspec_parse(const char *s, int allow_weak,
+		    struct dk_keyspec *out, struct dk_error *err);
+
+/* Canonical name of a spec ("rsa-2048", "ed25519") into buf. */
+void		 dk_keyspec_format(const struct dk_keyspec *, char *buf,
+		    size_t len);
+
+/* Generate a fresh key pair. */
+int		 dk_key_generate(const struct dk_keyspec *,
+		    struct dk_key **out, struct dk_error *err);
+
+/*
+ * Write the private key as PKCS#8 PEM to path, durably and atomically:
+ * a temporary file in the same directory created O_EXCL|O_NOFOLLOW with
+ * the final mode (0600, or 0640 with group gid when gid != (gid_t)-1),
+ * written, fsynced, then linked to path (never overwriting: DK_EEXIST if
+ * path exists), the directory fsynced.  A crash leaves either no file at
+ * path or the whole key.
+ */
+int		 dk_key_save(const struct dk_key *, const char *path,
+		    gid_t gid, struct dk_error *err);
+
+/*
+ * Load a PKCS#8 (or traditional) PEM private key.  Refuses with
+ * DK_EUNSAFE a file that is group- or world-writable, world-readable, or
+ * a symbolic link; DK_ENOTFOUND when absent; DK_ECORRUPT when unparsable.
+ */
+int		 dk_key_load(const char *path, struct dk_key **out,
+		    struct dk_error *err);
+
+/* Key id: first DK_KEY_ID_LEN hex digits of SHA-256 over the p= bytes. */
+const char	*dk_key_id(const struct dk_key *);
+
+enum dk_alg	 dk_key_alg(const struct dk_key *);
+unsigned	 dk_key_bits(const struct dk_key *);
+
+/*
+ * The public key as DKIM p= bytes: RSA as DER SubjectPublicKeyInfo,
+ * Ed25519 as the raw 32-byte key (RFC 8463).  *out is malloc'd.
+ */
+int		 dk_key_public(const struct dk_key *, unsigned char **out,
+		    size_t *outlen, struct dk_error *err);
+
+/*
+ * Check DKIM p= bytes for alg (RFC 6376 §3.6.1, RFC 8463): RSA must be a
+ * DER SubjectPublicKeyInfo of an RSA key, Ed25519 exactly 32 bytes.  On
+ * success *bits (may be NULL) is the key size.  DK_EINVAL with a message.
+ */
+int		 dk_key_public_check(enum dk_alg, const unsigned char *p,
+		    size_t len, unsigned *bits, struct dk_error *err);
+
+/* Sign data (rsa-sha256 or ed25519-sha256 as DKIM does) — for probes. */
+int		 dk_key_sign_sha256(const struct dk_key *,
+		    const unsigned char *data, size_t len,
+		    unsigned char **sig, size_t *siglen, struct dk_error *err);
+
+/* Free a key; the private material is wiped by OpenSSL.  NULL is a no-op. */
+void		 dk_key_free(struct dk_key *);
+
+/*
+ * Destroy a private key file: unlink it and fsync its directory.  An
+ * already absent file is success (idempotent).
+ */
+int		 dk_key_destroy(const char *path, struct dk_error *err);
+
+/* Base64 (RFC 4648, no line breaks).  *out is malloc'd and NUL-terminated. */
+int		 dk_base64_encode(const unsigned char *in, size_t len,
+		    char **out);
+/* Strict decode: whitespace (FWS) is skipped, anything else invalid. */
+int		 dk_base64_decode(const char *in, size_t len,
+		    unsigned char **out, size_t *outlen);
+
+#endif

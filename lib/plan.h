@@ -1,0 +1,75 @@
+/*
+ * lib/plan.h — the planner: a pure function from (state, policy, now) to
+ * the next action and when it is due.  No I/O; the caller executes one
+ * action, commits the state, and asks again.
+ */
+#ifndef DK_PLAN_H
+#define DK_PLAN_H
+
+#include <stdint.h>
+
+#include "conf.h"
+#include "state.h"
+
+struct dk_policy {
+	const char	*selectors[DK_MAX_SELECTORS];
+	size_t		 nselectors;
+	int64_t		 ttl;
+	int64_t		 retire_after;
+	int64_t		 safety_margin;
+	int64_t		 propagation_timeout;
+};
+
+enum dk_action {
+	DK_ACT_NONE = 0,	/* nothing due; see when (0: nothing ever) */
+	DK_ACT_GENERATE,	/* create a key on plan.selector */
+	DK_ACT_PUBLISH,		/* observe prior TTL, then UPDATE the record */
+	DK_ACT_PROBE,		/* check every authoritative address */
+	DK_ACT_ACTIVATE,	/* switch the signer to key; retire old */
+	DK_ACT_REVOKE,		/* publish p= for key */
+	DK_ACT_REMOVE,		/* delete record, destroy private key */
+};
+
+struct dk_plan {
+	enum dk_action	 action;
+	int		 key;		/* index into state->keys, or -1 */
+	int		 old_key;	/* ACTIVATE: key being retired, or -1 */
+	const char	*selector;	/* GENERATE: selector to use */
+	int64_t		 when;		/* due time (<= now: due now) */
+	int64_t		 deadline;	/* PROBE: give up after this */
+	int		 blocked;	/* rotation asked but the idle selector
+					   is busy until `when` */
+	const char	*why;		/* short static explanation */
+};
+
+/* Policy from a domain's configuration (borrows its strings). */
+void		 dk_policy_from_conf(const struct dk_conf_domain *,
+		    struct dk_policy *out);
+
+/*
+ * Decide the next action.  rotate asks for a new key when no rotation is
+ * in progress.  A rotation in progress (a key created but not yet active)
+ * is always continued.  Due actions are returned in lifecycle order:
+ * continue the rotation first, then revoke, then remove.  When nothing is
+ * due now, action is DK_ACT_NONE and when is the earliest future due time
+ * (0 when nothing will ever be due without a new rotation).
+ */
+void		 dk_plan_next(const struct dk_domain_state *,
+		    const struct dk_policy *, int rotate, int64_t now,
+		    struct dk_plan *out);
+
+/* Index of the ACTIVE key at now, or -1. */
+int		 dk_plan_active_key(const struct dk_domain_state *,
+		    int64_t now);
+
+/*
+ * Time from which selector may receive a new key: its last key REMOVED
+ * and that record's TTL passed (RFC 6376 §3.1); 0 when never used.
+ * INT64_MAX when its last key is not even retired yet.
+ */
+int64_t		 dk_plan_selector_free_at(const struct dk_domain_state *,
+		    const struct dk_policy *, const char *selector);
+
+const char	*dk_action_name(enum dk_action);
+
+#endif

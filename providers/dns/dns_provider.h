@@ -1,0 +1,50 @@
+/*
+ * providers/dns/dns_provider.h — what a DNS publisher does.  A compiled-in
+ * registry of const ops structs; no dlopen.
+ */
+#ifndef DK_DNS_PROVIDER_H
+#define DK_DNS_PROVIDER_H
+
+#include <stdint.h>
+
+#include "../../lib/conf.h"
+#include "../../lib/dns.h"
+#include "../../lib/record.h"
+
+struct dk_dns_provider_ops {
+	const char		 *name;		/* type = value: "rfc2136" */
+	const char *const	 *keys;		/* allowed section keys */
+
+	/* Validate the section and connect nothing yet. */
+	int	(*open)(const struct dk_conf_section *, void **ctx,
+		    struct dk_error *);
+
+	/*
+	 * Replace owner's TXT RRset: from old (NULL: none may exist) to new
+	 * (NULL: delete).  Idempotent: when the prerequisite fails but the
+	 * record already is new, success.  A record that is neither old
+	 * nor new is someone else's: DK_EMISMATCH, nothing written.
+	 */
+	int	(*replace)(void *ctx, const char *owner,
+		    const struct dk_txt *old, const struct dk_txt *new,
+		    uint32_t ttl, struct dk_error *);
+
+	/*
+	 * Addresses to probe for owner: every authoritative nameserver
+	 * address (or the configured probe servers).  *out malloc'd.
+	 */
+	int	(*servers)(void *ctx, const char *owner, struct dk_addr **out,
+		    size_t *n, struct dk_error *);
+
+	/* Query timeout in milliseconds for probes. */
+	int	(*timeout_ms)(void *ctx);
+
+	void	(*close)(void *ctx);
+};
+
+/* The registry; NULL when type is unknown. */
+const struct dk_dns_provider_ops *dk_dns_provider_find(const char *type);
+
+extern const struct dk_dns_provider_ops dk_dns_rfc2136_ops;
+
+#endif
