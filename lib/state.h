@@ -3,7 +3,7 @@
  *
  * A key's lifecycle state is derived from the timestamps (never stored as
  * an enum): the latest of them that is set and not in the future wins.
- * The file is versioned, commented `key: value` text (see dk_state_write)
+ * The file is versioned, commented `key: value` text (see dk_state_format)
  * committed durably: temp file O_EXCL|O_NOFOLLOW 0600 in the same
  * directory, write, fsync, rename, fsync of the directory.
  */

@@ -1,0 +1,780 @@
+/*
+ * lib/key.c — DKIM key pairs through the OpenSSL 3 EVP interface.  This is
+ * the only file in lib/ that calls OpenSSL for keys, so that the library's
+ * ownership rules and its deprecated APIs stay out of every other module.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+#include "key.h"
+
+#define ED25519_PUBLEN	32
+#define RSA_MIN_BITS	1024	/* RFC 8301 §3.2: verifiers refuse less */
+#define RSA_GOOD_BITS	2048	/* RFC 8301 §3.2: signers SHOULD use this */
+#define KEYFILE_MAX	(1024 * 1024)
+
+struct dk_key {
+	EVP_PKEY	*pkey;
+	enum dk_alg	 alg;
+	unsigned	 bits;
+	char		 id[DK_KEY_ID_LEN + 1];
+};
+
+int
+dk_keyspec_parse(const char *s, int allow_weak, struct dk_keyspec *out,
+    struct dk_error *err)
+{
+	const char *num;
+	char *end;
+	unsigned long bits;
+
+	if (s == NULL || *s == '\0')
+		return dk_err(err, DK_EINVAL, "empty key algorithm; use "
+		    "rsa-2048, rsa-3072, rsa-4096 or ed25519");
+	if (strcasecmp(s, "ed25519") == 0) {
+		out->alg = DK_ALG_ED25519;
+		out->bits = 256;
+		return DK_OK;
+	}
+	if (strcasecmp(s, "rsa") == 0) {
+		out->alg = DK_ALG_RSA;
+		out->bits = RSA_GOOD_BITS;
+		return DK_OK;
+	}
+	if (strncasecmp(s, "rsa-", 4) != 0)
+		goto unknown;
+	num = s + 4;
+	if (*num < '0' || *num > '9' || strlen(num) > 6)
+		goto unknown;
+	errno = 0;
+	bits = strtoul(num, &end, 10);
+	if (errno != 0 || *end != '\0')
+		goto unknown;
+	if (bits < RSA_MIN_BITS)
+		return dk_err(err, DK_EINVAL, "%s: RSA keys shorter than %d "
+		    "bits are refused (RFC 8301: verifiers must not accept "
+		    "them)", s, RSA_MIN_BITS);
+	if (bits == RSA_MIN_BITS) {
+		if (!allow_weak)
+			return dk_err(err, DK_EINVAL, "%s: RSA-1024 is weak "
+			    "(RFC 8301: signers should use at least 2048 "
+			    "bits); set allow_weak_keys = yes to use it anyway",
+			    s);
+	} else if (bits != 2048 && bits != 3072 && bits != 4096)
+		return dk_err(err, DK_EINVAL, "%s: unsupported RSA size; use "
+		    "rsa-2048, rsa-3072 or rsa-4096", s);
+	out->alg = DK_ALG_RSA;
+	out->bits = (unsigned)bits;
+	return DK_OK;
+
+unknown:
+	return dk_err(err, DK_EINVAL, "%s: unknown key algorithm; use "
+	    "rsa-2048, rsa-3072, rsa-4096 or ed25519", s);
+}
+
+void
+dk_keyspec_format(const struct dk_keyspec *spec, char *buf, size_t len)
+{
+	if (len == 0)
+		return;
+	if (spec->alg == DK_ALG_ED25519)
+		snprintf(buf, len, "ed25519");
+	else
+		snprintf(buf, len, "rsa-%u", spec->bits);
+}
+
+/* The DKIM p= bytes of a key (see dk_key_public). */
+static int
+public_bytes(EVP_PKEY *pkey, enum dk_alg alg, unsigned char **out,
+    size_t *outlen, struct dk_error *err)
+{
+	unsigned char *buf = NULL, *q;
+	size_t len;
+	int n;
+
+	if (alg == DK_ALG_ED25519) {
+		len = ED25519_PUBLEN;
+		if ((buf = malloc(len)) == NULL)
+			return dk_err(err, DK_ENOMEM, "out of memory");
+		if (EVP_PKEY_get_raw_public_key(pkey, buf, &len) != 1 ||
+		    len != ED25519_PUBLEN) {
+			free(buf);
+			return dk_err(err, DK_ECORRUPT,
+			    "cannot extract the Ed25519 public key");
+		}
+	} else {
+		if ((n = i2d_PUBKEY(pkey, NULL)) <= 0)
+			return dk_err(err, DK_ECORRUPT,
+			    "cannot encode the RSA public key");
+		if ((buf = malloc((size_t)n)) == NULL)
+			return dk_err(err, DK_ENOMEM, "out of memory");
+		q = buf;	/* i2d advances its pointer */
+		if (i2d_PUBKEY(pkey, &q) != n) {
+			free(buf);
+			return dk_err(err, DK_ECORRUPT,
+			    "cannot encode the RSA public key");
+		}
+		len = (size_t)n;
+	}
+	*out = buf;
+	*outlen = len;
+	return DK_OK;
+}
+
+/*
+ * Wrap pkey into a dk_key; takes ownership of pkey, freeing it on error.
+ * The id is computed once here so that dk_key_id() cannot fail.
+ */
+static int
+key_wrap(EVP_PKEY *pkey, const char *what, struct dk_key **out,
+    struct dk_error *err)
+{
+	static const char hex[] = "0123456789abcdef";
+	struct dk_key *k = NULL;
+	unsigned char *pub = NULL, md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen, i;
+	size_t publen;
+	int bits, rc;
+
+	if ((k = calloc(1, sizeof(*k))) == NULL) {
+		rc = dk_err(err, DK_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (EVP_PKEY_is_a(pkey, "ED25519")) {
+		k->alg = DK_ALG_ED25519;
+		k->bits = 256;
+	} else if (EVP_PKEY_is_a(pkey, "RSA")) {
+		bits = EVP_PKEY_get_bits(pkey);
+		if (bits < RSA_MIN_BITS) {
+			rc = dk_err(err, DK_ECORRUPT, "%s: RSA key of %d bits "
+			    "is refused (RFC 8301: at least %d)", what, bits,
+			    RSA_MIN_BITS);
+			goto out;
+		}
+		k->alg = DK_ALG_RSA;
+		k->bits = (unsigned)bits;
+	} else {
+		rc = dk_err(err, DK_ECORRUPT, "%s: %s keys are not usable "
+		    "for DKIM (only RSA and Ed25519)", what,
+		    EVP_PKEY_get0_type_name(pkey) != NULL ?
+		    EVP_PKEY_get0_type_name(pkey) : "unknown");
+		goto out;
+	}
+	if ((rc = public_bytes(pkey, k->alg, &pub, &publen, err)) != 0) {
+		dk_err_prefix(err, "%s", what);
+		goto out;
+	}
+	if (EVP_Digest(pub, publen, md, &mdlen, EVP_sha256(), NULL) != 1) {
+		rc = dk_err(err, DK_ECORRUPT, "%s: SHA-256 failed", what);
+		goto out;
+	}
+	for (i = 0; i < DK_KEY_ID_LEN / 2; i++) {
+		k->id[2 * i] = hex[md[i] >> 4];
+		k->id[2 * i + 1] = hex[md[i] & 0xf];
+	}
+	k->id[DK_KEY_ID_LEN] = '\0';
+	k->pkey = pkey;
+	pkey = NULL;
+	*out = k;
+	k = NULL;
+	rc = DK_OK;
+out:
+	free(pub);
+	free(k);
+	EVP_PKEY_free(pkey);
+	return rc;
+}
+
+int
+dk_key_generate(const struct dk_keyspec *spec, struct dk_key **out,
+    struct dk_error *err)
+{
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *pkey = NULL;
+	OSSL_PARAM params[3];
+	unsigned int bits, e = 65537;
+	int rc;
+
+	if (spec->alg == DK_ALG_ED25519) {
+		ctx = EVP_PKEY_CTX_new_from_name(NULL, "ED25519", NULL);
+		if (ctx == NULL || EVP_PKEY_keygen_init(ctx) != 1) {
+			rc = dk_err(err, DK_EIO, "Ed25519 key generation is "
+			    "not available");
+			goto out;
+		}
+	} else if (spec->alg == DK_ALG_RSA) {
+		if (spec->bits < RSA_MIN_BITS || spec->bits > 16384) {
+			rc = dk_err(err, DK_EINVAL, "cannot generate an RSA "
+			    "key of %u bits", spec->bits);
+			goto out;
+		}
+		bits = spec->bits;
+		ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+		if (ctx == NULL || EVP_PKEY_keygen_init(ctx) != 1) {
+			rc = dk_err(err, DK_EIO, "RSA key generation is not "
+			    "available");
+			goto out;
+		}
+		params[0] = OSSL_PARAM_construct_uint(OSSL_PKEY_PARAM_RSA_BITS,
+		    &bits);
+		params[1] = OSSL_PARAM_construct_uint(OSSL_PKEY_PARAM_RSA_E,
+		    &e);
+		params[2] = OSSL_PARAM_construct_end();
+		if (EVP_PKEY_CTX_set_params(ctx, params) != 1) {
+			rc = dk_err(err, DK_EIO, "cannot set RSA key "
+			    "parameters (%u bits)", bits);
+			goto out;
+		}
+	} else {
+		rc = dk_err(err, DK_EINVAL, "unknown key algorithm %d",
+		    (int)spec->alg);
+		goto out;
+	}
+	if (EVP_PKEY_generate(ctx, &pkey) != 1) {
+		rc = dk_err(err, DK_EIO, "key generation failed");
+		goto out;
+	}
+	rc = key_wrap(pkey, "generated key", out, err);
+	pkey = NULL;
+out:
+	EVP_PKEY_free(pkey);
+	EVP_PKEY_CTX_free(ctx);
+	return rc;
+}
+
+/* The directory part of path ("." when none), malloc'd. */
+static char *
+dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n;
+	char *d;
+
+	if (slash == NULL)
+		return dk_strdup(".");
+	n = slash == path ? 1 : (size_t)(slash - path);
+	if ((d = malloc(n + 1)) == NULL)
+		return NULL;
+	memcpy(d, path, n);
+	d[n] = '\0';
+	return d;
+}
+
+/*
+ * A new or removed directory entry is durable only once the directory
+ * itself is fsynced; without this a crash can resurrect a destroyed key or
+ * lose a saved one.
+ */
+static int
+fsync_dir_of(const char *path, struct dk_error *err)
+{
+	char *dir;
+	int fd, rc = DK_OK;
+
+	if ((dir = dir_of(path)) == NULL)
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1) {
+		rc = dk_err(err, DK_EIO, "%s: %s", dir, strerror(errno));
+		goto out;
+	}
+	if (fsync(fd) == -1)
+		rc = dk_err(err, DK_EIO, "%s: fsync: %s", dir,
+		    strerror(errno));
+	close(fd);
+out:
+	free(dir);
+	return rc;
+}
+
+static int
+write_all(int fd, const char *buf, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, buf, len);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+dk_key_save(const struct dk_key *key, const char *path, gid_t gid,
+    struct dk_error *err)
+{
+	struct stat st;
+	BIO *bio = NULL;
+	BUF_MEM *mem = NULL;
+	unsigned char rnd[4];
+	char *tmp = NULL;
+	size_t tmplen;
+	mode_t mode = gid != (gid_t)-1 ? 0640 : 0600;
+	int fd = -1, tries, rc, linked = 0;
+
+	/* Cheap early refusal: do not even put the secret in a temp file. */
+	if (lstat(path, &st) == 0)
+		return dk_err(err, DK_EEXIST, "%s: already exists; refusing "
+		    "to overwrite a key", path);
+
+	/* The secure-heap BIO clears its buffer when freed. */
+	if ((bio = BIO_new(BIO_s_secmem())) == NULL) {
+		rc = dk_err(err, DK_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (PEM_write_bio_PrivateKey(bio, key->pkey, NULL, NULL, 0, NULL,
+	    NULL) != 1 || BIO_get_mem_ptr(bio, &mem) != 1 || mem == NULL) {
+		rc = dk_err(err, DK_EIO, "%s: cannot encode the private key",
+		    path);
+		goto out;
+	}
+
+	tmplen = strlen(path) + sizeof(".tmp.") + 2 * sizeof(rnd);
+	if ((tmp = malloc(tmplen)) == NULL) {
+		rc = dk_err(err, DK_ENOMEM, "out of memory");
+		goto out;
+	}
+	/*
+	 * O_EXCL|O_NOFOLLOW: never write a secret through a planted
+	 * symlink or into a file someone else already holds open.
+	 */
+	for (tries = 0; tries < 16; tries++) {
+		if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+			rc = dk_err(err, DK_EIO, "random generator failed");
+			goto out;
+		}
+		snprintf(tmp, tmplen, "%s.tmp.%02x%02x%02x%02x", path,
+		    rnd[0], rnd[1], rnd[2], rnd[3]);
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, mode);
+		if (fd != -1 || errno != EEXIST)
+			break;
+	}
+	if (fd == -1) {
+		rc = dk_err(err, errno == EACCES || errno == EPERM ?
+		    DK_EUNSAFE : DK_EIO, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	/* fchown may clear mode bits and the umask may have removed some:
+	 * set the final mode last. */
+	if (gid != (gid_t)-1 && fchown(fd, (uid_t)-1, gid) == -1) {
+		rc = dk_err(err, DK_EUNSAFE, "%s: cannot give group %ld: %s",
+		    tmp, (long)gid, strerror(errno));
+		goto out;
+	}
+	if (fchmod(fd, mode) == -1) {
+		rc = dk_err(err, DK_EIO, "%s: chmod: %s", tmp,
+		    strerror(errno));
+		goto out;
+	}
+	if (write_all(fd, mem->data, mem->length) == -1) {
+		rc = dk_err(err, DK_EIO, "%s: write: %s", tmp,
+		    strerror(errno));
+		goto out;
+	}
+	if (fsync(fd) == -1) {
+		rc = dk_err(err, DK_EIO, "%s: fsync: %s", tmp,
+		    strerror(errno));
+		goto out;
+	}
+	if (close(fd) == -1) {
+		fd = -1;
+		rc = dk_err(err, DK_EIO, "%s: close: %s", tmp,
+		    strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	/* link, unlike rename, fails instead of replacing an existing key. */
+	if (link(tmp, path) == -1) {
+		if (errno == EEXIST)
+			rc = dk_err(err, DK_EEXIST, "%s: already exists; "
+			    "refusing to overwrite a key", path);
+		else
+			rc = dk_err(err, DK_EIO, "%s: link: %s", path,
+			    strerror(errno));
+		goto out;
+	}
+	linked = 1;
+	if (unlink(tmp) == -1) {
+		rc = dk_err(err, DK_EIO, "%s: unlink: %s", tmp,
+		    strerror(errno));
+		goto out;
+	}
+	rc = fsync_dir_of(path, err);
+out:
+	if (fd != -1)
+		close(fd);
+	if (tmp != NULL && rc != DK_OK && !linked)
+		unlink(tmp);
+	free(tmp);
+	if (mem != NULL && mem->data != NULL)
+		OPENSSL_cleanse(mem->data, mem->length);
+	BIO_free(bio);
+	return rc;
+}
+
+/* Refuse to prompt on a terminal for an encrypted key's passphrase. */
+static int
+no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf; (void)size; (void)rwflag; (void)u;
+	return -1;
+}
+
+int
+dk_key_load(const char *path, struct dk_key **out, struct dk_error *err)
+{
+	struct stat st;
+	EVP_PKEY *pkey = NULL;
+	BIO *bio = NULL;
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	ssize_t n;
+	int fd = -1, rc;
+
+	/* O_NONBLOCK: a FIFO planted at path must not hang us; it is then
+	 * refused as not a regular file. */
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd == -1) {
+		if (errno == ENOENT)
+			rc = dk_err(err, DK_ENOTFOUND, "%s: no such key file",
+			    path);
+		else if (errno == ELOOP)
+			rc = dk_err(err, DK_EUNSAFE, "%s: is a symbolic link; "
+			    "refusing to read a key through it", path);
+		else if (errno == EACCES || errno == EPERM)
+			rc = dk_err(err, DK_EUNSAFE, "%s: %s", path,
+			    strerror(errno));
+		else
+			rc = dk_err(err, DK_EIO, "%s: %s", path,
+			    strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &st) == -1) {
+		rc = dk_err(err, DK_EIO, "%s: fstat: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = dk_err(err, DK_EUNSAFE, "%s: not a regular file", path);
+		goto out;
+	}
+	/* Group read is allowed: the signer may read keys through its
+	 * group (mode 0640). */
+	if ((st.st_mode & 022) != 0 || (st.st_mode & 004) != 0) {
+		rc = dk_err(err, DK_EUNSAFE, "%s: mode %04o is unsafe "
+		    "(group/world writable or world readable); chmod 600 %s",
+		    path, (unsigned)(st.st_mode & 07777), path);
+		goto out;
+	}
+	if (st.st_size > KEYFILE_MAX) {
+		rc = dk_err(err, DK_ECORRUPT, "%s: too large for a key file",
+		    path);
+		goto out;
+	}
+	/* Read in one buffer we can wipe, sized from fstat plus slack in
+	 * case the file grows while we read. */
+	cap = (size_t)st.st_size + 1;
+	if ((buf = malloc(cap)) == NULL) {
+		rc = dk_err(err, DK_ENOMEM, "out of memory");
+		goto out;
+	}
+	while (len < cap) {
+		n = read(fd, buf + len, cap - len);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			rc = dk_err(err, DK_EIO, "%s: read: %s", path,
+			    strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len == cap) {
+		rc = dk_err(err, DK_ECORRUPT, "%s: changed while being read",
+		    path);
+		goto out;
+	}
+	if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL) {
+		rc = dk_err(err, DK_ENOMEM, "out of memory");
+		goto out;
+	}
+	pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+	if (pkey == NULL) {
+		rc = dk_err(err, DK_ECORRUPT, "%s: not an unencrypted PEM "
+		    "private key", path);
+		goto out;
+	}
+	rc = key_wrap(pkey, path, out, err);
+	pkey = NULL;
+out:
+	BIO_free(bio);
+	if (buf != NULL) {
+		OPENSSL_cleanse(buf, cap);
+		free(buf);
+	}
+	if (fd != -1)
+		close(fd);
+	EVP_PKEY_free(pkey);
+	return rc;
+}
+
+const char *
+dk_key_id(const struct dk_key *key)
+{
+	return key->id;
+}
+
+enum dk_alg
+dk_key_alg(const struct dk_key *key)
+{
+	return key->alg;
+}
+
+unsigned
+dk_key_bits(const struct dk_key *key)
+{
+	return key->bits;
+}
+
+int
+dk_key_public(const struct dk_key *key, unsigned char **out, size_t *outlen,
+    struct dk_error *err)
+{
+	return public_bytes(key->pkey, key->alg, out, outlen, err);
+}
+
+int
+dk_key_public_check(enum dk_alg alg, const unsigned char *p, size_t len,
+    unsigned *bits, struct dk_error *err)
+{
+	const unsigned char *q = p;
+	EVP_PKEY *pkey = NULL;
+	int rc;
+
+	if (alg == DK_ALG_ED25519) {
+		if (len != ED25519_PUBLEN)
+			return dk_err(err, DK_EINVAL, "an Ed25519 key is %d "
+			    "bytes, not %zu (RFC 8463)", ED25519_PUBLEN, len);
+		if (bits != NULL)
+			*bits = 256;
+		return DK_OK;
+	}
+	if (alg != DK_ALG_RSA)
+		return dk_err(err, DK_EINVAL, "unknown key algorithm %d",
+		    (int)alg);
+	if (len == 0 || len > LONG_MAX) {
+		rc = dk_err(err, DK_EINVAL, "empty RSA public key");
+		goto out;
+	}
+	pkey = d2i_PUBKEY(NULL, &q, (long)len);
+	if (pkey == NULL || q != p + len) {
+		rc = dk_err(err, DK_EINVAL, "not a DER SubjectPublicKeyInfo");
+		goto out;
+	}
+	if (!EVP_PKEY_is_a(pkey, "RSA")) {
+		rc = dk_err(err, DK_EINVAL, "a %s key where k=rsa needs RSA",
+		    EVP_PKEY_get0_type_name(pkey) != NULL ?
+		    EVP_PKEY_get0_type_name(pkey) : "non-RSA");
+		goto out;
+	}
+	if (bits != NULL)
+		*bits = (unsigned)EVP_PKEY_get_bits(pkey);
+	rc = DK_OK;
+out:
+	EVP_PKEY_free(pkey);
+	return rc;
+}
+
+int
+dk_key_sign_sha256(const struct dk_key *key, const unsigned char *data,
+    size_t len, unsigned char **sig, size_t *siglen, struct dk_error *err)
+{
+	EVP_MD_CTX *mctx = NULL;
+	unsigned char md[EVP_MAX_MD_SIZE], *buf = NULL;
+	unsigned int mdlen;
+	size_t blen = 0;
+	int rc;
+
+	if ((mctx = EVP_MD_CTX_new()) == NULL) {
+		rc = dk_err(err, DK_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (key->alg == DK_ALG_ED25519) {
+		/* RFC 8463 §3: ed25519-sha256 signs the SHA-256 hash with
+		 * PureEdDSA, so the digest is computed here, not by EdDSA. */
+		if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(),
+		    NULL) != 1) {
+			rc = dk_err(err, DK_EIO, "SHA-256 failed");
+			goto out;
+		}
+		data = md;
+		len = mdlen;
+		if (EVP_DigestSignInit(mctx, NULL, NULL, NULL,
+		    key->pkey) != 1) {
+			rc = dk_err(err, DK_EIO, "cannot start Ed25519 "
+			    "signing");
+			goto out;
+		}
+	} else if (EVP_DigestSignInit_ex(mctx, NULL, "SHA256", NULL, NULL,
+	    key->pkey, NULL) != 1) {
+		/* The RSA default padding is PKCS#1 v1.5: rsa-sha256. */
+		rc = dk_err(err, DK_EIO, "cannot start RSA-SHA256 signing");
+		goto out;
+	}
+	if (EVP_DigestSign(mctx, NULL, &blen, data, len) != 1 || blen == 0) {
+		rc = dk_err(err, DK_EIO, "signing failed");
+		goto out;
+	}
+	if ((buf = malloc(blen)) == NULL) {
+		rc = dk_err(err, DK_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (EVP_DigestSign(mctx, buf, &blen, data, len) != 1) {
+		rc = dk_err(err, DK_EIO, "signing failed");
+		goto out;
+	}
+	*sig = buf;
+	*siglen = blen;
+	buf = NULL;
+	rc = DK_OK;
+out:
+	free(buf);
+	EVP_MD_CTX_free(mctx);
+	return rc;
+}
+
+void
+dk_key_free(struct dk_key *key)
+{
+	if (key == NULL)
+		return;
+	EVP_PKEY_free(key->pkey);
+	free(key);
+}
+
+int
+dk_key_destroy(const char *path, struct dk_error *err)
+{
+	if (unlink(path) == -1 && errno != ENOENT)
+		return dk_err(err, errno == EACCES || errno == EPERM ?
+		    DK_EUNSAFE : DK_EIO, "%s: unlink: %s", path,
+		    strerror(errno));
+	/* Also when already absent: an earlier unlink may have crashed
+	 * before its directory reached the disk. */
+	return fsync_dir_of(path, err);
+}
+
+int
+dk_base64_encode(const unsigned char *in, size_t len, char **out)
+{
+	char *buf;
+	size_t olen;
+
+	if (len > (size_t)INT_MAX / 4 * 3 - 3)
+		return DK_EINVAL;
+	olen = (len + 2) / 3 * 4;
+	if ((buf = malloc(olen + 1)) == NULL)
+		return DK_ENOMEM;
+	if (len == 0)
+		buf[0] = '\0';
+	else
+		EVP_EncodeBlock((unsigned char *)buf, in, (int)len);
+	*out = buf;
+	return DK_OK;
+}
+
+static int
+b64val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/*
+ * Decoded by hand rather than with EVP_DecodeBlock, which accepts stray
+ * characters and does not report how much of its output is padding.  An
+ * empty input decodes to an empty (but allocated) buffer.
+ */
+int
+dk_base64_decode(const char *in, size_t len, unsigned char **out,
+    size_t *outlen)
+{
+	unsigned char *buf;
+	uint32_t acc = 0;
+	size_t i, nchar = 0, npad = 0, o = 0;
+	unsigned char c;
+	int v;
+
+	/* First pass: validate and count, so the second cannot fail. */
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)in[i];
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+			continue;
+		if (c == '=') {
+			if (++npad > 2)
+				return DK_EINVAL;
+			continue;
+		}
+		if (npad > 0 || b64val(c) < 0)
+			return DK_EINVAL;	/* data after '=' or junk */
+		nchar++;
+	}
+	if ((nchar + npad) % 4 != 0 || (npad > 0 && nchar % 4 + npad != 4))
+		return DK_EINVAL;
+	if ((buf = malloc(nchar / 4 * 3 + 3)) == NULL)
+		return DK_ENOMEM;
+	for (i = 0, nchar = 0; i < len; i++) {
+		if ((v = b64val((unsigned char)in[i])) < 0)
+			continue;
+		acc = acc << 6 | (uint32_t)v;
+		if (++nchar % 4 == 0) {
+			buf[o++] = (unsigned char)(acc >> 16);
+			buf[o++] = (unsigned char)(acc >> 8);
+			buf[o++] = (unsigned char)acc;
+			acc = 0;
+		}
+	}
+	if (nchar % 4 == 3) {		/* "xxx=": two bytes */
+		buf[o++] = (unsigned char)(acc >> 10);
+		buf[o++] = (unsigned char)(acc >> 2);
+	} else if (nchar % 4 == 2)	/* "xx==": one byte */
+		buf[o++] = (unsigned char)(acc >> 4);
+	*out = buf;
+	*outlen = o;
+	return DK_OK;
+}

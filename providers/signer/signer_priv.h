@@ -1,0 +1,80 @@
+/*
+ * providers/signer/signer_priv.h — what the signer activators share
+ * (private to providers/signer/, implemented in registry.c): durable
+ * file writes and section parsing.
+ */
+#ifndef DK_SIGNER_PRIV_H
+#define DK_SIGNER_PRIV_H
+
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include "../../lib/conf.h"
+#include "../../lib/dk.h"
+
+/* Longest line read from a signer table, newline excluded. */
+#define DK_SIGNER_LINE_MAX	16384
+
+/* Largest file a signer activator reads (tables, selector, key). */
+#define DK_SIGNER_FILE_MAX	(16 * 1024 * 1024)
+
+/*
+ * Read the regular file path whole, without following a final symbolic
+ * link (DK_EUNSAFE).  *buf is malloc'd with len bytes plus a terminating
+ * NUL; st (may be NULL) receives its fstat.  Missing: DK_ENOTFOUND; larger
+ * than max or not a regular file: DK_ECORRUPT; anything else: DK_EIO.
+ * Every error message names the file.
+ */
+int	dk_signer_file_read(const char *path, size_t max, char **buf,
+	    size_t *len, struct stat *st, struct dk_error *err);
+
+/*
+ * Write data to a new temporary file next to path (a dot file in the same
+ * directory), created O_EXCL|O_NOFOLLOW with mode 0600, then given owner
+ * uid and group gid ((uid_t)-1 / (gid_t)-1: leave as created) and only
+ * then its final mode, written and fsynced.  *tmp is the malloc'd name to
+ * pass to dk_signer_file_commit or dk_signer_file_discard.
+ */
+int	dk_signer_file_stage(const char *path, const void *data, size_t len,
+	    mode_t mode, uid_t uid, gid_t gid, char **tmp,
+	    struct dk_error *err);
+
+/*
+ * Rename tmp over path and fsync the directory (the rename is not durable
+ * until the directory entry is on disk).  tmp is freed in every case and
+ * unlinked when the rename fails.
+ */
+int	dk_signer_file_commit(char *tmp, const char *path,
+	    struct dk_error *err);
+
+/* Unlink and free a staged file; NULL is a no-op. */
+void	dk_signer_file_discard(char *tmp);
+
+/* stage + commit. */
+int	dk_signer_file_write(const char *path, const void *data, size_t len,
+	    mode_t mode, uid_t uid, gid_t gid, struct dk_error *err);
+
+/*
+ * The value of key in sec as a malloc'd absolute path into *out: NULL when
+ * absent and not required.  Missing-but-required or relative: DK_ECONFIG
+ * "file:line: ...".
+ */
+int	dk_signer_conf_path(const struct dk_conf_section *sec, const char *key,
+	    int required, char **out, struct dk_error *err);
+
+/*
+ * The optional reload = command split into words (*argv NULL when absent;
+ * free with dk_conf_argv_free).  Empty or not an absolute path:
+ * DK_ECONFIG "file:line: ...".
+ */
+int	dk_signer_conf_reload(const struct dk_conf_section *sec, char ***argv,
+	    struct dk_error *err);
+
+/*
+ * A domain or selector safe to put in a file name or a table line:
+ * letters, digits, '-', '_' and non-leading, non-doubled dots; at most
+ * 253 characters.
+ */
+int	dk_signer_name_valid(const char *s);
+
+#endif

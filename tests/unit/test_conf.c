@@ -1,0 +1,941 @@
+/* tests/unit/test_conf.c — dkimkeyd.conf(5) parsing. */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "unit.h"
+
+#include "conf.h"
+
+struct fixture {
+	char	dir[64];
+	char	main[128];
+};
+
+static const char provider_signer[] =
+    "[provider primary]\n"
+    "type = rfc2136\n"
+    "server = 192.0.2.53:53\n"
+    "[signer opendkim]\n"
+    "type = opendkim\n"
+    "key_table = /etc/opendkim/KeyTable\n";
+
+static int
+setup(void **state)
+{
+	struct fixture *fx;
+
+	if ((fx = calloc(1, sizeof(*fx))) == NULL)
+		return -1;
+	strcpy(fx->dir, "/tmp/dk-test-conf.XXXXXX");
+	if (mkdtemp(fx->dir) == NULL) {
+		free(fx);
+		return -1;
+	}
+	snprintf(fx->main, sizeof(fx->main), "%s/dkimkeyd.conf", fx->dir);
+	*state = fx;
+	return 0;
+}
+
+static void
+rm_tree(const char *dir)
+{
+	char cmd[PATH_MAX + 16];
+
+	/* Only ever our own mkdtemp directory. */
+	if (strncmp(dir, "/tmp/dk-test-conf.", 18) != 0)
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *fx = *state;
+
+	rm_tree(fx->dir);
+	free(fx);
+	return 0;
+}
+
+/* Write rel (relative to the fixture directory), creating a subdir. */
+static void
+put(struct fixture *fx, const char *rel, const char *text)
+{
+	char path[PATH_MAX], *slash;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", fx->dir, rel);
+	if ((slash = strrchr(path, '/')) != NULL && slash > path +
+	    strlen(fx->dir)) {
+		*slash = '\0';
+		mkdir(path, 0700);
+		*slash = '/';
+	}
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	assert_int_equal(fputs(text, fp) >= 0, 1);
+	assert_int_equal(fclose(fp), 0);
+}
+
+/* The main file is provider_signer followed by text. */
+static void
+put_main(struct fixture *fx, const char *text)
+{
+	char buf[8192];
+
+	snprintf(buf, sizeof(buf), "%s%s", provider_signer, text);
+	put(fx, "dkimkeyd.conf", buf);
+}
+
+/* Loading must fail with DK_ECONFIG and a message containing "REL:want". */
+static void
+expect_error(struct fixture *fx, const char *rel, const char *want)
+{
+	struct dk_error err = { 0 };
+	struct dk_conf *c = NULL;
+	char loc[PATH_MAX + 256];
+
+	assert_int_equal(dk_conf_load(fx->main, &c, &err), DK_ECONFIG);
+	assert_null(c);
+	snprintf(loc, sizeof(loc), "%s/%s:%s", fx->dir, rel, want);
+	if (strstr(err.msg, loc) == NULL)
+		fail_msg("message \"%s\" lacks \"%s\"", err.msg, loc);
+}
+
+static struct dk_conf *
+expect_ok(struct fixture *fx)
+{
+	struct dk_error err = { 0 };
+	struct dk_conf *c = NULL;
+
+	if (dk_conf_load(fx->main, &c, &err) != DK_OK)
+		fail_msg("load failed: %s", err.msg);
+	assert_non_null(c);
+	return c;
+}
+
+static void
+test_conf_loads_full_config_with_sorted_includes(void **state)
+{
+	struct fixture *fx = *state;
+	const struct dk_conf_section *p, *s;
+	const struct dk_conf_domain *d;
+	const struct dk_conf_kv *kv = NULL;
+	struct dk_conf *c;
+	char cwd[PATH_MAX], want[PATH_MAX + 32];
+
+	put(fx, "dkimkeyd.conf",
+	    "; main file\n"
+	    "[dkimkeyd]\n"
+	    "state_dir = /srv/dk\n"
+	    "key_dir = /srv/dk/private\n"
+	    "key_group = opendkim\n"
+	    "include = conf.d/*.conf\n"
+	    "\n"
+	    "[provider primary]\n"
+	    "type = rfc2136\n"
+	    "server = 192.0.2.53:53\n"
+	    "tsig_key_file = /etc/dkimkeyd/update.key\n"
+	    "[signer opendkim]\n"
+	    "type = opendkim\n"
+	    "reload = /usr/bin/systemctl reload opendkim\n");
+	put(fx, "conf.d/b.conf",
+	    "[domain b.example]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = s1 s2\n");
+	put(fx, "conf.d/a.conf",
+	    "[domain A.Example.]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = Mail1 mail2\n"
+	    "algorithm = ed25519\n"
+	    "ttl = 300\n");
+	put(fx, "conf.d/ignored.txt", "garbage\n");
+
+	/* Includes are relative to the file, not the working directory. */
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir("/"), 0);
+	c = expect_ok(fx);
+	assert_int_equal(chdir(cwd), 0);
+
+	assert_string_equal(c->path, fx->main);
+	assert_string_equal(c->state_dir, "/srv/dk");
+	assert_string_equal(c->key_dir, "/srv/dk/private");
+	assert_string_equal(c->key_group, "opendkim");
+	assert_int_equal(c->nproviders, 1);
+	assert_int_equal(c->nsigners, 1);
+	assert_int_equal(c->ndomains, 2);
+	assert_string_equal(c->domains[0].name, "a.example");
+	assert_string_equal(c->domains[1].name, "b.example");
+
+	d = dk_conf_domain_find(c, "A.EXAMPLE.");
+	assert_ptr_equal(d, &c->domains[0]);
+	assert_string_equal(d->provider, "primary");
+	assert_string_equal(d->signer, "opendkim");
+	assert_string_equal(d->selectors[0], "mail1");
+	assert_string_equal(d->selectors[1], "mail2");
+	assert_int_equal(d->keyspec.alg, DK_ALG_ED25519);
+	assert_int_equal(d->ttl, 300);
+	assert_int_equal(d->line, 1);
+	snprintf(want, sizeof(want), "%s/conf.d/a.conf", fx->dir);
+	assert_string_equal(d->file, want);
+	assert_null(dk_conf_domain_find(c, "c.example"));
+
+	p = dk_conf_provider_find(c, "primary");
+	assert_non_null(p);
+	assert_string_equal(p->type, "rfc2136");
+	assert_string_equal(p->kind, "provider");
+	assert_int_equal(p->line, 8);
+	assert_int_equal(p->nkv, 2);
+	assert_string_equal(dk_conf_section_get(p, "server", &kv),
+	    "192.0.2.53:53");
+	assert_int_equal(kv->line, 10);
+	assert_string_equal(kv->file, fx->main);
+	assert_int_equal(kv->used, 1);
+	assert_int_equal(p->kv[1].used, 0);
+	assert_null(dk_conf_section_get(p, "zone", NULL));
+	assert_null(dk_conf_provider_find(c, "opendkim"));
+
+	s = dk_conf_signer_find(c, "opendkim");
+	assert_non_null(s);
+	assert_string_equal(dk_conf_section_get(s, "reload", NULL),
+	    "/usr/bin/systemctl reload opendkim");
+	dk_conf_free(c);
+}
+
+static void
+test_conf_applies_defaults(void **state)
+{
+	struct fixture *fx = *state;
+	const struct dk_conf_domain *d;
+	struct dk_conf *c;
+
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = mail1 mail2\n");
+	c = expect_ok(fx);
+	assert_string_equal(c->state_dir, "/var/lib/dkimkeyd");
+	assert_string_equal(c->key_dir, "/var/lib/dkimkeyd/keys");
+	assert_null(c->key_group);
+	d = &c->domains[0];
+	assert_int_equal(d->keyspec.alg, DK_ALG_RSA);
+	assert_int_equal(d->keyspec.bits, 2048);
+	assert_int_equal(d->allow_weak_keys, 0);
+	assert_int_equal(d->ttl, 3600);
+	assert_int_equal(d->retire_after, 7 * 86400);
+	assert_int_equal(d->propagation_timeout, 3600);
+	assert_int_equal(d->safety_margin, 300);
+	dk_conf_free(c);
+}
+
+static void
+test_conf_key_dir_follows_state_dir(void **state)
+{
+	struct fixture *fx = *state;
+	struct dk_conf *c;
+
+	put_main(fx, "[dkimkeyd]\nstate_dir = /srv/dk\n");
+	c = expect_ok(fx);
+	assert_string_equal(c->key_dir, "/srv/dk/keys");
+	dk_conf_free(c);
+}
+
+static void
+test_conf_parses_durations_with_units(void **state)
+{
+	struct fixture *fx = *state;
+	const struct dk_conf_domain *d;
+	struct dk_conf *c;
+
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = mail1 mail2\n"
+	    "ttl = 2h\n"
+	    "retire_after = 2w\n"
+	    "propagation_timeout = 90s\n"
+	    "safety_margin = 10m\n");
+	c = expect_ok(fx);
+	d = &c->domains[0];
+	assert_int_equal(d->ttl, 7200);
+	assert_int_equal(d->retire_after, 14 * 86400);
+	assert_int_equal(d->propagation_timeout, 90);
+	assert_int_equal(d->safety_margin, 600);
+	dk_conf_free(c);
+}
+
+static void
+test_conf_strips_inline_comments(void **state)
+{
+	struct fixture *fx = *state;
+	const struct dk_conf_section *s;
+	struct dk_conf *c;
+
+	put(fx, "dkimkeyd.conf",
+	    "[dkimkeyd] ; the daemon\n"
+	    "  state_dir = /srv/dk   ; where state lives\n"
+	    "\tkey_group = mail # a group\n"
+	    "# full line\n"
+	    "   ; indented comment\n"
+	    "[provider primary]\n"
+	    "type = rfc2136 ; comment\n"
+	    "[signer opendkim]\n"
+	    "type = opendkim\n"
+	    "reload = /bin/echo a#b c;d\n"
+	    "[domain example.com] # trailing\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = mail1 mail2 ; two\n"
+	    "ttl = 5m # five minutes\n");
+	c = expect_ok(fx);
+	assert_string_equal(c->state_dir, "/srv/dk");
+	assert_string_equal(c->key_group, "mail");
+	assert_string_equal(c->providers[0].type, "rfc2136");
+	s = &c->signers[0];
+	assert_string_equal(dk_conf_section_get(s, "reload", NULL),
+	    "/bin/echo a#b c;d");
+	assert_string_equal(c->domains[0].selectors[1], "mail2");
+	assert_int_equal(c->domains[0].ttl, 300);
+	dk_conf_free(c);
+}
+
+static void
+test_conf_rejects_duplicate_key_in_domain(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = mail1 mail2\n"
+	    "ttl = 1h\n"
+	    "ttl = 2h\n");
+	expect_error(fx, "dkimkeyd.conf", "12: duplicate key ttl");
+}
+
+static void
+test_conf_rejects_duplicate_key_in_provider(void **state)
+{
+	struct fixture *fx = *state;
+
+	put(fx, "dkimkeyd.conf",
+	    "[provider primary]\n"
+	    "type = rfc2136\n"
+	    "server = 192.0.2.1\n"
+	    "server = 192.0.2.2\n");
+	expect_error(fx, "dkimkeyd.conf", "4: duplicate key server");
+}
+
+static void
+test_conf_rejects_duplicate_type(void **state)
+{
+	struct fixture *fx = *state;
+
+	put(fx, "dkimkeyd.conf",
+	    "[signer x]\n"
+	    "type = opendkim\n"
+	    "type = files\n");
+	expect_error(fx, "dkimkeyd.conf", "3: duplicate key type");
+}
+
+static void
+test_conf_rejects_duplicate_section_across_includes(void **state)
+{
+	struct fixture *fx = *state;
+	char want[PATH_MAX + 64];
+
+	put_main(fx, "[dkimkeyd]\ninclude = conf.d/*.conf\n");
+	put(fx, "conf.d/x.conf",
+	    "\n"
+	    "[provider primary]\n"
+	    "type = rfc2136\n");
+	expect_error(fx, "conf.d/x.conf", "2: duplicate section "
+	    "[provider primary]");
+	/* The first definition is named too. */
+	snprintf(want, sizeof(want), "first at %s:1", fx->main);
+	{
+		struct dk_error err = { 0 };
+		struct dk_conf *c = NULL;
+
+		assert_int_equal(dk_conf_load(fx->main, &c, &err), DK_ECONFIG);
+		assert_non_null(strstr(err.msg, want));
+	}
+}
+
+static void
+test_conf_rejects_duplicate_domain_after_normalising(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = mail1 mail2\n"
+	    "[domain EXAMPLE.com.]\n");
+	expect_error(fx, "dkimkeyd.conf", "11: duplicate section "
+	    "[domain example.com]");
+}
+
+static void
+test_conf_rejects_duplicate_dkimkeyd_section(void **state)
+{
+	struct fixture *fx = *state;
+
+	put(fx, "dkimkeyd.conf", "[dkimkeyd]\n[dkimkeyd]\n");
+	expect_error(fx, "dkimkeyd.conf", "2: duplicate section [dkimkeyd]");
+}
+
+static void
+test_conf_rejects_unknown_section(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx, "\n[foo bar]\n");
+	expect_error(fx, "dkimkeyd.conf", "8: unknown section [foo]");
+}
+
+static void
+test_conf_rejects_unnamed_domain(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx, "[domain]\n");
+	expect_error(fx, "dkimkeyd.conf", "7: section [domain] needs a name");
+}
+
+static void
+test_conf_rejects_unknown_key_in_dkimkeyd(void **state)
+{
+	struct fixture *fx = *state;
+
+	put(fx, "dkimkeyd.conf", "[dkimkeyd]\nstate_dir = /x\nstatedir = /y\n");
+	expect_error(fx, "dkimkeyd.conf", "3: unknown key statedir in "
+	    "[dkimkeyd]");
+}
+
+static void
+test_conf_rejects_relative_state_dir(void **state)
+{
+	struct fixture *fx = *state;
+
+	put(fx, "dkimkeyd.conf", "[dkimkeyd]\nstate_dir = var/dk\n");
+	expect_error(fx, "dkimkeyd.conf", "2: state_dir must be an absolute");
+}
+
+static void
+test_conf_rejects_unknown_key_in_domain(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "sigenr = opendkim\n");
+	expect_error(fx, "dkimkeyd.conf", "9: unknown key sigenr in "
+	    "[domain example.com]");
+}
+
+static void
+test_conf_rejects_key_outside_section(void **state)
+{
+	struct fixture *fx = *state;
+
+	put(fx, "dkimkeyd.conf", "; c\nstate_dir = /x\n");
+	expect_error(fx, "dkimkeyd.conf", "2: key state_dir outside a section");
+}
+
+static void
+test_conf_reports_missing_key_at_section_header(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "selectors = mail1 mail2\n"
+	    "\n"
+	    "[domain example.net]\n");
+	expect_error(fx, "dkimkeyd.conf", "7: missing required key signer "
+	    "in [domain example.com]");
+}
+
+static void
+test_conf_reports_missing_key_at_end_of_file(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n");
+	expect_error(fx, "dkimkeyd.conf", "7: missing required key selectors");
+}
+
+static void
+test_conf_reports_missing_type_at_section_header(void **state)
+{
+	struct fixture *fx = *state;
+
+	put(fx, "dkimkeyd.conf",
+	    "[provider primary]\n"
+	    "server = 192.0.2.1\n");
+	expect_error(fx, "dkimkeyd.conf", "1: missing required key type in "
+	    "[provider primary]");
+}
+
+static void
+test_conf_rejects_bad_duration(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "retire_after = 7 days\n");
+	expect_error(fx, "dkimkeyd.conf", "8: bad duration 7 days for "
+	    "retire_after");
+}
+
+static void
+test_conf_rejects_ttl_out_of_range(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx, "[domain example.com]\nttl = 2w\n");
+	expect_error(fx, "dkimkeyd.conf", "8: ttl must be between 1s and 1w");
+	put_main(fx, "[domain example.com]\nttl = 0\n");
+	expect_error(fx, "dkimkeyd.conf", "8: ttl must be between");
+}
+
+static void
+test_conf_rejects_bad_selector(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx, "[domain example.com]\nselectors = mail_1 mail2\n");
+	expect_error(fx, "dkimkeyd.conf", "8: bad selector mail_1");
+	put_main(fx, "[domain example.com]\nselectors = mail1 -mail2\n");
+	expect_error(fx, "dkimkeyd.conf", "8: bad selector -mail2");
+}
+
+static void
+test_conf_accepts_dotted_selectors(void **state)
+{
+	struct fixture *fx = *state;
+	struct dk_conf *c;
+
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = a.2024 b.2024\n");
+	c = expect_ok(fx);
+	assert_string_equal(c->domains[0].selectors[0], "a.2024");
+	dk_conf_free(c);
+}
+
+static void
+test_conf_requires_exactly_two_selectors(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx, "[domain example.com]\nselectors = mail1\n");
+	expect_error(fx, "dkimkeyd.conf", "8: selectors needs exactly 2 "
+	    "selectors, not 1");
+	put_main(fx, "[domain example.com]\nselectors = a b c\n");
+	expect_error(fx, "dkimkeyd.conf", "8: selectors needs exactly 2 "
+	    "selectors, not 3");
+	put_main(fx, "[domain example.com]\nselectors = a A\n");
+	expect_error(fx, "dkimkeyd.conf", "8: selectors must be distinct");
+}
+
+static void
+test_conf_rejects_bad_boolean(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx, "[domain example.com]\nallow_weak_keys = maybe\n");
+	expect_error(fx, "dkimkeyd.conf", "8: bad value maybe for "
+	    "allow_weak_keys");
+}
+
+static void
+test_conf_rejects_bad_domain_name(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx, "[domain exa_mple.com]\n");
+	expect_error(fx, "dkimkeyd.conf", "7: bad domain name exa_mple.com");
+	put_main(fx, "[domain example..com]\n");
+	expect_error(fx, "dkimkeyd.conf", "7: bad domain name");
+	put_main(fx, "[domain -example.com]\n");
+	expect_error(fx, "dkimkeyd.conf", "7: bad domain name");
+}
+
+static const char weak_domain[] =
+    "[domain example.com]\n"
+    "provider = primary\n"
+    "signer = opendkim\n"
+    "selectors = mail1 mail2\n";
+
+static void
+test_conf_refuses_rsa1024_unless_weak_keys_allowed(void **state)
+{
+	struct fixture *fx = *state;
+	struct dk_conf *c;
+	char buf[1024];
+
+	snprintf(buf, sizeof(buf), "%salgorithm = rsa-1024\n", weak_domain);
+	put_main(fx, buf);
+	expect_error(fx, "dkimkeyd.conf", "11: ");
+
+	/* allow_weak_keys may come after algorithm. */
+	snprintf(buf, sizeof(buf), "%salgorithm = rsa-1024\n"
+	    "allow_weak_keys = yes\n", weak_domain);
+	put_main(fx, buf);
+	c = expect_ok(fx);
+	assert_int_equal(c->domains[0].keyspec.alg, DK_ALG_RSA);
+	assert_int_equal(c->domains[0].keyspec.bits, 1024);
+	assert_int_equal(c->domains[0].allow_weak_keys, 1);
+	dk_conf_free(c);
+}
+
+static void
+test_conf_refuses_rsa512_always(void **state)
+{
+	struct fixture *fx = *state;
+	char buf[1024];
+
+	snprintf(buf, sizeof(buf), "%sallow_weak_keys = true\n"
+	    "algorithm = rsa-512\n", weak_domain);
+	put_main(fx, buf);
+	expect_error(fx, "dkimkeyd.conf", "12: ");
+}
+
+static void
+test_conf_rejects_unknown_algorithm(void **state)
+{
+	struct fixture *fx = *state;
+	char buf[1024];
+
+	snprintf(buf, sizeof(buf), "%salgorithm = dsa\n", weak_domain);
+	put_main(fx, buf);
+	expect_error(fx, "dkimkeyd.conf", "11: ");
+}
+
+static void
+test_conf_rejects_undefined_provider_at_its_line(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx, "[dkimkeyd]\ninclude = conf.d/*.conf\n");
+	put(fx, "conf.d/example.conf",
+	    "[domain example.com]\n"
+	    "signer = opendkim\n"
+	    "provider = secondary\n"
+	    "selectors = mail1 mail2\n");
+	expect_error(fx, "conf.d/example.conf", "3: [domain example.com] "
+	    "names provider secondary");
+}
+
+static void
+test_conf_rejects_undefined_signer_at_its_line(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = rspamd\n"
+	    "selectors = mail1 mail2\n");
+	expect_error(fx, "dkimkeyd.conf", "9: [domain example.com] names "
+	    "signer rspamd");
+}
+
+static void
+test_conf_reports_syntax_error_line(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx, "[dkimkeyd]\nstate_dir /srv\nkey_dir = /x\n");
+	expect_error(fx, "dkimkeyd.conf", "8: syntax error");
+}
+
+static void
+test_conf_reports_first_of_syntax_and_other_errors(void **state)
+{
+	struct fixture *fx = *state;
+
+	/* inih goes on after line 8; the unknown key at 9 comes second. */
+	put_main(fx, "[dkimkeyd]\nno equals sign\nbogus = 1\n");
+	expect_error(fx, "dkimkeyd.conf", "8: syntax error");
+}
+
+static void
+test_conf_reports_unclosed_section_header(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx, "[domain example.com\n");
+	expect_error(fx, "dkimkeyd.conf", "7: syntax error");
+}
+
+static void
+test_conf_reports_syntax_error_in_include(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx, "[dkimkeyd]\ninclude = more.conf\n");
+	put(fx, "more.conf", "[domain example.org]\nprovider\n");
+	expect_error(fx, "more.conf", "2: syntax error");
+}
+
+static void
+test_conf_rejects_overlong_line(void **state)
+{
+	struct fixture *fx = *state;
+	char buf[1024];
+
+	snprintf(buf, sizeof(buf), "[signer x]\ntype = files\ndir = /%0300d\n",
+	    0);
+	put(fx, "dkimkeyd.conf", buf);
+	expect_error(fx, "dkimkeyd.conf", "3: line too long");
+}
+
+static void
+test_conf_names_missing_main_file(void **state)
+{
+	struct fixture *fx = *state;
+	struct dk_error err = { 0 };
+	struct dk_conf *c = NULL;
+	char want[PATH_MAX + 64];
+
+	assert_int_equal(dk_conf_load(fx->main, &c, &err), DK_ECONFIG);
+	assert_null(c);
+	snprintf(want, sizeof(want), "%s: cannot open: %s", fx->main,
+	    strerror(ENOENT));
+	assert_string_equal(err.msg, want);
+}
+
+static void
+test_conf_rejects_missing_literal_include(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx, "[dkimkeyd]\ninclude = nothere.conf\n");
+	expect_error(fx, "dkimkeyd.conf", "8: include ");
+}
+
+static void
+test_conf_accepts_glob_matching_nothing(void **state)
+{
+	struct fixture *fx = *state;
+	struct dk_conf *c;
+
+	put_main(fx, "[dkimkeyd]\ninclude = none.d/*.conf\n"
+	    "include = *.nothing\n");
+	c = expect_ok(fx);
+	assert_int_equal(c->ndomains, 0);
+	dk_conf_free(c);
+}
+
+static void
+test_conf_allows_nested_include_before_sections(void **state)
+{
+	struct fixture *fx = *state;
+	struct dk_conf *c;
+
+	put_main(fx, "[dkimkeyd]\ninclude = sub/one.conf\nkey_group = g\n");
+	put(fx, "sub/one.conf", "include = two.conf\n");
+	put(fx, "sub/two.conf", "[domain example.com]\n"
+	    "provider = primary\nsigner = opendkim\nselectors = a b\n");
+	c = expect_ok(fx);
+	assert_int_equal(c->ndomains, 1);
+	/* Back in [dkimkeyd] after the include. */
+	assert_string_equal(c->key_group, "g");
+	dk_conf_free(c);
+}
+
+static void
+test_conf_rejects_include_inside_domain(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx, "[domain example.com]\ninclude = x.conf\n");
+	expect_error(fx, "dkimkeyd.conf", "8: include belongs in [dkimkeyd]");
+}
+
+static void
+test_conf_globs_below_directory_with_pattern_characters(void **state)
+{
+	struct fixture *fx = *state;
+	struct dk_conf *c;
+	char buf[1024];
+
+	/* The directory part is not a pattern: "we[i]rd" is literal. */
+	snprintf(buf, sizeof(buf), "%s[dkimkeyd]\ninclude = conf.d/*.conf\n",
+	    provider_signer);
+	put(fx, "we[i]rd/dkimkeyd.conf", buf);
+	put(fx, "we[i]rd/conf.d/d.conf", "[domain example.com]\n"
+	    "provider = primary\nsigner = opendkim\nselectors = a b\n");
+	snprintf(fx->main, sizeof(fx->main), "%s/we[i]rd/dkimkeyd.conf",
+	    fx->dir);
+	c = expect_ok(fx);
+	assert_int_equal(c->ndomains, 1);
+	dk_conf_free(c);
+}
+
+static void
+test_conf_limits_include_nesting(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx, "[dkimkeyd]\ninclude = loop.conf\n");
+	put(fx, "loop.conf", "include = loop.conf\n");
+	expect_error(fx, "loop.conf", "1: include nesting deeper than 8");
+}
+
+static void
+test_conf_section_check_names_unknown_key(void **state)
+{
+	struct fixture *fx = *state;
+	static const char *const ok[] = { "server", "zone", NULL };
+	static const char *const few[] = { "zone", NULL };
+	struct dk_error err = { 0 };
+	struct dk_conf *c;
+	char want[PATH_MAX + 128];
+
+	put_main(fx, "");
+	c = expect_ok(fx);
+	assert_int_equal(dk_conf_section_check(&c->providers[0], ok, &err),
+	    DK_OK);
+	assert_int_equal(dk_conf_section_check(&c->providers[0], few, &err),
+	    DK_ECONFIG);
+	snprintf(want, sizeof(want), "%s:3: unknown key server in "
+	    "[provider primary] (type rfc2136)", fx->main);
+	assert_string_equal(err.msg, want);
+	dk_conf_free(c);
+}
+
+static void
+test_conf_split_words_honours_quotes(void **state)
+{
+	char **argv = NULL;
+	size_t argc = 0;
+
+	(void)state;
+	assert_int_equal(dk_conf_split_words("  /usr/bin/systemctl  reload\t"
+	    "opendkim ", &argv, &argc), DK_OK);
+	assert_int_equal(argc, 3);
+	assert_string_equal(argv[0], "/usr/bin/systemctl");
+	assert_string_equal(argv[2], "opendkim");
+	assert_null(argv[3]);
+	dk_conf_argv_free(argv);
+
+	assert_int_equal(dk_conf_split_words("/bin/sh -c \"kill -USR1 "
+	    "\\\"$(cat /run/x.pid)\\\"\" \"\" a\"b c\"d", &argv, &argc),
+	    DK_OK);
+	assert_int_equal(argc, 5);
+	assert_string_equal(argv[2], "kill -USR1 \"$(cat /run/x.pid)\"");
+	assert_string_equal(argv[3], "");
+	assert_string_equal(argv[4], "ab cd");
+	dk_conf_argv_free(argv);
+
+	/* Outside quotes a backslash is an ordinary character. */
+	assert_int_equal(dk_conf_split_words("a\\b", &argv, &argc), DK_OK);
+	assert_string_equal(argv[0], "a\\b");
+	dk_conf_argv_free(argv);
+
+	assert_int_equal(dk_conf_split_words("", &argv, &argc), DK_OK);
+	assert_int_equal(argc, 0);
+	assert_null(argv[0]);
+	dk_conf_argv_free(argv);
+}
+
+static void
+test_conf_split_words_rejects_unterminated_quote(void **state)
+{
+	char **argv = (char **)state;	/* any non-NULL sentinel */
+	char **before = argv;
+	size_t argc = 42;
+
+	assert_int_equal(dk_conf_split_words("echo \"open", &argv, &argc),
+	    DK_EINVAL);
+	assert_int_equal(dk_conf_split_words("echo \"ends in \\\"", &argv,
+	    &argc), DK_EINVAL);
+	/* Out-parameters untouched on failure. */
+	assert_ptr_equal(argv, before);
+	assert_int_equal(argc, 42);
+	dk_conf_argv_free(NULL);
+}
+
+#define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_conf_loads_full_config_with_sorted_includes),
+		T(test_conf_applies_defaults),
+		T(test_conf_key_dir_follows_state_dir),
+		T(test_conf_parses_durations_with_units),
+		T(test_conf_strips_inline_comments),
+		T(test_conf_rejects_duplicate_key_in_domain),
+		T(test_conf_rejects_duplicate_key_in_provider),
+		T(test_conf_rejects_duplicate_type),
+		T(test_conf_rejects_duplicate_section_across_includes),
+		T(test_conf_rejects_duplicate_domain_after_normalising),
+		T(test_conf_rejects_duplicate_dkimkeyd_section),
+		T(test_conf_rejects_unknown_section),
+		T(test_conf_rejects_unnamed_domain),
+		T(test_conf_rejects_unknown_key_in_dkimkeyd),
+		T(test_conf_rejects_relative_state_dir),
+		T(test_conf_rejects_unknown_key_in_domain),
+		T(test_conf_rejects_key_outside_section),
+		T(test_conf_reports_missing_key_at_section_header),
+		T(test_conf_reports_missing_key_at_end_of_file),
+		T(test_conf_reports_missing_type_at_section_header),
+		T(test_conf_rejects_bad_duration),
+		T(test_conf_rejects_ttl_out_of_range),
+		T(test_conf_rejects_bad_selector),
+		T(test_conf_accepts_dotted_selectors),
+		T(test_conf_requires_exactly_two_selectors),
+		T(test_conf_rejects_bad_boolean),
+		T(test_conf_rejects_bad_domain_name),
+		T(test_conf_refuses_rsa1024_unless_weak_keys_allowed),
+		T(test_conf_refuses_rsa512_always),
+		T(test_conf_rejects_unknown_algorithm),
+		T(test_conf_rejects_undefined_provider_at_its_line),
+		T(test_conf_rejects_undefined_signer_at_its_line),
+		T(test_conf_reports_syntax_error_line),
+		T(test_conf_reports_first_of_syntax_and_other_errors),
+		T(test_conf_reports_unclosed_section_header),
+		T(test_conf_reports_syntax_error_in_include),
+		T(test_conf_rejects_overlong_line),
+		T(test_conf_names_missing_main_file),
+		T(test_conf_rejects_missing_literal_include),
+		T(test_conf_accepts_glob_matching_nothing),
+		T(test_conf_allows_nested_include_before_sections),
+		T(test_conf_rejects_include_inside_domain),
+		T(test_conf_globs_below_directory_with_pattern_characters),
+		T(test_conf_limits_include_nesting),
+		T(test_conf_section_check_names_unknown_key),
+		T(test_conf_split_words_honours_quotes),
+		T(test_conf_split_words_rejects_unterminated_quote),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

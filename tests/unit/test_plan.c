@@ -1,0 +1,653 @@
+/* tests/unit/test_plan.c — the planner, with an injected clock. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "unit.h"
+#include "plan.h"
+
+#define T0	1795392000
+#define TTL	3600
+#define RETIRE	(7 * 86400)
+#define SAFETY	300
+#define PROPAG	3600
+
+static void
+policy(struct dk_policy *pol)
+{
+	memset(pol, 0, sizeof(*pol));
+	pol->selectors[0] = "mail1";
+	pol->selectors[1] = "mail2";
+	pol->nselectors = 2;
+	pol->ttl = TTL;
+	pol->retire_after = RETIRE;
+	pol->safety_margin = SAFETY;
+	pol->propagation_timeout = PROPAG;
+}
+
+/* Add a key whose timestamps are given in lifecycle order (0: unset). */
+static int
+add(struct dk_domain_state *st, const char *sel, int64_t drain,
+    int64_t created, int64_t published, int64_t visible, int64_t active,
+    int64_t retired, int64_t revoked, int64_t removed)
+{
+	struct dk_key_state k;
+	int i;
+
+	memset(&k, 0, sizeof(k));
+	snprintf(k.selector, sizeof(k.selector), "%s", sel);
+	snprintf(k.key_id, sizeof(k.key_id), "%016zx", st->nkeys + 1);
+	snprintf(k.algorithm, sizeof(k.algorithm), "rsa-2048");
+	k.file = "/k/x.pem";
+	k.pubkey = "AAAA";
+	k.ttl = TTL;
+	k.drain = drain;
+	k.created_at = created;
+	k.published_at = published;
+	k.visible_at = visible;
+	k.active_at = active;
+	k.retired_at = retired;
+	k.revoked_at = revoked;
+	k.removed_at = removed;
+	i = dk_state_add_key(st, &k);
+	assert_true(i >= 0);
+	return i;
+}
+
+static struct dk_domain_state *
+new_state(void)
+{
+	struct dk_domain_state *st = dk_state_new("example.com");
+
+	assert_non_null(st);
+	return st;
+}
+
+static struct dk_plan
+plan(const struct dk_domain_state *st, int rotate, int64_t now)
+{
+	struct dk_policy pol;
+	struct dk_plan p;
+
+	policy(&pol);
+	memset(&p, 0xa5, sizeof(p));
+	dk_plan_next(st, &pol, rotate, now, &p);
+	assert_non_null(p.why);
+	return p;
+}
+
+/* mail1 active since T0 (one completed rotation). */
+static struct dk_domain_state *
+one_active(void)
+{
+	struct dk_domain_state *st = new_state();
+
+	add(st, "mail1", 0, T0, T0, T0, T0, 0, 0, 0);
+	return st;
+}
+
+static void
+test_planner_generates_on_first_selector_from_empty_state(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	struct dk_plan p = plan(st, 1, T0);
+
+	assert_int_equal(p.action, DK_ACT_GENERATE);
+	assert_string_equal(p.selector, "mail1");
+	assert_int_equal(p.key, -1);
+	assert_int_equal(p.blocked, 0);
+	dk_state_free(st);
+}
+
+static void
+test_planner_does_nothing_without_rotate(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	struct dk_plan p = plan(st, 0, T0);
+
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.when, 0);
+	assert_int_equal(p.blocked, 0);
+	dk_state_free(st);
+	st = one_active();
+	p = plan(st, 0, T0 + 86400 * 365);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.when, 0);
+	dk_state_free(st);
+}
+
+static void
+test_planner_publishes_created_key(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	struct dk_plan p;
+
+	add(st, "mail1", -1, T0, 0, 0, 0, 0, 0, 0);
+	p = plan(st, 0, T0 + 5);
+	assert_int_equal(p.action, DK_ACT_PUBLISH);
+	assert_int_equal(p.key, 0);
+	assert_true(p.when <= T0 + 5);
+	dk_state_free(st);
+}
+
+static void
+test_planner_probes_published_key_with_deadline(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	struct dk_plan p;
+
+	add(st, "mail1", 600, T0, T0 + 10, 0, 0, 0, 0, 0);
+	p = plan(st, 1, T0 + 20);
+	assert_int_equal(p.action, DK_ACT_PROBE);
+	assert_int_equal(p.key, 0);
+	assert_int_equal(p.deadline, T0 + 10 + PROPAG);
+	assert_true(p.when <= T0 + 20);
+	dk_state_free(st);
+}
+
+static void
+test_planner_waits_for_negative_ttl(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	int64_t due = T0 + 20 + 900 + SAFETY;
+	struct dk_plan p;
+
+	/* The name was absent: drain is the SOA negative TTL (900). */
+	add(st, "mail1", 900, T0, T0 + 10, T0 + 20, 0, 0, 0, 0);
+	p = plan(st, 1, T0 + 20);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.when, due);
+	assert_string_equal(p.why, "waiting for caches to drain");
+	p = plan(st, 1, due - 1);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.when, due);
+	p = plan(st, 1, due);
+	assert_int_equal(p.action, DK_ACT_ACTIVATE);
+	assert_int_equal(p.key, 0);
+	assert_int_equal(p.old_key, -1);
+	dk_state_free(st);
+}
+
+static void
+test_planner_unknown_drain_waits_for_ttl(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	struct dk_plan p;
+
+	add(st, "mail1", -1, T0, T0, T0, 0, 0, 0, 0);
+	p = plan(st, 0, T0);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.when, T0 + TTL + SAFETY);
+	p = plan(st, 0, T0 + TTL + SAFETY);
+	assert_int_equal(p.action, DK_ACT_ACTIVATE);
+	dk_state_free(st);
+}
+
+static void
+test_planner_activates_after_drain_retiring_old_key(void **unused)
+{
+	struct dk_domain_state *st = one_active();
+	int64_t v = T0 + 86400;
+	struct dk_plan p;
+
+	add(st, "mail2", 3600, v - 20, v - 10, v, 0, 0, 0, 0);
+	p = plan(st, 0, v + 3600 + SAFETY - 1);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	p = plan(st, 0, v + 3600 + SAFETY);
+	assert_int_equal(p.action, DK_ACT_ACTIVATE);
+	assert_int_equal(p.key, 1);
+	assert_int_equal(p.old_key, 0);
+	assert_int_equal(dk_plan_active_key(st, v + 3600 + SAFETY), 0);
+	dk_state_free(st);
+}
+
+static void
+test_planner_second_rotation_uses_other_selector(void **unused)
+{
+	struct dk_domain_state *st = one_active();
+	struct dk_plan p = plan(st, 1, T0 + 86400);
+
+	assert_int_equal(p.action, DK_ACT_GENERATE);
+	assert_string_equal(p.selector, "mail2");
+	dk_state_free(st);
+}
+
+static void
+test_planner_rotation_in_progress_ignores_rotate(void **unused)
+{
+	struct dk_domain_state *st = one_active();
+	struct dk_plan p;
+
+	add(st, "mail2", 60, T0 + 100, T0 + 100, T0 + 100, 0, 0, 0, 0);
+	p = plan(st, 1, T0 + 101);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.blocked, 0);
+	assert_int_equal(p.when, T0 + 100 + 60 + SAFETY);
+	dk_state_free(st);
+}
+
+static void
+test_planner_blocks_rotation_while_idle_selector_retired(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	int64_t r = T0 + 1000;
+	struct dk_plan p;
+
+	add(st, "mail1", 0, T0, T0, T0, T0, r, 0, 0);
+	add(st, "mail2", 0, T0, T0, T0, r, 0, 0, 0);
+	p = plan(st, 1, r + 10);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.blocked, 1);
+	assert_string_equal(p.selector, "mail1");
+	assert_int_equal(p.when, r + RETIRE + TTL + TTL);
+	/* Revoked: one TTL for the p= record, one for the removal. */
+	st->keys[0].revoked_at = r + RETIRE;
+	p = plan(st, 1, r + RETIRE + 10);
+	assert_int_equal(p.blocked, 1);
+	assert_int_equal(p.when, r + RETIRE + TTL + TTL);
+	dk_state_free(st);
+}
+
+static void
+test_planner_blocks_rotation_while_idle_selector_active(void **unused)
+{
+	struct dk_domain_state *st = one_active();
+	struct dk_policy pol;
+	struct dk_plan p;
+
+	policy(&pol);
+	pol.nselectors = 1;
+	dk_plan_next(st, &pol, 1, T0 + 10, &p);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.blocked, 1);
+	assert_int_equal(p.when, INT64_MAX);
+	dk_state_free(st);
+}
+
+static void
+test_planner_revokes_only_after_retire_after(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	int64_t r = T0 + 1000;
+	struct dk_plan p;
+
+	add(st, "mail1", 0, T0, T0, T0, T0, r, 0, 0);
+	add(st, "mail2", 0, T0, T0, T0, r, 0, 0, 0);
+	p = plan(st, 0, r + RETIRE - 1);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.when, r + RETIRE);
+	p = plan(st, 0, r + RETIRE);
+	assert_int_equal(p.action, DK_ACT_REVOKE);
+	assert_int_equal(p.key, 0);
+	assert_string_equal(p.why, "retire_after elapsed");
+	dk_state_free(st);
+}
+
+static void
+test_planner_removes_after_revoked_ttl(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	int64_t v = T0 + 1000 + RETIRE;
+	struct dk_plan p;
+
+	add(st, "mail1", 0, T0, T0, T0, T0, T0 + 1000, v, 0);
+	add(st, "mail2", 0, T0, T0, T0, T0 + 1000, 0, 0, 0);
+	p = plan(st, 0, v + TTL - 1);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.when, v + TTL);
+	p = plan(st, 0, v + TTL);
+	assert_int_equal(p.action, DK_ACT_REMOVE);
+	assert_int_equal(p.key, 0);
+	dk_state_free(st);
+}
+
+static void
+test_planner_reuses_selector_only_after_removed_ttl(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	struct dk_policy pol;
+	int64_t m = T0 + 1000000;
+	struct dk_plan p;
+
+	policy(&pol);
+	add(st, "mail1", 0, T0, T0, T0, T0, T0 + 1000, T0 + 2000, m);
+	add(st, "mail2", 0, T0, T0, T0, T0 + 1000, 0, 0, 0);
+	assert_int_equal(dk_plan_selector_free_at(st, &pol, "mail1"), m + TTL);
+	assert_int_equal(dk_plan_selector_free_at(st, &pol, "mail2"),
+	    INT64_MAX);
+	assert_int_equal(dk_plan_selector_free_at(st, &pol, "other"), 0);
+	p = plan(st, 1, m + TTL - 1);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.blocked, 1);
+	assert_int_equal(p.when, m + TTL);
+	p = plan(st, 1, m + TTL);
+	assert_int_equal(p.action, DK_ACT_GENERATE);
+	assert_string_equal(p.selector, "mail1");
+	dk_state_free(st);
+}
+
+static void
+test_planner_no_active_key_picks_first_free_selector(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	struct dk_plan p;
+
+	/* mail1's key was removed recently; mail2 never used. */
+	add(st, "mail1", 0, T0, T0, T0, T0, T0 + 1, T0 + 2, T0 + 3);
+	p = plan(st, 1, T0 + 4);
+	assert_int_equal(p.action, DK_ACT_GENERATE);
+	assert_string_equal(p.selector, "mail2");
+	dk_state_free(st);
+}
+
+static void
+test_planner_continues_rotation_before_revoke_and_remove(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	int64_t now = T0 + 10 * RETIRE;
+	struct dk_plan p;
+
+	add(st, "mail1", 0, T0, T0, T0, T0, T0 + 1, T0 + 2, 0);  /* remove */
+	add(st, "mailx", 0, T0, T0, T0, T0 + 1, T0 + 3, 0, 0);   /* revoke */
+	add(st, "mail2", 0, T0, T0, T0, T0 + 3, 0, 0, 0);	 /* active */
+	add(st, "mail1", 0, now, 0, 0, 0, 0, 0, 0);		 /* created */
+	p = plan(st, 1, now);
+	assert_int_equal(p.action, DK_ACT_PUBLISH);
+	assert_int_equal(p.key, 3);
+	st->keys[3].published_at = now;
+	st->keys[3].visible_at = now;
+	st->keys[3].drain = 600;
+	p = plan(st, 1, now);
+	assert_int_equal(p.action, DK_ACT_REVOKE);
+	assert_int_equal(p.key, 1);
+	st->keys[1].revoked_at = now;
+	p = plan(st, 1, now);
+	assert_int_equal(p.action, DK_ACT_REMOVE);
+	assert_int_equal(p.key, 0);
+	st->keys[0].removed_at = now;
+	p = plan(st, 1, now);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.when, now + 600 + SAFETY);
+	dk_state_free(st);
+}
+
+static void
+test_planner_never_revokes_active_key(void **unused)
+{
+	struct dk_domain_state *st = one_active();
+	struct dk_plan p = plan(st, 0, T0 + 100 * RETIRE);
+
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(dk_plan_active_key(st, T0 + 100 * RETIRE), 0);
+	assert_int_equal(dk_plan_active_key(st, T0 - 1), -1);
+	dk_state_free(st);
+}
+
+static void
+test_policy_from_conf_copies_fields(void **unused)
+{
+	struct dk_conf_domain d;
+	struct dk_policy pol;
+
+	memset(&d, 0, sizeof(d));
+	d.selectors[0] = "a";
+	d.selectors[1] = "b";
+	d.ttl = 1;
+	d.retire_after = 2;
+	d.safety_margin = 3;
+	d.propagation_timeout = 4;
+	dk_policy_from_conf(&d, &pol);
+	assert_int_equal(pol.nselectors, 2);
+	assert_string_equal(pol.selectors[0], "a");
+	assert_string_equal(pol.selectors[1], "b");
+	assert_int_equal(pol.ttl, 1);
+	assert_int_equal(pol.retire_after, 2);
+	assert_int_equal(pol.safety_margin, 3);
+	assert_int_equal(pol.propagation_timeout, 4);
+}
+
+static void
+test_action_names_are_stable(void **unused)
+{
+	assert_string_equal(dk_action_name(DK_ACT_NONE), "none");
+	assert_string_equal(dk_action_name(DK_ACT_GENERATE), "generate");
+	assert_string_equal(dk_action_name(DK_ACT_ACTIVATE), "activate");
+	assert_string_equal(dk_action_name(DK_ACT_REMOVE), "remove");
+}
+
+/* --- brute force: random schedules, invariants at every step --- */
+
+static uint64_t
+rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static int64_t
+rnd_range(uint64_t *s, int64_t lo, int64_t hi)
+{
+	return lo + (int64_t)(rnd(s) % (uint64_t)(hi - lo + 1));
+}
+
+static size_t
+count_active(const struct dk_domain_state *st, int64_t now)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < st->nkeys; i++)
+		if (dk_key_state_get(&st->keys[i], now) == DK_KS_ACTIVE)
+			n++;
+	return n;
+}
+
+static void
+check_and_execute(struct dk_domain_state *st, const struct dk_policy *pol,
+    const struct dk_plan *p, int rotate, int64_t now, uint64_t *rs,
+    int64_t *blocked_until)
+{
+	struct dk_key_state *k = p->key >= 0 ? &st->keys[p->key] : NULL;
+	struct dk_key_state nk;
+	int64_t drain;
+	size_t i;
+	int active = dk_plan_active_key(st, now);
+
+	switch (p->action) {
+	case DK_ACT_NONE:
+		assert_true(p->when == 0 || p->when > now);
+		break;
+	case DK_ACT_GENERATE:
+		assert_true(rotate);
+		assert_non_null(p->selector);
+		for (i = 0; i < st->nkeys; i++) {
+			enum dk_kstate ks = dk_key_state_get(&st->keys[i], now);
+
+			assert_true(ks != DK_KS_CREATED &&
+			    ks != DK_KS_PUBLISHED && ks != DK_KS_VISIBLE);
+			if (strcmp(st->keys[i].selector, p->selector) != 0)
+				continue;
+			/* Reuse only after removal plus the record's TTL. */
+			assert_int_equal(ks, DK_KS_REMOVED);
+			assert_true(now >= st->keys[i].removed_at +
+			    st->keys[i].ttl);
+		}
+		if (active != -1)
+			assert_string_not_equal(st->keys[active].selector,
+			    p->selector);
+		/* A blocked estimate is never later than the real time. */
+		assert_true(now >= blocked_until[p->selector[4] - '1']);
+		memset(&nk, 0, sizeof(nk));
+		snprintf(nk.selector, sizeof(nk.selector), "%s", p->selector);
+		snprintf(nk.key_id, sizeof(nk.key_id), "%zx", st->nkeys + 1);
+		snprintf(nk.algorithm, sizeof(nk.algorithm), "ed25519");
+		nk.file = "/k/k.pem";
+		nk.pubkey = "AAAA";
+		nk.ttl = pol->ttl;
+		nk.drain = rnd(rs) % 4 == 0 ? -1 : rnd_range(rs, 0, 5000);
+		nk.created_at = now;
+		assert_true(dk_state_add_key(st, &nk) >= 0);
+		break;
+	case DK_ACT_PUBLISH:
+		assert_non_null(k);
+		assert_int_equal(dk_key_state_get(k, now), DK_KS_CREATED);
+		k->published_at = now;
+		break;
+	case DK_ACT_PROBE:
+		assert_non_null(k);
+		assert_int_equal(dk_key_state_get(k, now), DK_KS_PUBLISHED);
+		assert_int_equal(p->deadline,
+		    k->published_at + pol->propagation_timeout);
+		/* Not yet served everywhere, sometimes. */
+		if (rnd(rs) % 3 != 0)
+			k->visible_at = now;
+		break;
+	case DK_ACT_ACTIVATE:
+		assert_non_null(k);
+		assert_int_equal(dk_key_state_get(k, now), DK_KS_VISIBLE);
+		drain = k->drain >= 0 ? k->drain :
+		    (k->ttl > pol->ttl ? k->ttl : pol->ttl);
+		assert_true(now >= k->visible_at + drain + pol->safety_margin);
+		assert_int_equal(p->old_key, active);
+		k->active_at = now;
+		if (p->old_key >= 0)
+			st->keys[p->old_key].retired_at = now;
+		break;
+	case DK_ACT_REVOKE:
+		assert_non_null(k);
+		assert_int_equal(dk_key_state_get(k, now), DK_KS_RETIRED);
+		assert_true(now >= k->retired_at + pol->retire_after);
+		k->revoked_at = now;
+		break;
+	case DK_ACT_REMOVE:
+		assert_non_null(k);
+		assert_int_equal(dk_key_state_get(k, now), DK_KS_REVOKED);
+		assert_true(now >= k->revoked_at + k->ttl);
+		assert_true(now >= k->retired_at + pol->retire_after);
+		k->removed_at = now;
+		break;
+	}
+}
+
+/* Round trip through the file format, as the daemon does each step. */
+static struct dk_domain_state *
+reload(struct dk_domain_state *st)
+{
+	struct dk_domain_state *back = NULL;
+	struct dk_error err = { 0 };
+	char *text = NULL;
+
+	assert_int_equal(dk_state_format(st, &text), DK_OK);
+	if (dk_state_parse(text, strlen(text), "sim", &back, &err) != DK_OK)
+		fail_msg("%s", err.msg);
+	free(text);
+	dk_state_free(st);
+	return back;
+}
+
+static void
+test_planner_property_random_rotations(void **unused)
+{
+	struct dk_domain_state *st;
+	struct dk_policy pol;
+	struct dk_plan p;
+	uint64_t rs;
+	int64_t now, blocked_until[2];
+	unsigned seed, step, activations, generates, removes;
+	int rotate, was_active;
+
+	for (seed = 1; seed <= 150; seed++) {
+		rs = 0x9e3779b97f4a7c15ULL * seed;
+		policy(&pol);
+		pol.ttl = rnd_range(&rs, 0, 5000);
+		pol.retire_after = rnd_range(&rs, 0, 20000);
+		pol.safety_margin = rnd_range(&rs, 0, 600);
+		pol.propagation_timeout = rnd_range(&rs, 1, 5000);
+		st = new_state();
+		now = T0;
+		was_active = 0;
+		activations = generates = removes = 0;
+		blocked_until[0] = blocked_until[1] = 0;
+		for (step = 0; step < 500; step++) {
+			rotate = rnd(&rs) % 3 == 0;
+			dk_plan_next(st, &pol, rotate, now, &p);
+			assert_non_null(p.why);
+			if (p.blocked) {
+				assert_int_equal(p.action, DK_ACT_NONE);
+				assert_true(p.when > now);
+				if (p.selector != NULL)
+					blocked_until[p.selector[4] - '1'] =
+					    p.when;
+			}
+			check_and_execute(st, &pol, &p, rotate, now, &rs,
+			    blocked_until);
+			activations += p.action == DK_ACT_ACTIVATE;
+			generates += p.action == DK_ACT_GENERATE;
+			removes += p.action == DK_ACT_REMOVE;
+			if (p.action == DK_ACT_GENERATE)
+				blocked_until[p.selector[4] - '1'] = 0;
+
+			/* At most one active key; none lost once there. */
+			if (p.action == DK_ACT_ACTIVATE)
+				was_active = 1;
+			assert_true(count_active(st, now) <= 1);
+			if (was_active)
+				assert_int_equal(count_active(st, now), 1);
+
+			if (step % 7 == 0)
+				st = reload(st);
+			/* Advance the clock: to the due time, past it, or
+			 * only part of the way. */
+			switch (rnd(&rs) % 4) {
+			case 0:
+				break;
+			case 1:
+				now += rnd_range(&rs, 1, 600);
+				break;
+			default:
+				if (p.action == DK_ACT_NONE && p.when > now &&
+				    p.when != INT64_MAX)
+					now = p.when + rnd_range(&rs, 0, 30);
+				else
+					now += rnd_range(&rs, 0, 20000);
+				break;
+			}
+			assert_true(count_active(st, now) <= 1);
+		}
+		if (activations < 3 || generates < 3 || removes < 1)
+			fail_msg("seed %u: only %u activations, %u generates, "
+			    "%u removes", seed, activations, generates,
+			    removes);
+		dk_state_free(st);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_planner_generates_on_first_selector_from_empty_state),
+		cmocka_unit_test(test_planner_does_nothing_without_rotate),
+		cmocka_unit_test(test_planner_publishes_created_key),
+		cmocka_unit_test(test_planner_probes_published_key_with_deadline),
+		cmocka_unit_test(test_planner_waits_for_negative_ttl),
+		cmocka_unit_test(test_planner_unknown_drain_waits_for_ttl),
+		cmocka_unit_test(test_planner_activates_after_drain_retiring_old_key),
+		cmocka_unit_test(test_planner_second_rotation_uses_other_selector),
+		cmocka_unit_test(test_planner_rotation_in_progress_ignores_rotate),
+		cmocka_unit_test(test_planner_blocks_rotation_while_idle_selector_retired),
+		cmocka_unit_test(test_planner_blocks_rotation_while_idle_selector_active),
+		cmocka_unit_test(test_planner_revokes_only_after_retire_after),
+		cmocka_unit_test(test_planner_removes_after_revoked_ttl),
+		cmocka_unit_test(test_planner_reuses_selector_only_after_removed_ttl),
+		cmocka_unit_test(test_planner_no_active_key_picks_first_free_selector),
+		cmocka_unit_test(test_planner_continues_rotation_before_revoke_and_remove),
+		cmocka_unit_test(test_planner_never_revokes_active_key),
+		cmocka_unit_test(test_policy_from_conf_copies_fields),
+		cmocka_unit_test(test_action_names_are_stable),
+		cmocka_unit_test(test_planner_property_random_rotations),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

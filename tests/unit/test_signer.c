@@ -1,0 +1,814 @@
+/* tests/unit/test_signer.c — signer activators: opendkim, files, reload. */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "unit.h"
+
+#include "../../providers/signer/signer.h"
+
+struct fix {
+	char	dir[64];
+	char	kt[128];		/* KeyTable */
+	char	st[128];		/* SigningTable */
+	char	marker[128];
+	char	reload[512];
+	struct dk_conf_kv kv[4];
+	struct dk_conf_section sec;
+	void	*ctx;
+	const struct dk_signer_ops *ops;
+};
+
+static const char *const managed[] = { "mail1", "mail2" };
+
+#define KEY1	"/var/lib/dkimkeyd/keys/example.com/mail1.pem"
+#define KEY2	"/var/lib/dkimkeyd/keys/example.com/mail2.pem"
+#define KT1	"mail1._domainkey.example.com example.com:mail1:" KEY1 "\n"
+#define ST1	"*@example.com mail1._domainkey.example.com\n"
+#define KT2	"mail2._domainkey.example.com example.com:mail2:" KEY2 "\n"
+#define ST2	"*@example.com mail2._domainkey.example.com\n"
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static int
+setup(void **state)
+{
+	struct fix *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -1;
+	strcpy(f->dir, "/tmp/test_signer.XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	snprintf(f->kt, sizeof(f->kt), "%s/KeyTable", f->dir);
+	snprintf(f->st, sizeof(f->st), "%s/SigningTable", f->dir);
+	snprintf(f->marker, sizeof(f->marker), "%s/marker", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fix *f = *state;
+
+	if (f->ops != NULL && f->ctx != NULL)
+		f->ops->close(f->ctx);
+	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static void
+write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+/* The file's bytes as a string; NULL when missing. */
+static char *
+slurp(const char *path)
+{
+	FILE *fp;
+	char *buf;
+	long n;
+
+	if ((fp = fopen(path, "rb")) == NULL)
+		return NULL;
+	fseek(fp, 0, SEEK_END);
+	n = ftell(fp);
+	rewind(fp);
+	buf = calloc(1, (size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
+	fclose(fp);
+	return buf;
+}
+
+static void
+assert_file(const char *path, const char *want)
+{
+	char *got = slurp(path);
+
+	assert_non_null(got);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static mode_t
+file_mode(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_mode & 07777;
+}
+
+/* Nothing but the named files is left in the directory. */
+static int
+count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void
+add_kv(struct fix *f, const char *key, const char *value)
+{
+	struct dk_conf_kv *kv = &f->kv[f->sec.nkv++];
+
+	kv->key = (char *)key;
+	kv->value = (char *)value;
+	kv->file = (char *)"test.conf";
+	kv->line = (int)f->sec.nkv + 1;
+}
+
+static void
+init_sec(struct fix *f, const char *type)
+{
+	memset(&f->sec, 0, sizeof(f->sec));
+	memset(f->kv, 0, sizeof(f->kv));
+	f->sec.kind = (char *)"signer";
+	f->sec.name = (char *)"mta";
+	f->sec.type = (char *)type;
+	f->sec.file = (char *)"test.conf";
+	f->sec.line = 1;
+	f->sec.kv = f->kv;
+	f->ops = dk_signer_find(type);
+	assert_non_null(f->ops);
+}
+
+static int
+open_sec(struct fix *f, struct dk_error *err)
+{
+	return f->ops->open(&f->sec, &f->ctx, err);
+}
+
+/* An opendkim activator on the fixture's tables, with reload if given. */
+static void
+open_opendkim(struct fix *f, const char *reload)
+{
+	struct dk_error err = { 0 };
+
+	init_sec(f, "opendkim");
+	add_kv(f, "key_table", f->kt);
+	add_kv(f, "signing_table", f->st);
+	if (reload != NULL) {
+		snprintf(f->reload, sizeof(f->reload), "%s", reload);
+		add_kv(f, "reload", f->reload);
+	}
+	assert_int_equal(open_sec(f, &err), DK_OK);
+}
+
+static int
+activate(struct fix *f, const char *domain, const char *sel,
+    const char *key, struct dk_error *err)
+{
+	return f->ops->activate(f->ctx, domain, managed, 2, sel, key, err);
+}
+
+static void
+test_signer_find_knows_builtin_types(void **state)
+{
+	assert_ptr_equal(dk_signer_find("opendkim"), &dk_signer_opendkim_ops);
+	assert_ptr_equal(dk_signer_find("files"), &dk_signer_files_ops);
+	assert_null(dk_signer_find("milter"));
+	assert_null(dk_signer_find(NULL));
+}
+
+static void
+test_opendkim_activate_creates_missing_tables(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+
+	open_opendkim(f, NULL);
+	assert_int_equal(activate(f, "example.com", "mail1", KEY1, &err),
+	    DK_OK);
+	assert_file(f->kt, KT1);
+	assert_file(f->st, ST1);
+	assert_int_equal(file_mode(f->kt), 0644);
+	assert_int_equal(file_mode(f->st), 0644);
+	/* No temporary file left behind. */
+	assert_int_equal(count_entries(f->dir), 2);
+}
+
+static void
+test_opendkim_activate_into_empty_tables(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+
+	write_file(f->kt, "", 0644);
+	write_file(f->st, "", 0644);
+	open_opendkim(f, NULL);
+	assert_int_equal(activate(f, "example.com", "mail1", KEY1, &err),
+	    DK_OK);
+	assert_file(f->kt, KT1);
+	assert_file(f->st, ST1);
+}
+
+static void
+test_opendkim_activate_preserves_foreign_lines_exactly(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	const char *kt =
+	    "# OpenDKIM KeyTable\n"
+	    "\n"
+	    "s1._domainkey.other.org   other.org:s1:/etc/keys/other.pem\n"
+	    "  # indented comment mentions mail1._domainkey.example.com\n"
+	    "sel._domainkey.example.com example.com:sel:/etc/keys/x.pem\r\n"
+	    "last._domainkey.third.net third.net:last:/k/t.pem";
+	const char *st =
+	    "# refile\n"
+	    "*@other.org\ts1._domainkey.other.org\n"
+	    "\n"
+	    "*@third.net last._domainkey.third.net";
+
+	write_file(f->kt, kt, 0644);
+	write_file(f->st, st, 0644);
+	open_opendkim(f, NULL);
+	assert_int_equal(activate(f, "example.com", "mail1", KEY1, &err),
+	    DK_OK);
+	/* A missing final newline is added before the new line only. */
+	assert_file(f->kt,
+	    "# OpenDKIM KeyTable\n"
+	    "\n"
+	    "s1._domainkey.other.org   other.org:s1:/etc/keys/other.pem\n"
+	    "  # indented comment mentions mail1._domainkey.example.com\n"
+	    "sel._domainkey.example.com example.com:sel:/etc/keys/x.pem\r\n"
+	    "last._domainkey.third.net third.net:last:/k/t.pem\n"
+	    KT1);
+	assert_file(f->st,
+	    "# refile\n"
+	    "*@other.org\ts1._domainkey.other.org\n"
+	    "\n"
+	    "*@third.net last._domainkey.third.net\n"
+	    ST1);
+}
+
+static void
+test_opendkim_switch_removes_only_old_managed_lines(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	const char *kt =
+	    "MAIL1._domainkey.Example.COM example.com:mail1:/old/k.pem\n"
+	    "mail1._domainkey.example.net example.net:mail1:/n/k.pem\n"
+	    "mail3._domainkey.example.com example.com:mail3:/x/k.pem\n";
+	const char *st =
+	    "*@example.net mail1._domainkey.example.net\n"
+	    "*@example.com MAIL1._domainkey.Example.COM\n"
+	    "*@sub.example.com mail3._domainkey.example.com\n";
+
+	write_file(f->kt, kt, 0644);
+	write_file(f->st, st, 0644);
+	open_opendkim(f, NULL);
+	assert_int_equal(activate(f, "example.com", "mail1", KEY1, &err),
+	    DK_OK);
+	assert_int_equal(activate(f, "example.com", "mail2", KEY2, &err),
+	    DK_OK);
+	assert_file(f->kt,
+	    "mail1._domainkey.example.net example.net:mail1:/n/k.pem\n"
+	    "mail3._domainkey.example.com example.com:mail3:/x/k.pem\n"
+	    KT2);
+	assert_file(f->st,
+	    "*@example.net mail1._domainkey.example.net\n"
+	    "*@sub.example.com mail3._domainkey.example.com\n"
+	    ST2);
+}
+
+static void
+test_opendkim_activate_is_idempotent(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char *kt1, *st1;
+
+	write_file(f->kt, "# keys\nmail2._domainkey.example.com "
+	    "example.com:mail2:/o.pem\nx._domainkey.a.org a.org:x:/a", 0644);
+	write_file(f->st, "*@a.org x._domainkey.a.org", 0644);
+	open_opendkim(f, NULL);
+	assert_int_equal(activate(f, "example.com", "mail1", KEY1, &err),
+	    DK_OK);
+	kt1 = slurp(f->kt);
+	st1 = slurp(f->st);
+	assert_int_equal(activate(f, "example.com", "mail1", KEY1, &err),
+	    DK_OK);
+	assert_file(f->kt, kt1);
+	assert_file(f->st, st1);
+	assert_file(f->kt, "# keys\nx._domainkey.a.org a.org:x:/a\n" KT1);
+	free(kt1);
+	free(st1);
+}
+
+static void
+test_opendkim_activate_keeps_file_mode(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+
+	write_file(f->kt, "# keys\n", 0640);
+	write_file(f->st, "# signing\n", 0600);
+	open_opendkim(f, NULL);
+	assert_int_equal(activate(f, "example.com", "mail1", KEY1, &err),
+	    DK_OK);
+	assert_int_equal(file_mode(f->kt), 0640);
+	assert_int_equal(file_mode(f->st), 0600);
+	assert_file(f->kt, "# keys\n" KT1);
+}
+
+static void
+test_opendkim_activate_rejects_nul_byte(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	int fd;
+
+	fd = open(f->kt, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "a\0b\n", 4), 4);
+	close(fd);
+	open_opendkim(f, NULL);
+	assert_int_equal(activate(f, "example.com", "mail1", KEY1, &err),
+	    DK_ECORRUPT);
+	assert_non_null(strstr(err.msg, f->kt));
+	/* Neither table was touched. */
+	assert_null(slurp(f->st));
+}
+
+static void
+test_opendkim_activate_rejects_overlong_line(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char *big = malloc(100000);
+
+	assert_non_null(big);
+	memset(big, 'a', 99998);
+	big[99998] = '\n';
+	big[99999] = '\0';
+	write_file(f->st, big, 0644);
+	free(big);
+	open_opendkim(f, NULL);
+	assert_int_equal(activate(f, "example.com", "mail1", KEY1, &err),
+	    DK_ECORRUPT);
+	assert_non_null(strstr(err.msg, f->st));
+}
+
+static void
+test_opendkim_activate_refuses_symlinked_table(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char real[160];
+
+	snprintf(real, sizeof(real), "%s/real", f->dir);
+	write_file(real, "# real\n", 0644);
+	assert_int_equal(symlink(real, f->kt), 0);
+	open_opendkim(f, NULL);
+	assert_int_equal(activate(f, "example.com", "mail1", KEY1, &err),
+	    DK_EUNSAFE);
+	assert_file(real, "# real\n");
+}
+
+static void
+test_opendkim_activate_rejects_bad_key_path(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+
+	open_opendkim(f, NULL);
+	assert_int_equal(activate(f, "example.com", "mail1",
+	    "relative/k.pem", &err), DK_EINVAL);
+	assert_int_equal(activate(f, "example.com", "mail1",
+	    "/k:ey.pem", &err), DK_EINVAL);
+	assert_int_equal(activate(f, "example.com", "mail 1", KEY1, &err),
+	    DK_EINVAL);
+	assert_null(slurp(f->kt));
+}
+
+static void
+test_opendkim_current_reads_back_active_key(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char *sel = NULL, *key = NULL;
+
+	write_file(f->st, "# x\n*@example.com example\n", 0644);
+	open_opendkim(f, NULL);
+	assert_int_equal(activate(f, "example.com", "mail2", KEY2, &err),
+	    DK_OK);
+	assert_int_equal(f->ops->current(f->ctx, "example.com", &sel, &key,
+	    &err), DK_OK);
+	assert_string_equal(sel, "mail2");
+	assert_string_equal(key, KEY2);
+	free(sel);
+	free(key);
+}
+
+static void
+test_opendkim_current_not_found(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char *sel = NULL, *key = NULL;
+
+	open_opendkim(f, NULL);
+	/* Missing tables. */
+	assert_int_equal(f->ops->current(f->ctx, "example.com", &sel, &key,
+	    &err), DK_ENOTFOUND);
+	/* Only another domain, and a key name not shaped SEL._domainkey. */
+	write_file(f->st, "*@example.net mail1._domainkey.example.net\n"
+	    "*@example.com example\n", 0644);
+	write_file(f->kt, "example example.com:x:/k.pem\n", 0644);
+	assert_int_equal(f->ops->current(f->ctx, "example.com", &sel, &key,
+	    &err), DK_ENOTFOUND);
+	assert_null(sel);
+	assert_null(key);
+}
+
+static void
+test_opendkim_current_signing_entry_without_key_is_corrupt(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char *sel = NULL, *key = NULL;
+
+	write_file(f->st, "# one\n" ST1, 0644);
+	write_file(f->kt, KT2, 0644);
+	open_opendkim(f, NULL);
+	assert_int_equal(f->ops->current(f->ctx, "example.com", &sel, &key,
+	    &err), DK_ECORRUPT);
+	assert_non_null(strstr(err.msg, f->st));
+	assert_non_null(strstr(err.msg, ":2:"));
+	assert_null(sel);
+}
+
+static void
+test_opendkim_current_malformed_key_value_is_corrupt(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char *sel = NULL, *key = NULL;
+
+	write_file(f->st, ST1, 0644);
+	write_file(f->kt, "mail1._domainkey.example.com example.com:mail1\n",
+	    0644);
+	open_opendkim(f, NULL);
+	assert_int_equal(f->ops->current(f->ctx, "example.com", &sel, &key,
+	    &err), DK_ECORRUPT);
+	assert_non_null(strstr(err.msg, f->kt));
+}
+
+static void
+test_opendkim_open_requires_absolute_tables(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+
+	init_sec(f, "opendkim");
+	add_kv(f, "key_table", f->kt);
+	assert_int_equal(open_sec(f, &err), DK_ECONFIG);
+	assert_non_null(strstr(err.msg, "signing_table"));
+
+	init_sec(f, "opendkim");
+	add_kv(f, "key_table", "KeyTable");
+	add_kv(f, "signing_table", f->st);
+	assert_int_equal(open_sec(f, &err), DK_ECONFIG);
+	assert_non_null(strstr(err.msg, "test.conf:2:"));
+	assert_null(f->ctx);
+}
+
+static void
+test_opendkim_open_rejects_unknown_key(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+
+	init_sec(f, "opendkim");
+	add_kv(f, "key_table", f->kt);
+	add_kv(f, "signing_table", f->st);
+	add_kv(f, "dir", "/tmp");
+	assert_int_equal(open_sec(f, &err), DK_ECONFIG);
+	assert_non_null(strstr(err.msg, "dir"));
+	assert_null(f->ctx);
+}
+
+static void
+test_opendkim_open_rejects_relative_reload(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+
+	init_sec(f, "opendkim");
+	add_kv(f, "key_table", f->kt);
+	add_kv(f, "signing_table", f->st);
+	add_kv(f, "reload", "opendkim-reload now");
+	assert_int_equal(open_sec(f, &err), DK_ECONFIG);
+	assert_non_null(strstr(err.msg, "opendkim-reload"));
+	assert_null(f->ctx);
+}
+
+static void
+test_opendkim_reload_runs_after_switch(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char cmd[512];
+
+	/* The reload sees the new SigningTable: it ran after the switch. */
+	snprintf(cmd, sizeof(cmd), "/bin/sh -c \"cat %s > %s\"", f->st,
+	    f->marker);
+	open_opendkim(f, cmd);
+	assert_int_equal(activate(f, "example.com", "mail1", KEY1, &err),
+	    DK_OK);
+	assert_file(f->marker, ST1);
+}
+
+static void
+test_opendkim_reload_failure_is_temporary(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+
+	open_opendkim(f, "/bin/false");
+	assert_int_equal(activate(f, "example.com", "mail1", KEY1, &err),
+	    DK_ETEMP);
+	assert_non_null(strstr(err.msg, "'/bin/false' exited with status 1"));
+	/* The tables are switched; a rerun only repeats the reload. */
+	assert_file(f->st, ST1);
+}
+
+static void
+test_signer_run_succeeds_on_exit_zero(void **state)
+{
+	char *argv[] = { (char *)"/bin/true", NULL };
+	struct dk_error err = { 0 };
+
+	assert_int_equal(dk_signer_run(argv, &err), DK_OK);
+}
+
+static void
+test_signer_run_reports_exit_status(void **state)
+{
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)"exit 3",
+	    NULL };
+	struct dk_error err = { 0 };
+
+	assert_int_equal(dk_signer_run(argv, &err), DK_ETEMP);
+	assert_string_equal(err.msg,
+	    "reload command '/bin/sh' exited with status 3");
+}
+
+static void
+test_signer_run_reports_signal(void **state)
+{
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c",
+	    (char *)"kill -9 $$", NULL };
+	struct dk_error err = { 0 };
+
+	assert_int_equal(dk_signer_run(argv, &err), DK_ETEMP);
+	assert_non_null(strstr(err.msg, "signal 9"));
+}
+
+static void
+test_signer_run_rejects_relative_command(void **state)
+{
+	char *argv[] = { (char *)"true", NULL };
+	struct dk_error err = { 0 };
+
+	assert_int_equal(dk_signer_run(argv, &err), DK_ECONFIG);
+	assert_non_null(strstr(err.msg, "absolute"));
+}
+
+static void
+test_signer_run_reports_exec_failure(void **state)
+{
+	char *argv[] = { (char *)"/nonexistent/reload", NULL };
+	struct dk_error err = { 0 };
+
+	assert_int_equal(dk_signer_run(argv, &err), DK_ECONFIG);
+	assert_non_null(strstr(err.msg, "/nonexistent/reload"));
+	assert_non_null(strstr(err.msg, strerror(ENOENT)));
+}
+
+static void
+test_signer_run_stdin_is_dev_null(void **state)
+{
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c",
+	    (char *)"[ \"$(readlink /proc/self/fd/0)\" = /dev/null ]", NULL };
+	struct dk_error err = { 0 };
+
+	assert_int_equal(dk_signer_run(argv, &err), DK_OK);
+}
+
+/* A files activator writing into DIR/out. */
+static void
+open_files(struct fix *f, char *out, size_t outlen)
+{
+	struct dk_error err = { 0 };
+
+	snprintf(out, outlen, "%s/out", f->dir);
+	assert_int_equal(mkdir(out, 0755), 0);
+	init_sec(f, "files");
+	add_kv(f, "dir", out);
+	assert_int_equal(open_sec(f, &err), DK_OK);
+}
+
+static void
+test_files_activate_writes_selector_and_key_copy(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char out[128], src[128], path[192];
+	char *sel = NULL, *key = NULL;
+
+	snprintf(src, sizeof(src), "%s/mail1.pem", f->dir);
+	write_file(src, "-----BEGIN PRIVATE KEY-----\nAAAA\n", 0600);
+	open_files(f, out, sizeof(out));
+	assert_int_equal(activate(f, "example.com", "mail1", src, &err),
+	    DK_OK);
+	snprintf(path, sizeof(path), "%s/example.com.selector", out);
+	assert_file(path, "mail1\n");
+	assert_int_equal(file_mode(path), 0644);
+	snprintf(path, sizeof(path), "%s/example.com.key", out);
+	assert_file(path, "-----BEGIN PRIVATE KEY-----\nAAAA\n");
+	assert_int_equal(file_mode(path), 0600);
+	assert_int_equal(count_entries(out), 2);
+
+	assert_int_equal(f->ops->current(f->ctx, "example.com", &sel, &key,
+	    &err), DK_OK);
+	assert_string_equal(sel, "mail1");
+	assert_string_equal(key, path);
+	free(sel);
+	free(key);
+}
+
+static void
+test_files_key_copy_readable_by_group_only(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char out[128], src[128], path[192];
+
+	snprintf(src, sizeof(src), "%s/mail1.pem", f->dir);
+	write_file(src, "key\n", 0644);
+	open_files(f, out, sizeof(out));
+	assert_int_equal(activate(f, "example.com", "mail1", src, &err),
+	    DK_OK);
+	snprintf(path, sizeof(path), "%s/example.com.key", out);
+	assert_int_equal(file_mode(path), 0640);
+}
+
+static void
+test_files_switch_replaces_both_files(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char out[128], src1[128], src2[128], path[192];
+
+	snprintf(src1, sizeof(src1), "%s/mail1.pem", f->dir);
+	snprintf(src2, sizeof(src2), "%s/mail2.pem", f->dir);
+	write_file(src1, "key one\n", 0600);
+	write_file(src2, "key two\n", 0600);
+	open_files(f, out, sizeof(out));
+	assert_int_equal(activate(f, "example.com", "mail1", src1, &err),
+	    DK_OK);
+	assert_int_equal(activate(f, "example.com", "mail2", src2, &err),
+	    DK_OK);
+	assert_int_equal(activate(f, "example.com", "mail2", src2, &err),
+	    DK_OK);
+	snprintf(path, sizeof(path), "%s/example.com.selector", out);
+	assert_file(path, "mail2\n");
+	snprintf(path, sizeof(path), "%s/example.com.key", out);
+	assert_file(path, "key two\n");
+	assert_int_equal(count_entries(out), 2);
+}
+
+static void
+test_files_activate_refuses_missing_key(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char out[128], src[128];
+
+	snprintf(src, sizeof(src), "%s/absent.pem", f->dir);
+	open_files(f, out, sizeof(out));
+	assert_int_equal(activate(f, "example.com", "mail1", src, &err),
+	    DK_ECORRUPT);
+	assert_non_null(strstr(err.msg, src));
+	assert_int_equal(count_entries(out), 0);
+}
+
+static void
+test_files_current_not_found(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char out[128], path[192];
+	char *sel = NULL, *key = NULL;
+
+	open_files(f, out, sizeof(out));
+	assert_int_equal(f->ops->current(f->ctx, "example.com", &sel, &key,
+	    &err), DK_ENOTFOUND);
+	/* A selector file without its key is corrupt. */
+	snprintf(path, sizeof(path), "%s/example.com.selector", out);
+	write_file(path, "mail1\n", 0644);
+	assert_int_equal(f->ops->current(f->ctx, "example.com", &sel, &key,
+	    &err), DK_ECORRUPT);
+	assert_null(sel);
+	assert_null(key);
+}
+
+static void
+test_files_reload_runs(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char out[128], src[128], cmd[512];
+
+	snprintf(src, sizeof(src), "%s/mail1.pem", f->dir);
+	write_file(src, "key\n", 0600);
+	snprintf(out, sizeof(out), "%s/out", f->dir);
+	assert_int_equal(mkdir(out, 0755), 0);
+	snprintf(cmd, sizeof(cmd), "/bin/sh -c \"echo x > %s\"", f->marker);
+	init_sec(f, "files");
+	add_kv(f, "dir", out);
+	add_kv(f, "reload", cmd);
+	assert_int_equal(open_sec(f, &err), DK_OK);
+	assert_int_equal(activate(f, "example.com", "mail1", src, &err),
+	    DK_OK);
+	assert_file(f->marker, "x\n");
+}
+
+#define T(name)	cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_signer_find_knows_builtin_types),
+		T(test_opendkim_activate_creates_missing_tables),
+		T(test_opendkim_activate_into_empty_tables),
+		T(test_opendkim_activate_preserves_foreign_lines_exactly),
+		T(test_opendkim_switch_removes_only_old_managed_lines),
+		T(test_opendkim_activate_is_idempotent),
+		T(test_opendkim_activate_keeps_file_mode),
+		T(test_opendkim_activate_rejects_nul_byte),
+		T(test_opendkim_activate_rejects_overlong_line),
+		T(test_opendkim_activate_refuses_symlinked_table),
+		T(test_opendkim_activate_rejects_bad_key_path),
+		T(test_opendkim_current_reads_back_active_key),
+		T(test_opendkim_current_not_found),
+		T(test_opendkim_current_signing_entry_without_key_is_corrupt),
+		T(test_opendkim_current_malformed_key_value_is_corrupt),
+		T(test_opendkim_open_requires_absolute_tables),
+		T(test_opendkim_open_rejects_unknown_key),
+		T(test_opendkim_open_rejects_relative_reload),
+		T(test_opendkim_reload_runs_after_switch),
+		T(test_opendkim_reload_failure_is_temporary),
+		T(test_signer_run_succeeds_on_exit_zero),
+		T(test_signer_run_reports_exit_status),
+		T(test_signer_run_reports_signal),
+		T(test_signer_run_rejects_relative_command),
+		T(test_signer_run_reports_exec_failure),
+		T(test_signer_run_stdin_is_dev_null),
+		T(test_files_activate_writes_selector_and_key_copy),
+		T(test_files_key_copy_readable_by_group_only),
+		T(test_files_switch_replaces_both_files),
+		T(test_files_activate_refuses_missing_key),
+		T(test_files_current_not_found),
+		T(test_files_reload_runs),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
