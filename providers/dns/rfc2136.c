@@ -1,0 +1,321 @@
+/*
+ * providers/dns/rfc2136.c — publish through RFC 2136 dynamic update,
+ * signed with TSIG, to a primary server.
+ *
+ * "Where updates go" (server, tsig_key_file) is kept apart from "whom to
+ * probe" (the zone's public nameservers, or probe_servers): hidden
+ * primaries and split horizons are common.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "dns_provider.h"
+
+#define DEFAULT_TIMEOUT_MS	5000
+#define MAX_TIMEOUT_S		300
+
+struct rfc2136 {
+	struct dk_addr	 server;
+	struct dk_tsig	 tsig;
+	int		 signed_updates;
+	char		*zone;		/* configured, or NULL: find it */
+	struct dk_addr	*probe;		/* configured, or NULL: the NS set */
+	size_t		 nprobe;
+	uint16_t	 probe_port;
+	struct dk_addr	 resolver;
+	int		 have_resolver;
+	int		 timeout_ms;
+};
+
+static const char *const rfc2136_keys[] = {
+	"server", "tsig_key_file", "zone", "probe_servers", "probe_port",
+	"resolver", "timeout", "allow_md5", NULL
+};
+
+static void
+rfc2136_close(void *arg)
+{
+	struct rfc2136 *c = arg;
+
+	if (c == NULL)
+		return;
+	dk_tsig_clear(&c->tsig);
+	free(c->zone);
+	free(c->probe);
+	free(c);
+}
+
+/* A bad value is a configuration error: "file:line: key: why". */
+static int
+kv_err(const struct dk_conf_kv *kv, int rc, struct dk_error *err)
+{
+	dk_err_prefix(err, "%s:%d: %s", kv->file, kv->line, kv->key);
+	if (err != NULL)
+		err->code = DK_ECONFIG;
+	return DK_ECONFIG;
+}
+
+static int
+rfc2136_open(const struct dk_conf_section *sec, void **ctx,
+    struct dk_error *err)
+{
+	const struct dk_conf_kv *kv;
+	struct rfc2136 *c;
+	const char *v;
+	int64_t secs;
+	int rc, allow_md5 = 0;
+	size_t n;
+
+	if ((rc = dk_conf_section_check(sec, rfc2136_keys, err)) != DK_OK)
+		return rc;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	c->timeout_ms = DEFAULT_TIMEOUT_MS;
+	c->probe_port = 53;
+
+	if ((v = dk_conf_section_get(sec, "server", &kv)) == NULL) {
+		rc = dk_err(err, DK_ECONFIG, "%s:%d: [%s %s] needs server = "
+		    "(the primary that accepts updates)", sec->file,
+		    sec->line, sec->kind, sec->name);
+		goto fail;
+	}
+	if ((rc = dk_addr_parse(v, 53, &c->server, err)) != DK_OK) {
+		rc = kv_err(kv, rc, err);
+		goto fail;
+	}
+	if ((v = dk_conf_section_get(sec, "timeout", &kv)) != NULL) {
+		if (dk_duration_parse(v, &secs) != DK_OK || secs <= 0 ||
+		    secs > MAX_TIMEOUT_S) {
+			rc = dk_err(err, DK_ECONFIG, "%s:%d: timeout: \"%s\" is "
+			    "not a duration between 1s and %ds", kv->file,
+			    kv->line, v, MAX_TIMEOUT_S);
+			goto fail;
+		}
+		c->timeout_ms = (int)secs * 1000;
+	}
+	if ((v = dk_conf_section_get(sec, "allow_md5", &kv)) != NULL) {
+		if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0)
+			allow_md5 = 1;
+		else if (strcasecmp(v, "no") == 0 ||
+		    strcasecmp(v, "false") == 0)
+			allow_md5 = 0;
+		else {
+			rc = dk_err(err, DK_ECONFIG, "%s:%d: allow_md5: "
+			    "\"%s\" is not yes or no", kv->file, kv->line, v);
+			goto fail;
+		}
+	}
+	if ((v = dk_conf_section_get(sec, "zone", &kv)) != NULL) {
+		n = strlen(v);
+		if (n == 0) {
+			rc = dk_err(err, DK_ECONFIG, "%s:%d: zone: empty",
+			    kv->file, kv->line);
+			goto fail;
+		}
+		if ((c->zone = dk_strdup(v)) == NULL) {
+			rc = dk_err(err, DK_ENOMEM, "out of memory");
+			goto fail;
+		}
+		if (n > 1 && c->zone[n - 1] == '.')
+			c->zone[n - 1] = '\0';
+	}
+	if ((v = dk_conf_section_get(sec, "probe_port", &kv)) != NULL) {
+		char *end;
+		long p = strtol(v, &end, 10);
+
+		if (*v == '\0' || *end != '\0' || p < 1 || p > 65535) {
+			rc = dk_err(err, DK_ECONFIG, "%s:%d: probe_port: \"%s\" "
+			    "is not a port number", kv->file, kv->line, v);
+			goto fail;
+		}
+		c->probe_port = (uint16_t)p;
+	}
+	if ((v = dk_conf_section_get(sec, "probe_servers", &kv)) != NULL &&
+	    (rc = dk_addr_parse_list(v, c->probe_port, &c->probe, &c->nprobe,
+	    err)) != DK_OK) {
+		rc = kv_err(kv, rc, err);
+		goto fail;
+	}
+	if ((v = dk_conf_section_get(sec, "resolver", &kv)) != NULL) {
+		if ((rc = dk_addr_parse(v, 53, &c->resolver, err)) != DK_OK) {
+			rc = kv_err(kv, rc, err);
+			goto fail;
+		}
+		c->have_resolver = 1;
+	}
+	/*
+	 * The key is read once, here: a later reload re-opens the
+	 * provider.  Without a key, updates go unsigned (address-based
+	 * allow-update on the primary).
+	 */
+	if ((v = dk_conf_section_get(sec, "tsig_key_file", &kv)) != NULL) {
+		if ((rc = dk_tsig_load(v, allow_md5, &c->tsig, err)) !=
+		    DK_OK) {
+			dk_err_prefix(err, "%s:%d: tsig_key_file", kv->file,
+			    kv->line);
+			goto fail;
+		}
+		c->signed_updates = 1;
+	}
+	*ctx = c;
+	return DK_OK;
+ fail:
+	rfc2136_close(c);
+	return rc;
+}
+
+static int
+get_resolver(struct rfc2136 *c, struct dk_error *err)
+{
+	int rc;
+
+	if (c->have_resolver)
+		return DK_OK;
+	if ((rc = dk_addr_system_resolver(&c->resolver, err)) != DK_OK)
+		return rc;
+	c->have_resolver = 1;
+	return DK_OK;
+}
+
+static int
+find_zone(struct rfc2136 *c, const char *owner, char **zone,
+    struct dk_error *err)
+{
+	int rc;
+
+	if (c->zone != NULL) {
+		if ((*zone = dk_strdup(c->zone)) == NULL)
+			return dk_err(err, DK_ENOMEM, "out of memory");
+		return DK_OK;
+	}
+	if ((rc = get_resolver(c, err)) != DK_OK)
+		return rc;
+	return dk_dns_find_zone(&c->resolver, owner, c->timeout_ms, zone,
+	    err);
+}
+
+/* Does the primary already hold exactly new (or nothing, new == NULL)? */
+static int
+primary_holds(struct rfc2136 *c, const char *owner, const struct dk_txt *new,
+    int *yes, struct dk_error *err)
+{
+	struct dk_answer a;
+	char *have = NULL, *want = NULL;
+	int rc;
+
+	*yes = 0;
+	memset(&a, 0, sizeof(a));
+	if ((rc = dk_dns_query(&c->server, owner, DK_T_TXT, 0, c->timeout_ms,
+	    &a, err)) != DK_OK)
+		return rc;
+	if (a.rcode != 0 && a.rcode != 3) {
+		rc = dk_err(err, DK_ETEMP, "%s: reading back %s: rcode %d",
+		    c->server.text, owner, a.rcode);
+		goto out;
+	}
+	if (new == NULL) {
+		*yes = a.ntxt == 0;
+		rc = DK_OK;
+		goto out;
+	}
+	if (a.ntxt != 1) {
+		rc = DK_OK;
+		goto out;
+	}
+	if (dk_txt_join(&a.txt[0], &have) != DK_OK ||
+	    dk_txt_join(new, &want) != DK_OK) {
+		rc = dk_err(err, DK_ENOMEM, "out of memory");
+		goto out;
+	}
+	*yes = strcmp(have, want) == 0;
+	rc = DK_OK;
+ out:
+	free(have);
+	free(want);
+	dk_answer_clear(&a);
+	return rc;
+}
+
+static int
+rfc2136_replace(void *arg, const char *owner, const struct dk_txt *old,
+    const struct dk_txt *new, uint32_t ttl, struct dk_error *err)
+{
+	struct rfc2136 *c = arg;
+	struct dk_error e2;
+	char *zone = NULL;
+	int rc, yes = 0;
+
+	if ((rc = find_zone(c, owner, &zone, err)) != DK_OK)
+		goto out;
+	rc = dk_dns_update_txt(&c->server, zone,
+	    c->signed_updates ? &c->tsig : NULL, owner, old, new, ttl,
+	    c->timeout_ms, err);
+	if (rc != DK_EMISMATCH)
+		goto out;
+	/*
+	 * The prerequisite failed.  After a crash between the update and
+	 * the state commit, the record already is what we want: that is
+	 * success.  Anything else belongs to someone else.
+	 */
+	memset(&e2, 0, sizeof(e2));
+	if ((rc = primary_holds(c, owner, new, &yes, &e2)) != DK_OK) {
+		if (err != NULL)
+			*err = e2;
+		goto out;
+	}
+	if (yes) {
+		rc = DK_OK;
+		goto out;
+	}
+	rc = dk_err(err, DK_EMISMATCH, "%s holds a TXT record dkimkeyd did "
+	    "not write; not touching it", owner);
+ out:
+	free(zone);
+	return rc;
+}
+
+static int
+rfc2136_servers(void *arg, const char *owner, struct dk_addr **out,
+    size_t *n, struct dk_error *err)
+{
+	struct rfc2136 *c = arg;
+	struct dk_addr *l;
+	char *zone = NULL;
+	int rc;
+
+	if (c->probe != NULL) {
+		if ((l = calloc(c->nprobe, sizeof(*l))) == NULL)
+			return dk_err(err, DK_ENOMEM, "out of memory");
+		memcpy(l, c->probe, c->nprobe * sizeof(*l));
+		*out = l;
+		*n = c->nprobe;
+		return DK_OK;
+	}
+	if ((rc = find_zone(c, owner, &zone, err)) != DK_OK)
+		return rc;
+	if ((rc = get_resolver(c, err)) == DK_OK)
+		rc = dk_dns_ns_addrs(&c->resolver, zone, c->probe_port,
+		    c->timeout_ms, out, n, err);
+	free(zone);
+	return rc;
+}
+
+static int
+rfc2136_timeout_ms(void *arg)
+{
+	const struct rfc2136 *c = arg;
+
+	return c->timeout_ms;
+}
+
+const struct dk_dns_provider_ops dk_dns_rfc2136_ops = {
+	.name = "rfc2136",
+	.keys = rfc2136_keys,
+	.open = rfc2136_open,
+	.replace = rfc2136_replace,
+	.servers = rfc2136_servers,
+	.timeout_ms = rfc2136_timeout_ms,
+	.close = rfc2136_close,
+};

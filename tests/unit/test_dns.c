@@ -1,0 +1,735 @@
+/*
+ * tests/unit/test_dns.c — addresses, TSIG key files, and query/update
+ * validation against tiny responders on 127.0.0.1 (forked children with
+ * plain sockets; no DNS server needed).
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "unit.h"
+
+#include "dns.h"
+
+#define SECRET	"v0sdCn5/wCKOyDl0sfcMIATPQ46PFbPBpE2TuwYmhuo="
+
+/*
+ * Addresses
+ */
+
+static void
+test_addr_parses_ipv4_with_and_without_port(void **state)
+{
+	struct dk_addr a;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&a.ss;
+
+	assert_int_equal(dk_addr_parse("192.0.2.1", 53, &a, NULL), DK_OK);
+	assert_int_equal(a.ss.ss_family, AF_INET);
+	assert_int_equal(ntohs(sin->sin_port), 53);
+	assert_int_equal(a.len, sizeof(struct sockaddr_in));
+	assert_string_equal(a.text, "192.0.2.1:53");
+
+	assert_int_equal(dk_addr_parse("127.0.0.1:5353", 53, &a, NULL),
+	    DK_OK);
+	assert_int_equal(ntohs(sin->sin_port), 5353);
+	assert_string_equal(a.text, "127.0.0.1:5353");
+}
+
+static void
+test_addr_parses_ipv6_bare_and_bracketed(void **state)
+{
+	struct dk_addr a;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a.ss;
+
+	assert_int_equal(dk_addr_parse("2001:db8::1", 53, &a, NULL), DK_OK);
+	assert_int_equal(a.ss.ss_family, AF_INET6);
+	assert_int_equal(ntohs(sin6->sin6_port), 53);
+	assert_string_equal(a.text, "[2001:db8::1]:53");
+
+	assert_int_equal(dk_addr_parse("[::1]:5300", 53, &a, NULL), DK_OK);
+	assert_int_equal(ntohs(sin6->sin6_port), 5300);
+	assert_int_equal(a.len, sizeof(struct sockaddr_in6));
+	assert_string_equal(a.text, "[::1]:5300");
+
+	assert_int_equal(dk_addr_parse("[::1]", 54, &a, NULL), DK_OK);
+	assert_string_equal(a.text, "[::1]:54");
+}
+
+static void
+test_addr_rejects_garbage(void **state)
+{
+	static const char *bad[] = {
+		"", "ns1.example.com", "192.0.2.1:0", "192.0.2.1:65536",
+		"192.0.2.1:x", "192.0.2.1:", "1.2.3", "[::1", "[::1]x",
+		"[::1]:", "[192.0.2.1]:53", "::1::2", "256.1.1.1",
+		"192.0.2.1:53:53x", NULL
+	};
+	struct dk_error e;
+	struct dk_addr a;
+	size_t i;
+
+	for (i = 0; bad[i] != NULL; i++) {
+		memset(&e, 0, sizeof(e));
+		if (dk_addr_parse(bad[i], 53, &a, &e) != DK_EINVAL)
+			fail_msg("accepted \"%s\"", bad[i]);
+		assert_true(e.msg[0] != '\0');
+	}
+}
+
+static void
+test_addr_list_parses_several_and_rejects_empty(void **state)
+{
+	struct dk_addr *l = NULL;
+	size_t n = 0;
+
+	assert_int_equal(dk_addr_parse_list(" 127.0.0.1  [::1]:5353\t"
+	    "192.0.2.7:99 ", 53, &l, &n, NULL), DK_OK);
+	assert_int_equal(n, 3);
+	assert_string_equal(l[0].text, "127.0.0.1:53");
+	assert_string_equal(l[1].text, "[::1]:5353");
+	assert_string_equal(l[2].text, "192.0.2.7:99");
+	free(l);
+
+	l = NULL;
+	assert_int_equal(dk_addr_parse_list("   ", 53, &l, &n, NULL),
+	    DK_EINVAL);
+	assert_null(l);
+	assert_int_equal(dk_addr_parse_list("127.0.0.1 bogus", 53, &l, &n,
+	    NULL), DK_EINVAL);
+	assert_null(l);
+}
+
+/*
+ * TSIG key files
+ */
+
+struct tmp {
+	char	dir[64];
+	char	path[128];
+};
+
+static void
+write_key(struct tmp *t, const char *text, mode_t mode)
+{
+	int fd;
+
+	snprintf(t->path, sizeof(t->path), "%s/k.key", t->dir);
+	unlink(t->path);
+	fd = open(t->path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+static int
+tmp_setup(void **state)
+{
+	struct tmp *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return -1;
+	snprintf(t->dir, sizeof(t->dir), "/tmp/test_dns.XXXXXX");
+	if (mkdtemp(t->dir) == NULL) {
+		free(t);
+		return -1;
+	}
+	*state = t;
+	return 0;
+}
+
+static int
+tmp_teardown(void **state)
+{
+	struct tmp *t = *state;
+
+	snprintf(t->path, sizeof(t->path), "%s/k.key", t->dir);
+	unlink(t->path);
+	rmdir(t->dir);
+	free(t);
+	return 0;
+}
+
+static void
+test_tsig_load_reads_tsig_keygen_output(void **state)
+{
+	struct tmp *t = *state;
+	struct dk_tsig k;
+
+	write_key(t, "# generated\n"
+	    "key \"update-key\" {\n"
+	    "\talgorithm hmac-sha512; // strong\n"
+	    "\t/* the shared\n secret */ secret \"" SECRET "\";\n"
+	    "};\n", 0600);
+	memset(&k, 0, sizeof(k));
+	assert_int_equal(dk_tsig_load(t->path, 0, &k, NULL), DK_OK);
+	assert_string_equal(k.name, "update-key.");
+	assert_string_equal(k.algorithm, "hmac-sha512");
+	assert_string_equal(k.secret_b64, SECRET);
+	dk_tsig_clear(&k);
+	assert_null(k.secret_b64);
+
+	/* Group-readable (0640, for the daemon's group) is fine. */
+	write_key(t, "key upd. { secret \"" SECRET "\"; };", 0640);
+	assert_int_equal(dk_tsig_load(t->path, 0, &k, NULL), DK_OK);
+	assert_string_equal(k.name, "upd.");
+	assert_string_equal(k.algorithm, "hmac-sha256");
+	dk_tsig_clear(&k);
+}
+
+static void
+test_tsig_load_refuses_md5_unless_allowed(void **state)
+{
+	struct tmp *t = *state;
+	struct dk_error e;
+	struct dk_tsig k;
+
+	write_key(t, "key \"old\" {\n algorithm hmac-md5;\n secret \""
+	    SECRET "\";\n};\n", 0600);
+	memset(&e, 0, sizeof(e));
+	memset(&k, 0, sizeof(k));
+	assert_int_equal(dk_tsig_load(t->path, 0, &k, &e), DK_ECONFIG);
+	assert_non_null(strstr(e.msg, ":2: "));
+	assert_non_null(strstr(e.msg, "hmac-md5"));
+	assert_null(k.secret_b64);
+
+	assert_int_equal(dk_tsig_load(t->path, 1, &k, NULL), DK_OK);
+	assert_string_equal(k.algorithm, "hmac-md5");
+	dk_tsig_clear(&k);
+}
+
+static void
+test_tsig_load_reports_syntax_error_with_line(void **state)
+{
+	static const struct {
+		const char	*text;
+		const char	*where;
+	} cases[] = {
+		{ "key \"a\" {\n algorithm hmac-sha256;\n secret \"" SECRET
+		    "\"\n};\n", ":4: " },		/* missing ';' */
+		{ "key \"a\" {\n\n secrett \"" SECRET "\";\n};\n", ":3: " },
+		{ "key \"a\" {\n algorithm hmac-sha3;\n secret \"" SECRET
+		    "\";\n};\n", ":2: " },
+		{ "key \"a\" {\n secret \"not base64!\";\n};\n", ":2: " },
+		{ "key \"a\" {\n secret \"QUJD=\";\n};\n", ":2: " },
+		{ "/* open\n\n", ":1: " },
+		{ "key \"a\" { secret \"" SECRET "\"; };\n"
+		    "key \"b\" { secret \"" SECRET "\"; };\n", ":2: " },
+	};
+	struct tmp *t = *state;
+	struct dk_error e;
+	struct dk_tsig k;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		write_key(t, cases[i].text, 0600);
+		memset(&e, 0, sizeof(e));
+		memset(&k, 0, sizeof(k));
+		assert_int_equal(dk_tsig_load(t->path, 0, &k, &e),
+		    DK_ECONFIG);
+		if (strstr(e.msg, cases[i].where) == NULL)
+			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, e.msg,
+			    cases[i].where);
+		assert_non_null(strstr(e.msg, t->path));
+		assert_null(k.secret_b64);
+	}
+}
+
+static void
+test_tsig_load_refuses_unsafe_mode(void **state)
+{
+	struct tmp *t = *state;
+	struct dk_error e;
+	struct dk_tsig k;
+
+	write_key(t, "key a { secret \"" SECRET "\"; };\n", 0644);
+	memset(&e, 0, sizeof(e));
+	memset(&k, 0, sizeof(k));
+	assert_int_equal(dk_tsig_load(t->path, 0, &k, &e), DK_EUNSAFE);
+	assert_non_null(strstr(e.msg, "chmod"));
+	write_key(t, "key a { secret \"" SECRET "\"; };\n", 0660);
+	assert_int_equal(dk_tsig_load(t->path, 0, &k, &e), DK_EUNSAFE);
+	assert_null(k.secret_b64);
+}
+
+/*
+ * Responders
+ */
+
+enum mode {
+	M_STRAY,	/* wrong ID, wrong question, then the right reply */
+	M_TC,		/* truncated over UDP, full answer over TCP */
+	M_UPD_BADMAC,	/* NOERROR with a TSIG whose MAC is wrong */
+	M_UPD_BADSIG,	/* NOTAUTH with TSIG error BADSIG */
+	M_UPD_UNSIGNED,	/* NOERROR without TSIG */
+	M_UPD_YXRRSET,	/* YXRRSET without TSIG */
+};
+
+struct responder {
+	int		udp, tcp;
+	uint16_t	port;
+	pid_t		pid;
+	struct dk_addr	addr;
+};
+
+/* End of the question section (header plus one question). */
+static size_t
+question_end(const uint8_t *m, size_t n)
+{
+	size_t p = 12;
+
+	while (p < n && m[p] != 0)
+		p += (size_t)m[p] + 1;
+	return p + 1 + 4;
+}
+
+static size_t
+answer_reply(const uint8_t *q, size_t qn, uint8_t *r, uint16_t id, int tc,
+    int mangle, int upper, const char *txt)
+{
+	size_t qe = question_end(q, qn), p, len = strlen(txt);
+
+	memcpy(r, q, qe);
+	r[0] = (uint8_t)(id >> 8);
+	r[1] = (uint8_t)id;
+	r[2] = 0x80 | 0x04 | (tc ? 0x02 : 0) | (q[2] & 0x01);
+	r[3] = 0;
+	memset(r + 4, 0, 8);
+	r[5] = 1;
+	r[7] = tc ? 0 : 1;
+	if (mangle)
+		r[13] = r[13] == 'x' ? 'y' : 'x';
+	if (upper)
+		for (p = 12; p < qe - 5; p++)
+			if (r[p] >= 'a' && r[p] <= 'z')
+				r[p] -= 32;
+	p = qe;
+	if (!tc) {
+		static const uint8_t rr[] = { 0xc0, 12, 0, 16, 0, 1, 0, 0, 1,
+		    44 };
+
+		memcpy(r + p, rr, sizeof(rr));
+		p += sizeof(rr);
+		r[p++] = 0;
+		r[p++] = (uint8_t)(len + 1);
+		r[p++] = (uint8_t)len;
+		memcpy(r + p, txt, len);
+		p += len;
+	}
+	return p;
+}
+
+static uint16_t
+id_of(const uint8_t *m)
+{
+	return (uint16_t)(m[0] << 8 | m[1]);
+}
+
+static int
+read_framed(int fd, uint8_t *buf, size_t *n)
+{
+	uint8_t h[2];
+	size_t want, got = 0;
+	ssize_t r;
+
+	if (recv(fd, h, 2, MSG_WAITALL) != 2)
+		return -1;
+	want = (size_t)h[0] << 8 | h[1];
+	while (got < want) {
+		if ((r = recv(fd, buf + got, want - got, 0)) <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	*n = want;
+	return 0;
+}
+
+static void
+send_framed(int fd, const uint8_t *m, size_t n)
+{
+	uint8_t buf[4096];
+
+	buf[0] = (uint8_t)(n >> 8);
+	buf[1] = (uint8_t)n;
+	memcpy(buf + 2, m, n);
+	(void)!write(fd, buf, n + 2);
+}
+
+/* An UPDATE reply: header and zone section, then maybe a TSIG RR. */
+static size_t
+update_reply(const uint8_t *q, size_t qn, uint8_t *r, int rcode, int tsig,
+    int tsig_error)
+{
+	static const uint8_t alg[] = "\x0bhmac-sha256";
+	size_t p = question_end(q, qn), rdstart;
+	time_t now = time(NULL);
+	int i, maclen = tsig_error == 0 ? 32 : 0;
+
+	memcpy(r, q, p);
+	r[2] = 0x80 | 0x28;		/* QR, opcode UPDATE */
+	r[3] = (uint8_t)rcode;
+	memset(r + 4, 0, 8);
+	r[5] = 1;
+	r[11] = tsig ? 1 : 0;
+	if (!tsig)
+		return p;
+	memcpy(r + p, "\x01k\x00\x00\xfa\x00\xff\x00\x00\x00\x00", 11);
+	p += 11;
+	rdstart = p;
+	p += 2;
+	memcpy(r + p, alg, sizeof(alg));	/* with the root label */
+	p += sizeof(alg);
+	for (i = 5; i >= 0; i--)
+		r[p++] = (uint8_t)((uint64_t)now >> (8 * i));
+	r[p++] = 0x01;
+	r[p++] = 0x2c;			/* fudge 300 */
+	r[p++] = 0;
+	r[p++] = (uint8_t)maclen;
+	memset(r + p, 0xab, (size_t)maclen);
+	p += (size_t)maclen;
+	r[p++] = q[0];
+	r[p++] = q[1];			/* original ID */
+	r[p++] = (uint8_t)(tsig_error >> 8);
+	r[p++] = (uint8_t)tsig_error;
+	r[p++] = 0;
+	r[p++] = 0;			/* other len */
+	r[rdstart] = (uint8_t)((p - rdstart - 2) >> 8);
+	r[rdstart + 1] = (uint8_t)(p - rdstart - 2);
+	return p;
+}
+
+static void
+serve(struct responder *s, enum mode m)
+{
+	struct sockaddr_storage from;
+	socklen_t fl = sizeof(from);
+	uint8_t q[4096], r[4096];
+	size_t n, rn;
+	ssize_t got;
+	int c;
+
+	if (m == M_STRAY || m == M_TC) {
+		got = recvfrom(s->udp, q, sizeof(q), 0,
+		    (struct sockaddr *)&from, &fl);
+		if (got < 12)
+			return;
+		n = (size_t)got;
+		if (m == M_STRAY) {
+			rn = answer_reply(q, n, r, id_of(q) ^ 0x5555, 0, 0, 0,
+			    "wrong-id");
+			sendto(s->udp, r, rn, 0, (struct sockaddr *)&from, fl);
+			rn = answer_reply(q, n, r, id_of(q), 0, 1, 0,
+			    "wrong-question");
+			sendto(s->udp, r, rn, 0, (struct sockaddr *)&from, fl);
+			/* 0x20-style case changes must be accepted */
+			rn = answer_reply(q, n, r, id_of(q), 0, 0, 1, "right");
+			sendto(s->udp, r, rn, 0, (struct sockaddr *)&from, fl);
+			return;
+		}
+		rn = answer_reply(q, n, r, id_of(q), 1, 0, 0, "");
+		sendto(s->udp, r, rn, 0, (struct sockaddr *)&from, fl);
+	}
+	if ((c = accept(s->tcp, NULL, NULL)) == -1)
+		return;
+	if (read_framed(c, q, &n) == 0) {
+		switch (m) {
+		case M_TC:
+			rn = answer_reply(q, n, r, id_of(q), 0, 0, 0,
+			    "via-tcp");
+			break;
+		case M_UPD_BADMAC:
+			rn = update_reply(q, n, r, 0, 1, 0);
+			break;
+		case M_UPD_BADSIG:
+			rn = update_reply(q, n, r, 9, 1, 16);
+			break;
+		case M_UPD_UNSIGNED:
+			rn = update_reply(q, n, r, 0, 0, 0);
+			break;
+		default:
+			rn = update_reply(q, n, r, 7, 0, 0);
+			break;
+		}
+		send_framed(c, r, rn);
+	}
+	close(c);
+}
+
+/* Bind UDP and TCP on one free loopback port; fork a child unless silent. */
+static void
+responder_start(struct responder *s, enum mode m, int silent)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	char text[32];
+	int i, one = 1;
+
+	for (i = 0; i < 50; i++) {
+		s->udp = socket(AF_INET, SOCK_DGRAM, 0);
+		s->tcp = socket(AF_INET, SOCK_STREAM, 0);
+		assert_true(s->udp >= 0 && s->tcp >= 0);
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		assert_int_equal(bind(s->udp, (struct sockaddr *)&sin,
+		    sizeof(sin)), 0);
+		assert_int_equal(getsockname(s->udp, (struct sockaddr *)&sin,
+		    &sl), 0);
+		setsockopt(s->tcp, SOL_SOCKET, SO_REUSEADDR, &one,
+		    sizeof(one));
+		if (bind(s->tcp, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+		    listen(s->tcp, 4) == 0)
+			break;
+		close(s->udp);
+		close(s->tcp);
+	}
+	assert_true(i < 50);
+	s->port = ntohs(sin.sin_port);
+	snprintf(text, sizeof(text), "127.0.0.1:%u", s->port);
+	assert_int_equal(dk_addr_parse(text, 53, &s->addr, NULL), DK_OK);
+	s->pid = -1;
+	if (silent)
+		return;
+	s->pid = fork();
+	assert_true(s->pid >= 0);
+	if (s->pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		/* Never outlive a failed test or hold its output open. */
+		alarm(10);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		serve(s, m);
+		_exit(0);
+	}
+}
+
+static void
+responder_stop(struct responder *s)
+{
+	close(s->udp);
+	close(s->tcp);
+	if (s->pid > 0) {
+		kill(s->pid, SIGKILL);
+		waitpid(s->pid, NULL, 0);
+	}
+}
+
+static void
+test_query_ignores_wrong_id_and_wrong_question(void **state)
+{
+	struct responder s;
+	struct dk_answer a;
+	struct dk_error e;
+
+	responder_start(&s, M_STRAY, 0);
+	memset(&a, 0, sizeof(a));
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(dk_dns_query(&s.addr, "mail._domainkey.example.com",
+	    DK_T_TXT, 0, 3000, &a, &e), DK_OK);
+	assert_int_equal(a.rcode, 0);
+	assert_true(a.aa);
+	assert_int_equal(a.ntxt, 1);
+	assert_int_equal(a.txt[0].nstr, 1);
+	assert_string_equal(a.txt[0].str[0], "right");
+	assert_int_equal(a.ttl, 300);
+	dk_answer_clear(&a);
+	responder_stop(&s);
+}
+
+static void
+test_query_retries_over_tcp_when_truncated(void **state)
+{
+	struct responder s;
+	struct dk_answer a;
+	struct dk_error e;
+
+	responder_start(&s, M_TC, 0);
+	memset(&a, 0, sizeof(a));
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(dk_dns_query(&s.addr, "mail._domainkey.example.com",
+	    DK_T_TXT, 0, 3000, &a, &e), DK_OK);
+	assert_int_equal(a.ntxt, 1);
+	assert_string_equal(a.txt[0].str[0], "via-tcp");
+	dk_answer_clear(&a);
+	responder_stop(&s);
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+test_query_times_out_when_server_silent(void **state)
+{
+	struct responder s;
+	struct dk_answer a;
+	struct dk_error e;
+	int64_t t0, dt;
+
+	responder_start(&s, M_STRAY, 1);
+	memset(&a, 0, sizeof(a));
+	memset(&e, 0, sizeof(e));
+	t0 = mono_ms();
+	assert_int_equal(dk_dns_query(&s.addr, "example.com", DK_T_SOA, 1,
+	    300, &a, &e), DK_ETEMP);
+	dt = mono_ms() - t0;
+	assert_true(dt >= 250 && dt < 1500);
+	assert_non_null(strstr(e.msg, s.addr.text));
+	assert_null(a.txt);
+	responder_stop(&s);
+}
+
+static void
+test_query_rejects_bad_name(void **state)
+{
+	struct dk_addr addr;
+	struct dk_answer a;
+	char name[300];
+
+	memset(name, 'a', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(dk_addr_parse("127.0.0.1:9", 53, &addr, NULL), DK_OK);
+	assert_int_equal(dk_dns_query(&addr, name, DK_T_TXT, 0, 100, &a,
+	    NULL), DK_EINVAL);
+}
+
+/*
+ * Updates: the reply's TSIG and rcode are judged here, not by ldns.
+ */
+
+static int
+run_update(enum mode m, struct dk_error *e)
+{
+	static char s0[] = "v=DKIM1; k=ed25519; p=";
+	char *strs[] = { s0 };
+	struct dk_txt txt = { strs, 1 };
+	struct dk_tsig k;
+	struct responder s;
+	int rc;
+
+	memset(&k, 0, sizeof(k));
+	snprintf(k.name, sizeof(k.name), "k.");
+	snprintf(k.algorithm, sizeof(k.algorithm), "hmac-sha256");
+	k.secret_b64 = strdup(SECRET);
+	responder_start(&s, m, 0);
+	memset(e, 0, sizeof(*e));
+	rc = dk_dns_update_txt(&s.addr, "example.test", &k,
+	    "mail._domainkey.example.test", NULL, &txt, 300, 3000, e);
+	responder_stop(&s);
+	dk_tsig_clear(&k);
+	return rc;
+}
+
+static void
+test_update_rejects_reply_with_bad_mac(void **state)
+{
+	struct dk_error e;
+
+	assert_int_equal(run_update(M_UPD_BADMAC, &e), DK_EPERM);
+	assert_non_null(strstr(e.msg, "reply TSIG verification failed"));
+}
+
+static void
+test_update_names_badsig_in_words(void **state)
+{
+	struct dk_error e;
+
+	assert_int_equal(run_update(M_UPD_BADSIG, &e), DK_EPERM);
+	assert_non_null(strstr(e.msg, "127.0.0.1:"));
+	assert_non_null(strstr(e.msg, "mail._domainkey.example.test"));
+	assert_non_null(strstr(e.msg, "NOTAUTH"));
+	assert_non_null(strstr(e.msg, "BADSIG"));
+	assert_non_null(strstr(e.msg, "\"k\""));
+}
+
+static void
+test_update_refuses_unsigned_success(void **state)
+{
+	struct dk_error e;
+
+	assert_int_equal(run_update(M_UPD_UNSIGNED, &e), DK_EPERM);
+	assert_non_null(strstr(e.msg, "not signed"));
+}
+
+static void
+test_update_maps_yxrrset_to_mismatch(void **state)
+{
+	struct dk_error e;
+
+	assert_int_equal(run_update(M_UPD_YXRRSET, &e), DK_EMISMATCH);
+	assert_non_null(strstr(e.msg, "YXRRSET"));
+}
+
+static void
+test_update_unreachable_is_temporary(void **state)
+{
+	static char s0[] = "v=DKIM1; p=";
+	char *strs[] = { s0 };
+	struct dk_txt txt = { strs, 1 };
+	struct responder s;
+	struct dk_addr addr;
+	struct dk_error e;
+
+	/* A port that was just free and has nobody listening. */
+	responder_start(&s, M_STRAY, 1);
+	addr = s.addr;
+	responder_stop(&s);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(dk_dns_update_txt(&addr, "example.test", NULL,
+	    "a.example.test", NULL, &txt, 300, 1000, &e), DK_ETEMP);
+	assert_non_null(strstr(e.msg, addr.text));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_addr_parses_ipv4_with_and_without_port),
+		cmocka_unit_test(test_addr_parses_ipv6_bare_and_bracketed),
+		cmocka_unit_test(test_addr_rejects_garbage),
+		cmocka_unit_test(
+		    test_addr_list_parses_several_and_rejects_empty),
+		cmocka_unit_test_setup_teardown(
+		    test_tsig_load_reads_tsig_keygen_output, tmp_setup,
+		    tmp_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_tsig_load_refuses_md5_unless_allowed, tmp_setup,
+		    tmp_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_tsig_load_reports_syntax_error_with_line, tmp_setup,
+		    tmp_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_tsig_load_refuses_unsafe_mode, tmp_setup,
+		    tmp_teardown),
+		cmocka_unit_test(test_query_ignores_wrong_id_and_wrong_question),
+		cmocka_unit_test(test_query_retries_over_tcp_when_truncated),
+		cmocka_unit_test(test_query_times_out_when_server_silent),
+		cmocka_unit_test(test_query_rejects_bad_name),
+		cmocka_unit_test(test_update_rejects_reply_with_bad_mac),
+		cmocka_unit_test(test_update_names_badsig_in_words),
+		cmocka_unit_test(test_update_refuses_unsigned_success),
+		cmocka_unit_test(test_update_maps_yxrrset_to_mismatch),
+		cmocka_unit_test(test_update_unreachable_is_temporary),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
