@@ -35,19 +35,23 @@ enum seckind {
 };
 
 /* Keys of [dkimkeyd]; include may repeat and is not tracked. */
-enum { MK_STATE_DIR, MK_KEY_DIR, MK_KEY_GROUP, MK_N };
+enum { MK_STATE_DIR, MK_KEY_DIR, MK_KEY_GROUP, MK_METRICS, MK_N };
 static const char *const main_keys[MK_N] = {
-	"state_dir", "key_dir", "key_group",
+	"state_dir", "key_dir", "key_group", "metrics_file",
 };
 
 /* Keys of [domain NAME]. */
 enum {
 	DK_PROVIDER, DK_SIGNER, DK_SELECTORS, DK_ALGORITHM, DK_WEAK, DK_TTL,
-	DK_RETIRE, DK_PROPAGATION, DK_SAFETY, DK_N
+	DK_RETIRE, DK_PROPAGATION, DK_SAFETY, DK_ROTATE_EVERY, DK_MODE,
+	DK_CNAME_TARGET, DK_CNAME_PROVIDER, DK_ED25519, DK_WATCH, DK_SENDERS,
+	DK_N
 };
 static const char *const domain_keys[DK_N] = {
 	"provider", "signer", "selectors", "algorithm", "allow_weak_keys",
 	"ttl", "retire_after", "propagation_timeout", "safety_margin",
+	"rotate_every", "mode", "cname_target", "cname_provider",
+	"ed25519_selectors", "watch_selectors", "senders",
 };
 
 /* What the parser remembers about a domain beyond struct dk_conf_domain. */
@@ -248,8 +252,18 @@ domain_free(struct dk_conf_domain *d)
 	free(d->name);
 	free(d->provider);
 	free(d->signer);
-	for (i = 0; i < DK_MAX_SELECTORS; i++)
+	for (i = 0; i < DK_MAX_SELECTORS; i++) {
 		free(d->selectors[i]);
+		free(d->ed25519_selectors[i]);
+	}
+	free(d->cname_target);
+	free(d->cname_provider);
+	for (i = 0; i < d->nwatch; i++)
+		free(d->watch_selectors[i]);
+	free(d->watch_selectors);
+	for (i = 0; i < d->nsenders; i++)
+		free(d->senders[i]);
+	free(d->senders);
 	free(d->file);
 }
 
@@ -289,6 +303,61 @@ finish_domain(struct file *f)
 		d->keyspec = ks;
 		free(x->algorithm);
 		x->algorithm = NULL;
+	}
+	if (d->mode == DK_MODE_CNAME && d->cname_target == NULL) {
+		f->line = x->line[DK_MODE];
+		return fail(f, "mode = cname needs cname_target in [domain %s]",
+		    d->name);
+	}
+	if (d->mode != DK_MODE_CNAME && (d->cname_target != NULL ||
+	    d->cname_provider != NULL)) {
+		f->line = x->line[d->cname_target != NULL ? DK_CNAME_TARGET :
+		    DK_CNAME_PROVIDER];
+		return fail(f, "cname_target and cname_provider need mode = "
+		    "cname in [domain %s]", d->name);
+	}
+	/* Every selector appears once across the rotated and watched sets. */
+	for (i = 0; i < d->ned25519 + d->nwatch; i++) {
+		const char *a = i < d->ned25519 ? d->ed25519_selectors[i] :
+		    d->watch_selectors[i - d->ned25519];
+		size_t j;
+
+		for (j = 0; j < DK_MAX_SELECTORS + i; j++) {
+			const char *b = j < DK_MAX_SELECTORS ?
+			    d->selectors[j] : j - DK_MAX_SELECTORS <
+			    d->ned25519 ? d->ed25519_selectors[j -
+			    DK_MAX_SELECTORS] : d->watch_selectors[j -
+			    DK_MAX_SELECTORS - d->ned25519];
+
+			if (b != NULL && strcmp(a, b) == 0) {
+				f->line = x->line[i < d->ned25519 ?
+				    DK_ED25519 : DK_WATCH];
+				return fail(f, "selector %s is listed twice in "
+				    "[domain %s]", a, d->name);
+			}
+		}
+	}
+	if (d->ned25519 > 0 && d->keyspec.alg == DK_ALG_ED25519) {
+		f->line = x->line[DK_ED25519];
+		return fail(f, "ed25519_selectors needs an RSA algorithm for "
+		    "selectors in [domain %s]", d->name);
+	}
+	if (d->cname_target != NULL) {
+		char *t = NULL;
+
+		for (i = 0; i < DK_MAX_SELECTORS + d->ned25519; i++) {
+			const char *sel = i < DK_MAX_SELECTORS ?
+			    d->selectors[i] :
+			    d->ed25519_selectors[i - DK_MAX_SELECTORS];
+
+			if (dk_conf_cname_target(d, sel, &t) != DK_OK) {
+				f->line = x->line[DK_CNAME_TARGET];
+				return fail(f, "cname_target %s does not give "
+				    "a valid name for selector %s",
+				    d->cname_target, sel);
+			}
+			free(t);
+		}
 	}
 	/* The whole selector name must still be a valid DNS name. */
 	for (i = 0; i < DK_MAX_SELECTORS; i++) {
@@ -562,6 +631,9 @@ main_key(struct file *f, const char *name, const char *value)
 	case MK_KEY_DIR:
 		slot = &c->key_dir;
 		break;
+	case MK_METRICS:
+		slot = &c->metrics_file;
+		break;
 	default:
 		slot = &c->key_group;
 		break;
@@ -618,6 +690,77 @@ set_selectors(struct file *f, struct dk_conf_domain *d, const char *value)
  out:
 	for (i = 0; i < DK_MAX_SELECTORS; i++)
 		free(sel[i]);
+	return r;
+}
+
+/*
+ * A list of DNS names (selectors or domains), lower-cased and validated,
+ * between min and max of them, all distinct.  Stored in fixed (an array
+ * of at least max slots) or in a new array at *list.
+ */
+static int
+set_name_list(struct file *f, const char *value, size_t min, size_t max,
+    char **fixed, char ***list, size_t *np, int selectors)
+{
+	char **v = NULL;
+	const char *s = value;
+	size_t n = 0, len, i, j;
+	int r = DK_OK;
+
+	if ((v = calloc(max, sizeof(*v))) == NULL)
+		return nomem(f->p);
+	for (;;) {
+		s += strspn(s, " \t");
+		if (*s == '\0')
+			break;
+		len = strcspn(s, " \t");
+		if (n == max) {
+			r = fail(f, "at most %zu names", max);
+			goto out;
+		}
+		if ((v[n] = strndup(s, len)) == NULL) {
+			r = nomem(f->p);
+			goto out;
+		}
+		lowercase(v[n]);
+		if (!selectors && v[n][0] != '\0' && v[n][len - 1] == '.')
+			v[n][len - 1] = '\0';
+		if (!valid_dns_name(v[n])) {
+			r = fail(f, "bad %s %s", selectors ? "selector" :
+			    "domain", v[n]);
+			n++;
+			goto out;
+		}
+		for (j = 0; j < n; j++)
+			if (strcmp(v[j], v[n]) == 0) {
+				r = fail(f, "%s given twice", v[n]);
+				n++;
+				goto out;
+			}
+		n++;
+		s += len;
+	}
+	if (n < min) {
+		r = fail(f, "needs %s%zu name%s, not %zu", min == max ? "" :
+		    "at least ", min, min == 1 ? "" : "s", n);
+		goto out;
+	}
+	if (fixed != NULL) {
+		for (i = 0; i < n; i++) {
+			fixed[i] = v[i];
+			v[i] = NULL;
+		}
+	} else {
+		*list = v;
+		v = NULL;
+	}
+	*np = n;
+ out:
+	if (v != NULL) {
+		for (i = 0; i < n; i++)
+			free(v[i]);
+		free(v);
+	}
 	return r;
 }
 
@@ -690,8 +833,42 @@ domain_key(struct file *f, const char *name, const char *value)
 	case DK_PROPAGATION:
 		return set_duration(f, name, value, 1, 0,
 		    &d->propagation_timeout);
-	default:
+	case DK_SAFETY:
 		return set_duration(f, name, value, 0, 0, &d->safety_margin);
+	case DK_ROTATE_EVERY:
+		if (strcmp(value, "0") == 0) {
+			d->rotate_every = 0;
+			return DK_OK;
+		}
+		/* Shorter than a retirement cycle would always be blocked. */
+		return set_duration(f, name, value, 60, 0, &d->rotate_every);
+	case DK_MODE:
+		if (strcmp(value, "txt") == 0)
+			d->mode = DK_MODE_TXT;
+		else if (strcmp(value, "cname") == 0)
+			d->mode = DK_MODE_CNAME;
+		else
+			return fail(f, "bad mode %s (txt or cname)", value);
+		return DK_OK;
+	case DK_CNAME_TARGET:
+		if (strstr(value, "{selector}") == NULL)
+			return fail(f, "cname_target must contain {selector}");
+		if ((d->cname_target = dk_strdup(value)) == NULL)
+			return nomem(p);
+		return DK_OK;
+	case DK_CNAME_PROVIDER:
+		if ((d->cname_provider = dk_strdup(value)) == NULL)
+			return nomem(p);
+		return DK_OK;
+	case DK_ED25519:
+		return set_name_list(f, value, 2, 2, &d->ed25519_selectors[0],
+		    NULL, &d->ned25519, 1);
+	case DK_WATCH:
+		return set_name_list(f, value, 1, 64, NULL,
+		    &d->watch_selectors, &d->nwatch, 1);
+	default:
+		return set_name_list(f, value, 1, 256, NULL, &d->senders,
+		    &d->nsenders, 0);
 	}
 }
 
@@ -934,6 +1111,13 @@ finish(struct parse *p)
 			    "there is no [provider %s]", d->name, d->provider,
 			    d->provider);
 		}
+		if (d->cname_provider != NULL &&
+		    dk_conf_provider_find(c, d->cname_provider) == NULL) {
+			f.line = p->domx[i].line[DK_CNAME_PROVIDER];
+			return fail(&f, "[domain %s] names cname_provider %s, "
+			    "but there is no [provider %s]", d->name,
+			    d->cname_provider, d->cname_provider);
+		}
 		if (dk_conf_signer_find(c, d->signer) == NULL) {
 			f.line = p->domx[i].line[DK_SIGNER];
 			return fail(&f, "[domain %s] names signer %s, but "
@@ -994,6 +1178,7 @@ dk_conf_free(struct dk_conf *c)
 	free(c->state_dir);
 	free(c->key_dir);
 	free(c->key_group);
+	free(c->metrics_file);
 	free(c);
 }
 
@@ -1037,6 +1222,45 @@ const struct dk_conf_section *
 dk_conf_signer_find(const struct dk_conf *c, const char *name)
 {
 	return find_section(c->signers, c->nsigners, name);
+}
+
+int
+dk_conf_cname_target(const struct dk_conf_domain *d, const char *selector,
+    char **out)
+{
+	const char *t = d->cname_target, *sub;
+	char buf[1024];
+	size_t n = 0, l;
+
+	if (t == NULL)
+		return DK_EINVAL;
+	while (*t != '\0') {
+		if (strncmp(t, "{selector}", 10) == 0) {
+			sub = selector;
+			t += 10;
+		} else if (strncmp(t, "{domain}", 8) == 0) {
+			sub = d->name;
+			t += 8;
+		} else {
+			if (n + 1 >= sizeof(buf))
+				return DK_EINVAL;
+			buf[n++] = (char)tolower((unsigned char)*t++);
+			continue;
+		}
+		l = strlen(sub);
+		if (n + l >= sizeof(buf))
+			return DK_EINVAL;
+		memcpy(buf + n, sub, l);
+		n += l;
+	}
+	if (n > 0 && buf[n - 1] == '.')
+		n--;
+	buf[n] = '\0';
+	if (n > 253 || !valid_dns_name(buf))
+		return DK_EINVAL;
+	if ((*out = dk_strdup(buf)) == NULL)
+		return DK_ENOMEM;
+	return DK_OK;
 }
 
 const char *

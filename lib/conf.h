@@ -37,6 +37,12 @@ struct dk_conf_section {
 	size_t			 nkv;
 };
 
+enum dk_conf_mode {
+	DK_MODE_TXT = 0,	/* TXT at SELECTOR._domainkey.DOMAIN */
+	DK_MODE_CNAME,		/* TXT at the cname_target; the customer's
+				   selector name is a CNAME to it */
+};
+
 struct dk_conf_domain {
 	char			*name;		/* lower case, no trailing dot */
 	char			*provider;	/* section name */
@@ -48,6 +54,18 @@ struct dk_conf_domain {
 	int64_t			 retire_after;	/* 7d */
 	int64_t			 propagation_timeout; /* 1h */
 	int64_t			 safety_margin;	/* 5m */
+	int64_t			 rotate_every;	/* 0: only by hand */
+	enum dk_conf_mode	 mode;		/* txt (default) or cname */
+	char			*cname_target;	/* template with {selector},
+						   {domain}; mode = cname */
+	char			*cname_provider; /* section maintaining the
+						   customer's CNAMEs, or NULL */
+	char			*ed25519_selectors[DK_MAX_SELECTORS];
+	size_t			 ned25519;	/* 0, or 2: a second pair */
+	char			**watch_selectors; /* checked, never rotated */
+	size_t			 nwatch;
+	char			**senders;	/* From domains signed for */
+	size_t			 nsenders;
 	char			*file;
 	int			 line;
 };
@@ -57,6 +75,7 @@ struct dk_conf {
 	char			*state_dir;	/* /var/lib/dkimkeyd */
 	char			*key_dir;	/* /var/lib/dkimkeyd/keys */
 	char			*key_group;	/* NULL: keys 0600, else 0640 */
+	char			*metrics_file;	/* Prometheus text file, or NULL */
 	struct dk_conf_section	*providers;
 	size_t			 nproviders;
 	struct dk_conf_section	*signers;
@@ -101,6 +120,14 @@ const char	*dk_conf_section_get(const struct dk_conf_section *,
  */
 int		 dk_conf_section_check(const struct dk_conf_section *,
 		    const char *const *allowed, struct dk_error *err);
+
+/*
+ * The TXT owner of selector in a cname-mode domain: cname_target with
+ * {selector} and {domain} substituted, lower case, no trailing dot.
+ * *out malloc'd.  DK_EINVAL when the result is not a valid DNS name.
+ */
+int		 dk_conf_cname_target(const struct dk_conf_domain *,
+		    const char *selector, char **out);
 
 /*
  * Split a whitespace-separated value into words, honouring double quotes

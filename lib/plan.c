@@ -26,6 +26,18 @@ nonneg(int64_t v)
 	return v < 0 ? 0 : v;
 }
 
+/*
+ * The end of a wait of d seconds that started at t.  Timestamps are whole
+ * seconds, truncated: an event stamped t happened in [t, t+1), so the
+ * wait ends at t + d + 1 to guarantee that d full seconds have passed
+ * (a cache drain cut short by a fraction of a second is still short).
+ */
+static int64_t
+after(int64_t t, int64_t d)
+{
+	return add(add(t, nonneg(d)), 1);
+}
+
 void
 dk_policy_from_conf(const struct dk_conf_domain *d, struct dk_policy *out)
 {
@@ -76,7 +88,7 @@ dk_plan_selector_free_at(const struct dk_domain_state *st,
 	k = &st->keys[i];
 	/* Resolvers may still hold the old record until its TTL passed. */
 	if (k->removed_at != 0)
-		return add(k->removed_at, nonneg(k->ttl));
+		return after(k->removed_at, k->ttl);
 	return INT64_MAX;
 }
 
@@ -98,11 +110,11 @@ free_estimate(const struct dk_domain_state *st,
 	k = &st->keys[i];
 	ttl = nonneg(k->ttl);
 	if (k->removed_at != 0)
-		return add(k->removed_at, ttl);
+		return after(k->removed_at, ttl);
 	if (k->revoked_at != 0)
-		return add(add(k->revoked_at, ttl), ttl);
+		return after(after(k->revoked_at, ttl), ttl);
 	if (k->retired_at != 0)
-		return add(add(add(k->retired_at, nonneg(pol->retire_after)),
+		return after(after(after(k->retired_at, pol->retire_after),
 		    ttl), ttl);
 	return INT64_MAX;
 }
@@ -121,8 +133,7 @@ activate_at(const struct dk_key_state *k, const struct dk_policy *pol)
 		drain = k->drain;
 	else
 		drain = k->ttl > pol->ttl ? k->ttl : pol->ttl;
-	return add(add(k->visible_at, nonneg(drain)),
-	    nonneg(pol->safety_margin));
+	return after(add(k->visible_at, nonneg(drain)), pol->safety_margin);
 }
 
 static void
@@ -201,7 +212,7 @@ dk_plan_next(const struct dk_domain_state *st, const struct dk_policy *pol,
 		k = &st->keys[i];
 		if (dk_key_state_get(k, now) != DK_KS_RETIRED)
 			continue;
-		t = add(k->retired_at, nonneg(pol->retire_after));
+		t = after(k->retired_at, pol->retire_after);
 		if (now >= t && (best == -1 || t < best_t)) {
 			best = (int)i;
 			best_t = t;
@@ -221,7 +232,7 @@ dk_plan_next(const struct dk_domain_state *st, const struct dk_policy *pol,
 		k = &st->keys[i];
 		if (dk_key_state_get(k, now) != DK_KS_REVOKED)
 			continue;
-		t = add(k->revoked_at, nonneg(k->ttl));
+		t = after(k->revoked_at, k->ttl);
 		if (now >= t && (best == -1 || t < best_t)) {
 			best = (int)i;
 			best_t = t;

@@ -652,6 +652,197 @@ test_conf_rejects_undefined_provider_at_its_line(void **state)
 }
 
 static void
+test_conf_reads_cname_mode_dual_algorithms_and_lists(void **state)
+{
+	struct fixture *fx = *state;
+	struct dk_conf *c;
+	const struct dk_conf_domain *d;
+	char *t = NULL;
+
+	put_main(fx,
+	    "[dkimkeyd]\n"
+	    "metrics_file = /var/lib/prometheus/dkimkeyd.prom\n"
+	    "[domain Customer.Example]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = mail1 mail2\n"
+	    "ed25519_selectors = ed1 ed2\n"
+	    "watch_selectors = google s1\n"
+	    "senders = customer.example news.customer.example.\n"
+	    "rotate_every = 90d\n"
+	    "mode = cname\n"
+	    "cname_target = {selector}.{domain}.dkim.Operator.Example.\n"
+	    "cname_provider = primary\n");
+	c = expect_ok(fx);
+	assert_string_equal(c->metrics_file,
+	    "/var/lib/prometheus/dkimkeyd.prom");
+	d = dk_conf_domain_find(c, "customer.example");
+	assert_non_null(d);
+	assert_int_equal(d->mode, DK_MODE_CNAME);
+	assert_int_equal(d->rotate_every, 90 * 86400);
+	assert_int_equal(d->ned25519, 2);
+	assert_string_equal(d->ed25519_selectors[1], "ed2");
+	assert_int_equal(d->nwatch, 2);
+	assert_string_equal(d->watch_selectors[0], "google");
+	assert_int_equal(d->nsenders, 2);
+	assert_string_equal(d->senders[1], "news.customer.example");
+	assert_string_equal(d->cname_provider, "primary");
+	assert_int_equal(dk_conf_cname_target(d, "mail2", &t), DK_OK);
+	assert_string_equal(t, "mail2.customer.example.dkim.operator.example");
+	free(t);
+	dk_conf_free(c);
+}
+
+static void
+test_conf_defaults_to_txt_mode_without_rotation(void **state)
+{
+	struct fixture *fx = *state;
+	struct dk_conf *c;
+
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = mail1 mail2\n");
+	c = expect_ok(fx);
+	assert_int_equal(c->domains[0].mode, DK_MODE_TXT);
+	assert_int_equal(c->domains[0].rotate_every, 0);
+	assert_int_equal(c->domains[0].ned25519, 0);
+	assert_null(c->metrics_file);
+	dk_conf_free(c);
+}
+
+static void
+test_conf_rejects_cname_mode_without_target(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = mail1 mail2\n"
+	    "mode = cname\n");
+	expect_error(fx, "dkimkeyd.conf", "11: mode = cname needs "
+	    "cname_target");
+}
+
+static void
+test_conf_rejects_cname_target_in_txt_mode(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = mail1 mail2\n"
+	    "cname_target = {selector}.x.example\n");
+	expect_error(fx, "dkimkeyd.conf", "11: cname_target and "
+	    "cname_provider need mode = cname");
+}
+
+static void
+test_conf_rejects_bad_cname_target(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = mail1 mail2\n"
+	    "mode = cname\n"
+	    "cname_target = dkim.operator.example\n");
+	expect_error(fx, "dkimkeyd.conf", "12: cname_target must contain "
+	    "{selector}");
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = mail1 mail2\n"
+	    "mode = cname\n"
+	    "cname_target = {selector}..operator.example\n");
+	expect_error(fx, "dkimkeyd.conf", "12: cname_target "
+	    "{selector}..operator.example does not give a valid name");
+}
+
+static void
+test_conf_rejects_undefined_cname_provider(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = mail1 mail2\n"
+	    "mode = cname\n"
+	    "cname_target = {selector}.{domain}.op.example\n"
+	    "cname_provider = customer-zone\n");
+	expect_error(fx, "dkimkeyd.conf", "13: [domain example.com] names "
+	    "cname_provider customer-zone");
+}
+
+static void
+test_conf_rejects_selector_listed_twice_across_sets(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = mail1 mail2\n"
+	    "ed25519_selectors = ed1 mail2\n");
+	expect_error(fx, "dkimkeyd.conf", "11: selector mail2 is listed "
+	    "twice");
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = mail1 mail2\n"
+	    "watch_selectors = google google\n");
+	expect_error(fx, "dkimkeyd.conf", "11: google given twice");
+}
+
+static void
+test_conf_rejects_one_ed25519_selector(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = mail1 mail2\n"
+	    "ed25519_selectors = ed1\n");
+	expect_error(fx, "dkimkeyd.conf", "11: needs 2 names, not 1");
+}
+
+static void
+test_conf_rejects_short_rotate_every_and_bad_mode(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = mail1 mail2\n"
+	    "rotate_every = 10s\n");
+	expect_error(fx, "dkimkeyd.conf", "11: rotate_every must be at "
+	    "least 1m");
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = mail1 mail2\n"
+	    "mode = mx\n");
+	expect_error(fx, "dkimkeyd.conf", "11: bad mode mx");
+}
+
+static void
 test_conf_rejects_undefined_signer_at_its_line(void **state)
 {
 	struct fixture *fx = *state;
@@ -919,6 +1110,15 @@ main(void)
 		T(test_conf_refuses_rsa512_always),
 		T(test_conf_rejects_unknown_algorithm),
 		T(test_conf_rejects_undefined_provider_at_its_line),
+		T(test_conf_reads_cname_mode_dual_algorithms_and_lists),
+		T(test_conf_defaults_to_txt_mode_without_rotation),
+		T(test_conf_rejects_cname_mode_without_target),
+		T(test_conf_rejects_cname_target_in_txt_mode),
+		T(test_conf_rejects_bad_cname_target),
+		T(test_conf_rejects_undefined_cname_provider),
+		T(test_conf_rejects_selector_listed_twice_across_sets),
+		T(test_conf_rejects_one_ed25519_selector),
+		T(test_conf_rejects_short_rotate_every_and_bad_mode),
 		T(test_conf_rejects_undefined_signer_at_its_line),
 		T(test_conf_reports_syntax_error_line),
 		T(test_conf_reports_first_of_syntax_and_other_errors),
