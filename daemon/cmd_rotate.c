@@ -1,7 +1,6 @@
 /*
- * daemon/cmd_rotate.c — `rotate` (one rotation, by hand, blocking until
- * the new key is active) and `run` (advance whatever is due: cron mode
- * with --once, else keep doing so).
+ * daemon/cmd_rotate.c — `rotate`: one rotation, by hand, blocking until
+ * the new key is active.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -14,17 +13,6 @@
 
 #include "daemon.h"
 
-#define LOCK_WAIT	10	/* seconds a command waits for a domain */
-
-static volatile sig_atomic_t stop_requested;
-
-static void
-on_stop(int sig)
-{
-	(void)sig;
-	stop_requested = 1;
-}
-
 static void
 fmt_time(int64_t t, char *buf, size_t len)
 {
@@ -35,25 +23,6 @@ fmt_time(int64_t t, char *buf, size_t len)
 		snprintf(buf, len, "never (without another rotation)");
 	else
 		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-/* Sleep until t or a stop request, in short slices. */
-static void
-sleep_until(int64_t t)
-{
-	while (!stop_requested) {
-		int64_t now = dk_now();
-
-		if (now >= t)
-			return;
-		poll(NULL, 0, (int)((t - now) > 1 ? 1000 : 250));
-	}
-}
-
-static int
-exit_for(int rc)
-{
-	return dk_exit_code(rc);
 }
 
 static void
@@ -109,14 +78,13 @@ cmd_rotate(const struct dk_conf *conf, const char *domain, int dry_run)
 	if ((rc = dk_domain_open(conf, dom, "rotate", dry_run ? -1 :
 	    LOCK_WAIT, &c, &err)) != DK_OK) {
 		complain("%s", err.msg);
-		return exit_for(rc);
+		return dk_exit_code(rc);
 	}
-	signal(SIGTERM, on_stop);
-	signal(SIGINT, on_stop);
+	dk_stop_handlers();
 	for (;;) {
 		int64_t now = dk_now();
 
-		if (stop_requested) {
+		if (dk_stop_requested) {
 			complain("%s: interrupted; state kept, the next run "
 			    "resumes", domain);
 			rc = DK_ETEMP;
@@ -165,7 +133,7 @@ cmd_rotate(const struct dk_conf *conf, const char *domain, int dry_run)
 				say("%s: %s; activation in %s", domain,
 				    p.why ? p.why : "waiting", d);
 			}
-			sleep_until(p.when);
+			dk_sleep_until(p.when);
 			continue;
 		}
 		/* A rotation in progress, or the one just asked for. */
@@ -181,7 +149,7 @@ cmd_rotate(const struct dk_conf *conf, const char *domain, int dry_run)
 			target = (int)c.st->nkeys - 1;
 		if (rc == DK_ETEMP && pending) {
 			say("%s", err.msg);
-			sleep_until(dk_now() + 1);
+			dk_sleep_until(dk_now() + 1);
 			continue;
 		}
 		if (rc != DK_OK) {
@@ -190,104 +158,6 @@ cmd_rotate(const struct dk_conf *conf, const char *domain, int dry_run)
 		}
 	}
 	dk_domain_close(&c);
-	return exit_for(rc);
+	return dk_exit_code(rc);
 }
 
-/* Advance one domain's due steps; returns a DK_E* code. */
-static int
-run_domain(const struct dk_conf *conf, const struct dk_conf_domain *dom,
-    int64_t *next, struct dk_error *err)
-{
-	struct dk_domain_ctx c;
-	struct dk_plan p;
-	int rc, pending, steps = 0;
-
-	*next = 0;
-	if ((rc = dk_domain_open(conf, dom, "run", LOCK_WAIT, &c, err)) !=
-	    DK_OK)
-		return rc;
-	for (;;) {
-		dk_plan_next(c.st, &c.pol, 0, dk_now(), &p);
-		if (p.action == DK_ACT_NONE || stop_requested) {
-			*next = p.when;
-			rc = DK_OK;
-			break;
-		}
-		/* Bounded: a planner bug must not spin the daemon. */
-		if (++steps > 64) {
-			rc = dk_err(err, DK_ETEMP, "%s: too many steps in one "
-			    "run", dom->name);
-			break;
-		}
-		rc = dk_domain_step(&c, &p, &pending, err);
-		if (rc == DK_ETEMP && pending) {
-			say("%s", err->msg);
-			*next = dk_now() + 5;
-			rc = DK_OK;
-			break;
-		}
-		if (rc != DK_OK)
-			break;
-	}
-	dk_domain_close(&c);
-	return rc;
-}
-
-/* Keep the worst outcome: anything but "temporary" beats temporary. */
-static int
-worse(int a, int b)
-{
-	if (a == 0)
-		return b;
-	if (b == 0)
-		return a;
-	if (a == 75)
-		return b;
-	return a;
-}
-
-int
-cmd_run(const struct dk_conf *conf, const char *domain, int once)
-{
-	struct dk_error err;
-	int64_t next, earliest;
-	size_t i;
-	int rc, status;
-
-	if (domain != NULL && dk_conf_domain_find(conf, domain) == NULL) {
-		complain("%s: no [domain %s] in %s", domain, domain,
-		    conf->path);
-		return 78;
-	}
-	signal(SIGTERM, on_stop);
-	signal(SIGINT, on_stop);
-	for (;;) {
-		status = 0;
-		earliest = 0;
-		for (i = 0; i < conf->ndomains && !stop_requested; i++) {
-			const struct dk_conf_domain *dom = &conf->domains[i];
-
-			if (domain != NULL &&
-			    dk_conf_domain_find(conf, domain) != dom)
-				continue;
-			memset(&err, 0, sizeof(err));
-			rc = run_domain(conf, dom, &next, &err);
-			if (rc != DK_OK) {
-				complain("%s", err.msg);
-				status = worse(status, exit_for(rc));
-				next = dk_now() + 60;
-			}
-			if (next > 0 && (earliest == 0 || next < earliest))
-				earliest = next;
-		}
-		if (once || stop_requested)
-			return status;
-		/* Until the earliest due step; at most an hour, to notice
-		 * changes made behind our back. */
-		if (earliest == 0 || earliest > dk_now() + 3600)
-			earliest = dk_now() + 3600;
-		sleep_until(earliest);
-		if (stop_requested)
-			return 0;
-	}
-}

@@ -5,6 +5,7 @@
 #ifndef DK_DAEMON_H
 #define DK_DAEMON_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "../lib/conf.h"
@@ -21,6 +22,16 @@ void	complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* The clock: one replaceable function. */
 int64_t	dk_now(void);
+
+/* Seconds a command waits for a domain's lock. */
+#define LOCK_WAIT	10
+
+/* Set by SIGTERM/SIGINT once dk_stop_handlers() is installed. */
+extern volatile sig_atomic_t dk_stop_requested;
+void	dk_stop_handlers(void);
+
+/* Sleep until t (dk_now() time) or a stop request, in short slices. */
+void	dk_sleep_until(int64_t t);
 
 /*
  * Crash points for the crash-safety tests: compiled only with
