@@ -1,10 +1,11 @@
 /*
  * lib/dns.c — DNS queries, RFC 2136 updates and TSIG, built on ldns.
  *
- * ldns is used only to build and parse messages and to compute TSIG
- * MACs.  Sockets are our own: ldns's resolver neither matches UDP replies
- * to queries nor recovers from a single timeout, and its TSIG check
- * reports BADKEY, BADSIG, BADTIME and an unsigned NOTAUTH alike as
+ * ldns is used only to build and parse messages.  Sockets are our own:
+ * ldns's resolver neither matches UDP replies to queries nor recovers from
+ * a single timeout.  TSIG is our own too (RFC 8945, HMACs from the key
+ * module): ldns 1.8 cannot sign with hmac-sha224 or hmac-sha384, and its
+ * check reports BADKEY, BADSIG, BADTIME and an unsigned NOTAUTH alike as
  * "bogus".  Everything ldns allocates is freed in this file.
  */
 #include <sys/types.h>
@@ -28,6 +29,7 @@
 #include <ldns/ldns.h>
 
 #include "dns.h"
+#include "key.h"
 
 #define EDNS_UDP_SIZE	1232	/* DNS flag day 2020: no IP fragmentation */
 #define MAX_DISCARDS	16	/* stray UDP replies tolerated per query */
@@ -408,9 +410,10 @@ b64_valid(const char *s)
 	return pad <= 2 && n > pad;
 }
 
-/* What ldns 1.8 can sign with (it lacks hmac-sha224 and hmac-sha384). */
+/* What we sign with (RFC 8945 §6); hmac-md5 is handled apart. */
 static const char *const tsig_algs[] = {
-	"hmac-sha256", "hmac-sha1", "hmac-sha512", NULL
+	"hmac-sha256", "hmac-sha1", "hmac-sha224", "hmac-sha384",
+	"hmac-sha512", NULL
 };
 
 int
@@ -613,19 +616,11 @@ dk_tsig_load(const char *path, int allow_md5, struct dk_tsig *out,
 		for (i = 0; tsig_algs[i] != NULL; i++)
 			if (strcmp(k.algorithm, tsig_algs[i]) == 0)
 				break;
-		if (tsig_algs[i] == NULL && (strcmp(k.algorithm,
-		    "hmac-sha224") == 0 || strcmp(k.algorithm, "hmac-sha384") ==
-		    0)) {
-			rc = dk_err(err, DK_ECONFIG,
-			    "%s:%d: TSIG algorithm %s is not supported; use "
-			    "hmac-sha256 or hmac-sha512", path, alg_line,
-			    k.algorithm);
-			goto out;
-		}
 		if (tsig_algs[i] == NULL) {
 			rc = dk_err(err, DK_ECONFIG,
-			    "%s:%d: unknown TSIG algorithm %s", path, alg_line,
-			    k.algorithm);
+			    "%s:%d: unknown TSIG algorithm %s; use "
+			    "hmac-sha256, hmac-sha1, hmac-sha224, hmac-sha384 "
+			    "or hmac-sha512", path, alg_line, k.algorithm);
 			goto out;
 		}
 	}
@@ -654,15 +649,6 @@ dk_tsig_clear(struct dk_tsig *k)
 		free(k->secret_b64);
 	}
 	explicit_bzero(k, sizeof(*k));
-}
-
-/* The algorithm name as ldns's TSIG code spells it. */
-static const char *
-ldns_alg_name(const char *alg)
-{
-	if (strcmp(alg, "hmac-md5") == 0)
-		return "hmac-md5.sig-alg.reg.int.";
-	return alg;
 }
 
 /*
@@ -1557,47 +1543,417 @@ key_display(const struct dk_tsig *k, char *buf, size_t len)
 		buf[n - 1] = '\0';
 }
 
-/* The 48-bit TSIG time as seconds since the epoch. */
-static int64_t
-tsig_time(const ldns_rdf *rdf)
-{
-	const uint8_t *d = ldns_rdf_data(rdf);
-	int64_t v = 0;
-	int i;
+/*
+ * TSIG (RFC 8945), built here byte by byte.
+ */
 
-	if (ldns_rdf_size(rdf) != 6)
+#define T_TSIG		250
+#define C_ANY		255
+#define NAME_MAX_WIRE	255
+/* Fixed part of the TSIG variables (§4.3.3) besides the two names. */
+#define TSIG_VARS_FIXED	(2 + 4 + 6 + 2 + 2 + 2)
+/* A whole TSIG RR without other data: owner, header, RDATA. */
+#define TSIG_RR_MAX	(NAME_MAX_WIRE + 10 + NAME_MAX_WIRE + 6 + 2 + 2 + \
+			    DK_HMAC_MAX + 2 + 2 + 2)
+
+/* What the MAC covers besides the message (§4.3.3). */
+struct tsig_vars {
+	uint8_t		 name[NAME_MAX_WIRE];	/* canonical wire form */
+	size_t		 namelen;
+	uint8_t		 alg[NAME_MAX_WIRE];
+	size_t		 alglen;
+	uint64_t	 signed_at;		/* 48 bits */
+	uint16_t	 fudge;
+	uint16_t	 error;
+	uint16_t	 otherlen;
+	const uint8_t	*other;
+};
+
+/* A TSIG RR found in a reply. */
+struct tsig_rr {
+	size_t		 start;		/* offset of the RR in the message */
+	struct tsig_vars v;
+	uint16_t	 cls;
+	uint32_t	 ttl;
+	uint16_t	 maclen;
+	const uint8_t	*mac;
+	uint16_t	 orig_id;
+};
+
+static uint8_t *
+put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+	return p + 2;
+}
+
+static uint8_t *
+put32(uint8_t *p, uint32_t v)
+{
+	p = put16(p, (uint16_t)(v >> 16));
+	return put16(p, (uint16_t)v);
+}
+
+static uint8_t *
+put48(uint8_t *p, uint64_t v)
+{
+	p = put16(p, (uint16_t)(v >> 32));
+	return put32(p, (uint32_t)v);
+}
+
+static uint16_t
+get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/* The algorithm name as it appears on the wire (RFC 8945 §6). */
+static int
+tsig_alg_wire(const char *alg, uint8_t *out, size_t *len)
+{
+	const char *s = strcmp(alg, "hmac-md5") == 0 ?
+	    "hmac-md5.sig-alg.reg.int" : alg;
+	size_t n = 0, l;
+	const char *dot;
+
+	while (*s != '\0') {
+		dot = strchr(s, '.');
+		l = dot != NULL ? (size_t)(dot - s) : strlen(s);
+		if (l == 0 || l > 63 || n + 1 + l + 1 > NAME_MAX_WIRE)
+			return -1;
+		out[n++] = (uint8_t)l;
+		memcpy(out + n, s, l);
+		n += l;
+		s += l;
+		if (*s == '.')
+			s++;
+	}
+	out[n++] = 0;
+	*len = n;
+	return 0;
+}
+
+/* A key name in canonical wire form: uncompressed, lower case (§4.3.3). */
+static int
+tsig_name_wire(const char *name, uint8_t *out, size_t *len)
+{
+	ldns_rdf *rdf;
+
+	if ((rdf = ldns_dname_new_frm_str(name)) == NULL)
 		return -1;
-	for (i = 0; i < 6; i++)
-		v = v << 8 | d[i];
-	return v;
+	ldns_dname2canonical(rdf);
+	if (ldns_rdf_size(rdf) > NAME_MAX_WIRE) {
+		ldns_rdf_deep_free(rdf);
+		return -1;
+	}
+	memcpy(out, ldns_rdf_data(rdf), ldns_rdf_size(rdf));
+	*len = ldns_rdf_size(rdf);
+	ldns_rdf_deep_free(rdf);
+	return 0;
 }
 
 /*
- * Check the reply's TSIG ourselves before believing anything: ldns
- * reports every failure as "bogus", and it does not look at the time.
+ * The MAC over [prior MAC] || message || TSIG variables (§4.3.3,
+ * §5.3.1): the message as it was before the TSIG RR was added, so with
+ * id as its ID and arcount as its ARCOUNT.
+ */
+static int
+tsig_mac(const struct dk_tsig *k, const uint8_t *prior, size_t priorlen,
+    const uint8_t *msg, size_t msglen, uint16_t id, uint16_t arcount,
+    const struct tsig_vars *v, uint8_t *mac, size_t *maclen,
+    struct dk_error *err)
+{
+	unsigned char *key = NULL;
+	uint8_t *buf = NULL, *p;
+	size_t keylen = 0, n;
+	int rc;
+
+	n = (prior != NULL ? 2 + priorlen : 0) + msglen + v->namelen +
+	    v->alglen + TSIG_VARS_FIXED + v->otherlen;
+	if ((buf = malloc(n)) == NULL) {
+		rc = dk_err(err, DK_ENOMEM, "out of memory");
+		goto out;
+	}
+	p = buf;
+	if (prior != NULL) {
+		p = put16(p, (uint16_t)priorlen);
+		memcpy(p, prior, priorlen);
+		p += priorlen;
+	}
+	memcpy(p, msg, msglen);
+	put16(p, id);
+	put16(p + 10, arcount);
+	p += msglen;
+	memcpy(p, v->name, v->namelen);
+	p += v->namelen;
+	p = put16(p, C_ANY);
+	p = put32(p, 0);		/* TTL */
+	memcpy(p, v->alg, v->alglen);
+	p += v->alglen;
+	p = put48(p, v->signed_at);
+	p = put16(p, v->fudge);
+	p = put16(p, v->error);
+	p = put16(p, v->otherlen);
+	if (v->otherlen > 0)
+		memcpy(p, v->other, v->otherlen);
+	if (dk_base64_decode(k->secret_b64, strlen(k->secret_b64), &key,
+	    &keylen) != DK_OK) {
+		rc = dk_err(err, DK_ECONFIG, "TSIG key \"%s\": secret is not "
+		    "valid base64", k->name);
+		goto out;
+	}
+	rc = dk_hmac(k->algorithm, key, keylen, buf, n, mac, maclen, err);
+ out:
+	if (key != NULL) {
+		explicit_bzero(key, keylen);
+		free(key);
+	}
+	free(buf);
+	return rc;
+}
+
+/*
+ * Sign msg (§4.3.1): *out is msg with the TSIG RR appended and ARCOUNT
+ * incremented (malloc'd); mac receives the request MAC, which the reply's
+ * MAC covers (§5.3.1).
+ */
+static int
+tsig_sign(const struct dk_tsig *k, const uint8_t *msg, size_t len,
+    uint8_t **out, size_t *outlen, uint8_t *mac, size_t *maclen,
+    struct dk_error *err)
+{
+	struct tsig_vars v;
+	uint8_t rr[TSIG_RR_MAX], m[DK_HMAC_MAX], *p, *rdlen, *buf;
+	uint16_t id, ar;
+	size_t mlen, n;
+	int rc;
+
+	if (len < 12 || (ar = get16(msg + 10)) == 0xffff)
+		return dk_err(err, DK_EINVAL, "cannot sign a malformed "
+		    "message");
+	memset(&v, 0, sizeof(v));
+	if (tsig_name_wire(k->name, v.name, &v.namelen) == -1 ||
+	    tsig_alg_wire(k->algorithm, v.alg, &v.alglen) == -1)
+		return dk_err(err, DK_ECONFIG, "TSIG key \"%s\" (%s) cannot "
+		    "be put on the wire", k->name, k->algorithm);
+	v.signed_at = (uint64_t)time(NULL);
+	v.fudge = TSIG_FUDGE;
+	id = get16(msg);
+	if ((rc = tsig_mac(k, NULL, 0, msg, len, id, ar, &v, m, &mlen,
+	    err)) != DK_OK)
+		return rc;
+
+	/* §4.2: owner, TYPE, CLASS ANY, TTL 0, RDLENGTH, RDATA. */
+	p = rr;
+	memcpy(p, v.name, v.namelen);
+	p += v.namelen;
+	p = put16(p, T_TSIG);
+	p = put16(p, C_ANY);
+	p = put32(p, 0);
+	rdlen = p;
+	p += 2;
+	memcpy(p, v.alg, v.alglen);
+	p += v.alglen;
+	p = put48(p, v.signed_at);
+	p = put16(p, v.fudge);
+	p = put16(p, (uint16_t)mlen);
+	memcpy(p, m, mlen);
+	p += mlen;
+	p = put16(p, id);		/* original ID */
+	p = put16(p, 0);		/* error */
+	p = put16(p, 0);		/* other len */
+	put16(rdlen, (uint16_t)(p - rdlen - 2));
+	n = (size_t)(p - rr);
+
+	if ((buf = malloc(len + n)) == NULL)
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	memcpy(buf, msg, len);
+	memcpy(buf + len, rr, n);
+	put16(buf + 10, (uint16_t)(ar + 1));
+	memcpy(mac, m, mlen);
+	*maclen = mlen;
+	*out = buf;
+	*outlen = len + n;
+	return DK_OK;
+}
+
+/* Step over a name, compressed or not. */
+static int
+skip_name(const uint8_t *m, size_t n, size_t *off)
+{
+	size_t p = *off;
+
+	while (p < n) {
+		if (m[p] == 0) {
+			*off = p + 1;
+			return 0;
+		}
+		if ((m[p] & 0xc0) == 0xc0) {
+			if (p + 2 > n)
+				return -1;
+			*off = p + 2;
+			return 0;
+		}
+		if ((m[p] & 0xc0) != 0)
+			return -1;
+		p += 1 + (size_t)m[p];
+	}
+	return -1;
+}
+
+/* Read a name into canonical wire form (expanded, lower case). */
+static int
+read_name(const uint8_t *m, size_t n, size_t *off, uint8_t *out,
+    size_t *outlen)
+{
+	size_t p = *off, o = 0, end = 0, i;
+	int jumps = 0;
+	uint8_t c, l;
+
+	for (;;) {
+		if (p >= n)
+			return -1;
+		l = m[p];
+		if ((l & 0xc0) == 0xc0) {
+			if (p + 2 > n || ++jumps > 64)
+				return -1;
+			if (end == 0)
+				end = p + 2;
+			p = (size_t)(l & 0x3f) << 8 | m[p + 1];
+			continue;
+		}
+		if ((l & 0xc0) != 0 || p + 1 + l > n ||
+		    o + 1 + l > NAME_MAX_WIRE)
+			return -1;
+		out[o++] = l;
+		for (i = 0; i < l; i++) {
+			c = m[p + 1 + i];
+			out[o++] = c >= 'A' && c <= 'Z' ? c + 32 : c;
+		}
+		p += 1 + (size_t)l;
+		if (l == 0)
+			break;
+	}
+	*off = end != 0 ? end : p;
+	*outlen = o;
+	return 0;
+}
+
+/*
+ * Find the reply's TSIG RR, which must be the last additional RR
+ * (§5.2).  Returns 1 and fills t when there is one, 0 when the message
+ * is unsigned, -1 when it is malformed.
+ */
+static int
+find_tsig(const uint8_t *m, size_t n, struct tsig_rr *t)
+{
+	size_t p = 12, start = 0, rd, i, total, nonadd;
+	uint16_t type, rdlen;
+	int found = 0;
+
+	if (n < 12)
+		return -1;
+	for (i = 0; i < get16(m + 4); i++) {
+		if (skip_name(m, n, &p) == -1 || p + 4 > n)
+			return -1;
+		p += 4;
+	}
+	nonadd = (size_t)get16(m + 6) + get16(m + 8);
+	total = nonadd + get16(m + 10);
+	for (i = 0; i < total; i++) {
+		start = p;
+		if (skip_name(m, n, &p) == -1 || p + 10 > n)
+			return -1;
+		type = get16(m + p);
+		rdlen = get16(m + p + 8);
+		p += 10;
+		if (p + rdlen > n)
+			return -1;
+		p += rdlen;
+		if (type == T_TSIG) {
+			if (i + 1 != total || i < nonadd)
+				return -1;
+			found = 1;
+		}
+	}
+	if (!found)
+		return 0;
+	if (p != n)
+		return -1;
+
+	memset(t, 0, sizeof(*t));
+	t->start = start;
+	p = start;
+	if (read_name(m, n, &p, t->v.name, &t->v.namelen) == -1)
+		return -1;
+	t->cls = get16(m + p + 2);
+	t->ttl = (uint32_t)get16(m + p + 4) << 16 | get16(m + p + 6);
+	rdlen = get16(m + p + 8);
+	p += 10;
+	rd = p;
+	if (read_name(m, n, &p, t->v.alg, &t->v.alglen) == -1 ||
+	    p + 10 > rd + rdlen)
+		return -1;
+	for (i = 0; i < 6; i++)
+		t->v.signed_at = t->v.signed_at << 8 | m[p + i];
+	t->v.fudge = get16(m + p + 6);
+	t->maclen = get16(m + p + 8);
+	p += 10;
+	if (p + t->maclen + 6 > rd + rdlen)
+		return -1;
+	t->mac = m + p;
+	p += t->maclen;
+	t->orig_id = get16(m + p);
+	t->v.error = get16(m + p + 2);
+	t->v.otherlen = get16(m + p + 4);
+	p += 6;
+	if (p + t->v.otherlen != rd + rdlen)
+		return -1;
+	t->v.other = m + p;
+	return 1;
+}
+
+/* Compare MACs in time that does not depend on where they differ. */
+static int
+mac_equal(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	volatile uint8_t d = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		d |= a[i] ^ b[i];
+	return d == 0;
+}
+
+/*
+ * Check the reply's TSIG before believing anything (RFC 8945 §5.3.2):
+ * the TSIG error field first, so that BADKEY, BADSIG and BADTIME are
+ * told apart, then key, MAC and time window.  A reply without TSIG is
+ * left to the caller, which decides by rcode.
  */
 static int
 check_reply_tsig(const struct dk_addr *srv, const char *owner,
-    const struct dk_tsig *tsig, ldns_pkt *reply, const uint8_t *wire,
-    size_t wlen, const ldns_rdf *query_mac, int *signed_ok,
-    struct dk_error *err)
+    const struct dk_tsig *tsig, const ldns_pkt *reply, const uint8_t *wire,
+    size_t wlen, const uint8_t *query_mac, size_t query_maclen,
+    int *signed_ok, struct dk_error *err)
 {
-	const ldns_rr *t = ldns_pkt_tsig(reply);
 	const char *rname = rcode_name(ldns_pkt_get_rcode(reply));
-	ldns_rdf *kn = NULL;
+	struct tsig_rr t;
+	uint8_t kname_w[NAME_MAX_WIRE], alg_w[NAME_MAX_WIRE], mac[DK_HMAC_MAX];
 	char kname[256];
-	int64_t signed_at, fudge, now;
-	int e, rc;
+	size_t kname_len, alg_len, maclen;
+	int64_t now;
+	int rc;
 
 	*signed_ok = 0;
 	key_display(tsig, kname, sizeof(kname));
-	if (t == NULL)
-		return DK_OK;	/* the caller decides by rcode */
-	if (ldns_rr_rd_count(t) < 7)
+	if ((rc = find_tsig(wire, wlen, &t)) == 0)
+		return DK_OK;
+	if (rc == -1 || t.cls != C_ANY || t.ttl != 0)
 		return dk_err(err, DK_EPERM, "%s: UPDATE of %s: malformed TSIG "
 		    "in reply", srv->text, owner);
-	e = ldns_rdf2native_int16(ldns_rr_rdf(t, 5));
-	switch (e) {
+	switch (t.v.error) {
 	case 0:
 		break;
 	case 16:
@@ -1616,36 +1972,35 @@ check_reply_tsig(const struct dk_addr *srv, const char *owner,
 	default:
 		return dk_err(err, DK_EPERM, "%s: UPDATE of %s refused: %s, "
 		    "TSIG error %s (%d)", srv->text, owner, rname,
-		    tsig_error_name(e), e);
+		    tsig_error_name(t.v.error), t.v.error);
 	}
-	if ((kn = ldns_dname_new_frm_str(tsig->name)) == NULL)
-		return dk_err(err, DK_ENOMEM, "out of memory");
-	if (ldns_dname_compare(ldns_rr_owner(t), kn) != 0) {
-		rc = dk_err(err, DK_EPERM, "%s: UPDATE of %s: reply signed "
-		    "with another key than \"%s\"", srv->text, owner, kname);
-		goto out;
-	}
-	if (!ldns_pkt_tsig_verify(reply, wire, wlen, tsig->name,
-	    tsig->secret_b64, query_mac)) {
-		rc = dk_err(err, DK_EPERM, "%s: UPDATE of %s: reply TSIG "
+	if (tsig_name_wire(tsig->name, kname_w, &kname_len) == -1 ||
+	    tsig_alg_wire(tsig->algorithm, alg_w, &alg_len) == -1)
+		return dk_err(err, DK_ECONFIG, "TSIG key \"%s\" (%s) cannot "
+		    "be put on the wire", kname, tsig->algorithm);
+	if (t.v.namelen != kname_len ||
+	    memcmp(t.v.name, kname_w, kname_len) != 0 ||
+	    t.v.alglen != alg_len || memcmp(t.v.alg, alg_w, alg_len) != 0)
+		return dk_err(err, DK_EPERM, "%s: UPDATE of %s: reply signed "
+		    "with another key than \"%s\" (%s)", srv->text, owner,
+		    kname, tsig->algorithm);
+	/* The reply as it was before its TSIG RR was added. */
+	if ((rc = tsig_mac(tsig, query_mac, query_maclen, wire, t.start,
+	    t.orig_id, (uint16_t)(get16(wire + 10) - 1), &t.v, mac, &maclen,
+	    err)) != DK_OK)
+		return rc;
+	/* We never ask for truncated MACs (§5.2.2.1): full length only. */
+	if (t.maclen != maclen || !mac_equal(t.mac, mac, maclen))
+		return dk_err(err, DK_EPERM, "%s: UPDATE of %s: reply TSIG "
 		    "verification failed", srv->text, owner);
-		goto out;
-	}
-	signed_at = tsig_time(ldns_rr_rdf(t, 1));
-	fudge = ldns_rdf2native_int16(ldns_rr_rdf(t, 2));
 	now = (int64_t)time(NULL);
-	if (signed_at < 0 || signed_at > now + fudge ||
-	    signed_at < now - fudge) {
-		rc = dk_err(err, DK_EPERM, "%s: UPDATE of %s: reply TSIG time "
-		    "is outside the %" PRId64 "s window (clocks differ?)",
-		    srv->text, owner, fudge);
-		goto out;
-	}
+	if ((int64_t)t.v.signed_at > now + t.v.fudge ||
+	    (int64_t)t.v.signed_at < now - t.v.fudge)
+		return dk_err(err, DK_EPERM, "%s: UPDATE of %s: reply TSIG time "
+		    "is outside the %ds window (clocks differ?)", srv->text,
+		    owner, (int)t.v.fudge);
 	*signed_ok = 1;
-	rc = DK_OK;
- out:
-	ldns_rdf_deep_free(kn);
-	return rc;
+	return DK_OK;
 }
 
 static int
@@ -1685,12 +2040,13 @@ dk_dns_update_txt(const struct dk_addr *primary, const char *zone,
     const struct dk_txt *new, uint32_t ttl, int timeout_ms,
     struct dk_error *err)
 {
-	ldns_rdf *zname = NULL, *oname = NULL, *qmac = NULL;
+	ldns_rdf *zname = NULL, *oname = NULL;
 	ldns_rr_list *pr = NULL, *up = NULL;
 	ldns_pkt *q = NULL, *reply = NULL;
 	ldns_rr *rr = NULL;
-	uint8_t *wire = NULL, *rwire = NULL;
-	size_t wlen = 0, rlen = 0;
+	uint8_t *wire = NULL, *swire = NULL, *rwire = NULL;
+	uint8_t qmac[DK_HMAC_MAX];
+	size_t wlen = 0, swlen = 0, rlen = 0, qmaclen = 0;
 	uint16_t id = random_id();
 	int rc, signed_ok = 0;
 
@@ -1736,27 +2092,20 @@ dk_dns_update_txt(const struct dk_addr *primary, const char *zone,
 	}
 	ldns_pkt_set_id(q, id);
 	ldns_pkt_set_rd(q, false);
-	if (tsig != NULL) {
-		if (ldns_pkt_tsig_sign(q, tsig->name, tsig->secret_b64,
-		    TSIG_FUDGE, ldns_alg_name(tsig->algorithm), NULL) !=
-		    LDNS_STATUS_OK || ldns_pkt_tsig(q) == NULL) {
-			rc = dk_err(err, DK_ECONFIG, "cannot sign UPDATE of %s "
-			    "with key \"%s\" (%s)", owner, tsig->name,
-			    tsig->algorithm);
-			goto out;
-		}
-		if ((qmac = ldns_rdf_clone(ldns_rr_rdf(ldns_pkt_tsig(q), 3)))
-		    == NULL) {
-			rc = dk_err(err, DK_ENOMEM, "out of memory");
-			goto out;
-		}
-	}
 	if (ldns_pkt2wire(&wire, q, &wlen) != LDNS_STATUS_OK) {
 		rc = dk_err(err, DK_EINVAL, "cannot build UPDATE of %s", owner);
 		goto out;
 	}
-	if ((rc = tcp_exchange(primary, wire, wlen, timeout_ms, &rwire, &rlen,
-	    err)) != DK_OK) {
+	if (tsig != NULL) {
+		if ((rc = tsig_sign(tsig, wire, wlen, &swire, &swlen, qmac,
+		    &qmaclen, err)) != DK_OK) {
+			dk_err_prefix(err, "cannot sign UPDATE of %s", owner);
+			goto out;
+		}
+	}
+	if ((rc = tcp_exchange(primary, swire != NULL ? swire : wire,
+	    swire != NULL ? swlen : wlen, timeout_ms, &rwire, &rlen, err)) !=
+	    DK_OK) {
 		dk_err_prefix(err, "UPDATE of %s", owner);
 		goto out;
 	}
@@ -1774,7 +2123,7 @@ dk_dns_update_txt(const struct dk_addr *primary, const char *zone,
 	}
 	if (tsig != NULL) {
 		if ((rc = check_reply_tsig(primary, owner, tsig, reply, rwire,
-		    rlen, qmac, &signed_ok, err)) != DK_OK)
+		    rlen, qmac, qmaclen, &signed_ok, err)) != DK_OK)
 			goto out;
 		if (!signed_ok && ldns_pkt_get_rcode(reply) ==
 		    LDNS_RCODE_NOERROR) {
@@ -1798,10 +2147,10 @@ dk_dns_update_txt(const struct dk_addr *primary, const char *zone,
 	ldns_rr_list_deep_free(up);
 	ldns_rdf_deep_free(zname);
 	ldns_rdf_deep_free(oname);
-	ldns_rdf_deep_free(qmac);
 	ldns_pkt_free(q);
 	ldns_pkt_free(reply);
 	LDNS_FREE(wire);
+	free(swire);
 	free(rwire);
 	return rc;
 }

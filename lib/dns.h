@@ -5,8 +5,10 @@
  * Queries go out on our own sockets: UDP replies are accepted only from
  * the queried address and port with the query's ID and question (ldns does
  * not check), and a truncated reply is retried over TCP.  UPDATEs always
- * go over TCP.  ldns checks only a TSIG MAC, so the reply's rcode and
- * TSIG error field are read here, and the time window checked.
+ * go over TCP.  TSIG (RFC 8945) is done here, not by ldns (which cannot
+ * sign with hmac-sha224 or hmac-sha384 and reports every failure alike):
+ * UPDATEs are signed here, and a reply's TSIG error field, key, MAC and
+ * time window are checked here before its rcode is believed.
  */
 #ifndef DK_DNS_H
 #define DK_DNS_H
@@ -42,16 +44,21 @@ int		 dk_addr_system_resolver(struct dk_addr *out,
 /* A TSIG key. */
 struct dk_tsig {
 	char		 name[256];	/* key name, with trailing dot */
-	char		 algorithm[32];	/* "hmac-sha256", ... */
+	char		 algorithm[32];	/* "hmac-sha256", "hmac-md5", ... */
 	char		*secret_b64;	/* malloc'd, wiped on free */
 };
 
 /*
  * Load a BIND key file (tsig-keygen output):
  *     key "name" { algorithm hmac-sha256; secret "base64"; };
- * hmac-sha256 (default), hmac-sha1, -sha224, -sha384, -sha512 accepted;
- * hmac-md5 only when allow_md5.  Refuses a group/world-readable file
- * (DK_EUNSAFE).  DK_ECONFIG with "file:line: ..." for syntax errors.
+ * Algorithms: hmac-sha256 (the default when none is given), hmac-sha1,
+ * hmac-sha224, hmac-sha384, hmac-sha512; hmac-md5 (also spelled
+ * hmac-md5.sig-alg.reg.int) only when allow_md5.  Names are
+ * case-insensitive and stored lower case, md5 as "hmac-md5".  File mode:
+ * owner-only (0600) or group-readable (0640) allowed, anything more
+ * (group-writable, any access by others) refused with DK_EUNSAFE.
+ * DK_ECONFIG with "file:line: ..." for syntax errors and unknown or
+ * refused algorithms.
  */
 int		 dk_tsig_load(const char *path, int allow_md5,
 		    struct dk_tsig *out, struct dk_error *err);
@@ -116,7 +123,9 @@ int		 dk_dns_ns_addrs(const struct dk_addr *resolver,
  * (YXRRSET/NXRRSET: someone else's record); DK_EPERM for REFUSED,
  * NOTAUTH, NOTZONE, BADSIG, BADKEY, BADTIME (message names the server and
  * the rcode or TSIG error); DK_ETEMP for timeouts, unreachable servers and
- * SERVFAIL.
+ * SERVFAIL.  With tsig, the reply must be signed by the same key and
+ * algorithm with a valid MAC and a time within its fudge; a reply that
+ * is not (or an unsigned NOERROR) is DK_EPERM.
  */
 int		 dk_dns_update_txt(const struct dk_addr *primary,
 		    const char *zone, const struct dk_tsig *tsig,

@@ -1,7 +1,8 @@
 /*
- * lib/key.c — DKIM key pairs through the OpenSSL 3 EVP interface.  This is
- * the only file in lib/ that calls OpenSSL for keys, so that the library's
- * ownership rules and its deprecated APIs stay out of every other module.
+ * lib/key.c — DKIM key pairs and TSIG HMACs through the OpenSSL 3 EVP
+ * interface.  This is the only file in lib/ that calls OpenSSL, so that the
+ * library's ownership rules and its deprecated APIs stay out of every other
+ * module.
  */
 #include <sys/stat.h>
 
@@ -688,6 +689,75 @@ dk_key_destroy(const char *path, struct dk_error *err)
 	/* Also when already absent: an earlier unlink may have crashed
 	 * before its directory reached the disk. */
 	return fsync_dir_of(path, err);
+}
+
+/* TSIG algorithm names (RFC 8945 §6) and the digests behind them. */
+static const struct {
+	const char	*tsig;
+	const char	*digest;
+	size_t		 len;
+} hmac_algs[] = {
+	{ "hmac-md5",		"MD5",		16 },
+	{ "hmac-sha1",		"SHA1",		20 },
+	{ "hmac-sha224",	"SHA2-224",	28 },
+	{ "hmac-sha256",	"SHA2-256",	32 },
+	{ "hmac-sha384",	"SHA2-384",	48 },
+	{ "hmac-sha512",	"SHA2-512",	64 },
+};
+
+int
+dk_hmac(const char *alg, const unsigned char *key, size_t keylen,
+    const unsigned char *data, size_t len, unsigned char *mac,
+    size_t *maclen, struct dk_error *err)
+{
+	static const unsigned char none[1];
+	EVP_MAC *m = NULL;
+	EVP_MAC_CTX *ctx = NULL;
+	OSSL_PARAM params[2];
+	unsigned char buf[EVP_MAX_MD_SIZE];
+	size_t i, n = 0;
+	int rc;
+
+	for (i = 0; i < sizeof(hmac_algs) / sizeof(hmac_algs[0]); i++)
+		if (alg != NULL && strcmp(alg, hmac_algs[i].tsig) == 0)
+			break;
+	if (i == sizeof(hmac_algs) / sizeof(hmac_algs[0]))
+		return dk_err(err, DK_EINVAL, "unknown HMAC algorithm %s",
+		    alg != NULL ? alg : "(none)");
+	/* OpenSSL wants non-NULL pointers even for empty inputs. */
+	if (key == NULL || keylen == 0) {
+		key = none;
+		keylen = 0;
+	}
+	if (data == NULL || len == 0) {
+		data = none;
+		len = 0;
+	}
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	    (char *)hmac_algs[i].digest, 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if ((m = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL ||
+	    (ctx = EVP_MAC_CTX_new(m)) == NULL) {
+		rc = dk_err(err, DK_ENOMEM, "cannot set up HMAC");
+		goto out;
+	}
+	if (EVP_MAC_init(ctx, key, keylen, params) != 1 ||
+	    EVP_MAC_update(ctx, data, len) != 1 ||
+	    EVP_MAC_final(ctx, buf, &n, sizeof(buf)) != 1 ||
+	    n != hmac_algs[i].len) {
+		/* An OpenSSL built without MD5 (FIPS) fails here. */
+		rc = dk_err(err, DK_EINVAL, "%s is not available in this "
+		    "OpenSSL", alg);
+		goto out;
+	}
+	memcpy(mac, buf, n);
+	*maclen = n;
+	rc = DK_OK;
+out:
+	OPENSSL_cleanse(buf, sizeof(buf));
+	EVP_MAC_CTX_free(ctx);	/* wipes the key schedule */
+	EVP_MAC_free(m);
+	return rc;
 }
 
 int

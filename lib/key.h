@@ -1,6 +1,6 @@
 /*
- * lib/key.h — DKIM key pairs (OpenSSL 3).  The only module that calls
- * OpenSSL for keys.
+ * lib/key.h — DKIM key pairs and TSIG HMACs (OpenSSL 3).  The only module
+ * that calls OpenSSL.
  */
 #ifndef DK_KEY_H
 #define DK_KEY_H
@@ -93,6 +93,19 @@ void		 dk_key_free(struct dk_key *);
  * already absent file is success (idempotent).
  */
 int		 dk_key_destroy(const char *path, struct dk_error *err);
+
+#define DK_HMAC_MAX	64		/* longest MAC: hmac-sha512 */
+
+/*
+ * HMAC (RFC 2104) of data under key, for TSIG (RFC 8945 §6).  alg is a
+ * TSIG algorithm name without trailing dot: "hmac-md5", "hmac-sha1",
+ * "hmac-sha224", "hmac-sha256", "hmac-sha384" or "hmac-sha512".  mac must
+ * hold DK_HMAC_MAX bytes; on success *maclen is the full MAC length.
+ * DK_EINVAL for an unknown algorithm.
+ */
+int		 dk_hmac(const char *alg, const unsigned char *key,
+		    size_t keylen, const unsigned char *data, size_t len,
+		    unsigned char *mac, size_t *maclen, struct dk_error *err);
 
 /* Base64 (RFC 4648, no line breaks).  *out is malloc'd and NUL-terminated. */
 int		 dk_base64_encode(const unsigned char *in, size_t len,

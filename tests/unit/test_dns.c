@@ -16,12 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "unit.h"
 
 #include "dns.h"
+#include "key.h"
 
 #define SECRET	"v0sdCn5/wCKOyDl0sfcMIATPQ46PFbPBpE2TuwYmhuo="
 
@@ -211,6 +213,41 @@ test_tsig_load_refuses_md5_unless_allowed(void **state)
 }
 
 static void
+test_tsig_load_accepts_every_sha_algorithm(void **state)
+{
+	static const char *const algs[][2] = {
+		{ "hmac-sha1", "hmac-sha1" },
+		{ "hmac-sha224", "hmac-sha224" },
+		{ "hmac-sha256", "hmac-sha256" },
+		{ "HMAC-SHA384", "hmac-sha384" },
+		{ "hmac-sha512", "hmac-sha512" },
+	};
+	struct tmp *t = *state;
+	struct dk_error e;
+	struct dk_tsig k;
+	char text[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
+		snprintf(text, sizeof(text), "key \"a\" { algorithm %s; "
+		    "secret \"" SECRET "\"; };\n", algs[i][0]);
+		write_key(t, text, 0600);
+		memset(&e, 0, sizeof(e));
+		if (dk_tsig_load(t->path, 0, &k, &e) != DK_OK)
+			fail_msg("%s: %s", algs[i][0], e.msg);
+		assert_string_equal(k.algorithm, algs[i][1]);
+		dk_tsig_clear(&k);
+	}
+	/* The old spelling of hmac-md5 (RFC 8945 §6), when allowed. */
+	write_key(t, "key \"a\" { algorithm hmac-md5.sig-alg.reg.int; "
+	    "secret \"" SECRET "\"; };\n", 0600);
+	assert_int_equal(dk_tsig_load(t->path, 0, &k, &e), DK_ECONFIG);
+	assert_int_equal(dk_tsig_load(t->path, 1, &k, NULL), DK_OK);
+	assert_string_equal(k.algorithm, "hmac-md5");
+	dk_tsig_clear(&k);
+}
+
+static void
 test_tsig_load_reports_syntax_error_with_line(void **state)
 {
 	static const struct {
@@ -275,6 +312,11 @@ enum mode {
 	M_UPD_BADSIG,	/* NOTAUTH with TSIG error BADSIG */
 	M_UPD_UNSIGNED,	/* NOERROR without TSIG */
 	M_UPD_YXRRSET,	/* YXRRSET without TSIG */
+	M_SIGNED,	/* checks the request's TSIG by hand, signs NOERROR */
+	M_SIGNED_YX,	/* the same, signed YXRRSET */
+	M_SIGNED_TAMPERED, /* signs REFUSED, then claims NOERROR */
+	M_SIGNED_OLD,	/* signs NOERROR 1000 s in the past */
+	M_SIGNED_OTHER,	/* signs NOERROR, then names another key */
 };
 
 struct responder {
@@ -410,6 +452,179 @@ update_reply(const uint8_t *q, size_t qn, uint8_t *r, int rcode, int tsig,
 	return p;
 }
 
+/*
+ * TSIG, assembled by hand from RFC 8945 so that the module is checked
+ * against something it does not share code with (only the HMAC).
+ */
+
+struct test_alg {
+	const char	*name;
+	const char	*wire;		/* algorithm name, without root label */
+	size_t		 maclen;
+};
+
+static const struct test_alg test_algs[] = {
+	{ "hmac-md5", "\x08hmac-md5\x07sig-alg\x03reg\x03int", 16 },
+	{ "hmac-sha1", "\x09hmac-sha1", 20 },
+	{ "hmac-sha224", "\x0bhmac-sha224", 28 },
+	{ "hmac-sha256", "\x0bhmac-sha256", 32 },
+	{ "hmac-sha384", "\x0bhmac-sha384", 48 },
+	{ "hmac-sha512", "\x0bhmac-sha512", 64 },
+};
+
+/* The key the signed responders use; the client spells it "Upd.Key.". */
+static const uint8_t key_wire[] = "\x03upd\x03key";	/* + root label */
+static const struct test_alg *signed_alg = &test_algs[3];
+
+static uint8_t *
+put_u16(uint8_t *p, unsigned v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+	return p + 2;
+}
+
+static uint8_t *
+put_bytes(uint8_t *p, const void *b, size_t n)
+{
+	memcpy(p, b, n);
+	return p + n;
+}
+
+/* Key name, class ANY, TTL 0, algorithm, time, fudge, error, other len. */
+static uint8_t *
+put_vars(uint8_t *p, const struct test_alg *a, const uint8_t *tm)
+{
+	p = put_bytes(p, key_wire, sizeof(key_wire));
+	p = put_bytes(p, "\x00\xff\x00\x00\x00\x00", 6);
+	p = put_bytes(p, a->wire, strlen(a->wire) + 1);
+	p = put_bytes(p, tm, 6);
+	p = put_u16(p, 300);
+	p = put_u16(p, 0);
+	return put_u16(p, 0);
+}
+
+static int
+hand_hmac(const struct test_alg *a, const uint8_t *d, size_t n, uint8_t *mac)
+{
+	unsigned char *key;
+	size_t klen, mlen;
+	int rc;
+
+	if (dk_base64_decode(SECRET, strlen(SECRET), &key, &klen) != 0)
+		return -1;
+	rc = dk_hmac(a->name, key, klen, d, n, mac, &mlen, NULL);
+	free(key);
+	return rc == 0 && mlen == a->maclen ? 0 : -1;
+}
+
+/*
+ * Check the request's TSIG RR (RFC 8945 §4.2, §4.3.3) byte by byte;
+ * on success copy its MAC to reqmac.
+ */
+static int
+check_request(const uint8_t *q, size_t n, const struct test_alg *a,
+    uint8_t *reqmac)
+{
+	uint8_t buf[4096], mac[64], *p;
+	size_t alen = strlen(a->wire) + 1;
+	size_t rrlen = sizeof(key_wire) + 10 + alen + 10 + a->maclen + 6;
+	const uint8_t *t = q + n - rrlen, *rd = t + sizeof(key_wire) + 10;
+	time_t now = time(NULL), signed_at = 0;
+	size_t i;
+
+	if (n < 12 + rrlen || q[10] != 0 || q[11] != 1)
+		return -1;
+	if (strncasecmp((const char *)t, (const char *)key_wire,
+	    sizeof(key_wire)) != 0 ||
+	    memcmp(t + sizeof(key_wire), "\x00\xfa\x00\xff\x00\x00\x00\x00",
+	    8) != 0 || (size_t)(t[sizeof(key_wire) + 8] << 8 |
+	    t[sizeof(key_wire) + 9]) != rrlen - sizeof(key_wire) - 10)
+		return -1;
+	if (memcmp(rd, a->wire, alen) != 0)
+		return -1;
+	for (i = 0; i < 6; i++)
+		signed_at = signed_at << 8 | rd[alen + i];
+	if (signed_at < now - 5 || signed_at > now + 5 ||
+	    rd[alen + 6] != 0x01 || rd[alen + 7] != 0x2c ||
+	    rd[alen + 8] != 0 || rd[alen + 9] != a->maclen)
+		return -1;
+	if (memcmp(rd + alen + 10 + a->maclen, q, 2) != 0 ||
+	    memcmp(rd + alen + 10 + a->maclen + 2, "\0\0\0\0", 4) != 0)
+		return -1;
+	/* The message as it was before the TSIG RR: ARCOUNT 0. */
+	p = put_bytes(buf, q, n - rrlen);
+	buf[11] = 0;
+	p = put_vars(p, a, rd + alen);
+	if (hand_hmac(a, buf, (size_t)(p - buf), mac) != 0 ||
+	    memcmp(mac, rd + alen + 10, a->maclen) != 0)
+		return -1;
+	memcpy(reqmac, mac, a->maclen);
+	return 0;
+}
+
+/* A reply signed by hand (§5.3): request MAC, reply, variables. */
+static size_t
+signed_reply(const uint8_t *q, size_t qn, uint8_t *r, int rcode,
+    const struct test_alg *a, const uint8_t *reqmac, time_t when)
+{
+	uint8_t buf[4096], mac[64], tm[6], *p, *e;
+	size_t n = update_reply(q, qn, r, rcode, 0, 0), alen;
+	int i;
+
+	for (i = 0; i < 6; i++)
+		tm[i] = (uint8_t)((uint64_t)when >> (8 * (5 - i)));
+	p = put_u16(buf, (unsigned)a->maclen);
+	p = put_bytes(p, reqmac, a->maclen);
+	p = put_bytes(p, r, n);
+	p = put_vars(p, a, tm);
+	if (hand_hmac(a, buf, (size_t)(p - buf), mac) != 0)
+		return n;	/* unsigned: the client must refuse it */
+	alen = strlen(a->wire) + 1;
+	e = put_bytes(r + n, key_wire, sizeof(key_wire));
+	e = put_bytes(e, "\x00\xfa\x00\xff\x00\x00\x00\x00", 8);
+	e = put_u16(e, (unsigned)(alen + 16 + a->maclen));
+	e = put_bytes(e, a->wire, alen);
+	e = put_bytes(e, tm, 6);
+	e = put_u16(e, 300);
+	e = put_u16(e, (unsigned)a->maclen);
+	e = put_bytes(e, mac, a->maclen);
+	e = put_bytes(e, q, 2);			/* original ID */
+	e = put_u16(e, 0);
+	e = put_u16(e, 0);
+	r[11] = 1;
+	return (size_t)(e - r);
+}
+
+static size_t
+serve_signed(const uint8_t *q, size_t n, uint8_t *r, enum mode m)
+{
+	uint8_t reqmac[64];
+	size_t rn;
+
+	if (check_request(q, n, signed_alg, reqmac) != 0)
+		return update_reply(q, n, r, 9, 1, 16);	/* BADSIG */
+	switch (m) {
+	case M_SIGNED_YX:
+		return signed_reply(q, n, r, 7, signed_alg, reqmac,
+		    time(NULL));
+	case M_SIGNED_TAMPERED:
+		rn = signed_reply(q, n, r, 5, signed_alg, reqmac, time(NULL));
+		r[3] = 0;
+		return rn;
+	case M_SIGNED_OLD:
+		return signed_reply(q, n, r, 0, signed_alg, reqmac,
+		    time(NULL) - 1000);
+	case M_SIGNED_OTHER:
+		rn = signed_reply(q, n, r, 0, signed_alg, reqmac, time(NULL));
+		r[question_end(q, n) + 7] = 'z';	/* upd.kez */
+		return rn;
+	default:
+		return signed_reply(q, n, r, 0, signed_alg, reqmac,
+		    time(NULL));
+	}
+}
+
 static void
 serve(struct responder *s, enum mode m)
 {
@@ -457,6 +672,13 @@ serve(struct responder *s, enum mode m)
 			break;
 		case M_UPD_UNSIGNED:
 			rn = update_reply(q, n, r, 0, 0, 0);
+			break;
+		case M_SIGNED:
+		case M_SIGNED_YX:
+		case M_SIGNED_TAMPERED:
+		case M_SIGNED_OLD:
+		case M_SIGNED_OTHER:
+			rn = serve_signed(q, n, r, m);
 			break;
 		default:
 			rn = update_reply(q, n, r, 7, 0, 0);
@@ -617,7 +839,8 @@ test_query_rejects_bad_name(void **state)
  */
 
 static int
-run_update(enum mode m, struct dk_error *e)
+run_update_with(enum mode m, const char *name, const char *alg,
+    struct dk_error *e)
 {
 	static char s0[] = "v=DKIM1; k=ed25519; p=";
 	char *strs[] = { s0 };
@@ -627,8 +850,8 @@ run_update(enum mode m, struct dk_error *e)
 	int rc;
 
 	memset(&k, 0, sizeof(k));
-	snprintf(k.name, sizeof(k.name), "k.");
-	snprintf(k.algorithm, sizeof(k.algorithm), "hmac-sha256");
+	snprintf(k.name, sizeof(k.name), "%s", name);
+	snprintf(k.algorithm, sizeof(k.algorithm), "%s", alg);
 	k.secret_b64 = strdup(SECRET);
 	responder_start(&s, m, 0);
 	memset(e, 0, sizeof(*e));
@@ -637,6 +860,70 @@ run_update(enum mode m, struct dk_error *e)
 	responder_stop(&s);
 	dk_tsig_clear(&k);
 	return rc;
+}
+
+static int
+run_update(enum mode m, struct dk_error *e)
+{
+	return run_update_with(m, "k.", "hmac-sha256", e);
+}
+
+static void
+test_update_signs_verifiably_with_every_algorithm(void **state)
+{
+	struct dk_error e;
+	size_t i;
+
+	for (i = 0; i < sizeof(test_algs) / sizeof(test_algs[0]); i++) {
+		signed_alg = &test_algs[i];
+		if (run_update_with(M_SIGNED, "Upd.Key.", signed_alg->name,
+		    &e) != DK_OK)
+			fail_msg("%s: %s", signed_alg->name, e.msg);
+	}
+	signed_alg = &test_algs[3];
+}
+
+static void
+test_update_trusts_signed_yxrrset(void **state)
+{
+	struct dk_error e;
+
+	signed_alg = &test_algs[4];
+	assert_int_equal(run_update_with(M_SIGNED_YX, "upd.key.",
+	    "hmac-sha384", &e), DK_EMISMATCH);
+	assert_non_null(strstr(e.msg, "YXRRSET"));
+	assert_null(strstr(e.msg, "not signed"));
+	signed_alg = &test_algs[3];
+}
+
+static void
+test_update_rejects_tampered_signed_reply(void **state)
+{
+	struct dk_error e;
+
+	assert_int_equal(run_update_with(M_SIGNED_TAMPERED, "upd.key.",
+	    "hmac-sha256", &e), DK_EPERM);
+	assert_non_null(strstr(e.msg, "reply TSIG verification failed"));
+}
+
+static void
+test_update_rejects_reply_signed_outside_fudge(void **state)
+{
+	struct dk_error e;
+
+	assert_int_equal(run_update_with(M_SIGNED_OLD, "upd.key.",
+	    "hmac-sha256", &e), DK_EPERM);
+	assert_non_null(strstr(e.msg, "300s window"));
+}
+
+static void
+test_update_rejects_reply_signed_with_another_key(void **state)
+{
+	struct dk_error e;
+
+	assert_int_equal(run_update_with(M_SIGNED_OTHER, "upd.key.",
+	    "hmac-sha256", &e), DK_EPERM);
+	assert_non_null(strstr(e.msg, "another key than \"upd.key\""));
 }
 
 static void
@@ -715,6 +1002,9 @@ main(void)
 		    test_tsig_load_refuses_md5_unless_allowed, tmp_setup,
 		    tmp_teardown),
 		cmocka_unit_test_setup_teardown(
+		    test_tsig_load_accepts_every_sha_algorithm, tmp_setup,
+		    tmp_teardown),
+		cmocka_unit_test_setup_teardown(
 		    test_tsig_load_reports_syntax_error_with_line, tmp_setup,
 		    tmp_teardown),
 		cmocka_unit_test_setup_teardown(
@@ -729,6 +1019,14 @@ main(void)
 		cmocka_unit_test(test_update_refuses_unsigned_success),
 		cmocka_unit_test(test_update_maps_yxrrset_to_mismatch),
 		cmocka_unit_test(test_update_unreachable_is_temporary),
+		cmocka_unit_test(
+		    test_update_signs_verifiably_with_every_algorithm),
+		cmocka_unit_test(test_update_trusts_signed_yxrrset),
+		cmocka_unit_test(test_update_rejects_tampered_signed_reply),
+		cmocka_unit_test(
+		    test_update_rejects_reply_signed_outside_fudge),
+		cmocka_unit_test(
+		    test_update_rejects_reply_signed_with_another_key),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

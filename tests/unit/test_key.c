@@ -720,6 +720,211 @@ test_base64_decode_rejects_junk_and_bad_padding(void **state)
 	}
 }
 
+/*
+ * HMAC for TSIG: the published test vectors.
+ */
+
+static void
+unhex(const char *hex, unsigned char *out, size_t *len)
+{
+	size_t i, n = strlen(hex) / 2;
+
+	for (i = 0; i < n; i++) {
+		unsigned int v;
+
+		assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
+		out[i] = (unsigned char)v;
+	}
+	*len = n;
+}
+
+struct hmac_vector {
+	const char	*alg;
+	const char	*key;		/* hex */
+	const char	*data;		/* hex, or text when not "0x..." */
+	const char	*mac;		/* hex */
+};
+
+static void
+check_vectors(const struct hmac_vector *v, size_t n)
+{
+	unsigned char key[256], data[512], want[DK_HMAC_MAX],
+	    mac[DK_HMAC_MAX];
+	size_t i, klen, dlen, wlen, mlen;
+	struct dk_error err;
+
+	for (i = 0; i < n; i++) {
+		unhex(v[i].key, key, &klen);
+		if (strncmp(v[i].data, "0x", 2) == 0)
+			unhex(v[i].data + 2, data, &dlen);
+		else {
+			dlen = strlen(v[i].data);
+			memcpy(data, v[i].data, dlen);
+		}
+		unhex(v[i].mac, want, &wlen);
+		memset(&err, 0, sizeof(err));
+		memset(mac, 0, sizeof(mac));
+		mlen = 0;
+		if (dk_hmac(v[i].alg, key, klen, data, dlen, mac, &mlen,
+		    &err) != DK_OK)
+			fail_msg("vector %zu (%s): %s", i, v[i].alg, err.msg);
+		assert_int_equal(mlen, wlen);
+		if (memcmp(mac, want, wlen) != 0)
+			fail_msg("vector %zu (%s): wrong MAC", i, v[i].alg);
+	}
+}
+
+#define K20_0B	"0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"
+#define K20_AA	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define D50_DD	"0xdddddddddddddddddddddddddddddddddddddddddddddddddd" \
+		"dddddddddddddddddddddddddddddddddddddddddddddddddd"
+#define K25	"0102030405060708090a0b0c0d0e0f10111213141516171819"
+#define D50_CD	"0xcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd" \
+		"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd"
+#define K80_AA	K20_AA K20_AA K20_AA K20_AA
+#define K131_AA	K80_AA K20_AA K20_AA "aaaaaaaaaaaaaaaaaaaaaa"
+#define LARGE_KEY "Test Using Larger Than Block-Size Key - Hash Key First"
+#define LARGE_BOTH "This is a test using a larger than block-size key " \
+		"and a larger than block-size data. The key needs to be " \
+		"hashed before being used by the HMAC algorithm."
+
+static void
+test_hmac_matches_rfc4231_vectors(void **state)
+{
+	static const struct hmac_vector v[] = {
+		/* Test Case 1 */
+		{ "hmac-sha224", K20_0B, "Hi There",
+		    "896fb1128abbdf196832107cd49df33f47b4b1169912ba4f53684b22" },
+		{ "hmac-sha256", K20_0B, "Hi There",
+		    "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c"
+		    "2e32cff7" },
+		{ "hmac-sha384", K20_0B, "Hi There",
+		    "afd03944d84895626b0825f4ab46907f15f9dadbe4101ec682aa034c"
+		    "7cebc59cfaea9ea9076ede7f4af152e8b2fa9cb6" },
+		{ "hmac-sha512", K20_0B, "Hi There",
+		    "87aa7cdea5ef619d4ff0b4241a1d6cb02379f4e2ce4ec2787ad0b305"
+		    "45e17cdedaa833b7d6b8a702038b274eaea3f4e4be9d914eeb61f170"
+		    "2e696c203a126854" },
+		/* Test Case 2: key shorter than the MAC */
+		{ "hmac-sha224", "4a656665", "what do ya want for nothing?",
+		    "a30e01098bc6dbbf45690f3a7e9e6d0f8bbea2a39e6148008fd05e44" },
+		{ "hmac-sha256", "4a656665", "what do ya want for nothing?",
+		    "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b9"
+		    "64ec3843" },
+		{ "hmac-sha384", "4a656665", "what do ya want for nothing?",
+		    "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec373"
+		    "6322445e8e2240ca5e69e2c78b3239ecfab21649" },
+		{ "hmac-sha512", "4a656665", "what do ya want for nothing?",
+		    "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7"
+		    "ea2505549758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b"
+		    "636e070a38bce737" },
+		/* Test Case 3 */
+		{ "hmac-sha224", K20_AA, D50_DD,
+		    "7fb3cb3588c6c1f6ffa9694d7d6ad2649365b0c1f65d69d1ec8333ea" },
+		{ "hmac-sha256", K20_AA, D50_DD,
+		    "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514"
+		    "ced565fe" },
+		{ "hmac-sha384", K20_AA, D50_DD,
+		    "88062608d3e6ad8a0aa2ace014c8a86f0aa635d947ac9febe83ef4e5"
+		    "5966144b2a5ab39dc13814b94e3ab6e101a34f27" },
+		{ "hmac-sha512", K20_AA, D50_DD,
+		    "fa73b0089d56a284efb0f0756c890be9b1b5dbdd8ee81a3655f83e33"
+		    "b2279d39bf3e848279a722c806b485a47e67c807b946a337bee89426"
+		    "74278859e13292fb" },
+		/* Test Case 4 */
+		{ "hmac-sha224", K25, D50_CD,
+		    "6c11506874013cac6a2abc1bb382627cec6a90d86efc012de7afec5a" },
+		{ "hmac-sha256", K25, D50_CD,
+		    "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff4"
+		    "6729665b" },
+		{ "hmac-sha384", K25, D50_CD,
+		    "3e8a69b7783c25851933ab6290af6ca77a9981480850009cc5577c6e"
+		    "1f573b4e6801dd23c4a7d679ccf8a386c674cffb" },
+		{ "hmac-sha512", K25, D50_CD,
+		    "b0ba465637458c6990e5a8c5f61d4af7e576d97ff94b872de76f8050"
+		    "361ee3dba91ca5c11aa25eb4d679275cc5788063a5f19741120c4f2d"
+		    "e2adebeb10a298dd" },
+		/* Test Case 6: key longer than the block */
+		{ "hmac-sha224", K131_AA, LARGE_KEY,
+		    "95e9a0db962095adaebe9b2d6f0dbce2d499f112f2d2b7273fa6870e" },
+		{ "hmac-sha256", K131_AA, LARGE_KEY,
+		    "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f"
+		    "0ee37f54" },
+		{ "hmac-sha384", K131_AA, LARGE_KEY,
+		    "4ece084485813e9088d2c63a041bc5b44f9ef1012a2b588f3cd11f05"
+		    "033ac4c60c2ef6ab4030fe8296248df163f44952" },
+		{ "hmac-sha512", K131_AA, LARGE_KEY,
+		    "80b24263c7c1a3ebb71493c1dd7be8b49b46d1f41b4aeec1121b0137"
+		    "83f8f3526b56d037e05f2598bd0fd2215d6a1e5295e64f73f63f0aec"
+		    "8b915a985d786598" },
+		/* Test Case 7: key and data longer than the block */
+		{ "hmac-sha224", K131_AA, LARGE_BOTH,
+		    "3a854166ac5d9f023f54d517d0b39dbd946770db9c2b95c9f6f565d1" },
+		{ "hmac-sha256", K131_AA, LARGE_BOTH,
+		    "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f5153"
+		    "5c3a35e2" },
+		{ "hmac-sha384", K131_AA, LARGE_BOTH,
+		    "6617178e941f020d351e2f254e8fd32c602420feb0b8fb9adccebb82"
+		    "461e99c5a678cc31e799176d3860e6110c46523e" },
+		{ "hmac-sha512", K131_AA, LARGE_BOTH,
+		    "e37b6a775dc87dbaa4dfa9f96e5e3ffddebd71f8867289865df5a32d"
+		    "20cdc944b6022cac3c4982b10d5eeb55c3e4de15134676fb6de04460"
+		    "65c97440fa8c6a58" },
+	};
+
+	(void)state;
+	check_vectors(v, sizeof(v) / sizeof(v[0]));
+}
+
+static void
+test_hmac_matches_rfc2202_vectors_for_md5_and_sha1(void **state)
+{
+	static const struct hmac_vector v[] = {
+		{ "hmac-md5", "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "Hi There",
+		    "9294727a3638bb1c13f48ef8158bfc9d" },
+		{ "hmac-md5", "4a656665", "what do ya want for nothing?",
+		    "750c783e6ab0b503eaa86e310a5db738" },
+		{ "hmac-md5", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", D50_DD,
+		    "56be34521d144c88dbb8c733f0e8b3f6" },
+		{ "hmac-md5", K80_AA, LARGE_KEY,
+		    "6b1ab7fe4bd7bf8f0b62e6ce61b9d0cd" },
+		{ "hmac-sha1", K20_0B, "Hi There",
+		    "b617318655057264e28bc0b6fb378c8ef146be00" },
+		{ "hmac-sha1", "4a656665", "what do ya want for nothing?",
+		    "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79" },
+		{ "hmac-sha1", K20_AA, D50_DD,
+		    "125d7342b9ac11cd91a39af48aa17b4f63f175d3" },
+		{ "hmac-sha1", K80_AA, LARGE_KEY,
+		    "aa4ae5e15272d00e95705637ce8a3b55ed402112" },
+	};
+
+	(void)state;
+	check_vectors(v, sizeof(v) / sizeof(v[0]));
+}
+
+static void
+test_hmac_refuses_unknown_algorithm_and_leaves_outputs(void **state)
+{
+	static const char *bad[] = { "hmac-sha3-256", "HMAC-SHA256",
+	    "hmac-sha256.", "sha256", "", NULL };
+	unsigned char mac[DK_HMAC_MAX];
+	struct dk_error err;
+	size_t i, mlen;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&err, 0, sizeof(err));
+		memset(mac, 0x5a, sizeof(mac));
+		mlen = 99;
+		assert_int_equal(dk_hmac(bad[i], (const unsigned char *)"k",
+		    1, (const unsigned char *)"d", 1, mac, &mlen, &err),
+		    DK_EINVAL);
+		assert_non_null(strstr(err.msg, "HMAC algorithm"));
+		assert_int_equal(mlen, 99);
+		assert_int_equal(mac[0], 0x5a);
+	}
+}
+
 int
 main(void)
 {
@@ -777,6 +982,11 @@ main(void)
 		    test_base64_decode_skips_whitespace_and_counts_padding),
 		cmocka_unit_test(
 		    test_base64_decode_rejects_junk_and_bad_padding),
+		cmocka_unit_test(test_hmac_matches_rfc4231_vectors),
+		cmocka_unit_test(
+		    test_hmac_matches_rfc2202_vectors_for_md5_and_sha1),
+		cmocka_unit_test(
+		    test_hmac_refuses_unknown_algorithm_and_leaves_outputs),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

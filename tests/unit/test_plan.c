@@ -12,6 +12,12 @@
 #define SAFETY	300
 #define PROPAG	3600
 
+/*
+ * Timestamps are whole seconds, truncated: an event stamped t happened in
+ * [t, t+1).  A wait of d seconds after it therefore ends at t + d + 1, and
+ * every expected time below is written as that sum.
+ */
+
 static void
 policy(struct dk_policy *pol)
 {
@@ -149,7 +155,8 @@ static void
 test_planner_waits_for_negative_ttl(void **unused)
 {
 	struct dk_domain_state *st = new_state();
-	int64_t due = T0 + 20 + 900 + SAFETY;
+	/* visible_at + drain + safety + 1 */
+	int64_t due = T0 + 20 + 900 + SAFETY + 1;
 	struct dk_plan p;
 
 	/* The name was absent: drain is the SOA negative TTL (900). */
@@ -172,13 +179,17 @@ static void
 test_planner_unknown_drain_waits_for_ttl(void **unused)
 {
 	struct dk_domain_state *st = new_state();
+	/* visible_at + TTL (standing in for the drain) + safety + 1 */
+	int64_t due = T0 + TTL + SAFETY + 1;
 	struct dk_plan p;
 
 	add(st, "mail1", -1, T0, T0, T0, 0, 0, 0, 0);
 	p = plan(st, 0, T0);
 	assert_int_equal(p.action, DK_ACT_NONE);
-	assert_int_equal(p.when, T0 + TTL + SAFETY);
-	p = plan(st, 0, T0 + TTL + SAFETY);
+	assert_int_equal(p.when, due);
+	p = plan(st, 0, due - 1);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	p = plan(st, 0, due);
 	assert_int_equal(p.action, DK_ACT_ACTIVATE);
 	dk_state_free(st);
 }
@@ -188,16 +199,55 @@ test_planner_activates_after_drain_retiring_old_key(void **unused)
 {
 	struct dk_domain_state *st = one_active();
 	int64_t v = T0 + 86400;
+	/* visible_at + drain + safety + 1 */
+	int64_t due = v + 3600 + SAFETY + 1;
 	struct dk_plan p;
 
 	add(st, "mail2", 3600, v - 20, v - 10, v, 0, 0, 0, 0);
-	p = plan(st, 0, v + 3600 + SAFETY - 1);
+	p = plan(st, 0, due - 1);
 	assert_int_equal(p.action, DK_ACT_NONE);
-	p = plan(st, 0, v + 3600 + SAFETY);
+	assert_int_equal(p.when, due);
+	p = plan(st, 0, due);
 	assert_int_equal(p.action, DK_ACT_ACTIVATE);
 	assert_int_equal(p.key, 1);
 	assert_int_equal(p.old_key, 0);
-	assert_int_equal(dk_plan_active_key(st, v + 3600 + SAFETY), 0);
+	assert_int_equal(dk_plan_active_key(st, due), 0);
+	dk_state_free(st);
+}
+
+/*
+ * A key stamped visible at v may have become visible as late as v + 0.999:
+ * at v + drain + safety less than drain + safety seconds may have passed,
+ * so activation waits for the next whole second.  That holds for a zero
+ * wait too.
+ */
+static void
+test_planner_waits_whole_seconds_after_truncated_stamp(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	struct dk_policy pol;
+	int64_t v = T0 + 86400, drain = 60;
+	struct dk_plan p;
+
+	add(st, "mail1", drain, v - 20, v - 10, v, 0, 0, 0, 0);
+	p = plan(st, 0, v + drain + SAFETY);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.key, -1);
+	assert_int_equal(p.when, v + drain + SAFETY + 1);
+	p = plan(st, 0, v + drain + SAFETY + 1);
+	assert_int_equal(p.action, DK_ACT_ACTIVATE);
+	assert_int_equal(p.key, 0);
+	assert_int_equal(p.when, v + drain + SAFETY + 1);
+
+	/* No drain, no safety margin: still not within the stamp's second. */
+	policy(&pol);
+	pol.safety_margin = 0;
+	st->keys[0].drain = 0;
+	dk_plan_next(st, &pol, 0, v, &p);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.when, v + 1);
+	dk_plan_next(st, &pol, 0, v + 1, &p);
+	assert_int_equal(p.action, DK_ACT_ACTIVATE);
 	dk_state_free(st);
 }
 
@@ -222,7 +272,8 @@ test_planner_rotation_in_progress_ignores_rotate(void **unused)
 	p = plan(st, 1, T0 + 101);
 	assert_int_equal(p.action, DK_ACT_NONE);
 	assert_int_equal(p.blocked, 0);
-	assert_int_equal(p.when, T0 + 100 + 60 + SAFETY);
+	/* visible_at + drain + safety + 1 */
+	assert_int_equal(p.when, T0 + 100 + 60 + SAFETY + 1);
 	dk_state_free(st);
 }
 
@@ -231,20 +282,32 @@ test_planner_blocks_rotation_while_idle_selector_retired(void **unused)
 {
 	struct dk_domain_state *st = new_state();
 	int64_t r = T0 + 1000;
+	int64_t rv = r + RETIRE + 1;		/* revoke, on time */
+	int64_t rm = rv + TTL + 1;		/* remove, on time */
+	int64_t free_at = rm + TTL + 1;		/* reuse */
 	struct dk_plan p;
 
 	add(st, "mail1", 0, T0, T0, T0, T0, r, 0, 0);
 	add(st, "mail2", 0, T0, T0, T0, r, 0, 0, 0);
+	/* Three waits ahead, each ending one second after its sum. */
 	p = plan(st, 1, r + 10);
 	assert_int_equal(p.action, DK_ACT_NONE);
 	assert_int_equal(p.blocked, 1);
 	assert_string_equal(p.selector, "mail1");
-	assert_int_equal(p.when, r + RETIRE + TTL + TTL);
+	assert_int_equal(p.when, r + RETIRE + 1 + TTL + 1 + TTL + 1);
 	/* Revoked: one TTL for the p= record, one for the removal. */
-	st->keys[0].revoked_at = r + RETIRE;
-	p = plan(st, 1, r + RETIRE + 10);
+	st->keys[0].revoked_at = rv;
+	p = plan(st, 1, rv + 10);
 	assert_int_equal(p.blocked, 1);
-	assert_int_equal(p.when, r + RETIRE + TTL + TTL);
+	assert_int_equal(p.when, free_at);
+	/* Removed: the estimate was exact, not early. */
+	st->keys[0].removed_at = rm;
+	p = plan(st, 1, free_at - 1);
+	assert_int_equal(p.blocked, 1);
+	assert_int_equal(p.when, free_at);
+	p = plan(st, 1, free_at);
+	assert_int_equal(p.action, DK_ACT_GENERATE);
+	assert_string_equal(p.selector, "mail1");
 	dk_state_free(st);
 }
 
@@ -269,14 +332,16 @@ test_planner_revokes_only_after_retire_after(void **unused)
 {
 	struct dk_domain_state *st = new_state();
 	int64_t r = T0 + 1000;
+	/* retired_at + retire_after + 1 */
+	int64_t due = r + RETIRE + 1;
 	struct dk_plan p;
 
 	add(st, "mail1", 0, T0, T0, T0, T0, r, 0, 0);
 	add(st, "mail2", 0, T0, T0, T0, r, 0, 0, 0);
-	p = plan(st, 0, r + RETIRE - 1);
+	p = plan(st, 0, due - 1);
 	assert_int_equal(p.action, DK_ACT_NONE);
-	assert_int_equal(p.when, r + RETIRE);
-	p = plan(st, 0, r + RETIRE);
+	assert_int_equal(p.when, due);
+	p = plan(st, 0, due);
 	assert_int_equal(p.action, DK_ACT_REVOKE);
 	assert_int_equal(p.key, 0);
 	assert_string_equal(p.why, "retire_after elapsed");
@@ -287,15 +352,16 @@ static void
 test_planner_removes_after_revoked_ttl(void **unused)
 {
 	struct dk_domain_state *st = new_state();
-	int64_t v = T0 + 1000 + RETIRE;
+	int64_t v = T0 + 1000 + RETIRE + 1;	/* revoked on time */
+	int64_t due = v + TTL + 1;		/* revoked_at + ttl + 1 */
 	struct dk_plan p;
 
 	add(st, "mail1", 0, T0, T0, T0, T0, T0 + 1000, v, 0);
 	add(st, "mail2", 0, T0, T0, T0, T0 + 1000, 0, 0, 0);
-	p = plan(st, 0, v + TTL - 1);
+	p = plan(st, 0, due - 1);
 	assert_int_equal(p.action, DK_ACT_NONE);
-	assert_int_equal(p.when, v + TTL);
-	p = plan(st, 0, v + TTL);
+	assert_int_equal(p.when, due);
+	p = plan(st, 0, due);
 	assert_int_equal(p.action, DK_ACT_REMOVE);
 	assert_int_equal(p.key, 0);
 	dk_state_free(st);
@@ -307,20 +373,21 @@ test_planner_reuses_selector_only_after_removed_ttl(void **unused)
 	struct dk_domain_state *st = new_state();
 	struct dk_policy pol;
 	int64_t m = T0 + 1000000;
+	int64_t due = m + TTL + 1;		/* removed_at + ttl + 1 */
 	struct dk_plan p;
 
 	policy(&pol);
 	add(st, "mail1", 0, T0, T0, T0, T0, T0 + 1000, T0 + 2000, m);
 	add(st, "mail2", 0, T0, T0, T0, T0 + 1000, 0, 0, 0);
-	assert_int_equal(dk_plan_selector_free_at(st, &pol, "mail1"), m + TTL);
+	assert_int_equal(dk_plan_selector_free_at(st, &pol, "mail1"), due);
 	assert_int_equal(dk_plan_selector_free_at(st, &pol, "mail2"),
 	    INT64_MAX);
 	assert_int_equal(dk_plan_selector_free_at(st, &pol, "other"), 0);
-	p = plan(st, 1, m + TTL - 1);
+	p = plan(st, 1, due - 1);
 	assert_int_equal(p.action, DK_ACT_NONE);
 	assert_int_equal(p.blocked, 1);
-	assert_int_equal(p.when, m + TTL);
-	p = plan(st, 1, m + TTL);
+	assert_int_equal(p.when, due);
+	p = plan(st, 1, due);
 	assert_int_equal(p.action, DK_ACT_GENERATE);
 	assert_string_equal(p.selector, "mail1");
 	dk_state_free(st);
@@ -367,7 +434,9 @@ test_planner_continues_rotation_before_revoke_and_remove(void **unused)
 	st->keys[0].removed_at = now;
 	p = plan(st, 1, now);
 	assert_int_equal(p.action, DK_ACT_NONE);
-	assert_int_equal(p.when, now + 600 + SAFETY);
+	/* The activation (visible + drain + safety + 1) comes before the
+	 * removal of the key revoked just now (now + TTL + 1). */
+	assert_int_equal(p.when, now + 600 + SAFETY + 1);
 	dk_state_free(st);
 }
 
@@ -468,10 +537,11 @@ check_and_execute(struct dk_domain_state *st, const struct dk_policy *pol,
 			    ks != DK_KS_PUBLISHED && ks != DK_KS_VISIBLE);
 			if (strcmp(st->keys[i].selector, p->selector) != 0)
 				continue;
-			/* Reuse only after removal plus the record's TTL. */
+			/* Reuse only after removal plus the record's TTL,
+			 * counted from the end of the removal's second. */
 			assert_int_equal(ks, DK_KS_REMOVED);
 			assert_true(now >= st->keys[i].removed_at +
-			    st->keys[i].ttl);
+			    st->keys[i].ttl + 1);
 		}
 		if (active != -1)
 			assert_string_not_equal(st->keys[active].selector,
@@ -508,7 +578,11 @@ check_and_execute(struct dk_domain_state *st, const struct dk_policy *pol,
 		assert_int_equal(dk_key_state_get(k, now), DK_KS_VISIBLE);
 		drain = k->drain >= 0 ? k->drain :
 		    (k->ttl > pol->ttl ? k->ttl : pol->ttl);
-		assert_true(now >= k->visible_at + drain + pol->safety_margin);
+		/* Every wait ends one second after its sum (truncated
+		 * stamps); a due action carries that exact time. */
+		assert_int_equal(p->when,
+		    k->visible_at + drain + pol->safety_margin + 1);
+		assert_true(now >= p->when);
 		assert_int_equal(p->old_key, active);
 		k->active_at = now;
 		if (p->old_key >= 0)
@@ -517,14 +591,17 @@ check_and_execute(struct dk_domain_state *st, const struct dk_policy *pol,
 	case DK_ACT_REVOKE:
 		assert_non_null(k);
 		assert_int_equal(dk_key_state_get(k, now), DK_KS_RETIRED);
-		assert_true(now >= k->retired_at + pol->retire_after);
+		assert_int_equal(p->when,
+		    k->retired_at + pol->retire_after + 1);
+		assert_true(now >= p->when);
 		k->revoked_at = now;
 		break;
 	case DK_ACT_REMOVE:
 		assert_non_null(k);
 		assert_int_equal(dk_key_state_get(k, now), DK_KS_REVOKED);
-		assert_true(now >= k->revoked_at + k->ttl);
-		assert_true(now >= k->retired_at + pol->retire_after);
+		assert_int_equal(p->when, k->revoked_at + k->ttl + 1);
+		assert_true(now >= p->when);
+		assert_true(now >= k->retired_at + pol->retire_after + 1);
 		k->removed_at = now;
 		break;
 	}
@@ -597,8 +674,8 @@ test_planner_property_random_rotations(void **unused)
 
 			if (step % 7 == 0)
 				st = reload(st);
-			/* Advance the clock: to the due time, past it, or
-			 * only part of the way. */
+			/* Advance the clock: to the due time, the second
+			 * before it, past it, or only part of the way. */
 			switch (rnd(&rs) % 4) {
 			case 0:
 				break;
@@ -608,7 +685,7 @@ test_planner_property_random_rotations(void **unused)
 			default:
 				if (p.action == DK_ACT_NONE && p.when > now &&
 				    p.when != INT64_MAX)
-					now = p.when + rnd_range(&rs, 0, 30);
+					now = p.when + rnd_range(&rs, -1, 30);
 				else
 					now += rnd_range(&rs, 0, 20000);
 				break;
@@ -634,6 +711,7 @@ main(void)
 		cmocka_unit_test(test_planner_waits_for_negative_ttl),
 		cmocka_unit_test(test_planner_unknown_drain_waits_for_ttl),
 		cmocka_unit_test(test_planner_activates_after_drain_retiring_old_key),
+		cmocka_unit_test(test_planner_waits_whole_seconds_after_truncated_stamp),
 		cmocka_unit_test(test_planner_second_rotation_uses_other_selector),
 		cmocka_unit_test(test_planner_rotation_in_progress_ignores_rotate),
 		cmocka_unit_test(test_planner_blocks_rotation_while_idle_selector_retired),
