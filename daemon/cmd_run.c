@@ -1,43 +1,280 @@
 /*
- * daemon/cmd_run.c — `run`: advance whatever is due, for every domain;
- * with --once (cron) return when nothing more is due now.
+ * daemon/cmd_run.c — `run`: advance whatever is due, for every domain.
+ *
+ * With --once (cron) each domain is looked at once.  Otherwise one
+ * scheduler keeps each domain's next due time, sleeps until the earliest
+ * of them (or a signal), runs that domain's due steps, and repeats; SIGHUP
+ * re-reads the configuration, SIGTERM and SIGINT end it after the step in
+ * progress.  Both modes run the same per-domain code (visit()).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "../lib/spread.h"
 #include "daemon.h"
 
-/* Advance one domain's due steps; returns a DK_E* code. */
+/* A failing domain is retried after 30s, doubling up to an hour. */
+#define BACKOFF_MIN	30
+#define BACKOFF_MAX	3600
+/*
+ * Every domain is looked at again at least this often, even when nothing
+ * is due: a rotation made by hand meanwhile brings new due steps.
+ */
+#define RECHECK		3600
+/* Bounded: a planner bug must not spin the daemon on one domain. */
+#define MAX_STEPS	64
+
+/* One configured domain in the scheduler. */
+struct slot {
+	const struct dk_conf_domain *dom;	/* borrowed from the conf */
+	int64_t		 due;		/* next visit */
+	int64_t		 step_at;	/* next step (INT64_MAX: none) */
+	int64_t		 backoff;	/* last retry delay; 0: healthy */
+	int		 blocked;	/* rotation due, selector busy (said) */
+};
+
+static volatile sig_atomic_t reload_requested;
+static sigset_t run_blocked, run_unblocked;
+static int signals_blocked;
+
+static void
+on_hup(int sig)
+{
+	(void)sig;
+	reload_requested = 1;
+}
+
+/*
+ * Signals are blocked while a step runs, so that none interrupts a
+ * network exchange or a commit halfway (a poll() interrupted by a signal
+ * would fail the step); they are delivered between steps and during the
+ * sleep.  Reload commands get a clean mask from dk_signer_run.
+ */
+static void
+signals_setup(int daemon)
+{
+	struct sigaction sa;
+
+	dk_stop_handlers();
+	sigemptyset(&run_blocked);
+	sigaddset(&run_blocked, SIGTERM);
+	sigaddset(&run_blocked, SIGINT);
+	if (daemon) {
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_hup;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGHUP, &sa, NULL);
+		sigaddset(&run_blocked, SIGHUP);
+	}
+	sigprocmask(SIG_BLOCK, &run_blocked, &run_unblocked);
+	sigdelset(&run_unblocked, SIGTERM);
+	sigdelset(&run_unblocked, SIGINT);
+	sigdelset(&run_unblocked, SIGHUP);
+	signals_blocked = 1;
+}
+
+/* Let pending signals in (their handlers only set flags), then block. */
+static void
+take_signals(void)
+{
+	sigset_t old;
+
+	if (!signals_blocked)
+		return;
+	sigprocmask(SIG_SETMASK, &run_unblocked, &old);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+static void
+signals_restore(void)
+{
+	if (signals_blocked)
+		sigprocmask(SIG_UNBLOCK, &run_blocked, NULL);
+	signals_blocked = 0;
+}
+
+static void
+fmt_time(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t == INT64_MAX || gmtime_r(&tt, &tm) == NULL)
+		snprintf(buf, len, "never");
+	else
+		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/*
+ * What is due for a domain at now.  p is the step to run (DK_ACT_NONE:
+ * nothing); *next is when something will be due (INT64_MAX: never without
+ * a rotation by hand).  rotate_every asks the planner for a rotation once
+ * the active key is old enough (lib/spread.h spreads that time).
+ */
+static void
+plan_domain(const struct dk_conf_domain *dom,
+    const struct dk_domain_state *st, const struct dk_policy *pol,
+    int64_t now, struct dk_plan *p, int64_t *next, int *rot_due)
+{
+	struct dk_plan p0;
+	int64_t rot = dk_rotation_due_at(st, dom->rotate_every, now);
+
+	*rot_due = rot <= now;
+	dk_plan_next(st, pol, *rot_due, now, p);
+	if (p->action != DK_ACT_NONE) {
+		*next = now;
+		return;
+	}
+	*next = p->when > 0 ? p->when : INT64_MAX;
+	if (*rot_due) {
+		/*
+		 * A blocked rotation's time is when its selector frees up;
+		 * lifecycle steps due before that (a revoke, a remove) only
+		 * show in a plan without the rotation.
+		 */
+		if (!p->blocked)
+			*next = INT64_MAX;
+		dk_plan_next(st, pol, 0, now, &p0);
+		if (p0.when > 0 && p0.when < *next)
+			*next = p0.when;
+	} else if (rot < *next)
+		*next = rot;
+	/* Something due "now" that the planner did not return: later. */
+	if (*next <= now)
+		*next = now + 1;
+}
+
+/* Say once that a due rotation waits for a busy selector. */
+static void
+note_blocked(struct slot *s, const struct dk_plan *p, int rot_due)
+{
+	char when[32];
+
+	if (!rot_due || !p->blocked) {
+		s->blocked = 0;
+		return;
+	}
+	if (s->blocked)
+		return;
+	s->blocked = 1;
+	fmt_time(p->when, when, sizeof(when));
+	say("%s: rotation due, but %s until %s (%s)", s->dom->name,
+	    p->selector != NULL ? "the idle selector is busy" :
+	    "no selector is idle", when, p->why ? p->why : "busy");
+}
+
+/* Next probe of a record not yet served everywhere: soon, then slower. */
+static int64_t
+probe_again(const struct dk_domain_state *st, const struct dk_plan *p,
+    int64_t now)
+{
+	int64_t d = 1;
+
+	if (p->key >= 0 && (size_t)p->key < st->nkeys &&
+	    st->keys[p->key].published_at > 0)
+		d = (now - st->keys[p->key].published_at) / 4;
+	if (d < 1)
+		d = 1;
+	if (d > 60)
+		d = 60;
+	if (p->deadline > now && now + d > p->deadline)
+		d = p->deadline - now;
+	return now + d;
+}
+
+/*
+ * Plan a domain from its state file alone (no lock: commits are atomic
+ * renames): sets s->step_at, and p to the step due now, if any.
+ */
 static int
-run_domain(const struct dk_conf *conf, const struct dk_conf_domain *dom,
-    int64_t *next, struct dk_error *err)
+peek(const struct dk_conf *conf, struct slot *s, struct dk_plan *p,
+    struct dk_error *err)
+{
+	struct dk_domain_state *st = NULL;
+	struct dk_policy pol;
+	int64_t next;
+	int rc, rot_due;
+
+	if ((rc = dk_domain_load_state(conf, s->dom, &st, err)) != DK_OK)
+		return rc;
+	dk_policy_from_conf(s->dom, &pol);
+	plan_domain(s->dom, st, &pol, dk_now(), p, &next, &rot_due);
+	dk_state_free(st);
+	note_blocked(s, p, rot_due);
+	s->step_at = next;
+	return DK_OK;
+}
+
+/*
+ * Look at one domain: read its state without the lock and plan; when a
+ * step is due, open it (lock, providers) and run its due steps in order,
+ * committing each, until nothing is due now, a probe has to wait, a step
+ * fails, or a stop is requested.  Sets s->step_at.  lock_wait: seconds to
+ * wait for the domain's lock (the daemon does not wait: a domain locked
+ * by a command is retried later, without delaying the others).
+ */
+static int
+visit(const struct dk_conf *conf, struct slot *s, int lock_wait,
+    struct dk_error *err)
 {
 	struct dk_domain_ctx c;
 	struct dk_plan p;
-	int rc, pending, steps = 0;
+	int64_t now, next;
+	int rc, pending, rot_due, steps = 0;
 
-	*next = 0;
-	if ((rc = dk_domain_open(conf, dom, "run", LOCK_WAIT, &c, err)) !=
+	/* Most visits find nothing due: no lock, no providers then. */
+	if ((rc = peek(conf, s, &p, err)) != DK_OK)
+		return rc;
+	if (p.action == DK_ACT_NONE)
+		return DK_OK;
+
+	if ((rc = dk_domain_open(conf, s->dom, "run", lock_wait, &c, err)) !=
 	    DK_OK)
 		return rc;
 	for (;;) {
-		dk_plan_next(c.st, &c.pol, 0, dk_now(), &p);
+		take_signals();
+		now = dk_now();
+		plan_domain(s->dom, c.st, &c.pol, now, &p, &next, &rot_due);
+		note_blocked(s, &p, rot_due);
 		if (p.action == DK_ACT_NONE || dk_stop_requested) {
-			*next = p.when;
+			s->step_at = next;
 			rc = DK_OK;
 			break;
 		}
-		/* Bounded: a planner bug must not spin the daemon. */
-		if (++steps > 64) {
+		if (++steps > MAX_STEPS) {
 			rc = dk_err(err, DK_ETEMP, "%s: too many steps in one "
-			    "run", dom->name);
+			    "run", s->dom->name);
 			break;
+		}
+		if (p.action == DK_ACT_GENERATE) {
+			char every[32];
+
+			dk_duration_format(s->dom->rotate_every, every,
+			    sizeof(every));
+			if (dk_plan_active_key(c.st, now) == -1)
+				say("%s: no active key; rotating to %s "
+				    "(rotate_every %s)", s->dom->name,
+				    p.selector, every);
+			else
+				say("%s: rotate_every %s elapsed; rotating "
+				    "to %s", s->dom->name, every,
+				    p.selector);
 		}
 		rc = dk_domain_step(&c, &p, &pending, err);
 		if (rc == DK_ETEMP && pending) {
 			say("%s", err->msg);
-			*next = dk_now() + 5;
+			s->step_at = probe_again(c.st, &p, dk_now());
 			rc = DK_OK;
 			break;
 		}
@@ -61,47 +298,395 @@ worse(int a, int b)
 	return a;
 }
 
-int
-cmd_run(const struct dk_conf *conf, const char *domain, int once)
+static int
+run_once(const struct dk_conf *conf, const char *domain)
 {
 	struct dk_error err;
-	int64_t next, earliest;
+	struct slot s;
 	size_t i;
-	int rc, status;
+	int rc, status = 0;
+
+	for (i = 0; i < conf->ndomains; i++) {
+		take_signals();
+		if (dk_stop_requested)
+			break;
+		if (domain != NULL &&
+		    dk_conf_domain_find(conf, domain) != &conf->domains[i])
+			continue;
+		memset(&s, 0, sizeof(s));
+		s.dom = &conf->domains[i];
+		memset(&err, 0, sizeof(err));
+		if ((rc = visit(conf, &s, LOCK_WAIT, &err)) != DK_OK) {
+			complain("%s", err.msg);
+			status = worse(status, dk_exit_code(rc));
+		}
+	}
+	return status;
+}
+
+/* ---- the daemon ------------------------------------------------------ */
+
+/* d seconds, give or take 20%: failing domains do not retry in step. */
+static int64_t
+jitter(int64_t d)
+{
+	int64_t j = d / 5;
+
+	if (j <= 0)
+		return d;
+	return d - j + (int64_t)(random() % (2 * j + 1));
+}
+
+/*
+ * After a failed visit: temporary failures (unreachable, locked, local
+ * I/O) back off exponentially; anything else needs an operator and is
+ * retried at the cap.  Either way only this domain waits.
+ */
+static void
+retry_later(struct slot *s, int rc, const struct dk_error *err, int64_t now)
+{
+	int code = dk_exit_code(rc);
+	int64_t d;
+	char dur[32];
+
+	if (code == 75 || code == 74 || code == 71) {
+		d = s->backoff == 0 ? BACKOFF_MIN : s->backoff * 2;
+		if (d > BACKOFF_MAX)
+			d = BACKOFF_MAX;
+	} else
+		d = BACKOFF_MAX;
+	s->backoff = d;
+	d = jitter(d);
+	s->step_at = now + d;
+	s->due = s->step_at;
+	dk_duration_format(d, dur, sizeof(dur));
+	complain("%s; retrying in %s", err->msg, dur);
+}
+
+static void
+schedule(struct slot *s, int64_t now)
+{
+	s->due = s->step_at;
+	if (s->due > now + RECHECK)
+		s->due = now + RECHECK;
+}
+
+static size_t
+earliest(const struct slot *slots, size_t n)
+{
+	size_t i, best = n;
+
+	for (i = 0; i < n; i++)
+		if (best == n || slots[i].due < slots[best].due)
+			best = i;
+	return best;
+}
+
+/* Tell the service manager (if any) what the scheduler is up to. */
+static void
+report(const struct slot *slots, size_t n)
+{
+	static char last[512];
+	char buf[512], when[32];
+	size_t i, best = n, failing = 0;
+
+	for (i = 0; i < n; i++) {
+		if (slots[i].backoff > 0)
+			failing++;
+		if (slots[i].step_at != INT64_MAX && (best == n ||
+		    slots[i].step_at < slots[best].step_at))
+			best = i;
+	}
+	if (best == n)
+		snprintf(buf, sizeof(buf), "%zu domain%s; nothing scheduled",
+		    n, n == 1 ? "" : "s");
+	else {
+		fmt_time(slots[best].step_at, when, sizeof(when));
+		snprintf(buf, sizeof(buf), "%zu domain%s; next step at %s "
+		    "(%s)", n, n == 1 ? "" : "s", when, slots[best].dom->name);
+	}
+	if (failing > 0) {
+		i = strlen(buf);
+		snprintf(buf + i, sizeof(buf) - i, "; %zu retrying after "
+		    "errors", failing);
+	}
+	if (strcmp(buf, last) == 0)
+		return;
+	snprintf(last, sizeof(last), "%s", buf);
+	dk_notify("STATUS=%s", buf);
+}
+
+/* Sleep until t (dk_now() time) or a signal. */
+static void
+sleep_until(int64_t t)
+{
+	struct timespec now, ts;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (t > now.tv_sec) {
+		ts.tv_sec = (time_t)(t - now.tv_sec - 1);
+		ts.tv_nsec = 1000000000L - now.tv_nsec;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+	} else {
+		/* time() lags the precise clock by up to a tick. */
+		ts.tv_sec = 0;
+		ts.tv_nsec = 10000000L;
+	}
+	(void)ppoll(NULL, 0, &ts, &run_unblocked);
+}
+
+/*
+ * Slots for conf (only `only` when not NULL), each looked at now.  A
+ * domain already scheduled keeps its backoff.
+ */
+static struct slot *
+make_slots(const struct dk_conf *conf, const char *only,
+    const struct slot *old, size_t nold, size_t *np, int64_t now)
+{
+	struct slot *slots;
+	size_t i, j, n = 0;
+
+	if ((slots = calloc(conf->ndomains + 1, sizeof(*slots))) == NULL)
+		return NULL;
+	for (i = 0; i < conf->ndomains; i++) {
+		const struct dk_conf_domain *d = &conf->domains[i];
+
+		if (only != NULL && dk_conf_domain_find(conf, only) != d)
+			continue;
+		slots[n].dom = d;
+		slots[n].due = now;
+		slots[n].step_at = now;
+		for (j = 0; j < nold; j++)
+			if (strcasecmp(old[j].dom->name, d->name) == 0) {
+				slots[n].backoff = old[j].backoff;
+				slots[n].blocked = old[j].blocked;
+				break;
+			}
+		if (old != NULL && j == nold)
+			say("%s: now configured", d->name);
+		n++;
+	}
+	*np = n;
+	return slots;
+}
+
+/*
+ * SIGHUP: re-read the configuration.  On success the new one replaces
+ * the old (every domain is looked at again at once, so that changed
+ * settings apply to the next step); a domain no longer configured is left
+ * exactly as it is in DNS and in the signer.  On failure nothing changes.
+ */
+static void
+reload(const char *path, const char *only, struct dk_conf **owned,
+    const struct dk_conf **cur, struct slot **slots, size_t *nslots)
+{
+	struct dk_conf *nc = NULL;
+	struct dk_error err = { 0, "" };
+	struct slot *ns;
+	size_t n, i;
+	int rc;
+
+	if ((rc = dk_conf_load(path, &nc, &err)) != DK_OK ||
+	    (rc = dk_conf_check_integrations(nc, &err)) != DK_OK) {
+		complain("reload: %s; still running with the previous "
+		    "configuration", err.msg);
+		dk_conf_free(nc);
+		return;
+	}
+	if (only != NULL && dk_conf_domain_find(nc, only) == NULL) {
+		complain("reload: %s: no [domain %s] in %s; still running with "
+		    "the previous configuration", only, only, path);
+		dk_conf_free(nc);
+		return;
+	}
+	if ((ns = make_slots(nc, only, *slots, *nslots, &n, dk_now())) ==
+	    NULL) {
+		complain("reload: out of memory; still running with the "
+		    "previous configuration");
+		dk_conf_free(nc);
+		return;
+	}
+	for (i = 0; i < *nslots; i++)
+		if (dk_conf_domain_find(nc, (*slots)[i].dom->name) == NULL)
+			say("%s: no longer configured; left as it is",
+			    (*slots)[i].dom->name);
+	free(*slots);
+	dk_conf_free(*owned);
+	*owned = nc;
+	*cur = nc;
+	*slots = ns;
+	*nslots = n;
+	say("reloaded %s: %zu domain%s", path, n, n == 1 ? "" : "s");
+}
+
+/*
+ * Take the pid file: created if missing, locked with flock so that a
+ * second daemon is refused while the first lives (a stale file left by a
+ * crash holds no lock), then truncated and filled with our pid.  Returns
+ * the open descriptor (the lock lives as long as it), or -1 after saying
+ * why; *code is the exit code then.
+ */
+static int
+pidfile_take(const char *path, int *code)
+{
+	struct stat a, b;
+	char holder[32];
+	ssize_t n;
+	int fd, tries;
+
+	for (tries = 0; tries < 10; tries++) {
+		fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+		    0644);
+		if (fd == -1) {
+			complain("%s: %s", path, strerror(errno));
+			*code = errno == ELOOP ? 77 : 74;
+			return -1;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+			if (errno == EWOULDBLOCK) {
+				n = pread(fd, holder, sizeof(holder) - 1, 0);
+				holder[n > 0 ? n : 0] = '\0';
+				holder[strcspn(holder, "\n")] = '\0';
+				complain("%s: held by running process %s; not "
+				    "starting a second daemon", path,
+				    holder[0] ? holder : "(unknown pid)");
+				*code = 75;
+			} else {
+				complain("%s: flock: %s", path,
+				    strerror(errno));
+				*code = 74;
+			}
+			close(fd);
+			return -1;
+		}
+		/*
+		 * The previous holder removes the file on exit: if that
+		 * happened between our open and our lock, we hold a lock on
+		 * an unlinked file.  Lock what the path names now.
+		 */
+		if (fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
+		    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+			break;
+		close(fd);
+		fd = -1;
+	}
+	if (fd == -1) {
+		complain("%s: keeps being replaced; not starting", path);
+		*code = 75;
+		return -1;
+	}
+	if (!S_ISREG(a.st_mode)) {
+		complain("%s: not a regular file", path);
+		close(fd);
+		*code = 77;
+		return -1;
+	}
+	if (ftruncate(fd, 0) == -1 || dprintf(fd, "%ld\n", (long)getpid()) <
+	    0) {
+		complain("%s: %s", path, strerror(errno));
+		close(fd);
+		*code = 74;
+		return -1;
+	}
+	return fd;
+}
+
+static int
+run_daemon(const struct dk_conf *conf, const char *domain)
+{
+	const struct dk_conf *cur = conf;
+	struct dk_conf *owned = NULL;
+	struct dk_error err;
+	struct slot *slots = NULL, *s;
+	size_t n = 0, i;
+	int64_t now, t;
+	int rc, code = 0;
+
+	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+	now = dk_now();
+	if ((slots = make_slots(cur, domain, NULL, 0, &n, now)) == NULL) {
+		complain("out of memory");
+		code = 71;
+		goto out;
+	}
+	/* First scheduling: state files only, no network; then ready. */
+	for (i = 0; i < n; i++) {
+		struct dk_plan p;
+
+		memset(&err, 0, sizeof(err));
+		if ((rc = peek(cur, &slots[i], &p, &err)) != DK_OK)
+			retry_later(&slots[i], rc, &err, now);
+		else
+			schedule(&slots[i], now);
+	}
+	say("running: %zu domain%s", n, n == 1 ? "" : "s");
+	dk_notify("READY=1");
+	report(slots, n);
+
+	for (;;) {
+		take_signals();
+		if (dk_stop_requested)
+			break;
+		if (reload_requested) {
+			reload_requested = 0;
+			reload(conf->path, domain, &owned, &cur, &slots, &n);
+			report(slots, n);
+			continue;
+		}
+		now = dk_now();
+		i = earliest(slots, n);
+		if (i < n && slots[i].due <= now) {
+			s = &slots[i];
+			memset(&err, 0, sizeof(err));
+			rc = visit(cur, s, 0, &err);
+			now = dk_now();
+			if (rc != DK_OK)
+				retry_later(s, rc, &err, now);
+			else {
+				s->backoff = 0;
+				schedule(s, now);
+			}
+			report(slots, n);
+			continue;
+		}
+		t = i < n ? slots[i].due : now + RECHECK;
+		sleep_until(t);
+	}
+	dk_notify("STOPPING=1");
+	say("stopping");
+out:
+	free(slots);
+	dk_conf_free(owned);
+	return code;
+}
+
+int
+cmd_run(const struct dk_conf *conf, const char *domain, int once,
+    const char *pidfile)
+{
+	int rc, pidfd = -1;
 
 	if (domain != NULL && dk_conf_domain_find(conf, domain) == NULL) {
 		complain("%s: no [domain %s] in %s", domain, domain,
 		    conf->path);
 		return 78;
 	}
-	dk_stop_handlers();
-	for (;;) {
-		status = 0;
-		earliest = 0;
-		for (i = 0; i < conf->ndomains && !dk_stop_requested; i++) {
-			const struct dk_conf_domain *dom = &conf->domains[i];
-
-			if (domain != NULL &&
-			    dk_conf_domain_find(conf, domain) != dom)
-				continue;
-			memset(&err, 0, sizeof(err));
-			rc = run_domain(conf, dom, &next, &err);
-			if (rc != DK_OK) {
-				complain("%s", err.msg);
-				status = worse(status, dk_exit_code(rc));
-				next = dk_now() + 60;
-			}
-			if (next > 0 && (earliest == 0 || next < earliest))
-				earliest = next;
-		}
-		if (once || dk_stop_requested)
-			return status;
-		/* Until the earliest due step; at most an hour, to notice
-		 * changes made behind our back. */
-		if (earliest == 0 || earliest > dk_now() + 3600)
-			earliest = dk_now() + 3600;
-		dk_sleep_until(earliest);
-		if (dk_stop_requested)
-			return 0;
+	if (pidfile != NULL && (pidfd = pidfile_take(pidfile, &rc)) == -1)
+		return rc;
+	dk_notify_init();
+	signals_setup(!once);
+	if (once)
+		rc = run_once(conf, domain);
+	else
+		rc = run_daemon(conf, domain);
+	signals_restore();
+	if (pidfd != -1) {
+		/* Unlink while still holding the lock (see pidfile_take). */
+		unlink(pidfile);
+		close(pidfd);
 	}
+	return rc;
 }
