@@ -40,6 +40,11 @@ print_dry_run(const struct dk_domain_ctx *c, const struct dk_plan *p)
 		dk_owner(p->selector, d->name, owner, sizeof(owner));
 		say("would generate a %s key for selector %s", alg,
 		    p->selector);
+		if (c->pol.ned > 0)
+			say("would generate an ed25519 key on the idle one "
+			    "of %s and %s too, switched on together with it",
+			    c->pol.ed_selectors[0],
+			    c->pol.ed_selectors[c->pol.ned - 1]);
 	} else {
 		const struct dk_key_state *ks = &c->st->keys[p->key];
 

@@ -47,6 +47,10 @@ dk_policy_from_conf(const struct dk_conf_domain *d, struct dk_policy *out)
 	for (i = 0; i < DK_MAX_SELECTORS; i++)
 		if (d->selectors[i] != NULL)
 			out->selectors[out->nselectors++] = d->selectors[i];
+	for (i = 0; i < d->ned25519 && i < DK_MAX_SELECTORS; i++)
+		if (d->ed25519_selectors[i] != NULL)
+			out->ed_selectors[out->ned++] =
+			    d->ed25519_selectors[i];
 	out->ttl = d->ttl;
 	out->retire_after = d->retire_after;
 	out->safety_margin = d->safety_margin;
@@ -63,6 +67,22 @@ dk_plan_active_key(const struct dk_domain_state *st, int64_t now)
 		if (dk_key_state_get(&st->keys[i], now) == DK_KS_ACTIVE)
 			return (int)i;
 	return -1;
+}
+
+size_t
+dk_plan_active_keys(const struct dk_domain_state *st, int64_t now, int *idx,
+    size_t max)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < st->nkeys; i++) {
+		if (dk_key_state_get(&st->keys[i], now) != DK_KS_ACTIVE)
+			continue;
+		if (n < max)
+			idx[n] = (int)i;
+		n++;
+	}
+	return n;
 }
 
 static int
@@ -152,6 +172,255 @@ candidate(int64_t *when, int64_t t, int64_t now)
 		*when = t;
 }
 
+/* Tracks: 0 the domain's selectors, 1 the Ed25519 pair. */
+#define NTRACKS	2
+
+static size_t
+ntracks(const struct dk_policy *pol)
+{
+	return pol->ned > 0 ? 2 : 1;
+}
+
+static const char *const *
+track_selectors(const struct dk_policy *pol, size_t t, size_t *n)
+{
+	*n = t == 0 ? pol->nselectors : pol->ned;
+	return t == 0 ? pol->selectors : pol->ed_selectors;
+}
+
+/*
+ * The track a key belongs to, by its selector; keys on selectors no
+ * longer configured count as the first track.
+ */
+static size_t
+track_of(const struct dk_policy *pol, const struct dk_key_state *k)
+{
+	size_t i;
+
+	for (i = 0; i < pol->ned; i++)
+		if (strcmp(pol->ed_selectors[i], k->selector) == 0)
+			return 1;
+	return 0;
+}
+
+/* Earliest compromised_at of a generation's keys; 0 when none is. */
+static int64_t
+gen_compromised(const struct dk_domain_state *st, int64_t gen)
+{
+	int64_t t = 0;
+	size_t i;
+
+	for (i = 0; i < st->nkeys; i++)
+		if (st->keys[i].generation == gen &&
+		    st->keys[i].compromised_at != 0 &&
+		    (t == 0 || st->keys[i].compromised_at < t))
+			t = st->keys[i].compromised_at;
+	return t;
+}
+
+static int64_t
+max_generation(const struct dk_domain_state *st)
+{
+	return st->nkeys > 0 ? st->keys[st->nkeys - 1].generation : 0;
+}
+
+/*
+ * The selector of track t a new key goes to: the one not holding the
+ * track's active key; with none active, the first free one, else the
+ * one free soonest.  NULL when the track has no selector to spare.
+ */
+static const char *
+idle_selector(const struct dk_domain_state *st, const struct dk_policy *pol,
+    size_t t, int64_t now)
+{
+	const char *const *sels, *idle = NULL;
+	int64_t best_t = INT64_MAX, ft;
+	size_t n, i, j;
+	int active = -1;
+
+	sels = track_selectors(pol, t, &n);
+	/*
+	 * The track's active key is one on the track's own selectors: a
+	 * key on a selector taken out of the configuration (a dropped
+	 * Ed25519 pair) says nothing about which of them is idle.
+	 */
+	for (i = st->nkeys; i-- > 0 && active == -1;) {
+		if (dk_key_state_get(&st->keys[i], now) != DK_KS_ACTIVE)
+			continue;
+		for (j = 0; j < n; j++)
+			if (strcmp(sels[j], st->keys[i].selector) == 0)
+				active = (int)i;
+	}
+	if (active != -1) {
+		for (i = 0; i < n; i++)
+			if (strcmp(sels[i], st->keys[active].selector) != 0)
+				return sels[i];
+		return NULL;
+	}
+	for (i = 0; i < n; i++) {
+		if (dk_plan_selector_free_at(st, pol, sels[i]) <= now)
+			return sels[i];
+		ft = free_estimate(st, pol, sels[i]);
+		if (idle == NULL || ft < best_t) {
+			idle = sels[i];
+			best_t = ft;
+		}
+	}
+	return idle;
+}
+
+/*
+ * Continue generation gen (not compromised, not yet active).  Returns 1
+ * with *p filled when an action is due now; else 0, with the time
+ * activation becomes due added to *when.
+ */
+static int
+continue_generation(const struct dk_domain_state *st,
+    const struct dk_policy *pol, int64_t gen, int active, int64_t now,
+    struct dk_plan *p, int64_t *when)
+{
+	const struct dk_key_state *k;
+	const char *idle;
+	int have[NTRACKS] = { 0, 0 }, first = -1;
+	int64_t t, due = 0;
+	enum dk_kstate ks;
+	size_t i, tr;
+
+	for (i = 0; i < st->nkeys; i++)
+		if (st->keys[i].generation == gen) {
+			have[track_of(pol, &st->keys[i])] = 1;
+			if (first == -1)
+				first = (int)i;
+		}
+	/*
+	 * A track without its key yet gets one, if its idle selector is
+	 * free; if not (a pair added to the configuration while its
+	 * selectors are still busy), the generation goes ahead without.
+	 */
+	for (tr = 0; tr < ntracks(pol); tr++) {
+		if (have[tr])
+			continue;
+		idle = idle_selector(st, pol, tr, now);
+		if (idle == NULL ||
+		    dk_plan_selector_free_at(st, pol, idle) > now)
+			continue;
+		p->action = DK_ACT_GENERATE;
+		p->selector = idle;
+		p->generation = gen;
+		p->ed25519 = tr == 1;
+		p->when = now;
+		p->why = "rotation in progress: second key";
+		return 1;
+	}
+	/* Publish every key before probing any: they propagate together. */
+	for (i = 0; i < st->nkeys; i++) {
+		if (st->keys[i].generation != gen ||
+		    dk_key_state_get(&st->keys[i], now) != DK_KS_CREATED)
+			continue;
+		p->action = DK_ACT_PUBLISH;
+		p->key = (int)i;
+		p->generation = gen;
+		p->when = now;
+		p->why = "new key not yet published";
+		return 1;
+	}
+	for (i = 0; i < st->nkeys; i++) {
+		k = &st->keys[i];
+		if (k->generation != gen ||
+		    dk_key_state_get(k, now) != DK_KS_PUBLISHED)
+			continue;
+		p->action = DK_ACT_PROBE;
+		p->key = (int)i;
+		p->generation = gen;
+		p->when = now;
+		p->deadline = add(k->published_at,
+		    nonneg(pol->propagation_timeout));
+		p->why = "published; checking authoritative servers";
+		return 1;
+	}
+	/* Every key visible: due once the last cache drain has passed. */
+	for (i = 0; i < st->nkeys; i++) {
+		k = &st->keys[i];
+		if (k->generation != gen)
+			continue;
+		ks = dk_key_state_get(k, now);
+		if (ks != DK_KS_VISIBLE)
+			return 0;	/* inconsistent: never activate */
+		t = activate_at(k, pol);
+		if (t > due)
+			due = t;
+	}
+	if (now >= due) {
+		p->action = DK_ACT_ACTIVATE;
+		p->key = first;
+		p->old_key = active;
+		p->generation = gen;
+		p->when = due;
+		p->why = "caches drained";
+		return 1;
+	}
+	candidate(when, due, now);
+	return 0;
+}
+
+/*
+ * A new generation: one key per track, each on its idle selector.  Only
+ * when every track's idle selector is free; urgent (a compromised key is
+ * active) clears the way by revoking and removing an idle selector's
+ * previous key at once.
+ */
+static void
+new_generation(const struct dk_domain_state *st, const struct dk_policy *pol,
+    int urgent, int64_t now, struct dk_plan *p)
+{
+	const char *idle[NTRACKS] = { NULL, NULL }, *blocked_on = NULL;
+	int64_t blocked_until = 0, t;
+	enum dk_kstate ks;
+	size_t tr;
+	int k;
+
+	for (tr = 0; tr < ntracks(pol); tr++) {
+		if ((idle[tr] = idle_selector(st, pol, tr, now)) == NULL) {
+			p->blocked = 1;
+			p->when = INT64_MAX;
+			p->why = "no idle selector to rotate to";
+			return;
+		}
+		if (dk_plan_selector_free_at(st, pol, idle[tr]) <= now)
+			continue;
+		if (urgent && (k = last_key_on(st, idle[tr])) != -1) {
+			ks = dk_key_state_get(&st->keys[k], now);
+			if (ks == DK_KS_RETIRED || ks == DK_KS_REVOKED) {
+				p->action = ks == DK_KS_RETIRED ?
+				    DK_ACT_REVOKE : DK_ACT_REMOVE;
+				p->key = k;
+				p->when = now;
+				p->why = "compromised key in use: clearing "
+				    "the idle selector at once";
+				return;
+			}
+		}
+		t = free_estimate(st, pol, idle[tr]);
+		if (blocked_on == NULL || t > blocked_until) {
+			blocked_on = idle[tr];
+			blocked_until = t;
+		}
+	}
+	if (blocked_on != NULL) {
+		p->selector = blocked_on;
+		p->blocked = 1;
+		p->when = blocked_until;
+		p->why = "idle selector's previous key not yet removed";
+		return;
+	}
+	p->action = DK_ACT_GENERATE;
+	p->selector = idle[0];
+	p->generation = add(max_generation(st), 1);
+	p->ed25519 = 0;
+	p->when = now;
+	p->why = urgent ? "compromised key in use" : "rotation requested";
+}
+
 void
 dk_plan_next(const struct dk_domain_state *st, const struct dk_policy *pol,
     int rotate, int64_t now, struct dk_plan *out)
@@ -159,60 +428,52 @@ dk_plan_next(const struct dk_domain_state *st, const struct dk_policy *pol,
 	const struct dk_key_state *k;
 	struct dk_plan p;
 	enum dk_kstate ks;
-	int64_t when = 0, t, best_t, free_at;
-	int active, rotating = -1, best;
-	const char *idle = NULL;
+	int64_t when = 0, t, best_t, gen = 0;
+	int active, best, urgent = 0, rotating = 0;
 	size_t i;
 
 	plan_init(&p);
 	active = dk_plan_active_key(st, now);
 
 	/* 1. A rotation in progress is always carried on first. */
-	for (i = 0; i < st->nkeys && rotating == -1; i++) {
-		ks = dk_key_state_get(&st->keys[i], now);
-		if (ks == DK_KS_CREATED || ks == DK_KS_PUBLISHED ||
-		    ks == DK_KS_VISIBLE)
-			rotating = (int)i;
+	for (i = 0; i < st->nkeys && gen == 0; i++) {
+		k = &st->keys[i];
+		ks = dk_key_state_get(k, now);
+		if ((ks == DK_KS_CREATED || ks == DK_KS_PUBLISHED ||
+		    ks == DK_KS_VISIBLE) && k->revoked_at == 0 &&
+		    gen_compromised(st, k->generation) == 0)
+			gen = k->generation;
 	}
-	if (rotating != -1) {
-		k = &st->keys[rotating];
-		p.key = rotating;
-		switch (dk_key_state_get(k, now)) {
-		case DK_KS_CREATED:
-			p.action = DK_ACT_PUBLISH;
-			p.when = now;
-			p.why = "new key not yet published";
+	if (gen != 0) {
+		rotating = 1;
+		if (continue_generation(st, pol, gen, active, now, &p, &when))
 			goto done;
-		case DK_KS_PUBLISHED:
-			p.action = DK_ACT_PROBE;
-			p.when = now;
-			p.deadline = add(k->published_at,
-			    nonneg(pol->propagation_timeout));
-			p.why = "published; checking authoritative servers";
-			goto done;
-		default:
-			t = activate_at(k, pol);
-			if (now >= t) {
-				p.action = DK_ACT_ACTIVATE;
-				p.when = t;
-				p.old_key = active;
-				p.why = "caches drained";
-				goto done;
-			}
-			candidate(&when, t, now);
-			break;
-		}
-		p.key = -1;
 	}
 
-	/* 2. Revoke: retired longer than retire_after (oldest due first). */
+	/*
+	 * 2. Revoke: retired longer than retire_after, or compromised
+	 * (oldest due first).  A compromised key never activated belongs
+	 * to an abandoned rotation: revoked at once too.
+	 */
 	best = -1;
 	best_t = 0;
 	for (i = 0; i < st->nkeys; i++) {
 		k = &st->keys[i];
-		if (dk_key_state_get(k, now) != DK_KS_RETIRED)
+		ks = dk_key_state_get(k, now);
+		if (ks == DK_KS_RETIRED && k->compromised_at != 0)
+			t = k->compromised_at > k->retired_at ?
+			    k->compromised_at : k->retired_at;
+		else if (ks == DK_KS_RETIRED)
+			t = after(k->retired_at, pol->retire_after);
+		else if ((ks == DK_KS_CREATED || ks == DK_KS_PUBLISHED ||
+		    ks == DK_KS_VISIBLE) && k->revoked_at == 0 &&
+		    (t = gen_compromised(st, k->generation)) != 0)
+			;
+		else {
+			if (ks == DK_KS_ACTIVE && k->compromised_at != 0)
+				urgent = 1;
 			continue;
-		t = after(k->retired_at, pol->retire_after);
+		}
 		if (now >= t && (best == -1 || t < best_t)) {
 			best = (int)i;
 			best_t = t;
@@ -223,7 +484,9 @@ dk_plan_next(const struct dk_domain_state *st, const struct dk_policy *pol,
 		p.action = DK_ACT_REVOKE;
 		p.key = best;
 		p.when = best_t;
-		p.why = "retire_after elapsed";
+		p.why = st->keys[best].compromised_at != 0 ||
+		    st->keys[best].active_at == 0 ?
+		    "compromised: revoked at once" : "retire_after elapsed";
 		goto done;
 	}
 
@@ -247,53 +510,14 @@ dk_plan_next(const struct dk_domain_state *st, const struct dk_policy *pol,
 		goto done;
 	}
 
-	/* 4. A new key, on the selector the signer is not using. */
-	if (rotate && rotating == -1) {
-		if (active != -1) {
-			for (i = 0; i < pol->nselectors && idle == NULL; i++)
-				if (strcmp(pol->selectors[i],
-				    st->keys[active].selector) != 0)
-					idle = pol->selectors[i];
-		} else {
-			/* None free: wait for the one free soonest. */
-			best_t = INT64_MAX;
-			for (i = 0; i < pol->nselectors; i++) {
-				t = dk_plan_selector_free_at(st, pol,
-				    pol->selectors[i]);
-				if (t <= now) {
-					idle = pol->selectors[i];
-					break;
-				}
-				t = free_estimate(st, pol, pol->selectors[i]);
-				if (idle == NULL || t < best_t) {
-					idle = pol->selectors[i];
-					best_t = t;
-				}
-			}
-		}
-		if (idle == NULL) {
-			p.blocked = 1;
-			p.when = INT64_MAX;
-			p.why = "no idle selector to rotate to";
-			goto done;
-		}
-		free_at = dk_plan_selector_free_at(st, pol, idle);
-		if (free_at <= now) {
-			p.action = DK_ACT_GENERATE;
-			p.selector = idle;
-			p.when = now;
-			p.why = "rotation requested";
-			goto done;
-		}
-		p.selector = idle;
-		p.blocked = 1;
-		p.when = free_estimate(st, pol, idle);
-		p.why = "idle selector's previous key not yet removed";
+	/* 4. A new generation, on the selectors the signer is not using. */
+	if ((rotate || urgent) && !rotating) {
+		new_generation(st, pol, urgent, now, &p);
 		goto done;
 	}
 
 	p.when = when;
-	if (rotating != -1)
+	if (rotating)
 		p.why = "waiting for caches to drain";
 	else if (when != 0)
 		p.why = "waiting for the next lifecycle step";

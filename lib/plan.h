@@ -11,9 +11,18 @@
 #include "conf.h"
 #include "state.h"
 
+/*
+ * A domain has one or two tracks: selectors, with keys of the domain's
+ * algorithm, and optionally ed_selectors, a second pair with Ed25519 keys
+ * (RFC 8463).  Each rotation is one generation: one new key per track,
+ * activated together once every one of them is visible and drained, the
+ * previous generation's keys retired together.
+ */
 struct dk_policy {
 	const char	*selectors[DK_MAX_SELECTORS];
 	size_t		 nselectors;
+	const char	*ed_selectors[DK_MAX_SELECTORS];
+	size_t		 ned;		/* 0: one track only */
 	int64_t		 ttl;
 	int64_t		 retire_after;
 	int64_t		 safety_margin;
@@ -25,16 +34,25 @@ enum dk_action {
 	DK_ACT_GENERATE,	/* create a key on plan.selector */
 	DK_ACT_PUBLISH,		/* observe prior TTL, then UPDATE the record */
 	DK_ACT_PROBE,		/* check every authoritative address */
-	DK_ACT_ACTIVATE,	/* switch the signer to key; retire old */
+	DK_ACT_ACTIVATE,	/* switch the signer to every key of
+				   generation; retire every active key */
 	DK_ACT_REVOKE,		/* publish p= for key */
 	DK_ACT_REMOVE,		/* delete record, destroy private key */
 };
 
 struct dk_plan {
 	enum dk_action	 action;
-	int		 key;		/* index into state->keys, or -1 */
-	int		 old_key;	/* ACTIVATE: key being retired, or -1 */
+	int		 key;		/* index into state->keys, or -1;
+					   ACTIVATE: the generation's
+					   first key */
+	int		 old_key;	/* ACTIVATE: newest key being
+					   retired, or -1 */
 	const char	*selector;	/* GENERATE: selector to use */
+	int64_t		 generation;	/* GENERATE: the new key's;
+					   ACTIVATE: the one activated */
+	int		 ed25519;	/* GENERATE: an Ed25519 key for the
+					   ed_selectors track (else the
+					   domain's algorithm) */
 	int64_t		 when;		/* due time (<= now: due now) */
 	int64_t		 deadline;	/* PROBE: give up after this */
 	int		 blocked;	/* rotation asked but the idle selector
@@ -47,20 +65,37 @@ void		 dk_policy_from_conf(const struct dk_conf_domain *,
 		    struct dk_policy *out);
 
 /*
- * Decide the next action.  rotate asks for a new key when no rotation is
- * in progress.  A rotation in progress (a key created but not yet active)
- * is always continued.  Due actions are returned in lifecycle order:
- * continue the rotation first, then revoke, then remove.  When nothing is
- * due now, action is DK_ACT_NONE and when is the earliest future due time
- * (0 when nothing will ever be due without a new rotation).
+ * Decide the next action.  rotate asks for a new generation when no
+ * rotation is in progress.  A rotation in progress (a generation created
+ * but not yet active) is always continued: keys missing from it are
+ * generated, every key published, probed, and the generation activated
+ * when all are visible and past their cache drain.  Due actions are
+ * returned in lifecycle order: continue the rotation first, then revoke,
+ * then remove.  When nothing is due now, action is DK_ACT_NONE and when
+ * is the earliest future due time (0 when nothing will ever be due
+ * without a new rotation).
+ *
+ * Compromised keys (dk_key_state.compromised_at): an active one makes a
+ * rotation due at once, as if rotate were set, and the idle selector's
+ * previous key is revoked and removed without waiting out retire_after
+ * (its reuse still waits for the removed record's TTL); a retired one is
+ * revoked at once; an unfinished generation with one is abandoned: its
+ * keys are revoked at once, never activated.
  */
 void		 dk_plan_next(const struct dk_domain_state *,
 		    const struct dk_policy *, int rotate, int64_t now,
 		    struct dk_plan *out);
 
-/* Index of the ACTIVE key at now, or -1. */
+/* Index of the ACTIVE key at now (the newest, if several), or -1. */
 int		 dk_plan_active_key(const struct dk_domain_state *,
 		    int64_t now);
+
+/*
+ * Indices of every ACTIVE key at now (one per track), oldest first, into
+ * idx (room for max); returns how many there are (may exceed max).
+ */
+size_t		 dk_plan_active_keys(const struct dk_domain_state *,
+		    int64_t now, int *idx, size_t max);
 
 /*
  * Time from which selector may receive a new key: its last key REMOVED

@@ -10,11 +10,13 @@
  *
  *	key: mail1 5f3c0a1b2c3d4e5f
  *	  algorithm: rsa-2048
+ *	  generation: 1
  *	  file: /var/lib/dkimkeyd/keys/example.com.mail1.5f3c0a1b2c3d4e5f.pem
  *	  ttl: 3600
  *	  drain: 3600
  *	  created: 1795392000	# 2026-11-23T00:00:00Z
  *	  ...
+ *	  compromised: 1795478400	# only when set, by `revoke`
  *	end
  *
  * The parser is strict: anything it does not understand is corruption,
@@ -48,6 +50,7 @@ static const char *const ts_names[] = {
 	"removed",
 };
 #define NTS	(sizeof(ts_names) / sizeof(ts_names[0]))
+#define TS_REVOKED	5		/* index of "revoked" */
 
 static int64_t *
 ts_field(struct dk_key_state *k, size_t i)
@@ -248,6 +251,15 @@ key_check(const struct dk_key_state *k, char *buf, size_t len)
 		snprintf(buf, len, "drain out of range");
 		return -1;
 	}
+	if (k->generation < 1 || k->generation > STATE_NUM_MAX) {
+		snprintf(buf, len, "generation out of range");
+		return -1;
+	}
+	if (k->compromised_at < 0 || k->compromised_at > STATE_NUM_MAX ||
+	    (k->compromised_at != 0 && k->compromised_at < k->created_at)) {
+		snprintf(buf, len, "compromised out of range");
+		return -1;
+	}
 	for (i = 0; i < NTS; i++) {
 		t = ts_get(k, i);
 		if (t < 0 || t > STATE_NUM_MAX) {
@@ -260,8 +272,15 @@ key_check(const struct dk_key_state *k, char *buf, size_t len)
 		}
 		if (t == 0)
 			continue;
-		/* A set timestamp needs every earlier one set, in order. */
-		if (i > 0 && prev != i - 1) {
+		/*
+		 * A set timestamp needs every earlier one set, in order.
+		 * One exception: a compromised key that never signed mail
+		 * (a rotation abandoned by `revoke`) goes straight to
+		 * revoked.
+		 */
+		if (i > 0 && prev != i - 1 && !(i == TS_REVOKED &&
+		    k->compromised_at != 0 && k->active_at == 0 &&
+		    k->retired_at == 0)) {
 			snprintf(buf, len, "%s is set but %s is not",
 			    ts_names[i], ts_names[prev + 1]);
 			return -1;
@@ -277,13 +296,42 @@ key_check(const struct dk_key_state *k, char *buf, size_t len)
 	return 0;
 }
 
+/*
+ * Check key k against the keys before it: generations never decrease in
+ * file order (new keys are appended), and one generation holds at most
+ * one key per selector.  0, or -1 with why in buf.
+ */
+static int
+key_order_check(const struct dk_key_state *keys, size_t n,
+    const struct dk_key_state *k, char *buf, size_t len)
+{
+	size_t i;
+
+	if (n > 0 && k->generation < keys[n - 1].generation) {
+		snprintf(buf, len, "generation %" PRId64 " is older than the "
+		    "previous key's (%" PRId64 ")", k->generation,
+		    keys[n - 1].generation);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if (keys[i].generation == k->generation &&
+		    strcmp(keys[i].selector, k->selector) == 0) {
+			snprintf(buf, len, "generation %" PRId64 " already "
+			    "has a key on selector %s", k->generation,
+			    k->selector);
+			return -1;
+		}
+	return 0;
+}
+
 int
 dk_state_add_key(struct dk_domain_state *st, const struct dk_key_state *k)
 {
 	struct dk_key_state *keys, *nk;
 	char why[128];
 
-	if (key_check(k, why, sizeof(why)) == -1)
+	if (key_check(k, why, sizeof(why)) == -1 ||
+	    key_order_check(st->keys, st->nkeys, k, why, sizeof(why)) == -1)
 		return DK_EINVAL;
 	if (st->nkeys >= (size_t)INT32_MAX)
 		return DK_EINVAL;
@@ -419,7 +467,9 @@ dk_state_format(const struct dk_domain_state *st, char **out)
 	if (!domain_ok(st->domain))
 		return DK_EINVAL;
 	for (i = 0; i < st->nkeys; i++)
-		if (key_check(&st->keys[i], why, sizeof(why)) == -1)
+		if (key_check(&st->keys[i], why, sizeof(why)) == -1 ||
+		    key_order_check(st->keys, i, &st->keys[i], why,
+		    sizeof(why)) == -1)
 			return DK_EINVAL;
 
 	sbuf_printf(&b, "# dkimkeyd state for %s\n", st->domain);
@@ -431,12 +481,16 @@ dk_state_format(const struct dk_domain_state *st, char **out)
 		k = &st->keys[i];
 		sbuf_printf(&b, "\nkey: %s %s\n", k->selector, k->key_id);
 		sbuf_printf(&b, "  algorithm: %s\n", k->algorithm);
+		sbuf_printf(&b, "  generation: %" PRId64 "\n", k->generation);
 		sbuf_printf(&b, "  file: %s\n", k->file);
 		sbuf_printf(&b, "  public: %s\n", k->pubkey);
 		sbuf_printf(&b, "  ttl: %" PRId64 "\n", k->ttl);
 		sbuf_printf(&b, "  drain: %" PRId64 "\n", k->drain);
 		for (j = 0; j < NTS; j++)
 			format_ts(&b, ts_names[j], ts_get(k, j));
+		/* Written only when set: it is the exception. */
+		if (k->compromised_at != 0)
+			format_ts(&b, "compromised", k->compromised_at);
 	}
 	sbuf_printf(&b, "end\n");
 	if (b.failed) {
@@ -450,14 +504,15 @@ dk_state_format(const struct dk_domain_state *st, char **out)
 /* --- parsing --- */
 
 enum {
-	F_ALGORITHM = 0, F_FILE, F_PUBLIC, F_TTL, F_DRAIN, F_TS0,
-	F_ALL = (1u << (F_TS0 + NTS)) - 1,
+	F_ALGORITHM = 0, F_GENERATION, F_FILE, F_PUBLIC, F_TTL, F_DRAIN,
+	F_TS0, F_COMPROMISED = F_TS0 + NTS,
 };
 
+/* Every field is required but compromised. */
 static const char *const field_names[] = {
-	"algorithm", "file", "public", "ttl", "drain",
+	"algorithm", "generation", "file", "public", "ttl", "drain",
 	"created", "published", "visible", "active", "retired", "revoked",
-	"removed",
+	"removed", "compromised",
 };
 
 struct parser {
@@ -526,7 +581,7 @@ end_key(struct parser *p)
 	p->in_key = 0;
 	p->line = p->key_line;
 	for (i = 0; i < sizeof(field_names) / sizeof(field_names[0]); i++)
-		if ((p->seen & (1u << i)) == 0) {
+		if ((p->seen & (1u << i)) == 0 && i != F_COMPROMISED) {
 			rc = perr(p, "key %s %s: missing %s", p->k.selector,
 			    p->k.key_id, field_names[i]);
 			goto out;
@@ -542,6 +597,11 @@ end_key(struct parser *p)
 			    p->k.key_id);
 			goto out;
 		}
+	if (key_order_check(p->st->keys, p->st->nkeys, &p->k, why,
+	    sizeof(why)) == -1) {
+		rc = perr(p, "key %s %s: %s", p->k.selector, p->k.key_id, why);
+		goto out;
+	}
 	rc = dk_state_add_key(p->st, &p->k);
 	if (rc == DK_ENOMEM)
 		rc = dk_err(p->err, DK_ENOMEM, "%s: out of memory", p->name);
@@ -624,6 +684,17 @@ key_field(struct parser *p, const char *name, const char *val)
 		if ((p->k.pubkey = dk_strdup(val)) == NULL)
 			return dk_err(p->err, DK_ENOMEM, "%s: out of memory",
 			    p->name);
+		return DK_OK;
+	case F_GENERATION:
+		if (parse_num(val, 0, &v) == -1 || v == 0)
+			return perr(p, "bad generation \"%.32s\"", val);
+		p->k.generation = v;
+		return DK_OK;
+	case F_COMPROMISED:
+		if (parse_num(val, 0, &v) == -1 || v == 0)
+			return perr(p, "bad compromised timestamp \"%.32s\"",
+			    val);
+		p->k.compromised_at = v;
 		return DK_OK;
 	case F_TTL:
 		if (parse_num(val, 0, &v) == -1)

@@ -37,6 +37,11 @@ struct dk_key_state {
 	char		*pubkey;	/* base64 of the p= bytes (malloc'd):
 					   checks and revocation need no
 					   private key; NULL when unknown */
+	int64_t		generation;	/* the rotation the key belongs to
+					   (>= 1, non-decreasing in file
+					   order): keys of one generation
+					   are activated and retired
+					   together (RSA + Ed25519) */
 	int64_t		ttl;		/* TTL the record is published with */
 	int64_t		drain;		/* cache-drain wait after visible:
 					   max(TTL the name had before, SOA
@@ -48,6 +53,11 @@ struct dk_key_state {
 	int64_t		retired_at;
 	int64_t		revoked_at;
 	int64_t		removed_at;
+	int64_t		compromised_at;	/* marked compromised by `revoke`
+					   (0: no): revoked as soon as the
+					   signer no longer uses it; a key
+					   never activated is revoked at
+					   once, skipping active/retired */
 };
 
 struct dk_domain_state {
@@ -63,7 +73,8 @@ void			 dk_state_free(struct dk_domain_state *);
 
 /*
  * Append a key (copied, file duplicated); returns its index or a negative
- * DK_E* code.
+ * DK_E* code (DK_EINVAL for an invalid key, a generation older than the
+ * last key's, or a second key of one generation on the same selector).
  */
 int		 dk_state_add_key(struct dk_domain_state *,
 		    const struct dk_key_state *);
@@ -78,7 +89,9 @@ int		 dk_state_path(const char *dir, const char *domain, char **out);
 /*
  * Load DIR/DOMAIN.state.  DK_ENOTFOUND when there is none (a new domain);
  * DK_ECORRUPT naming the file and line for anything malformed, truncated,
- * of another version or another domain, or with timestamps out of order;
+ * of another version or another domain, with timestamps out of order, a
+ * missing or decreasing generation, or two keys of one generation on the
+ * same selector;
  * DK_EIO for read errors.
  */
 int		 dk_state_load(const char *dir, const char *domain,

@@ -5,6 +5,11 @@
  *
  *	DIR/DOMAIN.selector	the selector and a newline
  *	DIR/DOMAIN.key		a copy of the private key
+ *
+ * and for a dual-algorithm domain (RFC 8463) the Ed25519 key besides:
+ *
+ *	DIR/DOMAIN.ed25519.selector
+ *	DIR/DOMAIN.ed25519.key
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -13,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "signer.h"
 #include "signer_priv.h"
@@ -59,19 +65,25 @@ out:
 	return rc;
 }
 
-/* DIR/DOMAIN.key and DIR/DOMAIN.selector, malloc'd. */
+/* Two slots: the domain's key, and the Ed25519 key of a dual domain. */
+#define NSLOTS	2
+static const char *const slot_infix[NSLOTS] = { "", ".ed25519" };
+
+/* DIR/DOMAIN[.ed25519].key and .selector of a slot, malloc'd. */
 static int
-paths(const struct fsig *fs, const char *domain, char **keyp, char **selp,
-    struct dk_error *err)
+paths(const struct fsig *fs, const char *domain, size_t slot, char **keyp,
+    char **selp, struct dk_error *err)
 {
 	char *k, *s;
 
 	if (!dk_signer_name_valid(domain))
 		return dk_err(err, DK_EINVAL, "files: bad domain '%s'",
 		    domain);
-	if (asprintf(&k, "%s/%s.key", fs->dir, domain) == -1)
+	if (asprintf(&k, "%s/%s%s.key", fs->dir, domain,
+	    slot_infix[slot]) == -1)
 		return dk_err(err, DK_ENOMEM, "out of memory");
-	if (asprintf(&s, "%s/%s.selector", fs->dir, domain) == -1) {
+	if (asprintf(&s, "%s/%s%s.selector", fs->dir, domain,
+	    slot_infix[slot]) == -1) {
 		free(k);
 		return dk_err(err, DK_ENOMEM, "out of memory");
 	}
@@ -80,96 +92,151 @@ paths(const struct fsig *fs, const char *domain, char **keyp, char **selp,
 	return DK_OK;
 }
 
-static int
-fsig_activate(void *ctx, const char *domain, const char *const *managed,
-    size_t nsel, const char *selector, const char *keyfile,
-    struct dk_error *err)
+/* A slot's files, staged (temp files written and fsynced) or committed. */
+struct slot {
+	char	*kpath, *spath, *ktmp, *stmp;
+};
+
+static void
+slot_clear(struct slot *sl)
 {
-	struct fsig *fs = ctx;
+	dk_signer_file_discard(sl->ktmp);
+	dk_signer_file_discard(sl->stmp);
+	free(sl->kpath);
+	free(sl->spath);
+	memset(sl, 0, sizeof(*sl));
+}
+
+static int
+slot_stage(const struct fsig *fs, const char *domain, size_t slot,
+    const struct dk_signer_key *k, struct slot *sl, struct dk_error *err)
+{
 	struct stat st;
-	char *kpath = NULL, *spath = NULL, *ktmp = NULL, *stmp = NULL;
 	char *key = NULL, *seltext = NULL;
 	size_t klen = 0;
 	int rc;
 
-	/* One file pair per domain: the other managed selectors vanish
-	 * from it by being overwritten. */
-	if (!dk_signer_name_valid(selector))
+	if (!dk_signer_name_valid(k->selector))
 		return dk_err(err, DK_EINVAL, "files: %s: bad selector '%s'",
-		    domain, selector);
-	if ((rc = paths(fs, domain, &kpath, &spath, err)) != DK_OK)
+		    domain, k->selector);
+	if ((rc = paths(fs, domain, slot, &sl->kpath, &sl->spath, err)) !=
+	    DK_OK)
 		return rc;
-	if ((rc = dk_signer_file_read(keyfile, DK_SIGNER_FILE_MAX, &key,
+	if ((rc = dk_signer_file_read(k->keyfile, DK_SIGNER_FILE_MAX, &key,
 	    &klen, &st, err)) != DK_OK) {
 		/* A key the state names but the disk lacks is corrupt
 		 * key data, never a reason to switch anyway. */
 		if (rc == DK_ENOTFOUND)
 			rc = dk_err(err, DK_ECORRUPT, "%s: private key of %s "
-			    "selector %s is missing", keyfile, domain,
-			    selector);
+			    "selector %s is missing", k->keyfile, domain,
+			    k->selector);
 		goto out;
 	}
-	if (asprintf(&seltext, "%s\n", selector) == -1) {
+	if (asprintf(&seltext, "%s\n", k->selector) == -1) {
 		seltext = NULL;
 		rc = dk_err(err, DK_ENOMEM, "out of memory");
 		goto out;
 	}
-
 	/*
 	 * The signer's group may read the key only if it could read the
 	 * source: 0600, or 0640 with the source's group.
 	 */
-	if ((rc = dk_signer_file_stage(kpath, key, klen,
-	    (st.st_mode & 0640) | 0600, (uid_t)-1, st.st_gid, &ktmp,
+	if ((rc = dk_signer_file_stage(sl->kpath, key, klen,
+	    (st.st_mode & 0640) | 0600, (uid_t)-1, st.st_gid, &sl->ktmp,
 	    err)) != DK_OK ||
-	    (rc = dk_signer_file_stage(spath, seltext, strlen(seltext), 0644,
-	    (uid_t)-1, (gid_t)-1, &stmp, err)) != DK_OK)
+	    (rc = dk_signer_file_stage(sl->spath, seltext, strlen(seltext),
+	    0644, (uid_t)-1, (gid_t)-1, &sl->stmp, err)) != DK_OK)
 		goto out;
-
-	/*
-	 * Two renames cannot be one atomic step.  Both files are staged
-	 * and fsynced first, so only the renames remain; the key goes
-	 * first.  A signer reading between the two renames sees the new
-	 * key with the old selector for an instant: those signatures fail
-	 * to verify, but no configuration is ever half-written, the new
-	 * key's record is already served everywhere (activation waits for
-	 * that), and the old selector's record stays published, so a
-	 * rerun or the next read repairs it.
-	 */
-	rc = dk_signer_file_commit(ktmp, kpath, err);
-	ktmp = NULL;
-	if (rc != DK_OK)
-		goto out;
-	rc = dk_signer_file_commit(stmp, spath, err);
-	stmp = NULL;
-	if (rc != DK_OK)
-		goto out;
-	if (fs->reload != NULL)
-		rc = dk_signer_run(fs->reload, err);
 out:
-	dk_signer_file_discard(ktmp);
-	dk_signer_file_discard(stmp);
 	if (key != NULL) {
 		explicit_bzero(key, klen);
 		free(key);
 	}
 	free(seltext);
+	return rc;
+}
+
+static int
+fsig_activate(void *ctx, const char *domain, const char *const *managed,
+    size_t nsel, const struct dk_signer_key *keys, size_t nkeys,
+    struct dk_error *err)
+{
+	struct fsig *fs = ctx;
+	struct slot sl[NSLOTS];
+	char *kpath = NULL, *spath = NULL;
+	size_t i;
+	int rc;
+
+	memset(sl, 0, sizeof(sl));
+	if (nkeys == 0 || nkeys > NSLOTS)
+		return dk_err(err, DK_EINVAL, "files: %s: %zu keys to "
+		    "activate; one or two are supported", domain, nkeys);
+	/* One file pair per slot: the other managed selectors vanish
+	 * from it by being overwritten. */
+	for (i = 0; i < nkeys; i++)
+		if ((rc = slot_stage(fs, domain, i, &keys[i], &sl[i], err)) !=
+		    DK_OK)
+			goto out;
+
+	/*
+	 * Renames cannot be one atomic step.  Every file is staged and
+	 * fsynced first, so only the renames remain; each key goes before
+	 * its selector.  A signer reading between two renames sees the new
+	 * key with the old selector for an instant: those signatures fail
+	 * to verify, but no configuration is ever half-written, the new
+	 * keys' records are already served everywhere (activation waits for
+	 * that), and the old selectors' records stay published, so a rerun
+	 * or the next read repairs it.
+	 */
+	for (i = 0; i < nkeys; i++) {
+		rc = dk_signer_file_commit(sl[i].ktmp, sl[i].kpath, err);
+		sl[i].ktmp = NULL;
+		if (rc != DK_OK)
+			goto out;
+		rc = dk_signer_file_commit(sl[i].stmp, sl[i].spath, err);
+		sl[i].stmp = NULL;
+		if (rc != DK_OK)
+			goto out;
+	}
+	/*
+	 * A slot no longer used (the Ed25519 pair taken out of the
+	 * configuration) is emptied, selector first, so that the signer
+	 * stops signing with a key whose record will be revoked.
+	 */
+	for (i = nkeys; i < NSLOTS; i++) {
+		if ((rc = paths(fs, domain, i, &kpath, &spath, err)) != DK_OK)
+			goto out;
+		if ((unlink(spath) == -1 && errno != ENOENT) ||
+		    (unlink(kpath) == -1 && errno != ENOENT)) {
+			rc = dk_err(err, DK_EIO, "files: %s: %s", spath,
+			    strerror(errno));
+			goto out;
+		}
+		free(kpath);
+		free(spath);
+		kpath = spath = NULL;
+	}
+	if (fs->reload != NULL)
+		rc = dk_signer_run(fs->reload, err);
+out:
+	for (i = 0; i < NSLOTS; i++)
+		slot_clear(&sl[i]);
 	free(kpath);
 	free(spath);
 	return rc;
 }
 
+/* Read one slot: DK_ENOTFOUND when its selector file is absent. */
 static int
-fsig_current(void *ctx, const char *domain, char **selp, char **keyfilep,
-    struct dk_error *err)
+slot_current(const struct fsig *fs, const char *domain, size_t slot,
+    struct dk_signer_key *out, struct dk_error *err)
 {
-	struct fsig *fs = ctx;
 	struct stat st;
 	char *kpath = NULL, *spath = NULL, *buf = NULL, *sel = NULL;
 	size_t len;
 	int rc;
 
-	if ((rc = paths(fs, domain, &kpath, &spath, err)) != DK_OK)
+	if ((rc = paths(fs, domain, slot, &kpath, &spath, err)) != DK_OK)
 		return rc;
 	if ((rc = dk_signer_file_read(spath, 4096, &buf, &len, NULL,
 	    err)) != DK_OK) {
@@ -196,8 +263,8 @@ fsig_current(void *ctx, const char *domain, char **selp, char **keyfilep,
 		rc = dk_err(err, DK_ENOMEM, "out of memory");
 		goto out;
 	}
-	*selp = sel;
-	*keyfilep = kpath;
+	out->selector = sel;
+	out->keyfile = kpath;
 	kpath = NULL;
 	rc = DK_OK;
 out:
@@ -205,6 +272,32 @@ out:
 	free(kpath);
 	free(spath);
 	return rc;
+}
+
+static int
+fsig_current(void *ctx, const char *domain, struct dk_signer_key **keysp,
+    size_t *nkeysp, struct dk_error *err)
+{
+	struct fsig *fs = ctx;
+	struct dk_signer_key *keys;
+	size_t n = 0;
+	int rc;
+
+	if ((keys = calloc(NSLOTS, sizeof(*keys))) == NULL)
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	for (n = 0; n < NSLOTS; n++) {
+		rc = slot_current(fs, domain, n, &keys[n], err);
+		/* Only the first slot is required. */
+		if (rc == DK_ENOTFOUND && n > 0)
+			break;
+		if (rc != DK_OK) {
+			dk_signer_keys_free(keys, n);
+			return rc;
+		}
+	}
+	*keysp = keys;
+	*nkeysp = n;
+	return DK_OK;
 }
 
 const struct dk_signer_ops dk_signer_files_ops = {

@@ -4,6 +4,9 @@
  *	KeyTable:	SEL._domainkey.DOMAIN DOMAIN:SEL:KEYFILE
  *	SigningTable:	*@DOMAIN SEL._domainkey.DOMAIN	(refile format)
  *
+ * A dual-algorithm domain (RSA and Ed25519, RFC 8463) has two of each;
+ * OpenDKIM signs with both only with MultipleSignatures yes.
+ *
  * Only lines naming one of the domain's managed key names are ours: every
  * other byte (comments, blank lines, other domains, their order) is kept
  * as it was.  OpenDKIM re-reads the tables only when told to, hence the
@@ -254,60 +257,88 @@ out:
 
 static int
 odk_activate(void *ctx, const char *domain, const char *const *managed,
-    size_t nsel, const char *selector, const char *keyfile,
+    size_t nsel, const struct dk_signer_key *keys, size_t nkeys,
     struct dk_error *err)
 {
 	struct odk *o = ctx;
-	char **names = NULL, *kline = NULL, *sline = NULL;
+	struct obuf kadd = { NULL, 0, 0 }, sadd = { NULL, 0, 0 };
+	char **names = NULL, *line = NULL;
 	size_t nnames = 0, i;
-	int rc;
+	int rc, n;
 
-	if (!dk_signer_name_valid(domain) || !dk_signer_name_valid(selector))
-		return dk_err(err, DK_EINVAL, "opendkim: bad domain or "
-		    "selector '%s' '%s'", domain, selector);
+	if (nkeys == 0)
+		return dk_err(err, DK_EINVAL, "opendkim: %s: no key to "
+		    "activate", domain);
+	if (!dk_signer_name_valid(domain))
+		return dk_err(err, DK_EINVAL, "opendkim: bad domain '%s'",
+		    domain);
 	for (i = 0; i < nsel; i++)
 		if (!dk_signer_name_valid(managed[i]))
 			return dk_err(err, DK_EINVAL, "opendkim: %s: bad "
 			    "selector '%s'", domain, managed[i]);
-	/*
-	 * OpenDKIM reads a third field not starting with '/' as key data,
-	 * and splits the value on ':' and whitespace.
-	 */
-	if (keyfile[0] != '/' || strpbrk(keyfile, ": \t\r\n#") != NULL)
-		return dk_err(err, DK_EINVAL, "opendkim: %s: key file '%s' "
-		    "must be an absolute path without ':', '#' or spaces",
-		    domain, keyfile);
+	for (i = 0; i < nkeys; i++) {
+		if (!dk_signer_name_valid(keys[i].selector))
+			return dk_err(err, DK_EINVAL, "opendkim: %s: bad "
+			    "selector '%s'", domain, keys[i].selector);
+		/*
+		 * OpenDKIM reads a third field not starting with '/' as
+		 * key data, and splits the value on ':' and whitespace.
+		 */
+		if (keys[i].keyfile[0] != '/' ||
+		    strpbrk(keys[i].keyfile, ": \t\r\n#") != NULL)
+			return dk_err(err, DK_EINVAL, "opendkim: %s: key file "
+			    "'%s' must be an absolute path without ':', '#' "
+			    "or spaces", domain, keys[i].keyfile);
+	}
 
-	/* The new selector's lines go too, so that they never pile up. */
-	if ((names = calloc(nsel + 1, sizeof(*names))) == NULL)
+	/* The new selectors' lines go too, so that they never pile up. */
+	if ((names = calloc(nsel + nkeys, sizeof(*names))) == NULL)
 		goto nomem;
-	for (i = 0; i <= nsel; i++) {
+	for (i = 0; i < nsel + nkeys; i++) {
 		if (asprintf(&names[nnames], "%s._domainkey.%s",
-		    i < nsel ? managed[i] : selector, domain) == -1) {
+		    i < nsel ? managed[i] : keys[i - nsel].selector,
+		    domain) == -1) {
 			names[nnames] = NULL;
 			goto nomem;
 		}
 		nnames++;
 	}
-	if (asprintf(&kline, "%s._domainkey.%s %s:%s:%s\n", selector, domain,
-	    domain, selector, keyfile) == -1) {
-		kline = NULL;
-		goto nomem;
+	/*
+	 * One KeyTable entry and one SigningTable line per key: with
+	 * MultipleSignatures, OpenDKIM signs with every matching line, so
+	 * a dual-algorithm domain's mail carries both signatures.
+	 */
+	for (i = 0; i < nkeys; i++) {
+		if ((n = asprintf(&line, "%s._domainkey.%s %s:%s:%s\n",
+		    keys[i].selector, domain, domain, keys[i].selector,
+		    keys[i].keyfile)) == -1) {
+			line = NULL;
+			goto nomem;
+		}
+		if (obuf_add(&kadd, line, (size_t)n) == -1)
+			goto nomem;
+		free(line);
+		if ((n = asprintf(&line, "*@%s %s._domainkey.%s\n", domain,
+		    keys[i].selector, domain)) == -1) {
+			line = NULL;
+			goto nomem;
+		}
+		if (obuf_add(&sadd, line, (size_t)n) == -1)
+			goto nomem;
+		free(line);
+		line = NULL;
 	}
-	if (asprintf(&sline, "*@%s %s._domainkey.%s\n", domain, selector,
-	    domain) == -1) {
-		sline = NULL;
+	if (obuf_add(&kadd, "", 1) == -1 || obuf_add(&sadd, "", 1) == -1)
 		goto nomem;
-	}
 
 	/*
 	 * KeyTable first: an extra KeyTable entry is harmless, while a
 	 * SigningTable naming a key the KeyTable lacks stops signing.
-	 * The SigningTable rename is the switch.
+	 * The SigningTable rename is the switch, of every key at once.
 	 */
-	if ((rc = update_table(o->key_table, 0, names, nnames, kline,
+	if ((rc = update_table(o->key_table, 0, names, nnames, kadd.p,
 	    err)) != DK_OK ||
-	    (rc = update_table(o->signing_table, 1, names, nnames, sline,
+	    (rc = update_table(o->signing_table, 1, names, nnames, sadd.p,
 	    err)) != DK_OK)
 		goto out;
 	if (o->reload != NULL)
@@ -320,8 +351,9 @@ out:
 		for (i = 0; i < nnames; i++)
 			free(names[i]);
 	free(names);
-	free(kline);
-	free(sline);
+	free(line);
+	free(kadd.p);
+	free(sadd.p);
 	return rc;
 }
 
@@ -337,17 +369,58 @@ is_key_name(const char *f, size_t fl, const char *domain)
 	    strncasecmp(f + fl - dl - ml, mid, ml) == 0;
 }
 
+/* Look key name kn up in the KeyTable text; fill *out (malloc'd). */
 static int
-odk_current(void *ctx, const char *domain, char **selp, char **keyfilep,
+lookup_key(const struct odk *o, const char *kbuf, size_t klen,
+    const char *kn, size_t knl, size_t sline, struct dk_signer_key *out,
     struct dk_error *err)
+{
+	const char *l, *f, *v = NULL, *c1, *c2;
+	size_t off, ll, fl, vl = 0, lineno;
+	char *sel = NULL, *kf = NULL;
+
+	for (off = 0, lineno = 1; next_line(kbuf, klen, &off, &l, &ll);
+	    lineno++) {
+		if (is_comment(l, ll) || !field(l, ll, 0, &f, &fl) ||
+		    fl != knl || strncasecmp(f, kn, fl) != 0)
+			continue;
+		if (!field(l, ll, 1, &v, &vl))
+			return dk_err(err, DK_ECORRUPT, "%s:%zu: key %.*s has "
+			    "no value", o->key_table, lineno, (int)knl, kn);
+		break;
+	}
+	if (v == NULL)
+		return dk_err(err, DK_ECORRUPT, "%s:%zu: key %.*s is not in "
+		    "%s", o->signing_table, sline, (int)knl, kn,
+		    o->key_table);
+	/* DOMAIN:SELECTOR:KEYFILE */
+	if ((c1 = memchr(v, ':', vl)) == NULL ||
+	    (c2 = memchr(c1 + 1, ':', vl - (size_t)(c1 + 1 - v))) == NULL ||
+	    c2 == c1 + 1 || c2 + 1 == v + vl)
+		return dk_err(err, DK_ECORRUPT, "%s:%zu: value of %.*s is not "
+		    "DOMAIN:SELECTOR:KEYFILE", o->key_table, lineno, (int)knl,
+		    kn);
+	if ((sel = strndup(c1 + 1, (size_t)(c2 - c1 - 1))) == NULL ||
+	    (kf = strndup(c2 + 1, (size_t)(v + vl - c2 - 1))) == NULL) {
+		free(sel);
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	}
+	out->selector = sel;
+	out->keyfile = kf;
+	return DK_OK;
+}
+
+static int
+odk_current(void *ctx, const char *domain, struct dk_signer_key **keysp,
+    size_t *nkeysp, struct dk_error *err)
 {
 	struct stat st;
 	struct odk *o = ctx;
-	const char *l, *f, *kn = NULL, *v = NULL, *c1, *c2;
-	char *sbuf = NULL, *kbuf = NULL, *pat = NULL, *sel = NULL;
-	char *kf = NULL;
-	size_t slen, klen, off, ll, fl, knl = 0, vl = 0, sline = 0, lineno;
-	int exists, rc;
+	struct dk_signer_key *keys = NULL, *nk;
+	const char *l, *f;
+	char *sbuf = NULL, *kbuf = NULL, *pat = NULL;
+	size_t slen, klen = 0, off, ll, fl, lineno, n = 0;
+	int exists, rc, have_kt = 0;
 
 	if ((rc = read_table(o->signing_table, &sbuf, &slen, &st, &exists,
 	    err)) != DK_OK)
@@ -356,66 +429,44 @@ odk_current(void *ctx, const char *domain, char **selp, char **keyfilep,
 		pat = NULL;
 		goto nomem;
 	}
-	/* The first matching line wins, as in OpenDKIM's refile lookup. */
+	/*
+	 * Every matching line, in order: with MultipleSignatures OpenDKIM
+	 * signs with each of them (a dual-algorithm domain has two).
+	 */
 	for (off = 0, lineno = 1; next_line(sbuf, slen, &off, &l, &ll);
 	    lineno++) {
 		if (is_comment(l, ll) || !field(l, ll, 0, &f, &fl) ||
 		    !field_is(f, fl, pat) || !field(l, ll, 1, &f, &fl) ||
 		    !is_key_name(f, fl, domain))
 			continue;
-		kn = f;
-		knl = fl;
-		sline = lineno;
-		break;
+		if (!have_kt) {
+			if ((rc = read_table(o->key_table, &kbuf, &klen, &st,
+			    &exists, err)) != DK_OK)
+				goto out;
+			have_kt = 1;
+		}
+		if ((nk = reallocarray(keys, n + 1, sizeof(*keys))) == NULL)
+			goto nomem;
+		keys = nk;
+		if ((rc = lookup_key(o, kbuf, klen, f, fl, lineno, &keys[n],
+		    err)) != DK_OK)
+			goto out;
+		n++;
 	}
-	if (kn == NULL) {
+	if (n == 0) {
 		rc = dk_err(err, DK_ENOTFOUND, "%s: no signing entry for %s",
 		    o->signing_table, domain);
 		goto out;
 	}
-
-	if ((rc = read_table(o->key_table, &kbuf, &klen, &st, &exists,
-	    err)) != DK_OK)
-		goto out;
-	for (off = 0, lineno = 1; next_line(kbuf, klen, &off, &l, &ll);
-	    lineno++) {
-		if (is_comment(l, ll) || !field(l, ll, 0, &f, &fl) ||
-		    fl != knl || strncasecmp(f, kn, fl) != 0)
-			continue;
-		if (!field(l, ll, 1, &v, &vl)) {
-			rc = dk_err(err, DK_ECORRUPT, "%s:%zu: key %.*s has "
-			    "no value", o->key_table, lineno, (int)knl, kn);
-			goto out;
-		}
-		break;
-	}
-	if (v == NULL) {
-		rc = dk_err(err, DK_ECORRUPT, "%s:%zu: key %.*s is not in %s",
-		    o->signing_table, sline, (int)knl, kn, o->key_table);
-		goto out;
-	}
-	/* DOMAIN:SELECTOR:KEYFILE */
-	if ((c1 = memchr(v, ':', vl)) == NULL ||
-	    (c2 = memchr(c1 + 1, ':', vl - (size_t)(c1 + 1 - v))) == NULL ||
-	    c2 == c1 + 1 || c2 + 1 == v + vl) {
-		rc = dk_err(err, DK_ECORRUPT, "%s:%zu: value of %.*s is not "
-		    "DOMAIN:SELECTOR:KEYFILE", o->key_table, lineno, (int)knl,
-		    kn);
-		goto out;
-	}
-	if ((sel = strndup(c1 + 1, (size_t)(c2 - c1 - 1))) == NULL ||
-	    (kf = strndup(c2 + 1, (size_t)(v + vl - c2 - 1))) == NULL)
-		goto nomem;
-	*selp = sel;
-	*keyfilep = kf;
-	sel = kf = NULL;
+	*keysp = keys;
+	*nkeysp = n;
+	keys = NULL;
 	rc = DK_OK;
 	goto out;
 nomem:
 	rc = dk_err(err, DK_ENOMEM, "out of memory");
 out:
-	free(sel);
-	free(kf);
+	dk_signer_keys_free(keys, n);
 	free(pat);
 	free(sbuf);
 	free(kbuf);

@@ -39,6 +39,20 @@ dk_signer_find(const char *type)
 	return NULL;
 }
 
+void
+dk_signer_keys_free(struct dk_signer_key *keys, size_t nkeys)
+{
+	size_t i;
+
+	if (keys == NULL)
+		return;
+	for (i = 0; i < nkeys; i++) {
+		free(keys[i].selector);
+		free(keys[i].keyfile);
+	}
+	free(keys);
+}
+
 /*
  * Child side of dk_signer_run, between fork and execve: only
  * async-signal-safe calls, since the daemon may have other threads.

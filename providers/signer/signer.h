@@ -6,6 +6,12 @@
 
 #include "../../lib/conf.h"
 
+/* One key a signer signs with: its selector and private key file. */
+struct dk_signer_key {
+	char	*selector;
+	char	*keyfile;
+};
+
 struct dk_signer_ops {
 	const char		 *name;		/* type = value: "opendkim" */
 	const char *const	 *keys;		/* allowed section keys */
@@ -14,28 +20,36 @@ struct dk_signer_ops {
 		    struct dk_error *);
 
 	/*
-	 * Make the signer use (selector, keyfile) for domain, and no other
-	 * of the domain's managed selectors (the nsel names in managed);
-	 * lines or files it does not manage are preserved.  Atomic (temp
-	 * file + rename), then the reload command is run and its exit
-	 * status checked.  Idempotent.
+	 * Make the signer use exactly keys[0..nkeys-1] for domain (one
+	 * key, or two for a dual-algorithm domain: the domain's algorithm
+	 * first, then the Ed25519 key of ed25519_selectors, RFC 8463), and
+	 * no other of the domain's managed selectors (the nsel names in
+	 * managed); lines or files it does not manage are preserved.
+	 * Atomic (temp file + rename), then the reload command is run and
+	 * its exit status checked.  Idempotent.
 	 */
 	int	(*activate)(void *ctx, const char *domain,
 		    const char *const *managed, size_t nsel,
-		    const char *selector, const char *keyfile,
+		    const struct dk_signer_key *keys, size_t nkeys,
 		    struct dk_error *);
 
 	/*
-	 * Read back which selector and key file the signer configuration
-	 * points to for domain: DK_ENOTFOUND when none.  Strings malloc'd.
+	 * Read back which selectors and key files the signer configuration
+	 * points to for domain, in the order activate was given them:
+	 * DK_ENOTFOUND when none.  *keys is malloc'd; free it with
+	 * dk_signer_keys_free.
 	 */
-	int	(*current)(void *ctx, const char *domain, char **selector,
-		    char **keyfile, struct dk_error *);
+	int	(*current)(void *ctx, const char *domain,
+		    struct dk_signer_key **keys, size_t *nkeys,
+		    struct dk_error *);
 
 	void	(*close)(void *ctx);
 };
 
 const struct dk_signer_ops *dk_signer_find(const char *type);
+
+/* Free what current returned (each string, then the array). */
+void	dk_signer_keys_free(struct dk_signer_key *keys, size_t nkeys);
 
 extern const struct dk_signer_ops dk_signer_opendkim_ops;
 extern const struct dk_signer_ops dk_signer_files_ops;

@@ -31,11 +31,14 @@ policy(struct dk_policy *pol)
 	pol->propagation_timeout = PROPAG;
 }
 
-/* Add a key whose timestamps are given in lifecycle order (0: unset). */
+/*
+ * Add a key of generation gen whose timestamps are given in lifecycle
+ * order (0: unset).
+ */
 static int
-add(struct dk_domain_state *st, const char *sel, int64_t drain,
-    int64_t created, int64_t published, int64_t visible, int64_t active,
-    int64_t retired, int64_t revoked, int64_t removed)
+add_g(struct dk_domain_state *st, const char *sel, int64_t gen,
+    int64_t drain, int64_t created, int64_t published, int64_t visible,
+    int64_t active, int64_t retired, int64_t revoked, int64_t removed)
 {
 	struct dk_key_state k;
 	int i;
@@ -43,7 +46,9 @@ add(struct dk_domain_state *st, const char *sel, int64_t drain,
 	memset(&k, 0, sizeof(k));
 	snprintf(k.selector, sizeof(k.selector), "%s", sel);
 	snprintf(k.key_id, sizeof(k.key_id), "%016zx", st->nkeys + 1);
-	snprintf(k.algorithm, sizeof(k.algorithm), "rsa-2048");
+	snprintf(k.algorithm, sizeof(k.algorithm), "%s",
+	    sel[0] == 'e' ? "ed25519" : "rsa-2048");
+	k.generation = gen;
 	k.file = "/k/x.pem";
 	k.pubkey = "AAAA";
 	k.ttl = TTL;
@@ -58,6 +63,16 @@ add(struct dk_domain_state *st, const char *sel, int64_t drain,
 	i = dk_state_add_key(st, &k);
 	assert_true(i >= 0);
 	return i;
+}
+
+/* A key of its own rotation (one key per generation). */
+static int
+add(struct dk_domain_state *st, const char *sel, int64_t drain,
+    int64_t created, int64_t published, int64_t visible, int64_t active,
+    int64_t retired, int64_t revoked, int64_t removed)
+{
+	return add_g(st, sel, (int64_t)st->nkeys + 1, drain, created,
+	    published, visible, active, retired, revoked, removed);
 }
 
 static struct dk_domain_state *
@@ -557,6 +572,8 @@ check_and_execute(struct dk_domain_state *st, const struct dk_policy *pol,
 		nk.ttl = pol->ttl;
 		nk.drain = rnd(rs) % 4 == 0 ? -1 : rnd_range(rs, 0, 5000);
 		nk.created_at = now;
+		nk.generation = p->generation;
+		assert_int_equal(p->ed25519, 0);
 		assert_true(dk_state_add_key(st, &nk) >= 0);
 		break;
 	case DK_ACT_PUBLISH:
@@ -700,6 +717,399 @@ test_planner_property_random_rotations(void **unused)
 	}
 }
 
+/* --- dual algorithms: generations of two keys --- */
+
+static void
+dual_policy(struct dk_policy *pol)
+{
+	policy(pol);
+	pol->ed_selectors[0] = "ed1";
+	pol->ed_selectors[1] = "ed2";
+	pol->ned = 2;
+}
+
+static struct dk_plan
+plan_dual(const struct dk_domain_state *st, int rotate, int64_t now)
+{
+	struct dk_policy pol;
+	struct dk_plan p;
+
+	dual_policy(&pol);
+	memset(&p, 0xa5, sizeof(p));
+	dk_plan_next(st, &pol, rotate, now, &p);
+	assert_non_null(p.why);
+	return p;
+}
+
+static void
+test_planner_dual_generates_both_keys_then_publishes_both(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	struct dk_plan p;
+
+	p = plan_dual(st, 1, T0);
+	assert_int_equal(p.action, DK_ACT_GENERATE);
+	assert_string_equal(p.selector, "mail1");
+	assert_int_equal(p.generation, 1);
+	assert_int_equal(p.ed25519, 0);
+	add_g(st, "mail1", 1, -1, T0, 0, 0, 0, 0, 0, 0);
+	/* The generation is incomplete: its Ed25519 key comes next, even
+	 * without rotate. */
+	p = plan_dual(st, 0, T0);
+	assert_int_equal(p.action, DK_ACT_GENERATE);
+	assert_string_equal(p.selector, "ed1");
+	assert_int_equal(p.generation, 1);
+	assert_int_equal(p.ed25519, 1);
+	add_g(st, "ed1", 1, -1, T0, 0, 0, 0, 0, 0, 0);
+	/* Both published before either is probed. */
+	p = plan_dual(st, 0, T0);
+	assert_int_equal(p.action, DK_ACT_PUBLISH);
+	assert_int_equal(p.key, 0);
+	st->keys[0].published_at = T0;
+	p = plan_dual(st, 0, T0);
+	assert_int_equal(p.action, DK_ACT_PUBLISH);
+	assert_int_equal(p.key, 1);
+	st->keys[1].published_at = T0;
+	p = plan_dual(st, 0, T0);
+	assert_int_equal(p.action, DK_ACT_PROBE);
+	assert_int_equal(p.key, 0);
+	dk_state_free(st);
+}
+
+static void
+test_planner_dual_no_activation_while_one_key_not_visible(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	struct dk_plan p;
+
+	add_g(st, "mail1", 1, 0, T0, T0, T0, 0, 0, 0, 0);
+	add_g(st, "ed1", 1, 0, T0, T0, 0, 0, 0, 0, 0);
+	/* mail1 is long past its drain; ed1 is not yet visible. */
+	p = plan_dual(st, 0, T0 + 100000);
+	assert_int_equal(p.action, DK_ACT_PROBE);
+	assert_int_equal(p.key, 1);
+	/* Visible later, with a longer drain: activation waits for it. */
+	st->keys[1].visible_at = T0 + 100;
+	st->keys[1].drain = 500;
+	p = plan_dual(st, 0, T0 + 100 + 500 + SAFETY);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.when, T0 + 100 + 500 + SAFETY + 1);
+	p = plan_dual(st, 0, T0 + 100 + 500 + SAFETY + 1);
+	assert_int_equal(p.action, DK_ACT_ACTIVATE);
+	assert_int_equal(p.key, 0);
+	assert_int_equal(p.generation, 1);
+	assert_int_equal(p.when, T0 + 100 + 500 + SAFETY + 1);
+	dk_state_free(st);
+}
+
+static void
+test_planner_dual_second_rotation_moves_both_tracks(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	struct dk_plan p;
+
+	add_g(st, "mail1", 1, 0, T0, T0, T0, T0, 0, 0, 0);
+	add_g(st, "ed1", 1, 0, T0, T0, T0, T0, 0, 0, 0);
+	assert_int_equal(dk_plan_active_keys(st, T0, NULL, 0), 2);
+	p = plan_dual(st, 1, T0 + 10);
+	assert_int_equal(p.action, DK_ACT_GENERATE);
+	assert_string_equal(p.selector, "mail2");
+	assert_int_equal(p.generation, 2);
+	add_g(st, "mail2", 2, 0, T0 + 10, 0, 0, 0, 0, 0, 0);
+	p = plan_dual(st, 0, T0 + 10);
+	assert_int_equal(p.action, DK_ACT_GENERATE);
+	assert_string_equal(p.selector, "ed2");
+	assert_int_equal(p.generation, 2);
+	assert_int_equal(p.ed25519, 1);
+	dk_state_free(st);
+}
+
+static void
+test_planner_dual_retired_keys_revoked_and_removed_together(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	struct dk_plan p;
+	int64_t r = T0 + 1000;
+
+	add_g(st, "mail1", 1, 0, T0, T0, T0, T0, r, 0, 0);
+	add_g(st, "ed1", 1, 0, T0, T0, T0, T0, r, 0, 0);
+	add_g(st, "mail2", 2, 0, T0, T0, T0, r, 0, 0, 0);
+	add_g(st, "ed2", 2, 0, T0, T0, T0, r, 0, 0, 0);
+	p = plan_dual(st, 0, r + RETIRE);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.when, r + RETIRE + 1);
+	p = plan_dual(st, 0, r + RETIRE + 1);
+	assert_int_equal(p.action, DK_ACT_REVOKE);
+	assert_int_equal(p.key, 0);
+	st->keys[0].revoked_at = r + RETIRE + 1;
+	p = plan_dual(st, 0, r + RETIRE + 1);
+	assert_int_equal(p.action, DK_ACT_REVOKE);
+	assert_int_equal(p.key, 1);
+	st->keys[1].revoked_at = r + RETIRE + 1;
+	p = plan_dual(st, 0, r + RETIRE + 1 + TTL + 1);
+	assert_int_equal(p.action, DK_ACT_REMOVE);
+	assert_int_equal(p.key, 0);
+	st->keys[0].removed_at = p.when;
+	p = plan_dual(st, 0, r + RETIRE + 1 + TTL + 1);
+	assert_int_equal(p.action, DK_ACT_REMOVE);
+	assert_int_equal(p.key, 1);
+	dk_state_free(st);
+}
+
+static void
+test_planner_dual_blocks_until_both_idle_selectors_free(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	struct dk_plan p;
+	int64_t r = T0 + 1000;
+
+	/* mail1's old key is gone, ed1's only revoked. */
+	add_g(st, "mail1", 1, 0, T0, T0, T0, T0, r, r + 5, r + 10);
+	add_g(st, "ed1", 1, 0, T0, T0, T0, T0, r, r + 5000, 0);
+	add_g(st, "mail2", 2, 0, T0, T0, T0, r, 0, 0, 0);
+	add_g(st, "ed2", 2, 0, T0, T0, T0, r, 0, 0, 0);
+	p = plan_dual(st, 1, r + 100);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.blocked, 1);
+	assert_string_equal(p.selector, "ed1");
+	assert_int_equal(p.when, r + 5000 + TTL + 1 + TTL + 1);
+	dk_state_free(st);
+}
+
+/* --- emergency revocation --- */
+
+static void
+test_planner_compromised_retired_key_revoked_at_once(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	struct dk_plan p;
+
+	add(st, "mail1", 0, T0, T0, T0, T0, T0 + 100, 0, 0);
+	add(st, "mail2", 0, T0, T0, T0, T0 + 100, 0, 0, 0);
+	p = plan(st, 0, T0 + 200);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.when, T0 + 100 + RETIRE + 1);
+	st->keys[0].compromised_at = T0 + 200;
+	p = plan(st, 0, T0 + 200);
+	assert_int_equal(p.action, DK_ACT_REVOKE);
+	assert_int_equal(p.key, 0);
+	assert_int_equal(p.when, T0 + 200);
+	/* Then removed after its TTL, as usual. */
+	st->keys[0].revoked_at = T0 + 200;
+	p = plan(st, 0, T0 + 200);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.when, T0 + 200 + TTL + 1);
+	dk_state_free(st);
+}
+
+static void
+test_planner_compromised_active_key_rotates_at_once(void **unused)
+{
+	struct dk_domain_state *st = one_active();
+	struct dk_plan p;
+
+	st->keys[0].compromised_at = T0 + 50;
+	/* No rotate asked: the compromise itself makes it due. */
+	p = plan(st, 0, T0 + 50);
+	assert_int_equal(p.action, DK_ACT_GENERATE);
+	assert_string_equal(p.selector, "mail2");
+	assert_int_equal(p.generation, 2);
+	/* The new key activates after the usual gates, and the old one is
+	 * revoked right after the switch instead of after retire_after. */
+	add(st, "mail2", 0, T0 + 50, T0 + 51, T0 + 52, 0, 0, 0, 0);
+	p = plan(st, 0, T0 + 52 + SAFETY + 1);
+	assert_int_equal(p.action, DK_ACT_ACTIVATE);
+	assert_int_equal(p.old_key, 0);
+	st->keys[1].active_at = T0 + 400;
+	st->keys[0].retired_at = T0 + 400;
+	p = plan(st, 0, T0 + 400);
+	assert_int_equal(p.action, DK_ACT_REVOKE);
+	assert_int_equal(p.key, 0);
+	dk_state_free(st);
+}
+
+static void
+test_planner_compromised_active_key_clears_busy_idle_selector(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	struct dk_plan p;
+	int64_t t = T0 + 200;
+
+	add(st, "mail1", 0, T0, T0, T0, T0, T0 + 100, 0, 0);
+	add(st, "mail2", 0, T0, T0, T0, T0 + 100, 0, 0, 0);
+	st->keys[1].compromised_at = t;
+	/* mail1's previous key is revoked and removed without waiting. */
+	p = plan(st, 0, t);
+	assert_int_equal(p.action, DK_ACT_REVOKE);
+	assert_int_equal(p.key, 0);
+	st->keys[0].revoked_at = t;
+	p = plan(st, 0, t);
+	assert_int_equal(p.action, DK_ACT_REMOVE);
+	assert_int_equal(p.key, 0);
+	st->keys[0].removed_at = t;
+	/* Reuse still waits for the removed record's TTL. */
+	p = plan(st, 0, t);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.blocked, 1);
+	assert_int_equal(p.when, t + TTL + 1);
+	p = plan(st, 0, t + TTL + 1);
+	assert_int_equal(p.action, DK_ACT_GENERATE);
+	assert_string_equal(p.selector, "mail1");
+	dk_state_free(st);
+}
+
+static void
+test_planner_compromised_unfinished_generation_is_abandoned(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	struct dk_plan p;
+
+	add_g(st, "mail1", 1, 0, T0, T0, T0, T0, 0, 0, 0);
+	add_g(st, "ed1", 1, 0, T0, T0, T0, T0, 0, 0, 0);
+	add_g(st, "mail2", 2, 0, T0 + 10, T0 + 10, T0 + 10, 0, 0, 0, 0);
+	add_g(st, "ed2", 2, 0, T0 + 10, T0 + 10, 0, 0, 0, 0, 0);
+	st->keys[3].compromised_at = T0 + 20;
+	/* Never activated, never probed again: both keys revoked. */
+	p = plan_dual(st, 0, T0 + 100000);
+	assert_int_equal(p.action, DK_ACT_REVOKE);
+	assert_int_equal(p.key, 2);
+	assert_int_equal(p.when, T0 + 20);
+	st->keys[2].revoked_at = T0 + 100000;
+	p = plan_dual(st, 0, T0 + 100000);
+	assert_int_equal(p.action, DK_ACT_REVOKE);
+	assert_int_equal(p.key, 3);
+	st->keys[3].revoked_at = T0 + 100000;
+	/* The active generation is untouched. */
+	p = plan_dual(st, 0, T0 + 100000);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.when, T0 + 100000 + TTL + 1);
+	assert_int_equal(dk_plan_active_keys(st, T0 + 100000, NULL, 0), 2);
+	dk_state_free(st);
+}
+
+static void
+test_planner_dropped_ed25519_pair_does_not_block_rotation(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	struct dk_plan p;
+
+	/* ed1 was active with mail1; the pair is no longer configured. */
+	add_g(st, "mail1", 1, 0, T0, T0, T0, T0, 0, 0, 0);
+	add_g(st, "ed1", 1, 0, T0, T0, T0, T0, 0, 0, 0);
+	p = plan(st, 1, T0 + 10);
+	assert_int_equal(p.action, DK_ACT_GENERATE);
+	assert_string_equal(p.selector, "mail2");
+	assert_int_equal(p.ed25519, 0);
+	dk_state_free(st);
+}
+
+/* Random dual-algorithm schedules: both tracks always move together. */
+static void
+test_planner_property_dual_generations_move_together(void **unused)
+{
+	struct dk_domain_state *st;
+	struct dk_policy pol;
+	struct dk_plan p;
+	struct dk_key_state nk;
+	uint64_t rs;
+	int64_t now, gen;
+	int act[8];
+	unsigned seed, step, activations;
+	size_t i, n, nact;
+
+	for (seed = 1; seed <= 60; seed++) {
+		rs = 0x2545f4914f6cdd1dULL * seed;
+		dual_policy(&pol);
+		pol.ttl = rnd_range(&rs, 0, 3000);
+		pol.retire_after = rnd_range(&rs, 0, 10000);
+		st = new_state();
+		now = T0;
+		activations = 0;
+		for (step = 0; step < 400; step++) {
+			dk_plan_next(st, &pol, rnd(&rs) % 3 == 0, now, &p);
+			switch (p.action) {
+			case DK_ACT_GENERATE:
+				memset(&nk, 0, sizeof(nk));
+				snprintf(nk.selector, sizeof(nk.selector), "%s",
+				    p.selector);
+				snprintf(nk.key_id, sizeof(nk.key_id), "%zx",
+				    st->nkeys + 1);
+				snprintf(nk.algorithm, sizeof(nk.algorithm),
+				    "%s", p.ed25519 ? "ed25519" : "rsa-2048");
+				/* The Ed25519 key goes on an ed selector. */
+				assert_int_equal(p.ed25519,
+				    p.selector[0] == 'e');
+				nk.generation = p.generation;
+				nk.file = "/k/k.pem";
+				nk.pubkey = "AAAA";
+				nk.ttl = pol.ttl;
+				nk.drain = rnd_range(&rs, -1, 3000);
+				nk.created_at = now;
+				assert_true(dk_state_add_key(st, &nk) >= 0);
+				break;
+			case DK_ACT_PUBLISH:
+				st->keys[p.key].published_at = now;
+				break;
+			case DK_ACT_PROBE:
+				if (rnd(&rs) % 3 != 0)
+					st->keys[p.key].visible_at = now;
+				break;
+			case DK_ACT_ACTIVATE:
+				gen = st->keys[p.key].generation;
+				nact = dk_plan_active_keys(st, now, act, 8);
+				n = 0;
+				for (i = 0; i < st->nkeys; i++) {
+					if (st->keys[i].generation != gen)
+						continue;
+					assert_int_equal(dk_key_state_get(
+					    &st->keys[i], now), DK_KS_VISIBLE);
+					st->keys[i].active_at = now;
+					n++;
+				}
+				assert_int_equal(n, 2);
+				for (i = 0; i < nact; i++)
+					st->keys[act[i]].retired_at = now;
+				activations++;
+				break;
+			case DK_ACT_REVOKE:
+				assert_int_equal(dk_key_state_get(
+				    &st->keys[p.key], now), DK_KS_RETIRED);
+				st->keys[p.key].revoked_at = now;
+				break;
+			case DK_ACT_REMOVE:
+				st->keys[p.key].removed_at = now;
+				break;
+			case DK_ACT_NONE:
+				break;
+			}
+			/* Zero or two active keys, one per track, of one
+			 * generation. */
+			nact = dk_plan_active_keys(st, now, act, 8);
+			assert_true(nact == 0 || nact == 2);
+			if (nact == 2) {
+				assert_int_equal(st->keys[act[0]].generation,
+				    st->keys[act[1]].generation);
+				assert_true((st->keys[act[0]].selector[0] ==
+				    'e') != (st->keys[act[1]].selector[0] ==
+				    'e'));
+			}
+			if (activations > 0)
+				assert_int_equal(nact, 2);
+			if (step % 5 == 0)
+				st = reload(st);
+			if (p.action == DK_ACT_NONE && p.when > now &&
+			    p.when != INT64_MAX)
+				now = p.when;
+			else
+				now += rnd_range(&rs, 0, 3000);
+		}
+		if (activations < 2)
+			fail_msg("seed %u: only %u activations", seed,
+			    activations);
+		dk_state_free(st);
+	}
+}
+
 int
 main(void)
 {
@@ -725,6 +1135,17 @@ main(void)
 		cmocka_unit_test(test_policy_from_conf_copies_fields),
 		cmocka_unit_test(test_action_names_are_stable),
 		cmocka_unit_test(test_planner_property_random_rotations),
+		cmocka_unit_test(test_planner_dual_generates_both_keys_then_publishes_both),
+		cmocka_unit_test(test_planner_dual_no_activation_while_one_key_not_visible),
+		cmocka_unit_test(test_planner_dual_second_rotation_moves_both_tracks),
+		cmocka_unit_test(test_planner_dual_retired_keys_revoked_and_removed_together),
+		cmocka_unit_test(test_planner_dual_blocks_until_both_idle_selectors_free),
+		cmocka_unit_test(test_planner_compromised_retired_key_revoked_at_once),
+		cmocka_unit_test(test_planner_compromised_active_key_rotates_at_once),
+		cmocka_unit_test(test_planner_compromised_active_key_clears_busy_idle_selector),
+		cmocka_unit_test(test_planner_compromised_unfinished_generation_is_abandoned),
+		cmocka_unit_test(test_planner_dropped_ed25519_pair_does_not_block_rotation),
+		cmocka_unit_test(test_planner_property_dual_generations_move_together),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

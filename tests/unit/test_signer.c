@@ -191,7 +191,46 @@ static int
 activate(struct fix *f, const char *domain, const char *sel,
     const char *key, struct dk_error *err)
 {
-	return f->ops->activate(f->ctx, domain, managed, 2, sel, key, err);
+	struct dk_signer_key k = { (char *)sel, (char *)key };
+
+	return f->ops->activate(f->ctx, domain, managed, 2, &k, 1, err);
+}
+
+/* Two keys at once: a dual-algorithm domain (RSA, then Ed25519). */
+static int
+activate2(struct fix *f, const char *domain, const char *sel1,
+    const char *key1, const char *sel2, const char *key2,
+    struct dk_error *err)
+{
+	static const char *const managed4[] = { "mail1", "mail2", "ed1",
+	    "ed2" };
+	struct dk_signer_key k[2] = {
+		{ (char *)sel1, (char *)key1 },
+		{ (char *)sel2, (char *)key2 },
+	};
+
+	return f->ops->activate(f->ctx, domain, managed4, 4, k, 2, err);
+}
+
+/*
+ * The signer's single key for domain (as before dual algorithms): the
+ * strings are handed over to the caller; a second key fails the test.
+ */
+static int
+current1(struct fix *f, const char *domain, char **sel, char **key,
+    struct dk_error *err)
+{
+	struct dk_signer_key *keys = NULL;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = f->ops->current(f->ctx, domain, &keys, &n, err)) != DK_OK)
+		return rc;
+	assert_int_equal(n, 1);
+	*sel = keys[0].selector;
+	*key = keys[0].keyfile;
+	free(keys);
+	return rc;
 }
 
 static void
@@ -427,7 +466,7 @@ test_opendkim_current_reads_back_active_key(void **state)
 	open_opendkim(f, NULL);
 	assert_int_equal(activate(f, "example.com", "mail2", KEY2, &err),
 	    DK_OK);
-	assert_int_equal(f->ops->current(f->ctx, "example.com", &sel, &key,
+	assert_int_equal(current1(f, "example.com", &sel, &key,
 	    &err), DK_OK);
 	assert_string_equal(sel, "mail2");
 	assert_string_equal(key, KEY2);
@@ -444,13 +483,13 @@ test_opendkim_current_not_found(void **state)
 
 	open_opendkim(f, NULL);
 	/* Missing tables. */
-	assert_int_equal(f->ops->current(f->ctx, "example.com", &sel, &key,
+	assert_int_equal(current1(f, "example.com", &sel, &key,
 	    &err), DK_ENOTFOUND);
 	/* Only another domain, and a key name not shaped SEL._domainkey. */
 	write_file(f->st, "*@example.net mail1._domainkey.example.net\n"
 	    "*@example.com example\n", 0644);
 	write_file(f->kt, "example example.com:x:/k.pem\n", 0644);
-	assert_int_equal(f->ops->current(f->ctx, "example.com", &sel, &key,
+	assert_int_equal(current1(f, "example.com", &sel, &key,
 	    &err), DK_ENOTFOUND);
 	assert_null(sel);
 	assert_null(key);
@@ -466,7 +505,7 @@ test_opendkim_current_signing_entry_without_key_is_corrupt(void **state)
 	write_file(f->st, "# one\n" ST1, 0644);
 	write_file(f->kt, KT2, 0644);
 	open_opendkim(f, NULL);
-	assert_int_equal(f->ops->current(f->ctx, "example.com", &sel, &key,
+	assert_int_equal(current1(f, "example.com", &sel, &key,
 	    &err), DK_ECORRUPT);
 	assert_non_null(strstr(err.msg, f->st));
 	assert_non_null(strstr(err.msg, ":2:"));
@@ -484,7 +523,7 @@ test_opendkim_current_malformed_key_value_is_corrupt(void **state)
 	write_file(f->kt, "mail1._domainkey.example.com example.com:mail1\n",
 	    0644);
 	open_opendkim(f, NULL);
-	assert_int_equal(f->ops->current(f->ctx, "example.com", &sel, &key,
+	assert_int_equal(current1(f, "example.com", &sel, &key,
 	    &err), DK_ECORRUPT);
 	assert_non_null(strstr(err.msg, f->kt));
 }
@@ -665,7 +704,7 @@ test_files_activate_writes_selector_and_key_copy(void **state)
 	assert_int_equal(file_mode(path), 0600);
 	assert_int_equal(count_entries(out), 2);
 
-	assert_int_equal(f->ops->current(f->ctx, "example.com", &sel, &key,
+	assert_int_equal(current1(f, "example.com", &sel, &key,
 	    &err), DK_OK);
 	assert_string_equal(sel, "mail1");
 	assert_string_equal(key, path);
@@ -738,12 +777,12 @@ test_files_current_not_found(void **state)
 	char *sel = NULL, *key = NULL;
 
 	open_files(f, out, sizeof(out));
-	assert_int_equal(f->ops->current(f->ctx, "example.com", &sel, &key,
+	assert_int_equal(current1(f, "example.com", &sel, &key,
 	    &err), DK_ENOTFOUND);
 	/* A selector file without its key is corrupt. */
 	snprintf(path, sizeof(path), "%s/example.com.selector", out);
 	write_file(path, "mail1\n", 0644);
-	assert_int_equal(f->ops->current(f->ctx, "example.com", &sel, &key,
+	assert_int_equal(current1(f, "example.com", &sel, &key,
 	    &err), DK_ECORRUPT);
 	assert_null(sel);
 	assert_null(key);
@@ -771,6 +810,151 @@ test_files_reload_runs(void **state)
 }
 
 #define T(name)	cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+/* --- dual algorithms (RFC 8463): two keys switched together --- */
+
+#define KEYE1	"/var/lib/dkimkeyd/keys/example.com/ed1.pem"
+#define KEYE2	"/var/lib/dkimkeyd/keys/example.com/ed2.pem"
+
+static void
+test_opendkim_activate_two_keys_writes_both_lines(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	struct dk_signer_key *keys = NULL;
+	size_t n = 0;
+
+	write_file(f->st, "# mine\n*@other.org x._domainkey.other.org\n", 0644);
+	open_opendkim(f, NULL);
+	assert_int_equal(activate2(f, "example.com", "mail1", KEY1, "ed1",
+	    KEYE1, &err), DK_OK);
+	assert_file(f->kt,
+	    "mail1._domainkey.example.com example.com:mail1:" KEY1 "\n"
+	    "ed1._domainkey.example.com example.com:ed1:" KEYE1 "\n");
+	/* One SigningTable line per key: OpenDKIM with MultipleSignatures
+	 * signs with both. */
+	assert_file(f->st, "# mine\n*@other.org x._domainkey.other.org\n"
+	    "*@example.com mail1._domainkey.example.com\n"
+	    "*@example.com ed1._domainkey.example.com\n");
+	assert_int_equal(f->ops->current(f->ctx, "example.com", &keys, &n,
+	    &err), DK_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(keys[0].selector, "mail1");
+	assert_string_equal(keys[0].keyfile, KEY1);
+	assert_string_equal(keys[1].selector, "ed1");
+	assert_string_equal(keys[1].keyfile, KEYE1);
+	dk_signer_keys_free(keys, n);
+
+	/* The next generation replaces both, leaving no line behind. */
+	assert_int_equal(activate2(f, "example.com", "mail2", KEY2, "ed2",
+	    KEYE2, &err), DK_OK);
+	assert_file(f->kt,
+	    "mail2._domainkey.example.com example.com:mail2:" KEY2 "\n"
+	    "ed2._domainkey.example.com example.com:ed2:" KEYE2 "\n");
+	assert_file(f->st, "# mine\n*@other.org x._domainkey.other.org\n"
+	    "*@example.com mail2._domainkey.example.com\n"
+	    "*@example.com ed2._domainkey.example.com\n");
+}
+
+static void
+test_opendkim_activate_one_key_drops_managed_second_key(void **state)
+{
+	static const char *const managed4[] = { "mail1", "mail2", "ed1",
+	    "ed2" };
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	struct dk_signer_key k = { (char *)"mail1", (char *)KEY1 };
+
+	open_opendkim(f, NULL);
+	assert_int_equal(activate2(f, "example.com", "mail2", KEY2, "ed2",
+	    KEYE2, &err), DK_OK);
+	assert_int_equal(f->ops->activate(f->ctx, "example.com", managed4, 4,
+	    &k, 1, &err), DK_OK);
+	assert_file(f->kt, KT1);
+	assert_file(f->st, ST1);
+}
+
+static void
+test_signer_activate_refuses_empty_key_list(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char out[128];
+
+	open_opendkim(f, NULL);
+	assert_int_equal(f->ops->activate(f->ctx, "example.com", managed, 2,
+	    NULL, 0, &err), DK_EINVAL);
+	f->ops->close(f->ctx);
+	f->ctx = NULL;
+	open_files(f, out, sizeof(out));
+	assert_int_equal(f->ops->activate(f->ctx, "example.com", managed, 2,
+	    NULL, 0, &err), DK_EINVAL);
+	assert_int_equal(count_entries(out), 0);
+}
+
+static void
+test_files_activate_two_keys_uses_ed25519_files(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	struct dk_signer_key *keys = NULL;
+	char out[128], src1[128], src2[128], path[192];
+	size_t n = 0;
+
+	snprintf(src1, sizeof(src1), "%s/mail1.pem", f->dir);
+	snprintf(src2, sizeof(src2), "%s/ed1.pem", f->dir);
+	write_file(src1, "RSA KEY\n", 0600);
+	write_file(src2, "ED KEY\n", 0600);
+	open_files(f, out, sizeof(out));
+	assert_int_equal(activate2(f, "example.com", "mail1", src1, "ed1",
+	    src2, &err), DK_OK);
+	snprintf(path, sizeof(path), "%s/example.com.selector", out);
+	assert_file(path, "mail1\n");
+	snprintf(path, sizeof(path), "%s/example.com.key", out);
+	assert_file(path, "RSA KEY\n");
+	snprintf(path, sizeof(path), "%s/example.com.ed25519.selector", out);
+	assert_file(path, "ed1\n");
+	snprintf(path, sizeof(path), "%s/example.com.ed25519.key", out);
+	assert_file(path, "ED KEY\n");
+	assert_int_equal(file_mode(path), 0600);
+	assert_int_equal(count_entries(out), 4);
+
+	assert_int_equal(f->ops->current(f->ctx, "example.com", &keys, &n,
+	    &err), DK_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(keys[0].selector, "mail1");
+	assert_string_equal(keys[1].selector, "ed1");
+	assert_string_equal(keys[1].keyfile, path);
+	dk_signer_keys_free(keys, n);
+
+	/* Back to one key: the Ed25519 files go, so nothing signs with a
+	 * key whose record is about to be revoked. */
+	assert_int_equal(activate(f, "example.com", "mail2", src1, &err),
+	    DK_OK);
+	assert_int_equal(count_entries(out), 2);
+	assert_int_equal(f->ops->current(f->ctx, "example.com", &keys, &n,
+	    &err), DK_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(keys[0].selector, "mail2");
+	dk_signer_keys_free(keys, n);
+}
+
+static void
+test_files_activate_refuses_three_keys(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	struct dk_signer_key k[3] = {
+		{ (char *)"a", (char *)"/x" }, { (char *)"b", (char *)"/y" },
+		{ (char *)"c", (char *)"/z" },
+	};
+	char out[128];
+
+	open_files(f, out, sizeof(out));
+	assert_int_equal(f->ops->activate(f->ctx, "example.com", managed, 2,
+	    k, 3, &err), DK_EINVAL);
+	assert_int_equal(count_entries(out), 0);
+}
 
 int
 main(void)
@@ -808,6 +992,11 @@ main(void)
 		T(test_files_activate_refuses_missing_key),
 		T(test_files_current_not_found),
 		T(test_files_reload_runs),
+		T(test_opendkim_activate_two_keys_writes_both_lines),
+		T(test_opendkim_activate_one_key_drops_managed_second_key),
+		T(test_signer_activate_refuses_empty_key_list),
+		T(test_files_activate_two_keys_uses_ed25519_files),
+		T(test_files_activate_refuses_three_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,6 +22,7 @@ static const char valid[] =
     "\n"
     "key: mail1 5f3c0a1b2c3d4e5f\n"
     "  algorithm: rsa-2048\n"
+    "  generation: 1\n"
     "  file: /var/lib/dkimkeyd/keys/example.com.mail1.5f3c0a1b2c3d4e5f.pem\n"
     "  public: MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n"
     "  ttl: 3600\n"
@@ -100,6 +101,7 @@ make_key(struct dk_key_state *k, const char *sel, const char *id,
 	k->ttl = 3600;
 	k->drain = -1;
 	k->created_at = T0;
+	k->generation = 1;
 }
 
 static struct dk_domain_state *
@@ -118,12 +120,15 @@ sample_state(void)
 	k.removed_at = T0 + 6;
 	assert_int_equal(dk_state_add_key(st, &k), 0);
 	make_key(&k, "mail2", "5f3c0a1b2c3d4e5f", "/k/dir#1/mail 2.pem");
+	k.generation = 2;
 	k.drain = 86400;
 	k.published_at = T0 + 10;
 	k.visible_at = T0 + 10;
 	k.active_at = T0 + 20;
 	assert_int_equal(dk_state_add_key(st, &k), 1);
 	make_key(&k, "mail1", "ffee", "/k/mail1b.pem");
+	k.generation = 3;
+	k.compromised_at = T0 + 30;
 	k.ttl = 0;
 	assert_int_equal(dk_state_add_key(st, &k), 2);
 	return st;
@@ -155,6 +160,8 @@ assert_states_equal(const struct dk_domain_state *a,
 		assert_int_equal(x->retired_at, y->retired_at);
 		assert_int_equal(x->revoked_at, y->revoked_at);
 		assert_int_equal(x->removed_at, y->removed_at);
+		assert_int_equal(x->generation, y->generation);
+		assert_int_equal(x->compromised_at, y->compromised_at);
 	}
 }
 
@@ -525,7 +532,7 @@ test_state_rejects_out_of_order_timestamps(void **unused)
 static void
 test_state_rejects_bad_numbers(void **unused)
 {
-	assert_corrupt_edit("active: 0", "active: -5", "t.state:15: bad active");
+	assert_corrupt_edit("active: 0", "active: -5", "t.state:16: bad active");
 	assert_corrupt_edit("active: 0", "active: 12x", "bad active");
 	assert_corrupt_edit("active: 0", "active: ", "bad active");
 	assert_corrupt_edit("active: 0", "active: 99999999999999999999",
@@ -551,7 +558,7 @@ static void
 test_state_rejects_bad_public_key(void **unused)
 {
 	assert_corrupt_edit("public: MCow", "public: MC!w",
-	    "t.state:9: bad public key");
+	    "t.state:10: bad public key");
 	assert_corrupt_edit("  public: MCow", "  publicx: MCow",
 	    "unknown key");
 	assert_corrupt_edit("  public: MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n",
@@ -562,7 +569,7 @@ static void
 test_state_rejects_unknown_key(void **unused)
 {
 	assert_corrupt_edit("  ttl: 3600\n", "  ttl: 3600\n  colour: red\n",
-	    "t.state:11: unknown key \"colour\"");
+	    "t.state:12: unknown key \"colour\"");
 	assert_corrupt_edit("domain: example.com\n",
 	    "domain: example.com\nowner: me\n", "unknown key \"owner\"");
 }
@@ -571,7 +578,7 @@ static void
 test_state_rejects_duplicate_field(void **unused)
 {
 	assert_corrupt_edit("  ttl: 3600\n", "  ttl: 3600\n  ttl: 3600\n",
-	    "t.state:11: duplicate ttl");
+	    "t.state:12: duplicate ttl");
 	assert_corrupt_edit("domain: example.com\n",
 	    "domain: example.com\ndomain: example.com\n", "duplicate domain");
 	assert_corrupt_edit("version: 1\n", "version: 1\nversion: 1\n",
@@ -722,6 +729,155 @@ test_state_path_refuses_unsafe_domain(void **unused)
 	assert_null(p);
 }
 
+/* --- generations and compromised keys --- */
+
+static void
+test_state_writes_generation_and_compromised_only_when_set(void **unused)
+{
+	struct dk_domain_state *st = sample_state();
+	char *text = NULL;
+
+	assert_int_equal(dk_state_format(st, &text), DK_OK);
+	assert_non_null(strstr(text, "key: mail2 5f3c0a1b2c3d4e5f\n"
+	    "  algorithm: rsa-2048\n  generation: 2\n"));
+	assert_non_null(strstr(text, "  compromised: 1795392030\t# "
+	    "2026-11-23T00:00:30Z\nend\n"));
+	/* Only the compromised key carries the field. */
+	assert_null(strstr(strstr(text, "compromised:") + 1,
+	    "compromised:"));
+	free(text);
+	dk_state_free(st);
+}
+
+static void
+test_state_rejects_missing_or_bad_generation(void **unused)
+{
+	assert_corrupt_edit("  generation: 1\n", "",
+	    "key mail1 5f3c0a1b2c3d4e5f: missing generation");
+	assert_corrupt_edit("generation: 1", "generation: 0",
+	    "t.state:8: bad generation \"0\"");
+	assert_corrupt_edit("generation: 1", "generation: -1",
+	    "bad generation");
+	assert_corrupt_edit("generation: 1", "generation: 1x",
+	    "bad generation");
+	assert_corrupt_edit("generation: 1", "generation: 1\n  generation: 2",
+	    "duplicate generation");
+}
+
+static void
+test_state_rejects_bad_compromised(void **unused)
+{
+	assert_corrupt_edit("  removed: 0\n",
+	    "  removed: 0\n  compromised: 0\n",
+	    "bad compromised timestamp \"0\"");
+	assert_corrupt_edit("  removed: 0\n",
+	    "  removed: 0\n  compromised: x\n",
+	    "bad compromised timestamp");
+	/* Before the key existed. */
+	assert_corrupt_edit("  removed: 0\n",
+	    "  removed: 0\n  compromised: 1795391999\n",
+	    "compromised out of range");
+	assert_corrupt_edit("  removed: 0\n",
+	    "  removed: 0\n  compromised: 1795392100\n"
+	    "  compromised: 1795392100\n", "duplicate compromised");
+}
+
+/* The file with a second key block appended (before "end"). */
+static char *
+with_second_key(const char *sel, const char *id, const char *gen)
+{
+	char block[1024], *t;
+
+	snprintf(block, sizeof(block),
+	    "key: %s %s\n"
+	    "  algorithm: ed25519\n"
+	    "  generation: %s\n"
+	    "  file: /k/%s.pem\n"
+	    "  public: MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n"
+	    "  ttl: 3600\n"
+	    "  drain: -1\n"
+	    "  created: 1795392000\n"
+	    "  published: 0\n"
+	    "  visible: 0\n"
+	    "  active: 0\n"
+	    "  retired: 0\n"
+	    "  revoked: 0\n"
+	    "  removed: 0\n"
+	    "end\n", sel, id, gen, sel);
+	t = edit(valid, "end\n", block);
+	return t;
+}
+
+static void
+test_state_generation_groups_keys_of_one_rotation(void **unused)
+{
+	struct dk_domain_state *st = NULL;
+	struct dk_error err = { 0 };
+	char *t;
+
+	/* RSA and Ed25519 key of one rotation: accepted. */
+	t = with_second_key("ed1", "0a0b", "1");
+	assert_int_equal(dk_state_parse(t, strlen(t), "t.state", &st, &err),
+	    DK_OK);
+	assert_int_equal(st->nkeys, 2);
+	assert_int_equal(st->keys[0].generation, 1);
+	assert_int_equal(st->keys[1].generation, 1);
+	dk_state_free(st);
+	free(t);
+
+	/* Two keys of one generation on one selector: corrupt. */
+	t = with_second_key("mail1", "0a0b", "1");
+	assert_int_equal(parse_str(t, &err), DK_ECORRUPT);
+	assert_non_null(strstr(err.msg,
+	    "generation 1 already has a key on selector mail1"));
+	free(t);
+
+	/* Generations never go back in file order. */
+	t = edit(valid, "generation: 1", "generation: 3");
+	{
+		char *t2 = edit(t, "end\n", "key: ed1 0a0b\n"
+		    "  algorithm: ed25519\n  generation: 2\n"
+		    "  file: /k/e.pem\n  public: AAAA\n  ttl: 1\n"
+		    "  drain: -1\n  created: 1795392000\n  published: 0\n"
+		    "  visible: 0\n  active: 0\n  retired: 0\n  revoked: 0\n"
+		    "  removed: 0\nend\n");
+
+		assert_int_equal(parse_str(t2, &err), DK_ECORRUPT);
+		assert_non_null(strstr(err.msg, "generation 2 is older than "
+		    "the previous key's (3)"));
+		free(t2);
+	}
+	free(t);
+}
+
+static void
+test_state_compromised_key_may_skip_to_revoked(void **unused)
+{
+	struct dk_domain_state *st = dk_state_new("example.com");
+	struct dk_key_state k;
+
+	assert_non_null(st);
+	/* Abandoned before activation: revoked with no active/retired. */
+	make_key(&k, "mail1", "ab", "/k/a.pem");
+	k.published_at = T0 + 1;
+	k.revoked_at = T0 + 5;
+	assert_int_equal(dk_state_add_key(st, &k), DK_EINVAL);
+	k.compromised_at = T0 + 4;
+	assert_int_equal(dk_state_add_key(st, &k), 0);
+	assert_int_equal(dk_key_state_get(&st->keys[0], T0 + 5),
+	    DK_KS_REVOKED);
+	/* But never a retired key without active, compromised or not. */
+	make_key(&k, "mail2", "cd", "/k/b.pem");
+	k.generation = 2;
+	k.published_at = T0 + 1;
+	k.visible_at = T0 + 2;
+	k.retired_at = T0 + 3;
+	k.compromised_at = T0 + 3;
+	assert_int_equal(dk_state_add_key(st, &k), DK_EINVAL);
+	assert_int_equal(st->nkeys, 1);
+	dk_state_free(st);
+}
+
 int
 main(void)
 {
@@ -756,6 +912,11 @@ main(void)
 		cmocka_unit_test(test_key_state_follows_latest_past_timestamp),
 		cmocka_unit_test(test_state_add_key_rejects_invalid_key),
 		cmocka_unit_test(test_state_path_refuses_unsafe_domain),
+		cmocka_unit_test(test_state_writes_generation_and_compromised_only_when_set),
+		cmocka_unit_test(test_state_rejects_missing_or_bad_generation),
+		cmocka_unit_test(test_state_rejects_bad_compromised),
+		cmocka_unit_test(test_state_generation_groups_keys_of_one_rotation),
+		cmocka_unit_test(test_state_compromised_key_may_skip_to_revoked),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
