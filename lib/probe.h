@@ -1,0 +1,61 @@
+/*
+ * lib/probe.h — many DNS queries at once, for `check` over thousands of
+ * selectors.  Part of the DNS module (implemented in dns_async.c on ldns
+ * wire functions and our own non-blocking sockets).
+ *
+ * Every query goes out on its own connected UDP socket (RD=0, EDNS0).  A
+ * reply is believed only when it comes from the queried address and port,
+ * carries the query's ID, is a response, and asks our question (name,
+ * type, class IN); a UDP reply larger than the advertised EDNS size is
+ * refused.  Anything else is discarded and the query keeps waiting, so
+ * that a forged or broken reply can at worst make a query fail, never
+ * answer it.  A truncated reply is retried over TCP.  Lost UDP queries
+ * are resent with exponential backoff within the query's time budget.
+ * At most max_inflight queries are outstanding at once, and each server
+ * is sent at most per_server_qps queries a second when that is set.
+ */
+#ifndef DK_PROBE_H
+#define DK_PROBE_H
+
+#include <stdint.h>
+
+#include "dk.h"
+#include "dns.h"
+
+/* One query and, after dk_probe_run, its outcome. */
+struct dk_query {
+	struct dk_addr	 server;	/* in: whom to ask */
+	const char	*name;		/* in: borrowed, owner name */
+	int		 type;		/* in: DK_T_* */
+	int		 status;	/* out: DK_OK: answer filled in;
+					   DK_ETEMP: no usable reply in time
+					   (timeouts, refused connections,
+					   only invalid replies); DK_EINVAL:
+					   name is not a domain name */
+	struct dk_answer answer;	/* out: valid when status == DK_OK */
+	int		 tcp;		/* out: answered over TCP */
+	unsigned	 sent;		/* out: UDP transmissions */
+	unsigned	 discarded;	/* out: replies refused as invalid */
+	char		 detail[200];	/* out: why, when status != DK_OK */
+};
+
+struct dk_probe_opts {
+	size_t		 max_inflight;	/* 0: 256 */
+	int		 timeout_ms;	/* whole budget per query; 0: 5000 */
+	int		 retries;	/* UDP resends; < 0: none; 0: 2 */
+	unsigned	 per_server_qps; /* 0: no limit */
+	uint16_t	 edns_size;	/* 0: 1232 */
+};
+
+/*
+ * Run the n queries concurrently and fill in each one's outcome.  Returns
+ * DK_OK when every query has an outcome (answered or not: see status),
+ * DK_ENOMEM before any query is sent, or DK_EIO when poll fails.  opts may be NULL for defaults.
+ */
+int		 dk_probe_run(struct dk_query *q, size_t n,
+		    const struct dk_probe_opts *opts, struct dk_error *err);
+
+/* Free the answers of n queries (safe on never-run or failed ones). */
+void		 dk_query_clear(struct dk_query *q, size_t n);
+
+#endif

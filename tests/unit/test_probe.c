@@ -1,0 +1,460 @@
+/*
+ * tests/unit/test_probe.c — concurrent queries (lib/probe.h) against a
+ * scripted server in a child process on 127.0.0.1.  The first label of
+ * the question says how the server misbehaves.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "unit.h"
+
+#include "dns.h"
+#include "probe.h"
+#include "record.h"
+
+static pid_t server_pid = -1;
+static uint16_t server_port;
+
+/* Build the reply to query q (qlen) as the script for its name says. */
+static size_t
+reply_for(const uint8_t *q, size_t qlen, const char *label, uint8_t *r,
+    size_t rmax, int *tc)
+{
+	size_t off = 12, qend, n;
+	static const char txt[] = "hello";
+
+	*tc = 0;
+	while (off < qlen && q[off] != 0)
+		off += q[off] + 1;
+	qend = off + 5;
+	if (qend > qlen || qend + 64 > rmax)
+		return 0;
+	memcpy(r, q, qend);
+	r[2] = 0x84 | (q[2] & 0x01);	/* QR, AA, RD copied */
+	r[3] = 0;
+	r[4] = 0; r[5] = 1;		/* QDCOUNT */
+	r[6] = 0; r[7] = 1;		/* ANCOUNT */
+	memset(r + 8, 0, 4);
+	n = qend;
+	r[n++] = 0xc0; r[n++] = 12;	/* owner: the question name */
+	r[n++] = 0; r[n++] = 16;	/* TXT */
+	r[n++] = 0; r[n++] = 1;		/* IN */
+	r[n++] = 0; r[n++] = 0; r[n++] = 0; r[n++] = 60;
+	r[n++] = 0; r[n++] = sizeof(txt);
+	r[n++] = sizeof(txt) - 1;
+	memcpy(r + n, txt, sizeof(txt) - 1);
+	n += sizeof(txt) - 1;
+	/* Another name (a case flip would still be the same name). */
+	if (strcmp(label, "wrongq") == 0)
+		r[13] = 'z';
+	if (strcmp(label, "notresp") == 0)
+		r[2] &= 0x7f;
+	if (strcmp(label, "tc") == 0) {
+		r[2] |= 0x02;
+		r[7] = 0;
+		n = qend;
+		*tc = 1;
+	}
+	if (strcmp(label, "big") == 0) {
+		memset(r + n, 0, 1500 - n);
+		n = 1500;
+	}
+	return n;
+}
+
+static void
+serve_tcp(int lfd)
+{
+	uint8_t q[2048], r[2048 + 2];
+	size_t got = 0, need = 2, n;
+	ssize_t k;
+	int fd, tc;
+
+	if ((fd = accept(lfd, NULL, NULL)) == -1)
+		return;
+	while (got < need) {
+		k = read(fd, q + got, sizeof(q) - got);
+		if (k <= 0)
+			goto out;
+		got += (size_t)k;
+		if (got >= 2)
+			need = 2 + ((size_t)q[0] << 8 | q[1]);
+		if (need > sizeof(q))
+			goto out;
+	}
+	n = reply_for(q + 2, need - 2, "good", r + 2, sizeof(r) - 2, &tc);
+	r[0] = (uint8_t)(n >> 8);
+	r[1] = (uint8_t)n;
+	(void)write(fd, r, n + 2);
+out:
+	close(fd);
+}
+
+static void
+serve(int ufd, int tfd)
+{
+	struct sockaddr_storage from;
+	socklen_t fl;
+	uint8_t q[2048], r[2048];
+	char label[64];
+	struct pollfd p[2];
+	size_t n, len;
+	ssize_t k;
+	int tc, drops = 0;
+
+	p[0].fd = ufd;
+	p[0].events = POLLIN;
+	p[1].fd = tfd;
+	p[1].events = POLLIN;
+	for (;;) {
+		if (poll(p, 2, -1) <= 0)
+			continue;
+		if (p[1].revents)
+			serve_tcp(tfd);
+		if (!p[0].revents)
+			continue;
+		fl = sizeof(from);
+		k = recvfrom(ufd, q, sizeof(q), 0, (struct sockaddr *)&from,
+		    &fl);
+		if (k < 13)
+			continue;
+		len = q[12] < sizeof(label) ? q[12] : sizeof(label) - 1;
+		memcpy(label, q + 13, len);
+		label[len] = '\0';
+		if (strcmp(label, "silent") == 0)
+			continue;
+		if (strcmp(label, "dropfirst") == 0 && drops++ % 2 == 0)
+			continue;
+		if (strcmp(label, "garbage") == 0) {
+			memset(r, 0xa5, 40);
+			r[0] = q[0];
+			r[1] = q[1];
+			sendto(ufd, r, 40, 0, (struct sockaddr *)&from, fl);
+			continue;
+		}
+		n = reply_for(q, (size_t)k, label, r, sizeof(r), &tc);
+		if (n == 0)
+			continue;
+		if (strncmp(label, "wrongid", 7) == 0) {
+			r[0] ^= 0x5a;
+			sendto(ufd, r, n, 0, (struct sockaddr *)&from, fl);
+			if (strcmp(label, "wrongidthengood") != 0)
+				continue;
+			r[0] ^= 0x5a;
+		}
+		sendto(ufd, r, n, 0, (struct sockaddr *)&from, fl);
+	}
+}
+
+static int
+group_setup(void **state)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	int ufd, tfd, one = 1;
+
+	(void)state;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((ufd = socket(AF_INET, SOCK_DGRAM, 0)) == -1 ||
+	    bind(ufd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    getsockname(ufd, (struct sockaddr *)&sin, &sl) == -1)
+		return -1;
+	if ((tfd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+		return -1;
+	setsockopt(tfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(tfd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    listen(tfd, 16) == -1)
+		return -1;
+	server_port = ntohs(sin.sin_port);
+	if ((server_pid = fork()) == -1)
+		return -1;
+	if (server_pid == 0) {
+		serve(ufd, tfd);
+		_exit(0);
+	}
+	close(ufd);
+	close(tfd);
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	(void)state;
+	if (server_pid > 0) {
+		kill(server_pid, SIGTERM);
+		waitpid(server_pid, NULL, 0);
+	}
+	return 0;
+}
+
+static void
+query_init(struct dk_query *q, const char *name, uint16_t port)
+{
+	char a[64];
+
+	memset(q, 0, sizeof(*q));
+	snprintf(a, sizeof(a), "127.0.0.1:%u", port);
+	assert_int_equal(dk_addr_parse(a, 53, &q->server, NULL), DK_OK);
+	q->name = name;
+	q->type = DK_T_TXT;
+}
+
+static int64_t
+ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One query's outcome with a short budget. */
+static struct dk_query
+one(const char *name)
+{
+	struct dk_probe_opts o = { 0, 600, 1, 0, 0 };
+	struct dk_query q;
+
+	query_init(&q, name, server_port);
+	assert_int_equal(dk_probe_run(&q, 1, &o, NULL), DK_OK);
+	return q;
+}
+
+static void
+test_probe_answers_many_queries_concurrently(void **state)
+{
+	enum { N = 600 };
+	struct dk_query *q = calloc(N, sizeof(*q));
+	struct dk_probe_opts o = { 64, 3000, 2, 0, 0 };
+	char *text = NULL;
+	size_t i;
+
+	(void)state;
+	assert_non_null(q);
+	for (i = 0; i < N; i++)
+		query_init(&q[i], i % 2 ? "good.test" : "Good.Example.test",
+		    server_port);
+	assert_int_equal(dk_probe_run(q, N, &o, NULL), DK_OK);
+	for (i = 0; i < N; i++) {
+		assert_int_equal(q[i].status, DK_OK);
+		assert_int_equal(q[i].answer.aa, 1);
+		assert_int_equal(q[i].answer.ntxt, 1);
+		assert_int_equal(dk_txt_join(&q[i].answer.txt[0], &text),
+		    DK_OK);
+		assert_string_equal(text, "hello");
+		free(text);
+		assert_int_equal(q[i].discarded, 0);
+	}
+	dk_query_clear(q, N);
+	free(q);
+}
+
+static void
+test_probe_keeps_waiting_past_a_wrong_id(void **state)
+{
+	struct dk_query q = one("wrongidthengood.test");
+
+	(void)state;
+	assert_int_equal(q.status, DK_OK);
+	assert_int_equal(q.answer.ntxt, 1);
+	assert_true(q.discarded >= 1);
+	dk_query_clear(&q, 1);
+}
+
+static void
+test_probe_rejects_wrong_id(void **state)
+{
+	struct dk_query q = one("wrongid.test");
+
+	(void)state;
+	assert_int_equal(q.status, DK_ETEMP);
+	assert_non_null(strstr(q.detail, "wrong ID"));
+	assert_int_equal(q.answer.ntxt, 0);
+}
+
+static void
+test_probe_rejects_wrong_question(void **state)
+{
+	struct dk_query q = one("wrongq.test");
+
+	(void)state;
+	assert_int_equal(q.status, DK_ETEMP);
+	assert_non_null(strstr(q.detail, "wrong question name"));
+}
+
+static void
+test_probe_rejects_non_response(void **state)
+{
+	struct dk_query q = one("notresp.test");
+
+	(void)state;
+	assert_int_equal(q.status, DK_ETEMP);
+	assert_non_null(strstr(q.detail, "not a response"));
+}
+
+static void
+test_probe_rejects_oversized_udp_reply(void **state)
+{
+	struct dk_query q = one("big.test");
+
+	(void)state;
+	assert_int_equal(q.status, DK_ETEMP);
+	assert_non_null(strstr(q.detail, "oversized"));
+}
+
+static void
+test_probe_rejects_garbage(void **state)
+{
+	struct dk_query q = one("garbage.test");
+
+	(void)state;
+	assert_int_equal(q.status, DK_ETEMP);
+	assert_true(q.discarded >= 1);
+}
+
+static void
+test_probe_retries_truncated_reply_over_tcp(void **state)
+{
+	struct dk_query q = one("tc.test");
+
+	(void)state;
+	assert_int_equal(q.status, DK_OK);
+	assert_int_equal(q.tcp, 1);
+	assert_int_equal(q.answer.ntxt, 1);
+	dk_query_clear(&q, 1);
+}
+
+static void
+test_probe_resends_a_lost_query(void **state)
+{
+	struct dk_query q = one("dropfirst.test");
+
+	(void)state;
+	assert_int_equal(q.status, DK_OK);
+	assert_true(q.sent >= 2);
+	dk_query_clear(&q, 1);
+}
+
+static void
+test_probe_silent_server_times_out_within_budget(void **state)
+{
+	int64_t t0 = ms_now(), dt;
+	struct dk_query q = one("silent.test");
+
+	(void)state;
+	dt = ms_now() - t0;
+	assert_int_equal(q.status, DK_ETEMP);
+	assert_non_null(strstr(q.detail, "no reply within 600 ms"));
+	assert_true(dt >= 550 && dt < 1500);
+	assert_int_equal(q.sent, 2);		/* one retry */
+}
+
+static void
+test_probe_unreachable_port_fails_fast(void **state)
+{
+	struct dk_probe_opts o = { 0, 3000, 2, 0, 0 };
+	struct dk_query q;
+	int fd;
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	int64_t t0;
+
+	(void)state;
+	/* A port nobody listens on: bound, then closed. */
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+	close(fd);
+	query_init(&q, "good.test", ntohs(sin.sin_port));
+	t0 = ms_now();
+	assert_int_equal(dk_probe_run(&q, 1, &o, NULL), DK_OK);
+	assert_int_equal(q.status, DK_ETEMP);
+	assert_true(ms_now() - t0 < 2000);
+}
+
+static void
+test_probe_bad_name_is_einval(void **state)
+{
+	struct dk_query q[2];
+
+	(void)state;
+	query_init(&q[0], "a..b", server_port);
+	query_init(&q[1], "good.test", server_port);
+	assert_int_equal(dk_probe_run(q, 2, NULL, NULL), DK_OK);
+	assert_int_equal(q[0].status, DK_EINVAL);
+	assert_int_equal(q[1].status, DK_OK);
+	dk_query_clear(q, 2);
+}
+
+static void
+test_probe_rate_limit_spaces_queries_per_server(void **state)
+{
+	enum { N = 21 };
+	struct dk_query q[N];
+	struct dk_probe_opts o = { 0, 3000, 2, 100, 0 };
+	int64_t t0, dt;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < N; i++)
+		query_init(&q[i], "good.test", server_port);
+	t0 = ms_now();
+	assert_int_equal(dk_probe_run(q, N, &o, NULL), DK_OK);
+	dt = ms_now() - t0;
+	for (i = 0; i < N; i++)
+		assert_int_equal(q[i].status, DK_OK);
+	/* 100 per second: 21 queries span at least 200 ms. */
+	assert_true(dt >= 190);
+	dk_query_clear(q, N);
+}
+
+static void
+test_probe_zero_queries_is_ok(void **state)
+{
+	(void)state;
+	assert_int_equal(dk_probe_run(NULL, 0, NULL, NULL), DK_OK);
+	dk_query_clear(NULL, 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_probe_answers_many_queries_concurrently),
+		cmocka_unit_test(test_probe_keeps_waiting_past_a_wrong_id),
+		cmocka_unit_test(test_probe_rejects_wrong_id),
+		cmocka_unit_test(test_probe_rejects_wrong_question),
+		cmocka_unit_test(test_probe_rejects_non_response),
+		cmocka_unit_test(test_probe_rejects_oversized_udp_reply),
+		cmocka_unit_test(test_probe_rejects_garbage),
+		cmocka_unit_test(test_probe_retries_truncated_reply_over_tcp),
+		cmocka_unit_test(test_probe_resends_a_lost_query),
+		cmocka_unit_test(
+		    test_probe_silent_server_times_out_within_budget),
+		cmocka_unit_test(test_probe_unreachable_port_fails_fast),
+		cmocka_unit_test(test_probe_bad_name_is_einval),
+		cmocka_unit_test(
+		    test_probe_rate_limit_spaces_queries_per_server),
+		cmocka_unit_test(test_probe_zero_queries_is_ok),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
