@@ -34,7 +34,10 @@ LDFLAGS	+= -fsanitize=address,undefined
 else
 BUILD	 = build
 endif
+# The crash-point build (tests only) lives apart from the real one.
+CRASH_BIN := $(BUILD)-crash/dkimkeyd
 ifeq ($(CRASHPOINTS),1)
+BUILD	:= $(BUILD)-crash
 ALL_CFLAGS += -DDK_CRASHPOINTS
 endif
 
@@ -50,7 +53,7 @@ UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 BIN	 = $(BUILD)/dkimkeyd
 
-.PHONY: all check unit integration demo install clean deps bench fuzz
+.PHONY: all check unit integration demo install clean deps bench fuzz crash
 
 all: $(BIN) dkimkeyd
 
@@ -76,16 +79,29 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libdk.a tests/unit/unit.h
 deps:
 	@sh contrib/install-deps.sh
 
+# build-crash/dkimkeyd: the binary the crash-safety tests kill at named
+# points (DKIMKEYD_CRASH=point[:N]).
+ifeq ($(CRASHPOINTS),1)
+crash: $(BIN)
+else
+crash:
+	@$(MAKE) --no-print-directory CRASHPOINTS=1 crash
+endif
+
 unit: $(UNIT_BIN)
 	@BUILD=$(BUILD) sh tests/run-unit.sh $(UNIT_BIN)
 
-integration: all
-	@DKIMKEYD=$(CURDIR)/$(BIN) /usr/bin/python3 tests/integration/run.py
+integration: all crash
+	@DKIMKEYD=$(CURDIR)/$(BIN) DKIMKEYD_CRASH_BIN=$(CURDIR)/$(CRASH_BIN) \
+	    /usr/bin/python3 tests/integration/run.py
 
 check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory $(UNIT_BIN)
-	@BUILD=$(BUILD) DKIMKEYD=$(CURDIR)/$(BIN) sh tests/run-all.sh $(UNIT_BIN)
+	@$(MAKE) --no-print-directory crash
+	@BUILD=$(BUILD) DKIMKEYD=$(CURDIR)/$(BIN) \
+	    DKIMKEYD_CRASH_BIN=$(CURDIR)/$(CRASH_BIN) \
+	    sh tests/run-all.sh $(UNIT_BIN)
 
 demo: deps
 	@$(MAKE) --no-print-directory all
@@ -106,4 +122,22 @@ install: all
 	    $(DESTDIR)$(SYSCONFDIR)/dkimkeyd/dkimkeyd.conf
 
 clean:
-	rm -rf build build-san dkimkeyd
+	rm -rf build build-san build-crash build-san-crash dkimkeyd
+
+# libFuzzer targets for every parser: make fuzz FUZZ_SECONDS=60
+FUZZ_SECONDS ?= 30
+FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
+fuzz:
+	@mkdir -p build-fuzz
+	@for f in $(FUZZ_SRC); do \
+	    n=$$(basename $$f .c); \
+	    clang -g -O1 -std=c11 -D_GNU_SOURCE -Ilib \
+	        -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) \
+	        -o build-fuzz/$$n $$f $(LIB_SRC) $(PKG_LIBS) || exit 1; \
+	    mkdir -p build-fuzz/$$n.corpus; \
+	    echo "fuzzing $$n for $(FUZZ_SECONDS)s"; \
+	    build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) \
+	        build-fuzz/$$n.corpus >build-fuzz/$$n.log 2>&1 || \
+	        { tail -40 build-fuzz/$$n.log; exit 1; }; \
+	    tail -1 build-fuzz/$$n.log; \
+	done

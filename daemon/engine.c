@@ -6,6 +6,7 @@
  * the state where a later retry needs it; call the provider (idempotent);
  * commit the timestamp that the action earns.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <glob.h>
 #include <grp.h>
@@ -243,8 +244,9 @@ commit(struct dk_domain_ctx *c, struct dk_error *err)
 
 static int
 make_key_state(const struct dk_key *key, const struct dk_conf_domain *dom,
-    const char *selector, const char *path, int64_t now,
-    struct dk_key_state *ks, struct dk_error *err)
+    const struct dk_keyspec *spec, const char *selector, const char *path,
+    int64_t generation, int64_t now, struct dk_key_state *ks,
+    struct dk_error *err)
 {
 	unsigned char *pub = NULL;
 	size_t publen;
@@ -260,7 +262,8 @@ make_key_state(const struct dk_key *key, const struct dk_conf_domain *dom,
 		return dk_err(err, DK_ENOMEM, "out of memory");
 	snprintf(ks->selector, sizeof(ks->selector), "%s", selector);
 	snprintf(ks->key_id, sizeof(ks->key_id), "%s", dk_key_id(key));
-	dk_keyspec_format(&dom->keyspec, ks->algorithm, sizeof(ks->algorithm));
+	dk_keyspec_format(spec, ks->algorithm, sizeof(ks->algorithm));
+	ks->generation = generation;
 	ks->file = (char *)path;
 	ks->pubkey = b64;
 	ks->ttl = dom->ttl;
@@ -275,7 +278,8 @@ make_key_state(const struct dk_key *key, const struct dk_conf_domain *dom,
  * rather than leave an orphan behind.
  */
 static struct dk_key *
-adopt_orphan(struct dk_domain_ctx *c, const char *selector, char **pathp)
+adopt_orphan(struct dk_domain_ctx *c, const struct dk_keyspec *want,
+    const char *selector, char **pathp)
 {
 	char pat[4096];
 	glob_t g;
@@ -300,9 +304,8 @@ adopt_orphan(struct dk_domain_ctx *c, const char *selector, char **pathp)
 		}
 		spec.alg = dk_key_alg(key);
 		spec.bits = dk_key_bits(key);
-		if (spec.alg != c->dom->keyspec.alg ||
-		    (spec.alg == DK_ALG_RSA &&
-		    spec.bits != c->dom->keyspec.bits)) {
+		if (spec.alg != want->alg ||
+		    (spec.alg == DK_ALG_RSA && spec.bits != want->bits)) {
 			dk_key_free(key);
 			key = NULL;
 			continue;
@@ -313,10 +316,61 @@ adopt_orphan(struct dk_domain_ctx *c, const char *selector, char **pathp)
 	return key;
 }
 
+/*
+ * dk_key_save writes "FILE.tmp.SUFFIX" and renames it: a process killed
+ * in between leaves a private key nobody will use.  Only the holder of
+ * the domain lock writes this domain's key files, so any such file is
+ * stale.  The name must be exactly DOMAIN.SELECTOR.ID.pem.tmp.SUFFIX
+ * (ID and SUFFIX without dots), never another domain's whose name merely
+ * starts with ours.
+ */
+static void
+sweep_key_temps(struct dk_domain_ctx *c, const char *selector)
+{
+	char prefix[512], path[4096], buf[512];
+	const char *rest, *dot;
+	struct dk_error err;
+	struct dirent *de;
+	size_t plen;
+	DIR *d;
+	int n;
+
+	n = snprintf(prefix, sizeof(prefix), "%s.%s.", c->dom->name,
+	    selector);
+	if (n < 0 || (size_t)n >= sizeof(prefix) ||
+	    (d = opendir(c->conf->key_dir)) == NULL)
+		return;
+	plen = (size_t)n;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, prefix, plen) != 0)
+			continue;
+		rest = de->d_name + plen;
+		if ((dot = strchr(rest, '.')) == NULL || dot == rest ||
+		    strncmp(dot, ".pem.tmp.", 9) != 0 || dot[9] == '\0' ||
+		    strchr(dot + 9, '.') != NULL)
+			continue;
+		n = snprintf(path, sizeof(path), "%s/%s", c->conf->key_dir,
+		    de->d_name);
+		if (n < 0 || (size_t)n >= sizeof(path))
+			continue;
+		if (dk_key_destroy(path, &err) != DK_OK)
+			complain("%s", err.msg);
+		else
+			say("%s: removed %s, left incomplete by an "
+			    "interrupted run", dk_owner(selector,
+			    c->dom->name, buf, sizeof(buf)), path);
+	}
+	closedir(d);
+}
+
 static int
-do_generate(struct dk_domain_ctx *c, const char *selector, int64_t now,
+do_generate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
     struct dk_error *err)
 {
+	const char *selector = p->selector;
+	/* The second pair of a dual-algorithm domain is Ed25519. */
+	const struct dk_keyspec ed = { DK_ALG_ED25519, 256 };
+	const struct dk_keyspec *spec = p->ed25519 ? &ed : &c->dom->keyspec;
 	struct dk_key *key;
 	struct dk_key_state ks;
 	char *path = NULL, buf[512];
@@ -330,13 +384,13 @@ do_generate(struct dk_domain_ctx *c, const char *selector, int64_t now,
 			    "group", c->conf->key_group);
 		gid = gr->gr_gid;
 	}
-	if ((key = adopt_orphan(c, selector, &path)) != NULL) {
+	sweep_key_temps(c, selector);
+	if ((key = adopt_orphan(c, spec, selector, &path)) != NULL) {
 		say("%s: adopting key %s left by an interrupted run",
 		    dk_owner(selector, c->dom->name, buf, sizeof(buf)),
 		    dk_key_id(key));
 	} else {
-		if ((rc = dk_key_generate(&c->dom->keyspec, &key, err)) !=
-		    DK_OK)
+		if ((rc = dk_key_generate(spec, &key, err)) != DK_OK)
 			return rc;
 		if (asprintf(&path, "%s/%s.%s.%s.pem", c->conf->key_dir,
 		    c->dom->name, selector, dk_key_id(key)) == -1) {
@@ -348,13 +402,15 @@ do_generate(struct dk_domain_ctx *c, const char *selector, int64_t now,
 			goto out;
 		CRASHPOINT("after-key-save");
 	}
-	if ((rc = make_key_state(key, c->dom, selector, path, now, &ks,
-	    err)) != DK_OK)
+	if ((rc = make_key_state(key, c->dom, spec, selector, path,
+	    p->generation, now, &ks, err)) != DK_OK)
 		goto out;
 	rc = dk_state_add_key(c->st, &ks);
 	free(ks.pubkey);
 	if (rc < 0) {
-		rc = dk_err(err, rc, "out of memory");
+		rc = dk_err(err, rc, rc == DK_ENOMEM ? "out of memory" :
+		    "%s: the new key does not fit the state (generation %"
+		    PRId64 ")", c->dom->name, p->generation);
 		goto out;
 	}
 	if ((rc = commit(c, err)) != DK_OK)
@@ -375,33 +431,46 @@ observe_drain(struct dk_domain_ctx *c, const char *owner,
     struct dk_error *err)
 {
 	struct dk_answer ans;
+	struct dk_error qerr = { 0, "" };
 	int64_t d = 0, t;
-	size_t i;
+	size_t i, answered = 0;
 	int rc;
 
+	/*
+	 * The TTL is a property of the zone's data, the same on every
+	 * server that has it: the servers that answer give it.  One that is
+	 * down does not stop publication; visibility (the probe) still needs
+	 * every server, so the key is not activated before it is back.
+	 */
 	for (i = 0; i < n; i++) {
 		memset(&ans, 0, sizeof(ans));
 		rc = dk_dns_query(&addrs[i], owner, DK_T_TXT, 0,
-		    c->pops->timeout_ms(c->pctx), &ans, err);
+		    c->pops->timeout_ms(c->pctx), &ans, &qerr);
 		if (rc != DK_OK)
-			return rc;
-		if (ans.rcode != 0 && ans.rcode != 3) {
-			rc = dk_err(err, DK_ETEMP, "%s: rcode %d for %s",
-			    addrs[i].text, ans.rcode, owner);
+			continue;
+		if ((ans.rcode != 0 && ans.rcode != 3) || !ans.aa) {
+			dk_err(&qerr, DK_ETEMP, "%s: %s for %s", addrs[i].text,
+			    ans.aa ? "error rcode" : "not authoritative",
+			    owner);
 			dk_answer_clear(&ans);
-			return rc;
+			continue;
 		}
 		t = ans.ntxt > 0 ? (int64_t)ans.ttl : (int64_t)ans.neg_ttl;
 		if (t > d)
 			d = t;
+		answered++;
 		dk_answer_clear(&ans);
 	}
+	if (answered == 0)
+		return dk_err(err, DK_ETEMP, "no authoritative server "
+		    "answered: %s", qerr.msg[0] ? qerr.msg : "no servers");
 	*drain = d;
 	return DK_OK;
 }
 
 static int
-do_publish(struct dk_domain_ctx *c, int k, int64_t now, struct dk_error *err)
+do_publish(struct dk_domain_ctx *c, int k, int64_t now, int *pending,
+    struct dk_error *err)
 {
 	struct dk_key_state *ks = &c->st->keys[k];
 	struct dk_txt txt = { NULL, 0 };
@@ -429,8 +498,20 @@ do_publish(struct dk_domain_ctx *c, int k, int64_t now, struct dk_error *err)
 		    DK_OK)
 			goto out;
 		if ((rc = observe_drain(c, owner, addrs, n, &drain, err)) !=
-		    DK_OK)
+		    DK_OK) {
+			/*
+			 * Every server must answer before the UPDATE, or a
+			 * cached answer could outlive the drain wait.  A
+			 * server that is down is waited for, like one that
+			 * has not caught up, within propagation_timeout.
+			 */
+			if (rc == DK_ETEMP && now < ks->created_at +
+			    c->pol.propagation_timeout)
+				*pending = 1;
+			dk_err_prefix(err, "%s: cannot read the TTL the name "
+			    "had before; not published yet", owner);
 			goto out;
+		}
 		ks->drain = drain;
 		if ((rc = commit(c, err)) != DK_OK)
 			goto out;
@@ -530,33 +611,79 @@ do_probe(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 	    "waiting: %s", owner, ok, n, why);
 }
 
+/* Is selector one of the domain's Ed25519 pair (the second track)? */
+static int
+is_ed_selector(const struct dk_conf_domain *dom, const char *selector)
+{
+	size_t i;
+
+	for (i = 0; i < dom->ned25519; i++)
+		if (strcmp(dom->ed25519_selectors[i], selector) == 0)
+			return 1;
+	return 0;
+}
+
+/* Most keys one generation holds: one per track. */
+#define GEN_MAX	4
+
 static int
 do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
     struct dk_error *err)
 {
-	struct dk_key_state *ks = &c->st->keys[p->key];
-	const char *managed[DK_MAX_SELECTORS + 16];
+	const struct dk_key_state *ks;
+	const char *managed[2 * DK_MAX_SELECTORS + 16];
+	struct dk_signer_key sk[GEN_MAX];
 	char owner[512], why[1024];
-	size_t nm = 0, i, j, ok = 0, n = 0;
-	int rc;
+	int gen_keys[GEN_MAX], old[GEN_MAX];
+	int64_t gen = c->st->keys[p->key].generation;
+	size_t nm = 0, ng = 0, nold, i, j, ok = 0, n = 0;
+	int pass, rc;
 
-	dk_owner(ks->selector, c->dom->name, owner, sizeof(owner));
-	if ((rc = check_key_file(ks, err)) != DK_OK)
-		return rc;
 	/*
-	 * Invariant 1: the signer never uses a key whose record is not
-	 * served by every authoritative address.  Look once more right
-	 * before switching: the record may have changed since visible_at.
+	 * Every key of the generation, the domain's algorithm first, then
+	 * the Ed25519 one: they are switched on together.
 	 */
-	if ((rc = probe_all(c, ks, DK_KS_VISIBLE, &ok, &n, why, sizeof(why),
-	    err)) != DK_OK)
-		return rc;
-	if (ok != n)
-		return dk_err(err, DK_ETEMP, "%s: no longer served by every "
-		    "authoritative server (%zu/%zu): %s; not activating",
-		    owner, ok, n, why);
+	for (pass = 0; pass < 2; pass++)
+		for (i = 0; i < c->st->nkeys; i++) {
+			ks = &c->st->keys[i];
+			if (ks->generation != gen ||
+			    is_ed_selector(c->dom, ks->selector) != pass)
+				continue;
+			if (ng == GEN_MAX)
+				return dk_err(err, DK_ECORRUPT, "%s: more than "
+				    "%d keys in generation %" PRId64,
+				    c->dom->name, GEN_MAX, gen);
+			gen_keys[ng++] = (int)i;
+		}
+	for (i = 0; i < ng; i++) {
+		ks = &c->st->keys[gen_keys[i]];
+		dk_owner(ks->selector, c->dom->name, owner, sizeof(owner));
+		if (dk_key_state_get(ks, now) != DK_KS_VISIBLE)
+			return dk_err(err, DK_ETEMP, "%s: key %s is %s, not "
+			    "visible; not activating", owner, ks->key_id,
+			    dk_kstate_name(dk_key_state_get(ks, now)));
+		if ((rc = check_key_file(ks, err)) != DK_OK)
+			return rc;
+		/*
+		 * Invariant 1: the signer never uses a key whose record is
+		 * not served by every authoritative address.  Look once
+		 * more right before switching: the record may have changed
+		 * since visible_at.
+		 */
+		if ((rc = probe_all(c, ks, DK_KS_VISIBLE, &ok, &n, why,
+		    sizeof(why), err)) != DK_OK)
+			return rc;
+		if (ok != n)
+			return dk_err(err, DK_ETEMP, "%s: no longer served by "
+			    "every authoritative server (%zu/%zu): %s; not "
+			    "activating", owner, ok, n, why);
+		sk[i].selector = (char *)ks->selector;
+		sk[i].keyfile = ks->file;
+	}
 	for (i = 0; i < c->pol.nselectors; i++)
 		managed[nm++] = c->pol.selectors[i];
+	for (i = 0; i < c->pol.ned; i++)
+		managed[nm++] = c->pol.ed_selectors[i];
 	for (i = 0; i < c->st->nkeys && nm < sizeof(managed) /
 	    sizeof(managed[0]); i++) {
 		for (j = 0; j < nm; j++)
@@ -567,20 +694,33 @@ do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 	}
 	CRASHPOINT("before-activate");
 	if ((rc = c->sops->activate(c->sctx, c->dom->name, managed, nm,
-	    ks->selector, ks->file, err)) != DK_OK)
+	    sk, ng, err)) != DK_OK)
 		return rc;
 	CRASHPOINT("after-activate");
-	ks->active_at = now;
-	if (p->old_key >= 0)
-		c->st->keys[p->old_key].retired_at = now;
+	/* The previous generation, every algorithm, retires at once. */
+	nold = dk_plan_active_keys(c->st, now, old, GEN_MAX);
+	if (nold > GEN_MAX)
+		nold = GEN_MAX;
+	for (i = 0; i < nold; i++)
+		c->st->keys[old[i]].retired_at = now;
+	for (i = 0; i < ng; i++)
+		c->st->keys[gen_keys[i]].active_at = now;
 	if ((rc = commit(c, err)) != DK_OK)
 		return rc;
-	say("%s: signer %s switched to it event=active key-id=%s", owner,
-	    c->ssec->name, ks->key_id);
-	if (p->old_key >= 0)
-		say("%s: retired, still published event=retired key-id=%s",
-		    dk_owner(c->st->keys[p->old_key].selector, c->dom->name,
-		    owner, sizeof(owner)), c->st->keys[p->old_key].key_id);
+	for (i = 0; i < ng; i++) {
+		ks = &c->st->keys[gen_keys[i]];
+		say("%s: signer %s switched to it event=active key-id=%s",
+		    dk_owner(ks->selector, c->dom->name, owner,
+		    sizeof(owner)), c->ssec->name, ks->key_id);
+	}
+	for (i = 0; i < nold; i++) {
+		ks = &c->st->keys[old[i]];
+		say("%s: retired, %s event=retired key-id=%s",
+		    dk_owner(ks->selector, c->dom->name, owner,
+		    sizeof(owner)), ks->compromised_at != 0 ?
+		    "compromised: revoking now" : "still published",
+		    ks->key_id);
+	}
 	return DK_OK;
 }
 
@@ -599,8 +739,17 @@ do_revoke(struct dk_domain_ctx *c, int k, int64_t now, struct dk_error *err)
 	    err)) != DK_OK)
 		goto out;
 	CRASHPOINT("before-revoke");
-	if ((rc = c->pops->replace(c->pctx, owner, &oldt, &newt,
-	    (uint32_t)ks->ttl, err)) != DK_OK)
+	rc = c->pops->replace(c->pctx, owner, &oldt, &newt,
+	    (uint32_t)ks->ttl, err);
+	/*
+	 * A compromised key abandoned before activation may never have
+	 * reached DNS: then the name is empty, and p= goes there all the
+	 * same (a crash may have published the key after all).
+	 */
+	if (rc == DK_EMISMATCH && ks->active_at == 0)
+		rc = c->pops->replace(c->pctx, owner, NULL, &newt,
+		    (uint32_t)ks->ttl, err);
+	if (rc != DK_OK)
 		goto out;
 	CRASHPOINT("after-revoke");
 	ks->revoked_at = now;
@@ -655,9 +804,9 @@ dk_domain_step(struct dk_domain_ctx *c, const struct dk_plan *p,
 	*pending = 0;
 	switch (p->action) {
 	case DK_ACT_GENERATE:
-		return do_generate(c, p->selector, now, err);
+		return do_generate(c, p, now, err);
 	case DK_ACT_PUBLISH:
-		return do_publish(c, p->key, now, err);
+		return do_publish(c, p->key, now, pending, err);
 	case DK_ACT_PROBE:
 		return do_probe(c, p, now, pending, err);
 	case DK_ACT_ACTIVATE:

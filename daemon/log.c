@@ -1,4 +1,5 @@
 /* daemon/log.c — output, the clock, stop requests, and crash points. */
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -79,12 +80,45 @@ dk_sleep_until(int64_t t)
 }
 
 #ifdef DK_CRASHPOINTS
+/*
+ * DKIMKEYD_CRASH=name[:N] kills at the Nth time (default the first) the
+ * process reaches the named point: names repeat within one command (one
+ * commit per step), and the tests walk every occurrence.
+ * DKIMKEYD_CRASH_TRACE=FILE appends each point reached to FILE, one name
+ * a line, so that the tests know which occurrences exist.  Test builds
+ * only: the counter is the one piece of mutable global state here.
+ */
 void
 dk_crashpoint(const char *name)
 {
+	static unsigned long seen;
 	const char *want = getenv("DKIMKEYD_CRASH");
+	const char *trace = getenv("DKIMKEYD_CRASH_TRACE");
+	unsigned long nth = 1;
+	size_t len;
+	char *end, line[128];
+	int fd, n;
 
-	if (want != NULL && strcmp(want, name) == 0) {
+	if (trace != NULL && *trace != '\0' && (fd = open(trace,
+	    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) != -1) {
+		/* One write: whole lines even if two processes share FILE. */
+		n = snprintf(line, sizeof(line), "%s\n", name);
+		if (n > 0 && (size_t)n < sizeof(line) &&
+		    write(fd, line, (size_t)n) != n)
+			complain("%s: cannot append to the crash trace", trace);
+		close(fd);
+	}
+	if (want == NULL)
+		return;
+	len = strcspn(want, ":");
+	if (len != strlen(name) || strncmp(want, name, len) != 0)
+		return;
+	if (want[len] == ':') {
+		nth = strtoul(want + len + 1, &end, 10);
+		if (*end != '\0' || nth == 0)
+			return;
+	}
+	if (++seen == nth) {
 		fflush(stdout);
 		kill(getpid(), SIGKILL);
 	}
