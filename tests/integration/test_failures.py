@@ -90,7 +90,7 @@ def test_server_down_exits_75_and_resumes(env):
 
     env.bind.start()
     assert managed_record(env.bind, s, "mail2") is None
-    rotate_and_verify(env, s, "mail2")
+    rotate_and_verify(env, s, "mail2", resumed=True)
     assert key_status(s, "mail1")["state"] == "retired"
     assert len([k for k in key_status_all(s) if k["state"] == "active"]) \
         == 1
