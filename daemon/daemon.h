@@ -30,6 +30,17 @@ int64_t	dk_now(void);
 extern volatile sig_atomic_t dk_stop_requested;
 void	dk_stop_handlers(void);
 
+/*
+ * The service manager's notification socket (sd_notify(3) protocol, no
+ * libsystemd).  dk_notify_init reads $NOTIFY_SOCKET (a path, or @name for
+ * an abstract socket) and removes it from the environment, so that child
+ * processes do not inherit it; dk_notify sends one datagram such as
+ * "READY=1" or "STATUS=...".  Both are no-ops without $NOTIFY_SOCKET;
+ * they return 0, or -1 when the socket is unusable.
+ */
+int	dk_notify_init(void);
+int	dk_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Sleep until t (dk_now() time) or a stop request, in short slices. */
 void	dk_sleep_until(int64_t t);
 
@@ -105,8 +116,28 @@ int	dk_conf_check_integrations(const struct dk_conf *, struct dk_error *);
 
 /* Commands; each returns the process exit code. */
 int	cmd_rotate(const struct dk_conf *, const char *domain, int dry_run);
-int	cmd_run(const struct dk_conf *, const char *domain, int once);
+/* Emergency: mark selector's key (NULL: the active keys) compromised,
+ * rotate away from it at once and revoke it; blocks until revoked. */
+int	cmd_revoke(const struct dk_conf *, const char *domain,
+	    const char *selector);
+/*
+ * run: with once, advance each domain's due steps and return; otherwise
+ * the scheduler until SIGTERM/SIGINT (SIGHUP re-reads the configuration).
+ * pidfile (or NULL) is locked, written, and removed on return.
+ */
+int	cmd_run(const struct dk_conf *, const char *domain, int once,
+	    const char *pidfile);
 int	cmd_status(const struct dk_conf *, const char *domain, int json);
-int	cmd_check(const struct dk_conf *, const char *domain);
+/* Options of `check`. */
+struct dk_check_opts {
+	int		 json;		/* --json instead of plugin output */
+	int		 canary;	/* --canary: the live signer key */
+	int64_t		 warn_age;	/* -w: active key age (s), 0 none */
+	int64_t		 crit_age;	/* -c */
+	size_t		 max_inflight;	/* queries at once; 0 default */
+	unsigned	 per_server_qps; /* 0: no limit */
+};
+int	cmd_check(const struct dk_conf *, const char *domain,
+	    const struct dk_check_opts *);
 
 #endif

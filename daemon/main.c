@@ -19,9 +19,13 @@ usage(FILE *f)
 "\n"
 "commands:\n"
 "  rotate --domain D [--dry-run]   move D to a new key on its idle selector\n"
-"  run [--once] [--domain D]       advance every due step (--once: cron)\n"
+"  revoke --domain D [--selector S]\n"
+"                                  compromised key: rotate away at once, p=\n"
+"  run [--once] [--domain D] [--pidfile FILE]\n"
+"                                  the scheduler (--once: due steps, cron)\n"
 "  status [--domain D] [--json]    each selector's key and the next step\n"
-"  check [--domain D]              verify DNS and signer (exit 0/1/2/3)\n"
+"  check [--domain D] [--json] [--canary] [-w AGE] [-c AGE]\n"
+"                                  verify DNS and signer (exit 0/1/2/3)\n"
 "  configtest                      load and validate the configuration\n"
 "\n"
 "  -c FILE   configuration (default " DK_CONF_DEFAULT ")\n"
@@ -36,13 +40,22 @@ main(int argc, char **argv)
 		{ "dry-run",	no_argument,	   NULL, 'n' },
 		{ "once",	no_argument,	   NULL, 'o' },
 		{ "json",	no_argument,	   NULL, 'j' },
+		{ "pidfile",	required_argument, NULL, 'p' },
+		{ "selector",	required_argument, NULL, 's' },
+		{ "canary",	no_argument,	   NULL, 'C' },
+		{ "max-inflight", required_argument, NULL, 'I' },
+		{ "rate",	required_argument, NULL, 'R' },
 		{ "help",	no_argument,	   NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *confpath = DK_CONF_DEFAULT, *cmd, *domain = NULL;
+	const char *pidfile = NULL, *selector = NULL;
 	struct dk_conf *conf = NULL;
 	struct dk_error err = { 0, "" };
 	int ch, dry_run = 0, once = 0, json = 0, rc, is_check;
+	struct dk_check_opts copts = { 0, 0, 0, 0, 0, 0 };
+	int checkonly = 0;
+	char *end;
 
 	umask(077);
 	while ((ch = getopt(argc, argv, "+c:qhV")) != -1) {
@@ -63,12 +76,46 @@ main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "d:nojh", lopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "d:nojp:s:w:c:h", lopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd': domain = optarg; break;
 		case 'n': dry_run = 1; break;
 		case 'o': once = 1; break;
 		case 'j': json = 1; break;
+		case 'p': pidfile = optarg; break;
+		case 's': selector = optarg; break;
+		case 'C': copts.canary = 1; checkonly = 1; break;
+		case 'w':
+		case 'c':
+			/* Key age thresholds of check: durations ("90d"). */
+			if (dk_duration_parse(optarg, ch == 'w' ?
+			    &copts.warn_age : &copts.crit_age) != DK_OK) {
+				fprintf(stderr, "dkimkeyd: -%c %s: not a "
+				    "duration\n", ch, optarg);
+				return 64;
+			}
+			checkonly = 1;
+			break;
+		case 'I':
+		case 'R':
+			{
+				unsigned long v = strtoul(optarg, &end, 10);
+
+				if (*optarg == '\0' || *end != '\0' ||
+				    v == 0 || v > 100000) {
+					fprintf(stderr, "dkimkeyd: --%s %s: "
+					    "not a number from 1 to 100000\n",
+					    ch == 'I' ? "max-inflight" : "rate",
+					    optarg);
+					return 64;
+				}
+				if (ch == 'I')
+					copts.max_inflight = v;
+				else
+					copts.per_server_qps = (unsigned)v;
+			}
+			checkonly = 1;
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 64;
 		}
@@ -80,19 +127,23 @@ main(int argc, char **argv)
 	}
 	is_check = strcmp(cmd, "check") == 0;
 	if (strcmp(cmd, "rotate") != 0 && strcmp(cmd, "run") != 0 &&
+	    strcmp(cmd, "revoke") != 0 &&
 	    strcmp(cmd, "status") != 0 && !is_check &&
 	    strcmp(cmd, "configtest") != 0) {
 		fprintf(stderr, "dkimkeyd: unknown command: %s\n", cmd);
 		usage(stderr);
 		return 64;
 	}
-	if (strcmp(cmd, "rotate") == 0 && domain == NULL) {
-		fprintf(stderr, "dkimkeyd: rotate needs --domain\n");
+	if ((strcmp(cmd, "rotate") == 0 || strcmp(cmd, "revoke") == 0) &&
+	    domain == NULL) {
+		fprintf(stderr, "dkimkeyd: %s needs --domain\n", cmd);
 		return 64;
 	}
 	if ((dry_run && strcmp(cmd, "rotate") != 0) ||
-	    (once && strcmp(cmd, "run") != 0) ||
-	    (json && strcmp(cmd, "status") != 0)) {
+	    ((once || pidfile != NULL) && strcmp(cmd, "run") != 0) ||
+	    (json && strcmp(cmd, "status") != 0 && !is_check) ||
+	    (checkonly && !is_check) ||
+	    (selector != NULL && strcmp(cmd, "revoke") != 0)) {
 		fprintf(stderr, "dkimkeyd: option not valid for %s\n", cmd);
 		return 64;
 	}
@@ -113,12 +164,16 @@ main(int argc, char **argv)
 		rc = 0;
 	else if (strcmp(cmd, "rotate") == 0)
 		rc = cmd_rotate(conf, domain, dry_run);
+	else if (strcmp(cmd, "revoke") == 0)
+		rc = cmd_revoke(conf, domain, selector);
 	else if (strcmp(cmd, "run") == 0)
-		rc = cmd_run(conf, domain, once);
+		rc = cmd_run(conf, domain, once, pidfile);
 	else if (strcmp(cmd, "status") == 0)
 		rc = cmd_status(conf, domain, json);
-	else
-		rc = cmd_check(conf, domain);
+	else {
+		copts.json = json;
+		rc = cmd_check(conf, domain, &copts);
+	}
 	dk_conf_free(conf);
 	return rc;
 }
