@@ -26,9 +26,11 @@
 struct fsig {
 	char	 *dir;
 	char	**reload;		/* NULL: no reload command */
+	int64_t	  reload_timeout;	/* seconds */
 };
 
-static const char *const fsig_keys[] = { "dir", "reload", NULL };
+static const char *const fsig_keys[] = { "dir", "reload", "reload_timeout",
+	NULL };
 
 static void
 fsig_close(void *ctx)
@@ -56,7 +58,9 @@ fsig_open(const struct dk_conf_section *sec, void **ctxp,
 		return dk_err(err, DK_ENOMEM, "out of memory");
 	if ((rc = dk_signer_conf_path(sec, "dir", 1, &fs->dir, err)) !=
 	    DK_OK ||
-	    (rc = dk_signer_conf_reload(sec, &fs->reload, err)) != DK_OK)
+	    (rc = dk_signer_conf_reload(sec, &fs->reload, err)) != DK_OK ||
+	    (rc = dk_signer_conf_timeout(sec, &fs->reload_timeout, err)) !=
+	    DK_OK)
 		goto out;
 	*ctxp = fs;
 	fs = NULL;
@@ -156,6 +160,30 @@ out:
 	return rc;
 }
 
+/*
+ * Remove what a process killed between staging and renaming left of this
+ * domain's files.  The caller holds the domain's lock, and no other
+ * domain writes these names, so no staged file of a live writer goes.
+ */
+static int
+sweep_domain(const struct fsig *fs, const char *domain, struct dk_error *err)
+{
+	char *p[2 * NSLOTS];
+	size_t i;
+	int rc;
+
+	memset(p, 0, sizeof(p));
+	for (i = 0; i < NSLOTS; i++)
+		if ((rc = paths(fs, domain, i, &p[2 * i], &p[2 * i + 1],
+		    err)) != DK_OK)
+			goto out;
+	rc = dk_signer_file_sweep((const char *const *)p, 2 * NSLOTS, err);
+out:
+	for (i = 0; i < 2 * NSLOTS; i++)
+		free(p[i]);
+	return rc;
+}
+
 static int
 fsig_activate(void *ctx, const char *domain, const char *const *managed,
     size_t nsel, const struct dk_signer_key *keys, size_t nkeys,
@@ -171,6 +199,8 @@ fsig_activate(void *ctx, const char *domain, const char *const *managed,
 	if (nkeys == 0 || nkeys > NSLOTS)
 		return dk_err(err, DK_EINVAL, "files: %s: %zu keys to "
 		    "activate; one or two are supported", domain, nkeys);
+	if ((rc = sweep_domain(fs, domain, err)) != DK_OK)
+		return rc;
 	/* One file pair per slot: the other managed selectors vanish
 	 * from it by being overwritten. */
 	for (i = 0; i < nkeys; i++)
@@ -217,7 +247,8 @@ fsig_activate(void *ctx, const char *domain, const char *const *managed,
 		kpath = spath = NULL;
 	}
 	if (fs->reload != NULL)
-		rc = dk_signer_run(fs->reload, err);
+		rc = dk_signer_run_timeout(fs->reload, fs->reload_timeout,
+		    err);
 out:
 	for (i = 0; i < NSLOTS; i++)
 		slot_clear(&sl[i]);

@@ -11,6 +11,10 @@
  * other byte (comments, blank lines, other domains, their order) is kept
  * as it was.  OpenDKIM re-reads the tables only when told to, hence the
  * optional reload command.
+ *
+ * Several domains may share one pair of tables: KEY_TABLE.lock, a plain
+ * file next to the KeyTable that is never removed, serializes their
+ * updates (flock(2), so an administrator can take it with flock(1)).
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -26,7 +30,9 @@
 struct odk {
 	char	 *key_table;
 	char	 *signing_table;
+	char	 *lock;			/* KEY_TABLE.lock */
 	char	**reload;		/* NULL: no reload command */
+	int64_t	  reload_timeout;	/* seconds */
 };
 
 /* A growing output buffer. */
@@ -37,7 +43,7 @@ struct obuf {
 };
 
 static const char *const odk_keys[] = {
-	"key_table", "signing_table", "reload", NULL
+	"key_table", "signing_table", "reload", "reload_timeout", NULL
 };
 
 static int
@@ -227,6 +233,7 @@ odk_close(void *ctx)
 		return;
 	free(o->key_table);
 	free(o->signing_table);
+	free(o->lock);
 	if (o->reload != NULL)
 		dk_conf_argv_free(o->reload);
 	free(o);
@@ -246,8 +253,15 @@ odk_open(const struct dk_conf_section *sec, void **ctxp, struct dk_error *err)
 	    err)) != DK_OK ||
 	    (rc = dk_signer_conf_path(sec, "signing_table", 1,
 	    &o->signing_table, err)) != DK_OK ||
-	    (rc = dk_signer_conf_reload(sec, &o->reload, err)) != DK_OK)
+	    (rc = dk_signer_conf_reload(sec, &o->reload, err)) != DK_OK ||
+	    (rc = dk_signer_conf_timeout(sec, &o->reload_timeout, err)) !=
+	    DK_OK)
 		goto out;
+	if (asprintf(&o->lock, "%s.lock", o->key_table) == -1) {
+		o->lock = NULL;
+		rc = dk_err(err, DK_ENOMEM, "out of memory");
+		goto out;
+	}
 	*ctxp = o;
 	o = NULL;
 out:
@@ -262,9 +276,10 @@ odk_activate(void *ctx, const char *domain, const char *const *managed,
 {
 	struct odk *o = ctx;
 	struct obuf kadd = { NULL, 0, 0 }, sadd = { NULL, 0, 0 };
+	const char *tables[2];
 	char **names = NULL, *line = NULL;
 	size_t nnames = 0, i;
-	int rc, n;
+	int rc, n, lockfd = -1;
 
 	if (nkeys == 0)
 		return dk_err(err, DK_EINVAL, "opendkim: %s: no key to "
@@ -332,21 +347,45 @@ odk_activate(void *ctx, const char *domain, const char *const *managed,
 		goto nomem;
 
 	/*
-	 * KeyTable first: an extra KeyTable entry is harmless, while a
-	 * SigningTable naming a key the KeyTable lacks stops signing.
-	 * The SigningTable rename is the switch, of every key at once.
+	 * Domains may share the tables, and each update is a
+	 * read-modify-write: without the lock, two activations of
+	 * different domains could each drop the other's line.  The sweep
+	 * needs it too, so as not to take another writer's staged file.
 	 */
-	if ((rc = update_table(o->key_table, 0, names, nnames, kadd.p,
-	    err)) != DK_OK ||
-	    (rc = update_table(o->signing_table, 1, names, nnames, sadd.p,
+	if ((rc = dk_signer_lock(o->lock, DK_SIGNER_LOCK_WAIT, &lockfd,
 	    err)) != DK_OK)
 		goto out;
+	tables[0] = o->key_table;
+	tables[1] = o->signing_table;
+	if ((rc = dk_signer_file_sweep(tables, 2, err)) != DK_OK)
+		goto out;
+	/*
+	 * Three renames, each leaving tables where every SigningTable key
+	 * name is in the KeyTable (a SigningTable naming a missing key
+	 * stops signing, and a kill may leave any of these states until
+	 * the next run):
+	 *  1. KeyTable with the new entries added, the old ones kept;
+	 *  2. SigningTable naming the new keys: the switch, of every key
+	 *     at once;
+	 *  3. KeyTable without the managed entries nothing names now.
+	 */
+	if ((rc = update_table(o->key_table, 0, names + nsel, nkeys, kadd.p,
+	    err)) != DK_OK ||
+	    (rc = update_table(o->signing_table, 1, names, nnames, sadd.p,
+	    err)) != DK_OK ||
+	    (rc = update_table(o->key_table, 0, names, nnames, kadd.p,
+	    err)) != DK_OK)
+		goto out;
+	/* The reload reads the tables only: others may write meanwhile. */
+	dk_signer_unlock(lockfd);
+	lockfd = -1;
 	if (o->reload != NULL)
-		rc = dk_signer_run(o->reload, err);
+		rc = dk_signer_run_timeout(o->reload, o->reload_timeout, err);
 	goto out;
 nomem:
 	rc = dk_err(err, DK_ENOMEM, "out of memory");
 out:
+	dk_signer_unlock(lockfd);
 	if (names != NULL)
 		for (i = 0; i < nnames; i++)
 			free(names[i]);

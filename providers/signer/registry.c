@@ -2,17 +2,21 @@
  * providers/signer/registry.c — the compiled-in list of signer activators,
  * the reload command runner, and the durable file writes they share.
  */
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "signer.h"
@@ -76,6 +80,11 @@ run_child(char *const *argv, int errfd)
 		(void)sigaction(sig, &sa, NULL);
 	sigemptyset(&none);
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
+	/*
+	 * A group of its own, so that a timeout can end the command and
+	 * whatever it started; the parent sets it too, whichever runs first.
+	 */
+	(void)setpgid(0, 0);
 
 	if ((fd = open("/dev/null", O_RDONLY)) == -1 ||
 	    (fd != STDIN_FILENO && dup2(fd, STDIN_FILENO) == -1))
@@ -90,24 +99,93 @@ fail:
 	_exit(127);
 }
 
+/* Monotonic milliseconds: the wall clock may jump under a reload. */
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(int64_t ms)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)(ms / 1000);
+	ts.tv_nsec = (long)(ms % 1000) * 1000000;
+	/* EINTR only shortens one poll interval. */
+	(void)nanosleep(&ts, NULL);
+}
+
+/*
+ * Wait until pid ends or deadline (now_ms) passes: 1 when it ended (reaped
+ * into *status unless nowait, which leaves it a zombie), 0 at the
+ * deadline, -1 on error.  Polling: the daemon may own SIGCHLD.
+ */
+static int
+wait_until(pid_t pid, int64_t deadline, int nowait, int *status)
+{
+	siginfo_t si;
+	pid_t w;
+	int64_t left, step = 1;
+
+	for (;;) {
+		if (nowait) {
+			memset(&si, 0, sizeof(si));
+			if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG |
+			    WNOWAIT) == 0 && si.si_pid == pid)
+				return 1;
+		} else {
+			while ((w = waitpid(pid, status, WNOHANG)) == -1 &&
+			    errno == EINTR)
+				;
+			if (w == pid)
+				return 1;
+			if (w == -1)
+				return -1;
+		}
+		if ((left = deadline - now_ms()) <= 0)
+			return 0;
+		sleep_ms(step < left ? step : left);
+		if (step < 50)
+			step *= 2;
+	}
+}
+
 int
 dk_signer_run(char *const *argv, struct dk_error *err)
 {
+	return dk_signer_run_timeout(argv, DK_SIGNER_RELOAD_TIMEOUT, err);
+}
+
+int
+dk_signer_run_timeout(char *const *argv, int64_t timeout,
+    struct dk_error *err)
+{
+	char tbuf[32];
 	pid_t pid, w;
 	ssize_t n;
 	size_t got = 0;
+	int64_t deadline;
 	int pfd[2] = { -1, -1 };
-	int status, childerr = 0, rc;
+	int status = 0, childerr = 0, rc, ended;
 
 	if (argv == NULL || argv[0] == NULL || argv[0][0] != '/')
 		return dk_err(err, DK_ECONFIG, "reload command '%s' is not "
 		    "an absolute path", argv != NULL && argv[0] != NULL ?
 		    argv[0] : "");
+	if (timeout <= 0 || timeout > INT64_MAX / 1000 / 2)
+		return dk_err(err, DK_EINVAL, "reload command '%s': bad "
+		    "timeout %lld", argv[0], (long long)timeout);
 
 	/* CLOEXEC: a successful execve closes the write end (EOF). */
 	if (pipe2(pfd, O_CLOEXEC) == -1)
 		return dk_err(err, DK_EIO, "reload command '%s': pipe: %s",
 		    argv[0], strerror(errno));
+	deadline = now_ms() + timeout * 1000;
 	if ((pid = fork()) == -1) {
 		rc = dk_err(err, DK_ETEMP, "reload command '%s': fork: %s",
 		    argv[0], strerror(errno));
@@ -117,10 +195,29 @@ dk_signer_run(char *const *argv, struct dk_error *err)
 		close(pfd[0]);
 		run_child(argv, pfd[1]);
 	}
+	/* Fails harmlessly once the child has exec'd (it set it itself). */
+	(void)setpgid(pid, pid);
 	close(pfd[1]);
 	pfd[1] = -1;
 
+	/* An execve can hang too (a program on a dead network mount). */
+	ended = 0;
 	while (got < sizeof(childerr)) {
+		struct pollfd p = { pfd[0], POLLIN, 0 };
+		int64_t left = deadline - now_ms();
+
+		if (left <= 0 || (n = poll(&p, 1, (int)(left < 1000 ?
+		    left : 1000))) == 0) {
+			if (left <= 0) {
+				ended = -2;
+				break;
+			}
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			break;
 		n = read(pfd[0], (char *)&childerr + got,
 		    sizeof(childerr) - got);
 		if (n == -1 && errno == EINTR)
@@ -129,11 +226,27 @@ dk_signer_run(char *const *argv, struct dk_error *err)
 			break;
 		got += (size_t)n;
 	}
-	while ((w = waitpid(pid, &status, 0)) == -1 && errno == EINTR)
-		;
-	if (w == -1) {
+	if (ended != -2 &&
+	    (ended = wait_until(pid, deadline, 0, &status)) == -1) {
 		rc = dk_err(err, DK_ETEMP, "reload command '%s': waitpid: %s",
 		    argv[0], strerror(errno));
+		goto out;
+	}
+	if (ended == 0 || ended == -2) {
+		/*
+		 * A hung reload must not hold the activation (and the
+		 * domain's lock) forever.  The leader stays a zombie until
+		 * the SIGKILL, so that its group id cannot be reused by an
+		 * unrelated process in between.
+		 */
+		(void)kill(-pid, SIGTERM);
+		(void)wait_until(pid, now_ms() + 2000, 1, NULL);
+		(void)kill(-pid, SIGKILL);
+		while ((w = waitpid(pid, &status, 0)) == -1 && errno == EINTR)
+			;
+		dk_duration_format(timeout, tbuf, sizeof(tbuf));
+		rc = dk_err(err, DK_ETEMP, "reload command '%s' timed out "
+		    "after %s", argv[0], tbuf);
 		goto out;
 	}
 	if (got == sizeof(childerr)) {
@@ -431,6 +544,209 @@ dk_signer_file_write(const char *path, const void *data, size_t len,
 	    err)) != DK_OK)
 		return rc;
 	return dk_signer_file_commit(tmp, path, err);
+}
+
+/* Is name ".BASE.<16 lowercase hex digits>", a name stage gives? */
+static int
+is_stage_name(const char *name, const char *base)
+{
+	size_t bl = strlen(base), i;
+
+	if (name[0] != '.' || strncmp(name + 1, base, bl) != 0 ||
+	    name[1 + bl] != '.' || strlen(name + bl + 2) != 16)
+		return 0;
+	for (i = bl + 2; name[i] != '\0'; i++)
+		if (!((name[i] >= '0' && name[i] <= '9') ||
+		    (name[i] >= 'a' && name[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+static const char *
+base_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash == NULL ? path : slash + 1;
+}
+
+/* Sweep dir of the stage names of every path in it. */
+static int
+sweep_dir(const char *dir, const char *const *paths, size_t npaths,
+    struct dk_error *err)
+{
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	char *pd;
+	size_t i;
+	int match, rc = DK_OK;
+
+	if ((d = opendir(dir)) == NULL) {
+		if (errno == ENOENT)
+			return DK_OK;
+		return dk_err(err, errno == EACCES ? DK_EUNSAFE : DK_EIO,
+		    "%s: %s", dir, strerror(errno));
+	}
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		if (de->d_name[0] != '.')
+			continue;
+		match = 0;
+		for (i = 0; i < npaths && !match; i++) {
+			if ((pd = dir_of(paths[i])) == NULL) {
+				rc = dk_err(err, DK_ENOMEM, "out of memory");
+				goto out;
+			}
+			match = strcmp(pd, dir) == 0 &&
+			    is_stage_name(de->d_name, base_of(paths[i]));
+			free(pd);
+		}
+		/* Only what stage creates: a regular file, never a link. */
+		if (!match || fstatat(dirfd(d), de->d_name, &st,
+		    AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(st.st_mode))
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == -1 &&
+		    errno != ENOENT) {
+			rc = dk_err(err, errno == EACCES || errno == EPERM ?
+			    DK_EUNSAFE : DK_EIO, "%s/%s: cannot remove stale "
+			    "temporary file: %s", dir, de->d_name,
+			    strerror(errno));
+			goto out;
+		}
+	}
+	if (errno != 0)
+		rc = dk_err(err, DK_EIO, "%s: %s", dir, strerror(errno));
+out:
+	closedir(d);
+	return rc;
+}
+
+int
+dk_signer_file_sweep(const char *const *paths, size_t npaths,
+    struct dk_error *err)
+{
+	char *dir, *prev;
+	size_t i, j;
+	int done, rc;
+
+	for (i = 0; i < npaths; i++) {
+		if ((dir = dir_of(paths[i])) == NULL)
+			return dk_err(err, DK_ENOMEM, "out of memory");
+		/* One scan per directory covers every path in it. */
+		for (j = 0, done = 0; j < i && !done; j++) {
+			if ((prev = dir_of(paths[j])) == NULL) {
+				free(dir);
+				return dk_err(err, DK_ENOMEM, "out of memory");
+			}
+			done = strcmp(prev, dir) == 0;
+			free(prev);
+		}
+		rc = done ? DK_OK : sweep_dir(dir, paths, npaths, err);
+		free(dir);
+		if (rc != DK_OK)
+			return rc;
+	}
+	return DK_OK;
+}
+
+/* The process id written in a lock file, 0 when unreadable. */
+static long
+lock_holder(int fd)
+{
+	char buf[32];
+	ssize_t n;
+	long pid;
+	char *end;
+
+	if ((n = pread(fd, buf, sizeof(buf) - 1, 0)) <= 0)
+		return 0;
+	buf[n] = '\0';
+	pid = strtol(buf, &end, 10);
+	if (end == buf || (*end != '\n' && *end != '\0') || pid <= 0)
+		return 0;
+	return pid;
+}
+
+int
+dk_signer_lock(const char *path, int wait, int *fdp, struct dk_error *err)
+{
+	char buf[32];
+	int64_t deadline;
+	long holder;
+	int fd, n, rc;
+
+	if ((fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    0600)) == -1) {
+		if (errno == ELOOP)
+			return dk_err(err, DK_EUNSAFE, "%s: is a symbolic "
+			    "link", path);
+		return dk_err(err, errno == EACCES || errno == EPERM ?
+		    DK_EUNSAFE : DK_EIO, "%s: %s", path, strerror(errno));
+	}
+	deadline = now_ms() + (int64_t)wait * 1000;
+	for (;;) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			break;
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK) {
+			rc = dk_err(err, DK_EIO, "%s: flock: %s", path,
+			    strerror(errno));
+			goto fail;
+		}
+		if (now_ms() >= deadline) {
+			if ((holder = lock_holder(fd)) > 0)
+				rc = dk_err(err, DK_ETEMP, "%s: locked by "
+				    "process %ld for %ds; try again later",
+				    path, holder, wait);
+			else
+				rc = dk_err(err, DK_ETEMP, "%s: locked by "
+				    "another process for %ds; try again later",
+				    path, wait);
+			goto fail;
+		}
+		sleep_ms(20);
+	}
+	/* Who holds it, for the next one's message; best effort. */
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == 0)
+		(void)!pwrite(fd, buf, (size_t)n, 0);
+	*fdp = fd;
+	return DK_OK;
+fail:
+	close(fd);
+	return rc;
+}
+
+void
+dk_signer_unlock(int fd)
+{
+	if (fd == -1)
+		return;
+	/* Closing releases it; the file stays, as unlinking a lock file
+	 * races with the next process opening it. */
+	close(fd);
+}
+
+int
+dk_signer_conf_timeout(const struct dk_conf_section *sec, int64_t *out,
+    struct dk_error *err)
+{
+	const struct dk_conf_kv *kv = NULL;
+	const char *v;
+	int64_t t;
+
+	if ((v = dk_conf_section_get(sec, "reload_timeout", &kv)) == NULL) {
+		*out = DK_SIGNER_RELOAD_TIMEOUT;
+		return DK_OK;
+	}
+	if (dk_duration_parse(v, &t) != DK_OK || t <= 0 ||
+	    t > 7 * 86400)
+		return dk_err(err, DK_ECONFIG, "%s:%d: reload_timeout = %s: "
+		    "not a duration from 1s to 1w", kv != NULL ? kv->file :
+		    sec->file, kv != NULL ? kv->line : sec->line, v);
+	*out = t;
+	return DK_OK;
 }
 
 int

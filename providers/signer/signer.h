@@ -54,11 +54,21 @@ void	dk_signer_keys_free(struct dk_signer_key *keys, size_t nkeys);
 extern const struct dk_signer_ops dk_signer_opendkim_ops;
 extern const struct dk_signer_ops dk_signer_files_ops;
 
+/* How long a reload command may run unless reload_timeout = says. */
+#define DK_SIGNER_RELOAD_TIMEOUT	30
+
 /*
- * Run argv (fork + execve, no shell, stdin /dev/null) and wait; DK_OK on
- * exit status 0, DK_ETEMP otherwise with a message naming the command
- * and its status.
+ * Run argv (fork + execve, no shell, stdin /dev/null, in a process group
+ * of its own) and wait at most timeout seconds (> 0); DK_OK on exit
+ * status 0, DK_ETEMP otherwise with a message naming the command and its
+ * status.  On expiry the process group gets SIGTERM, then SIGKILL 2
+ * seconds later, and the result is DK_ETEMP "reload command '...' timed
+ * out after 30s".
  */
+int	dk_signer_run_timeout(char *const *argv, int64_t timeout,
+	    struct dk_error *);
+
+/* dk_signer_run_timeout with DK_SIGNER_RELOAD_TIMEOUT. */
 int	dk_signer_run(char *const *argv, struct dk_error *);
 
 #endif

@@ -55,6 +55,41 @@ int	dk_signer_file_write(const char *path, const void *data, size_t len,
 	    mode_t mode, uid_t uid, gid_t gid, struct dk_error *err);
 
 /*
+ * Remove temporary files that dk_signer_file_stage left behind for the
+ * given paths (a process killed between stage and commit): exactly the
+ * regular files DIR/.BASE.<16 lowercase hex digits> of each path, nothing
+ * else.  The caller must hold whatever lock keeps other writers of these
+ * paths out, or it would take their staged files away.  A missing
+ * directory has nothing to sweep.
+ */
+int	dk_signer_file_sweep(const char *const *paths, size_t npaths,
+	    struct dk_error *err);
+
+/* How long dk_signer_lock waits for a shared table's lock. */
+#define DK_SIGNER_LOCK_WAIT	10
+
+/*
+ * Take an exclusive flock(2) on the lock file path (created 0600 when
+ * missing, never removed, holding the holder's process id), waiting at
+ * most wait seconds: still held then is DK_ETEMP naming the file and the
+ * process holding it.  *fdp is the descriptor to pass to
+ * dk_signer_unlock.
+ */
+int	dk_signer_lock(const char *path, int wait, int *fdp,
+	    struct dk_error *err);
+
+/* Release and close what dk_signer_lock took; -1 is a no-op. */
+void	dk_signer_unlock(int fd);
+
+/*
+ * The optional reload_timeout = duration (dk_duration_parse) into *out,
+ * DK_SIGNER_RELOAD_TIMEOUT when absent.  Unparsable or zero:
+ * DK_ECONFIG "file:line: ...".
+ */
+int	dk_signer_conf_timeout(const struct dk_conf_section *sec,
+	    int64_t *out, struct dk_error *err);
+
+/*
  * The value of key in sec as a malloc'd absolute path into *out: NULL when
  * absent and not required.  Missing-but-required or relative: DK_ECONFIG
  * "file:line: ...".

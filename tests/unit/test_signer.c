@@ -1,27 +1,33 @@
 /* tests/unit/test_signer.c — signer activators: opendkim, files, reload. */
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "unit.h"
 
 #include "../../providers/signer/signer.h"
+#include "../../providers/signer/signer_priv.h"
 
 struct fix {
 	char	dir[64];
 	char	kt[128];		/* KeyTable */
 	char	st[128];		/* SigningTable */
+	char	lock[160];		/* KeyTable.lock */
 	char	marker[128];
 	char	reload[512];
-	struct dk_conf_kv kv[4];
+	struct dk_conf_kv kv[6];
 	struct dk_conf_section sec;
 	void	*ctx;
 	const struct dk_signer_ops *ops;
@@ -54,6 +60,7 @@ setup(void **state)
 		return -1;
 	snprintf(f->kt, sizeof(f->kt), "%s/KeyTable", f->dir);
 	snprintf(f->st, sizeof(f->st), "%s/SigningTable", f->dir);
+	snprintf(f->lock, sizeof(f->lock), "%s/KeyTable.lock", f->dir);
 	snprintf(f->marker, sizeof(f->marker), "%s/marker", f->dir);
 	*state = f;
 	return 0;
@@ -255,8 +262,9 @@ test_opendkim_activate_creates_missing_tables(void **state)
 	assert_file(f->st, ST1);
 	assert_int_equal(file_mode(f->kt), 0644);
 	assert_int_equal(file_mode(f->st), 0644);
-	/* No temporary file left behind. */
-	assert_int_equal(count_entries(f->dir), 2);
+	/* No temporary file left behind; the lock file stays. */
+	assert_int_equal(count_entries(f->dir), 3);
+	assert_int_equal(file_mode(f->lock), 0600);
 }
 
 static void
@@ -956,6 +964,484 @@ test_files_activate_refuses_three_keys(void **state)
 	assert_int_equal(count_entries(out), 0);
 }
 
+/* --- crash safety: table switch order, stale temps, shared tables --- */
+
+/*
+ * rename(3) as seen by libdk, replaced here: after every rename onto a
+ * watched table the tables must be consistent (each state a kill can
+ * leave), and crash_at = N ends the process just before the Nth rename
+ * onto a table, leaving the staged file as a SIGKILL would.
+ */
+static const struct fix *watch;
+static int renames, crash_at, inconsistent;
+static char inconsistency[512];
+
+/* Every SigningTable key name has a KeyTable entry: "" or the first
+ * missing name. */
+static void
+tables_consistent(const struct fix *f, char *bad, size_t badlen)
+{
+	char *kt = slurp(f->kt), *st = slurp(f->st), *line, *sp, *k, *v;
+	char *kl, *ksp, *kname;
+	int found;
+
+	bad[0] = '\0';
+	if (st == NULL)
+		goto out;
+	for (line = strtok_r(st, "\n", &sp); line != NULL;
+	    line = strtok_r(NULL, "\n", &sp)) {
+		if ((k = strtok(line, " \t\r")) == NULL || k[0] == '#' ||
+		    (v = strtok(NULL, " \t\r")) == NULL)
+			continue;
+		found = 0;
+		if (kt != NULL) {
+			char *copy = strdup(kt);
+
+			assert_non_null(copy);
+			for (kl = strtok_r(copy, "\n", &ksp); kl != NULL &&
+			    !found; kl = strtok_r(NULL, "\n", &ksp)) {
+				kname = kl + strspn(kl, " \t");
+				kname[strcspn(kname, " \t\r")] = '\0';
+				found = kname[0] != '#' &&
+				    strcasecmp(kname, v) == 0;
+			}
+			free(copy);
+		}
+		if (!found) {
+			snprintf(bad, badlen, "SigningTable names %s, absent "
+			    "from KeyTable", v);
+			break;
+		}
+	}
+out:
+	free(kt);
+	free(st);
+}
+
+int
+rename(const char *from, const char *to)
+{
+	int table = watch != NULL && (strcmp(to, watch->kt) == 0 ||
+	    strcmp(to, watch->st) == 0);
+
+	if (table && crash_at > 0 && renames + 1 == crash_at)
+		_exit(42);
+	if (renameat(AT_FDCWD, from, AT_FDCWD, to) == -1)
+		return -1;
+	if (table) {
+		renames++;
+		tables_consistent(watch, inconsistency, sizeof(inconsistency));
+		if (inconsistency[0] != '\0')
+			inconsistent++;
+	}
+	return 0;
+}
+
+static void
+unwatch(void)
+{
+	watch = NULL;
+	renames = crash_at = inconsistent = 0;
+	inconsistency[0] = '\0';
+}
+
+/* Dot files in dir (temporary files by the stage naming). */
+static int
+count_dot_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] == '.' && strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+#define KT_FOREIGN	"# keys\nx._domainkey.a.org a.org:x:/k/a.pem\n"
+#define ST_FOREIGN	"# signing\n*@a.org x._domainkey.a.org\n"
+
+static void
+test_opendkim_switch_is_consistent_after_every_rename(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	struct dk_signer_key k = { (char *)"mail2", (char *)KEY2 };
+	static const char *const managed4[] = { "mail1", "mail2", "ed1",
+	    "ed2" };
+
+	write_file(f->kt, KT_FOREIGN, 0644);
+	write_file(f->st, ST_FOREIGN, 0644);
+	open_opendkim(f, NULL);
+	unwatch();
+	watch = f;
+	assert_int_equal(activate(f, "example.com", "mail1", KEY1, &err),
+	    DK_OK);
+	/* KeyTable, SigningTable; the KeyTable has nothing to drop. */
+	assert_int_equal(renames, 2);
+	renames = 0;
+	assert_int_equal(activate(f, "example.com", "mail2", KEY2, &err),
+	    DK_OK);
+	/* Old and new KeyTable entries, switch, old entry dropped. */
+	assert_int_equal(renames, 3);
+	renames = 0;
+	assert_int_equal(activate2(f, "example.com", "mail1", KEY1, "ed1",
+	    KEYE1, &err), DK_OK);
+	assert_int_equal(renames, 3);
+	renames = 0;
+	assert_int_equal(f->ops->activate(f->ctx, "example.com", managed4, 4,
+	    &k, 1, &err), DK_OK);
+	assert_int_equal(renames, 3);
+	assert_string_equal(inconsistency, "");
+	assert_int_equal(inconsistent, 0);
+	unwatch();
+	assert_file(f->kt, KT_FOREIGN KT2);
+	assert_file(f->st, ST_FOREIGN ST2);
+}
+
+static void
+test_opendkim_kill_before_any_rename_leaves_usable_tables(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	int step, status;
+	pid_t pid;
+	char *kt, *st;
+
+	write_file(f->kt, KT_FOREIGN, 0644);
+	write_file(f->st, ST_FOREIGN, 0644);
+	open_opendkim(f, NULL);
+	for (step = 1; step <= 3; step++) {
+		unwatch();
+		assert_int_equal(activate(f, "example.com", "mail1", KEY1,
+		    &err), DK_OK);
+		assert_int_equal(count_dot_files(f->dir), 0);
+		if ((pid = fork()) == 0) {
+			watch = f;
+			crash_at = step;
+			activate(f, "example.com", "mail2", KEY2, &err);
+			_exit(1);	/* never got to the crash */
+		}
+		assert_true(pid > 0);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 42);
+		/* The kill left a staged copy and consistent tables. */
+		assert_int_equal(count_dot_files(f->dir), 1);
+		tables_consistent(f, inconsistency, sizeof(inconsistency));
+		assert_string_equal(inconsistency, "");
+		/* Up to the switch, the old key signs; after it, the new. */
+		st = slurp(f->st);
+		assert_non_null(strstr(st, step <= 2 ?
+		    "mail1._domainkey" : "mail2._domainkey"));
+		free(st);
+		if (step == 3) {
+			kt = slurp(f->kt);
+			assert_non_null(strstr(kt, KT1));
+			free(kt);
+		}
+		/* The rerun sweeps the staged copy and completes. */
+		assert_int_equal(activate(f, "example.com", "mail2", KEY2,
+		    &err), DK_OK);
+		assert_int_equal(count_dot_files(f->dir), 0);
+		assert_file(f->kt, KT_FOREIGN KT2);
+		assert_file(f->st, ST_FOREIGN ST2);
+	}
+	unwatch();
+}
+
+static void
+test_opendkim_activate_sweeps_only_its_stale_temps(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	static const char *const stale[] = { ".KeyTable.0123456789abcdef",
+	    ".SigningTable.fedcba9876543210" };
+	static const char *const kept[] = { ".KeyTable.0123456789ABCDEF",
+	    ".KeyTable.0123456789abcde", ".KeyTable.0123456789abcdef0",
+	    ".Other.0123456789abcdef", "KeyTable.0123456789abcdef",
+	    ".KeyTable.lock" };
+	char path[256];
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", f->dir, stale[i]);
+		write_file(path, "half a table", 0600);
+	}
+	for (i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", f->dir, kept[i]);
+		write_file(path, "not ours", 0600);
+	}
+	/* A directory of the stage name is not a file stage made. */
+	snprintf(path, sizeof(path), "%s/.KeyTable.aaaaaaaaaaaaaaaa", f->dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	open_opendkim(f, NULL);
+	assert_int_equal(activate(f, "example.com", "mail1", KEY1, &err),
+	    DK_OK);
+	for (i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", f->dir, stale[i]);
+		assert_int_equal(access(path, F_OK), -1);
+	}
+	for (i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", f->dir, kept[i]);
+		assert_file(path, "not ours");
+	}
+	/* kept, the directory, the two tables and the lock file */
+	assert_int_equal(count_entries(f->dir),
+	    (int)(sizeof(kept) / sizeof(kept[0])) + 4);
+}
+
+static void
+test_files_activate_sweeps_only_its_domains_stale_temps(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	static const char *const stale[] = {
+	    ".example.com.key.00112233445566aa",
+	    ".example.com.selector.00112233445566ab",
+	    ".example.com.ed25519.key.00112233445566ac",
+	    ".example.com.ed25519.selector.00112233445566ad" };
+	char out[128], src[128], path[256];
+	size_t i;
+
+	snprintf(src, sizeof(src), "%s/mail1.pem", f->dir);
+	write_file(src, "key\n", 0600);
+	open_files(f, out, sizeof(out));
+	for (i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/%s", out, stale[i]);
+		write_file(path, "partial", 0600);
+	}
+	snprintf(path, sizeof(path), "%s/.example.net.key.00112233445566aa",
+	    out);
+	write_file(path, "another domain's", 0600);
+	assert_int_equal(activate(f, "example.com", "mail1", src, &err),
+	    DK_OK);
+	assert_file(path, "another domain's");
+	/* example.com.key, .selector and the other domain's temp */
+	assert_int_equal(count_entries(out), 3);
+}
+
+/* Run n activations of domain in a child, alternating mail1 and mail2. */
+static pid_t
+activate_loop(struct fix *f, const char *domain, int n)
+{
+	struct dk_error err = { 0 };
+	pid_t pid;
+	int i;
+
+	if ((pid = fork()) != 0)
+		return pid;
+	for (i = 0; i < n; i++)
+		if (activate(f, domain, i % 2 == 0 ? "mail1" : "mail2",
+		    i % 2 == 0 ? KEY1 : KEY2, &err) != DK_OK) {
+			fprintf(stderr, "%s: %s\n", domain, err.msg);
+			_exit(1);
+		}
+	_exit(0);
+}
+
+static void
+test_opendkim_concurrent_domains_keep_both_lines(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	const int n = 61;		/* odd: both end on mail1 */
+	pid_t a, b;
+	int status;
+	char *sel = NULL, *key = NULL, *kt;
+
+	write_file(f->kt, KT_FOREIGN, 0644);
+	write_file(f->st, ST_FOREIGN, 0644);
+	open_opendkim(f, NULL);
+	a = activate_loop(f, "example.com", n);
+	b = activate_loop(f, "example.net", n);
+	assert_true(a > 0 && b > 0);
+	assert_int_equal(waitpid(a, &status, 0), a);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(waitpid(b, &status, 0), b);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	assert_int_equal(current1(f, "example.com", &sel, &key, &err), DK_OK);
+	assert_string_equal(sel, "mail1");
+	free(sel);
+	free(key);
+	assert_int_equal(current1(f, "example.net", &sel, &key, &err), DK_OK);
+	assert_string_equal(sel, "mail1");
+	free(sel);
+	free(key);
+	kt = slurp(f->kt);
+	assert_non_null(kt);
+	assert_non_null(strstr(kt, "x._domainkey.a.org"));
+	free(kt);
+	tables_consistent(f, inconsistency, sizeof(inconsistency));
+	assert_string_equal(inconsistency, "");
+	assert_int_equal(count_dot_files(f->dir), 0);
+}
+
+static void
+test_signer_lock_times_out_naming_holder(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char want[64];
+	int fd, fd2 = -1;
+
+	/* Another open file description: flock excludes it even here. */
+	assert_int_equal(dk_signer_lock(f->lock, 1, &fd, &err), DK_OK);
+	assert_int_equal(dk_signer_lock(f->lock, 1, &fd2, &err), DK_ETEMP);
+	assert_int_equal(fd2, -1);
+	snprintf(want, sizeof(want), "locked by process %ld", (long)getpid());
+	assert_non_null(strstr(err.msg, want));
+	assert_non_null(strstr(err.msg, f->lock));
+	dk_signer_unlock(fd);
+	assert_int_equal(dk_signer_lock(f->lock, 1, &fd2, &err), DK_OK);
+	dk_signer_unlock(fd2);
+	assert_int_equal(file_mode(f->lock), 0600);
+}
+
+static void
+test_opendkim_activate_refuses_symlinked_lock(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char real[160];
+
+	snprintf(real, sizeof(real), "%s/elsewhere", f->dir);
+	assert_int_equal(symlink(real, f->lock), 0);
+	open_opendkim(f, NULL);
+	assert_int_equal(activate(f, "example.com", "mail1", KEY1, &err),
+	    DK_EUNSAFE);
+	assert_null(slurp(f->kt));
+	assert_int_equal(access(real, F_OK), -1);
+}
+
+/* The state letter in /proc/PID/stat; 0 when the process is gone. */
+static int
+proc_state(const char *path)
+{
+	char buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY)) == -1)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if ((p = strrchr(buf, ')')) == NULL || p[1] != ' ')
+		return 0;
+	return (unsigned char)p[2];
+}
+
+static void
+test_signer_run_times_out_and_ends_the_group(void **state)
+{
+	struct fix *f = *state;
+	char script[512];
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c", script, NULL };
+	struct dk_error err = { 0 };
+	char *pidtext, path[64];
+	long bg;
+	int i, st = 0;
+
+	/* The command starts a child of its own and waits for it. */
+	snprintf(script, sizeof(script), "/bin/sleep 30 & echo $! > %s; "
+	    "wait", f->marker);
+	assert_int_equal(dk_signer_run_timeout(argv, 1, &err), DK_ETEMP);
+	assert_string_equal(err.msg,
+	    "reload command '/bin/sh' timed out after 1s");
+	pidtext = slurp(f->marker);
+	assert_non_null(pidtext);
+	bg = atol(pidtext);
+	free(pidtext);
+	assert_true(bg > 0);
+	/* Its child was signalled too: gone, or a zombie until init reaps
+	 * it (a bounded number of looks, not a deadline). */
+	snprintf(path, sizeof(path), "/proc/%ld/stat", bg);
+	for (i = 0; i < 1000; i++) {
+		if ((st = proc_state(path)) == 0 || st == 'Z')
+			break;
+		usleep(1000);
+	}
+	assert_true(st == 0 || st == 'Z');
+}
+
+static void
+test_signer_run_kills_command_ignoring_sigterm(void **state)
+{
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c",
+	    (char *)"trap '' TERM; while :; do /bin/sleep 1; done", NULL };
+	struct dk_error err = { 0 };
+
+	assert_int_equal(dk_signer_run_timeout(argv, 1, &err), DK_ETEMP);
+	assert_non_null(strstr(err.msg, "timed out after 1s"));
+}
+
+/* An opendkim activator with reload and reload_timeout. */
+static int
+open_opendkim_timeout(struct fix *f, const char *reload, const char *timeout,
+    struct dk_error *err)
+{
+	init_sec(f, "opendkim");
+	add_kv(f, "key_table", f->kt);
+	add_kv(f, "signing_table", f->st);
+	snprintf(f->reload, sizeof(f->reload), "%s", reload);
+	add_kv(f, "reload", f->reload);
+	add_kv(f, "reload_timeout", timeout);
+	return open_sec(f, err);
+}
+
+static void
+test_opendkim_hung_reload_times_out(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+
+	assert_int_equal(open_opendkim_timeout(f, "/bin/sleep 30", "1s",
+	    &err), DK_OK);
+	assert_int_equal(activate(f, "example.com", "mail1", KEY1, &err),
+	    DK_ETEMP);
+	assert_string_equal(err.msg,
+	    "reload command '/bin/sleep' timed out after 1s");
+	/* Switched before the reload; a rerun only repeats the reload. */
+	assert_file(f->st, ST1);
+}
+
+static void
+test_signer_open_rejects_bad_reload_timeout(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char out[128];
+
+	assert_int_equal(open_opendkim_timeout(f, "/bin/true", "soon", &err),
+	    DK_ECONFIG);
+	assert_non_null(strstr(err.msg, "test.conf:5:"));
+	assert_non_null(strstr(err.msg, "reload_timeout"));
+	assert_null(f->ctx);
+	assert_int_equal(open_opendkim_timeout(f, "/bin/true", "0", &err),
+	    DK_ECONFIG);
+	assert_null(f->ctx);
+	assert_int_equal(open_opendkim_timeout(f, "/bin/true", "2m", &err),
+	    DK_OK);
+	f->ops->close(f->ctx);
+	f->ctx = NULL;
+
+	snprintf(out, sizeof(out), "%s/out", f->dir);
+	init_sec(f, "files");
+	add_kv(f, "dir", out);
+	add_kv(f, "reload_timeout", "-1s");
+	assert_int_equal(open_sec(f, &err), DK_ECONFIG);
+	assert_non_null(strstr(err.msg, "reload_timeout"));
+	assert_null(f->ctx);
+}
+
 int
 main(void)
 {
@@ -997,6 +1483,17 @@ main(void)
 		T(test_signer_activate_refuses_empty_key_list),
 		T(test_files_activate_two_keys_uses_ed25519_files),
 		T(test_files_activate_refuses_three_keys),
+		T(test_opendkim_switch_is_consistent_after_every_rename),
+		T(test_opendkim_kill_before_any_rename_leaves_usable_tables),
+		T(test_opendkim_activate_sweeps_only_its_stale_temps),
+		T(test_files_activate_sweeps_only_its_domains_stale_temps),
+		T(test_opendkim_concurrent_domains_keep_both_lines),
+		T(test_signer_lock_times_out_naming_holder),
+		T(test_opendkim_activate_refuses_symlinked_lock),
+		T(test_signer_run_times_out_and_ends_the_group),
+		T(test_signer_run_kills_command_ignoring_sigterm),
+		T(test_opendkim_hung_reload_times_out),
+		T(test_signer_open_rejects_bad_reload_timeout),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
