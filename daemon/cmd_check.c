@@ -22,6 +22,7 @@
 #include "../lib/probe.h"
 #include "../lib/record.h"
 #include "daemon.h"
+#include "publish.h"
 
 enum { ST_OK = 0, ST_UNKNOWN, ST_WARNING, ST_CRITICAL };	/* rank */
 
@@ -200,8 +201,8 @@ struct sender {
 struct live {
 	char		*selector, *keyfile;
 	char		 owner[512];
-	unsigned char	*pub;		/* from the private key */
-	size_t		 publen;
+	unsigned char	*sig;		/* the canary signed with the key */
+	size_t		 siglen;
 	enum dk_alg	 alg;
 	int		 usable;	/* loaded and signed */
 	size_t		 q0;
@@ -286,6 +287,29 @@ get_servers(struct dom *d, const char *owner, struct servers *s)
 		s->n = MAX_SERVERS;
 }
 
+/* The customer's servers (cname mode): the ones activation waits for. */
+static void
+get_customer_servers(struct dom *d, const char *owner, struct servers *s)
+{
+	struct dk_error err = { 0, "" };
+
+	if (s->a != NULL || s->rc != DK_OK)
+		return;
+	s->rc = dk_customer_servers(d->c.conf, d->cd, d->c.pops, d->c.pctx,
+	    owner, &s->a, &s->n, &err);
+	if (s->rc == DK_OK && s->n == 0) {
+		s->rc = DK_ETEMP;
+		snprintf(err.msg, sizeof(err.msg), "no servers");
+	}
+	if (s->rc != DK_OK) {
+		free(s->a);
+		s->a = NULL;
+		s->n = 0;
+		snprintf(s->why, sizeof(s->why), "%s", err.msg);
+	} else if (s->n > MAX_SERVERS)
+		s->n = MAX_SERVERS;
+}
+
 static int
 item_add(struct dom *d, struct item **out)
 {
@@ -308,7 +332,11 @@ item_names(struct dom *d, struct item *it, int managed)
 	dk_owner(it->selector, d->cd->name, it->owner, sizeof(it->owner));
 	if (!managed || d->cd->mode != DK_MODE_CNAME) {
 		it->srv = &d->zsrv;
-		get_servers(d, it->owner, &d->zsrv);
+		/* cname mode: the selector names are in the customer's zone. */
+		if (d->cd->mode == DK_MODE_CNAME)
+			get_customer_servers(d, it->owner, &d->zsrv);
+		else
+			get_servers(d, it->owner, &d->zsrv);
 		return DK_OK;
 	}
 	if (dk_conf_cname_target(d->cd, it->selector, &target) != DK_OK) {
@@ -322,7 +350,7 @@ item_names(struct dom *d, struct item *it, int managed)
 	it->srv = &d->tsrv;
 	it->csrv = &d->zsrv;
 	get_servers(d, it->owner, &d->tsrv);
-	get_servers(d, it->cname_owner, &d->zsrv);
+	get_customer_servers(d, it->cname_owner, &d->zsrv);
 	return DK_OK;
 }
 
@@ -402,6 +430,10 @@ collect_senders(struct dom *d)
 	}
 }
 
+/* What --canary signs with the live key and verifies against DNS. */
+static const char canary_msg[] = "From: dkimkeyd canary\r\n\r\n"
+    "This message proves the signer key works.\r\n";
+
 /* The signer's live keys (for the signer check, and --canary). */
 static void
 collect_live(struct run *r, struct dom *d)
@@ -409,10 +441,7 @@ collect_live(struct run *r, struct dom *d)
 	struct dk_error err = { 0, "" };
 	struct dk_signer_key *keys = NULL;
 	struct dk_key *key = NULL;
-	unsigned char *sig = NULL;
-	size_t nkeys = 0, siglen, i;
-	static const char canary[] = "From: dkimkeyd canary\r\n\r\n"
-	    "This message proves the signer key works.\r\n";
+	size_t nkeys = 0, i;
 	char *target = NULL;
 	int rc;
 
@@ -456,16 +485,14 @@ collect_live(struct run *r, struct dom *d)
 			    l->selector, err.msg);
 			continue;
 		}
-		if (dk_key_sign_sha256(key, (const unsigned char *)canary,
-		    sizeof(canary) - 1, &sig, &siglen, &err) != DK_OK ||
-		    dk_key_public(key, &l->pub, &l->publen, &err) != DK_OK) {
+		if (dk_key_sign_sha256(key, (const unsigned char *)canary_msg,
+		    sizeof(canary_msg) - 1, &l->sig, &l->siglen, &err) !=
+		    DK_OK) {
 			padd(&d->probs, ST_CRITICAL, "%s: canary: cannot sign "
 			    "with %s: %s", d->cd->name, l->keyfile, err.msg);
 		} else
 			l->usable = 1;
 		l->alg = dk_key_alg(key);
-		free(sig);
-		sig = NULL;
 		dk_key_free(key);
 		key = NULL;
 	}
@@ -1034,14 +1061,59 @@ judge_signer(struct run *r, struct dom *d)
 	}
 }
 
-/* --canary: the live key's public half is what every server serves. */
-static void
-judge_canary(struct run *r, struct dom *d)
+/*
+ * Would the canary signature of l verify with the record q's server
+ * returned, as a receiver's verifier checks it?  If not, why says so.
+ */
+static int
+canary_verifies(const struct dk_query *q, const struct live *l, char *why,
+    size_t len)
 {
 	struct dk_error err = { 0, "" };
 	struct dk_record *rec = NULL;
+	char *text = NULL;
+	int ok = 0, rc;
+
+	if (q->answer.ntxt != 1)
+		note(why, len, "%s does not serve its public key at %s (%zu "
+		    "TXT records)", q->server.text, l->owner, q->answer.ntxt);
+	else if (dk_txt_join(&q->answer.txt[0], &text) != DK_OK)
+		note(why, len, "out of memory");
+	else if (dk_record_parse(text, strlen(text), &rec, &err) != DK_OK)
+		note(why, len, "%s serves an invalid record at %s: %s",
+		    q->server.text, l->owner, err.msg);
+	else if (rec->plen == 0)
+		note(why, len, "%s serves a revoked record (p=) at %s",
+		    q->server.text, l->owner);
+	else if (rec->k != l->alg)
+		note(why, len, "%s serves a k=%s key at %s, the signer's key "
+		    "is %s", q->server.text, rec->k == DK_ALG_ED25519 ?
+		    "ed25519" : "rsa", l->owner, l->alg == DK_ALG_ED25519 ?
+		    "ed25519" : "rsa");
+	else if ((rc = dk_key_verify_sha256(rec->k, rec->p, rec->plen,
+	    (const unsigned char *)canary_msg, sizeof(canary_msg) - 1,
+	    l->sig, l->siglen, &err)) == DK_EMISMATCH)
+		note(why, len, "%s serves another key at %s", q->server.text,
+		    l->owner);
+	else if (rc != DK_OK)
+		note(why, len, "the key %s serves at %s: %s", q->server.text,
+		    l->owner, err.msg);
+	else
+		ok = 1;
+	free(text);
+	dk_record_free(rec);
+	return ok;
+}
+
+/*
+ * --canary: a signature made with the live key verifies with the record
+ * every authoritative server serves.
+ */
+static void
+judge_canary(struct run *r, struct dom *d)
+{
 	const struct dk_query *q;
-	char why[300], *text = NULL;
+	char why[600];
 	size_t i, j;
 	int sev;
 
@@ -1069,22 +1141,11 @@ judge_canary(struct run *r, struct dom *d)
 				    d->cd->name, why);
 				continue;
 			}
-			if (q->answer.ntxt != 1 || dk_txt_join(
-			    &q->answer.txt[0], &text) != DK_OK ||
-			    dk_record_parse(text, strlen(text), &rec, &err) !=
-			    DK_OK || rec->k != l->alg || rec->plen !=
-			    l->publen || memcmp(rec->p, l->pub, l->publen) !=
-			    0)
+			if (!canary_verifies(q, l, why, sizeof(why)))
 				padd(&d->probs, ST_CRITICAL, "%s: canary: a "
 				    "signature by the signer's key %s (selector "
-				    "%s) would not verify: %s does not serve "
-				    "its public key at %s", d->cd->name,
-				    l->keyfile, l->selector, q->server.text,
-				    l->owner);
-			free(text);
-			text = NULL;
-			dk_record_free(rec);
-			rec = NULL;
+				    "%s) would not verify: %s", d->cd->name,
+				    l->keyfile, l->selector, why);
 		}
 	}
 }
@@ -1321,7 +1382,7 @@ dom_free(struct dom *d)
 	for (i = 0; i < d->nlive; i++) {
 		free(d->live[i].selector);
 		free(d->live[i].keyfile);
-		free(d->live[i].pub);
+		free(d->live[i].sig);
 	}
 	free(d->live);
 	free(d->zsrv.a);

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,96 @@ fmt_time(int64_t t, char *buf, size_t len)
 		snprintf(buf, len, "never (without another rotation)");
 	else
 		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Append to buf (NUL-terminated, len bytes); cut, never overrun. */
+static void
+append(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+append(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t off = strlen(buf);
+	va_list ap;
+
+	if (off + 1 >= len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf + off, len - off, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Why a rotation is blocked: every configured selector that is not free
+ * and does not hold an active key, with what its last key still has to go
+ * through.  A selector is reused only once its previous key is removed
+ * and that record's TTL has passed (DESIGN.md, RFC 6376 §3.1).
+ */
+static void
+busy_selectors(const struct dk_domain_ctx *c, int64_t now, char *buf,
+    size_t len)
+{
+	const struct dk_policy *pol = &c->pol;
+	const struct dk_key_state *k;
+	const char *sel;
+	char ra[32], ttl[32], t[64];
+	size_t i, j, n = 0;
+	int last;
+
+	buf[0] = '\0';
+	dk_duration_format(pol->retire_after, ra, sizeof(ra));
+	for (i = 0; i < pol->nselectors + pol->ned; i++) {
+		sel = i < pol->nselectors ? pol->selectors[i] :
+		    pol->ed_selectors[i - pol->nselectors];
+		if (dk_plan_selector_free_at(c->st, pol, sel) <= now)
+			continue;
+		for (j = 0, last = -1; j < c->st->nkeys; j++)
+			if (strcmp(c->st->keys[j].selector, sel) == 0)
+				last = (int)j;
+		if (last == -1)
+			continue;
+		k = &c->st->keys[last];
+		dk_duration_format(k->ttl, ttl, sizeof(ttl));
+		append(buf, len, "%s", n++ ? "; " : "");
+		switch (dk_key_state_get(k, now)) {
+		case DK_KS_ACTIVE:
+			append(buf, len, "%s holds the active key %s", sel,
+			    k->key_id);
+			break;
+		case DK_KS_RETIRED:
+			if (k->compromised_at != 0)
+				append(buf, len, "%s still holds key %s "
+				    "(retired, compromised; revoked at once, "
+				    "then removed after its TTL %s)", sel,
+				    k->key_id, ttl);
+			else
+				append(buf, len, "%s still holds key %s "
+				    "(retired; revoked after retire_after %s, "
+				    "then removed after its TTL %s)", sel,
+				    k->key_id, ra, ttl);
+			break;
+		case DK_KS_REVOKED:
+			append(buf, len, "%s still holds key %s (revoked; "
+			    "removed after its TTL %s)", sel, k->key_id, ttl);
+			break;
+		case DK_KS_REMOVED:
+			fmt_time(dk_plan_selector_free_at(c->st, pol, sel), t,
+			    sizeof(t));
+			append(buf, len, "%s's last key %s was removed; "
+			    "resolvers may cache its record for its TTL %s, "
+			    "until %s", sel, k->key_id, ttl, t);
+			break;
+		default:
+			append(buf, len, "%s holds key %s of a rotation not "
+			    "finished (%s)", sel, k->key_id,
+			    dk_kstate_name(dk_key_state_get(k, now)));
+			break;
+		}
+	}
+	if (n == 0)
+		append(buf, len, "every selector's previous key is still "
+		    "in DNS");
 }
 
 static void
@@ -72,7 +163,7 @@ cmd_rotate(const struct dk_conf *conf, const char *domain, int dry_run)
 	struct dk_domain_ctx c;
 	struct dk_error err = { 0, "" };
 	struct dk_plan p;
-	char when[64];
+	char when[64], busy[1024];
 	int rc, pending, target = -1, rotate = 1;
 
 	if ((dom = dk_conf_domain_find(conf, domain)) == NULL) {
@@ -104,8 +195,9 @@ cmd_rotate(const struct dk_conf *conf, const char *domain, int dry_run)
 				rc = DK_OK;
 			} else if (p.blocked) {
 				fmt_time(p.when, when, sizeof(when));
+				busy_selectors(&c, now, busy, sizeof(busy));
 				complain("%s: no selector is free for a new "
-				    "key until %s", domain, when);
+				    "key until %s: %s", domain, when, busy);
 				rc = DK_ETEMP;
 			} else {
 				say("nothing to do for %s", domain);
@@ -121,9 +213,9 @@ cmd_rotate(const struct dk_conf *conf, const char *domain, int dry_run)
 			}
 			if (p.blocked) {
 				fmt_time(p.when, when, sizeof(when));
+				busy_selectors(&c, now, busy, sizeof(busy));
 				complain("%s: no selector is free for a new "
-				    "key until %s (the previous key there is "
-				    "not removed yet)", domain, when);
+				    "key until %s: %s", domain, when, busy);
 				rc = DK_ETEMP;
 				break;
 			}

@@ -6,6 +6,13 @@
  * of them (or a signal), runs that domain's due steps, and repeats; SIGHUP
  * re-reads the configuration, SIGTERM and SIGINT end it after the step in
  * progress.  Both modes run the same per-domain code (visit()).
+ *
+ * Publications due at the same time are sent together: a domain whose
+ * next step is PUBLISH does the first half (lock held, key file checked,
+ * cache drain committed) and waits in a batch; flush() then sends the
+ * records of every waiting domain that shares a provider section in as
+ * few UPDATE messages as fit, commits each domain's published_at and
+ * carries on with its later steps.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +30,7 @@
 
 #include "../lib/spread.h"
 #include "daemon.h"
+#include "publish.h"
 
 /* A failing domain is retried after 30s, doubling up to an hour. */
 #define BACKOFF_MIN	30
@@ -34,6 +42,11 @@
 #define RECHECK		3600
 /* Bounded: a planner bug must not spin the daemon on one domain. */
 #define MAX_STEPS	64
+/*
+ * Domains waiting in one batch.  Each holds its lock (a descriptor) until
+ * the batch is sent; a 64 KiB UPDATE holds about a hundred RSA records.
+ */
+#define BATCH_MAX	128
 
 /* One configured domain in the scheduler. */
 struct slot {
@@ -43,6 +56,29 @@ struct slot {
 	int64_t		 backoff;	/* last retry delay; 0: healthy */
 	int		 blocked;	/* rotation due, selector busy (said) */
 };
+
+/* Records published and UPDATE messages sent for them. */
+struct stats {
+	size_t		 records;
+	unsigned long	 messages;
+};
+
+/* A domain whose record waits to be sent with others. */
+struct parked {
+	struct slot		*s;
+	struct dk_domain_ctx	 c;	/* open: lock held */
+	struct dk_publish	 pb;
+	int			 steps;
+};
+
+struct batch {
+	struct parked	*p;		/* BATCH_MAX slots */
+	size_t		 n;
+};
+
+/* What becomes of a domain once its steps end (run --once, daemon). */
+typedef void (*done_fn)(struct slot *, int rc, const struct dk_error *,
+    void *arg);
 
 static volatile sig_atomic_t reload_requested;
 static sigset_t run_blocked, run_unblocked;
@@ -216,36 +252,33 @@ peek(const struct dk_conf *conf, struct slot *s, struct dk_plan *p,
 	return DK_OK;
 }
 
+static unsigned
+messages_sent(const struct dk_domain_ctx *c)
+{
+	return c->pops->messages != NULL ? c->pops->messages(c->pctx) : 0;
+}
+
 /*
- * Look at one domain: read its state without the lock and plan; when a
- * step is due, open it (lock, providers) and run its due steps in order,
- * committing each, until nothing is due now, a probe has to wait, a step
- * fails, or a stop is requested.  Sets s->step_at.  lock_wait: seconds to
- * wait for the domain's lock (the daemon does not wait: a domain locked
- * by a command is retried later, without delaying the others).
+ * Run an open domain's due steps in order, committing each, until
+ * nothing is due now, a probe has to wait, a step fails, or a stop is
+ * requested; then close it.  Sets s->step_at.  With a batch (not full),
+ * a due PUBLISH is prepared and the domain parked there, still open
+ * (*parked set); flush() resumes it.
  */
 static int
-visit(const struct dk_conf *conf, struct slot *s, int lock_wait,
-    struct dk_error *err)
+advance(struct slot *s, struct dk_domain_ctx *c, int steps, struct batch *b,
+    struct stats *stats, int *parked, struct dk_error *err)
 {
-	struct dk_domain_ctx c;
 	struct dk_plan p;
+	struct parked *pk;
 	int64_t now, next;
-	int rc, pending, rot_due, steps = 0;
+	unsigned m0;
+	int rc, pending, rot_due;
 
-	/* Most visits find nothing due: no lock, no providers then. */
-	if ((rc = peek(conf, s, &p, err)) != DK_OK)
-		return rc;
-	if (p.action == DK_ACT_NONE)
-		return DK_OK;
-
-	if ((rc = dk_domain_open(conf, s->dom, "run", lock_wait, &c, err)) !=
-	    DK_OK)
-		return rc;
 	for (;;) {
 		take_signals();
 		now = dk_now();
-		plan_domain(s->dom, c.st, &c.pol, now, &p, &next, &rot_due);
+		plan_domain(s->dom, c->st, &c->pol, now, &p, &next, &rot_due);
 		note_blocked(s, &p, rot_due);
 		if (p.action == DK_ACT_NONE || dk_stop_requested) {
 			s->step_at = next;
@@ -262,7 +295,7 @@ visit(const struct dk_conf *conf, struct slot *s, int lock_wait,
 
 			dk_duration_format(s->dom->rotate_every, every,
 			    sizeof(every));
-			if (dk_plan_active_key(c.st, now) == -1)
+			if (dk_plan_active_key(c->st, now) == -1)
 				say("%s: no active key; rotating to %s "
 				    "(rotate_every %s)", s->dom->name,
 				    p.selector, every);
@@ -271,18 +304,170 @@ visit(const struct dk_conf *conf, struct slot *s, int lock_wait,
 				    "to %s", s->dom->name, every,
 				    p.selector);
 		}
-		rc = dk_domain_step(&c, &p, &pending, err);
+		if (p.action == DK_ACT_PUBLISH && b != NULL &&
+		    b->n < BATCH_MAX && c->pops->replace_many != NULL) {
+			pk = &b->p[b->n];
+			memset(pk, 0, sizeof(*pk));
+			rc = dk_publish_prepare(c, p.key, &pending, &pk->pb,
+			    err);
+			if (rc == DK_OK) {
+				pk->s = s;
+				pk->c = *c;	/* moved: flush() closes it */
+				pk->steps = steps;
+				b->n++;
+				*parked = 1;
+				return DK_OK;
+			}
+		} else {
+			m0 = messages_sent(c);
+			rc = dk_domain_step(c, &p, &pending, err);
+			if (p.action == DK_ACT_PUBLISH && rc == DK_OK) {
+				stats->records++;
+				stats->messages += messages_sent(c) - m0;
+			}
+		}
 		if (rc == DK_ETEMP && pending) {
 			say("%s", err->msg);
-			s->step_at = probe_again(c.st, &p, dk_now());
+			s->step_at = probe_again(c->st, &p, dk_now());
 			rc = DK_OK;
 			break;
 		}
 		if (rc != DK_OK)
 			break;
 	}
-	dk_domain_close(&c);
+	dk_domain_close(c);
 	return rc;
+}
+
+/*
+ * Look at one domain: read its state without the lock and plan; when a
+ * step is due, open it (lock, providers) and advance it.  lock_wait:
+ * seconds to wait for the domain's lock (the daemon does not wait: a
+ * domain locked by a command is retried later, without delaying the
+ * others).  *parked: the domain waits in b; its outcome comes from
+ * flush().
+ */
+static int
+visit(const struct dk_conf *conf, struct slot *s, int lock_wait,
+    struct batch *b, struct stats *stats, int *parked, struct dk_error *err)
+{
+	struct dk_domain_ctx c;
+	struct dk_plan p;
+	int rc;
+
+	*parked = 0;
+	/* Most visits find nothing due: no lock, no providers then. */
+	if ((rc = peek(conf, s, &p, err)) != DK_OK)
+		return rc;
+	if (p.action == DK_ACT_NONE)
+		return DK_OK;
+	if ((rc = dk_domain_open(conf, s->dom, "run", lock_wait, &c, err)) !=
+	    DK_OK)
+		return rc;
+	return advance(s, &c, 0, b, stats, parked, err);
+}
+
+/*
+ * Send the parked records, one provider section at a time (the provider
+ * groups them by zone and fills each UPDATE up to the 64 KiB limit),
+ * then finish each domain's publication and carry on with its steps.
+ * Each domain's outcome goes to done().
+ */
+static void
+flush(struct batch *b, struct stats *stats, done_fn done, void *arg)
+{
+	const struct dk_conf_section *psec;
+	const struct dk_dns_provider_ops *pops;
+	struct dk_dns_change *ch = NULL;
+	struct dk_error *errs = NULL, err;
+	struct parked *pk;
+	size_t *idx = NULL, i, j, k;
+	char *sent = NULL;
+	int *status = NULL, parked, rc;
+	void *pctx;
+	unsigned m0;
+
+	if (b->n == 0)
+		return;
+	if ((ch = calloc(b->n, sizeof(*ch))) == NULL ||
+	    (errs = calloc(b->n, sizeof(*errs))) == NULL ||
+	    (idx = calloc(b->n, sizeof(*idx))) == NULL ||
+	    (status = calloc(b->n, sizeof(*status))) == NULL ||
+	    (sent = calloc(b->n, 1)) == NULL) {
+		for (i = 0; i < b->n; i++) {
+			memset(&err, 0, sizeof(err));
+			dk_err(&err, DK_ENOMEM, "%s: out of memory",
+			    b->p[i].s->dom->name);
+			dk_publish_clear(&b->p[i].pb);
+			dk_domain_close(&b->p[i].c);
+			done(b->p[i].s, DK_ENOMEM, &err, arg);
+		}
+		goto out;
+	}
+	for (i = 0; i < b->n; i++) {
+		if (sent[i])
+			continue;
+		psec = b->p[i].c.psec;
+		pops = b->p[i].c.pops;
+		for (k = 0, j = i; j < b->n; j++)
+			if (!sent[j] && b->p[j].c.psec == psec) {
+				pk = &b->p[j];
+				idx[k] = j;
+				ch[k].owner = pk->pb.owner;
+				ch[k].old = NULL;
+				ch[k].new = &pk->pb.txt;
+				ch[k].ttl = pk->pb.ttl;
+				sent[j] = 1;
+				k++;
+			}
+		/* The group shares the first domain's provider context. */
+		pctx = b->p[i].c.pctx;
+		m0 = pops->messages != NULL ? pops->messages(pctx) : 0;
+		CRASHPOINT("before-publish");
+		if (k == 1) {
+			memset(&errs[0], 0, sizeof(errs[0]));
+			status[0] = pops->replace(pctx, ch[0].owner, NULL,
+			    ch[0].new, ch[0].ttl, &errs[0]);
+		} else
+			(void)pops->replace_many(pctx, ch, k, status, errs);
+		CRASHPOINT("after-publish");
+		if (pops->messages != NULL)
+			stats->messages += pops->messages(pctx) - m0;
+		for (j = 0; j < k; j++) {
+			pk = &b->p[idx[j]];
+			memset(&err, 0, sizeof(err));
+			rc = status[j];
+			if (rc != DK_OK)
+				err = errs[j];
+			else if ((rc = dk_publish_finish(&pk->c, &pk->pb,
+			    &err)) == DK_OK)
+				stats->records++;
+			dk_publish_clear(&pk->pb);
+			if (rc == DK_OK) {
+				/* Its later steps, one domain at a time. */
+				rc = advance(pk->s, &pk->c, pk->steps, NULL,
+				    stats, &parked, &err);
+			} else
+				dk_domain_close(&pk->c);
+			done(pk->s, rc, &err, arg);
+		}
+	}
+ out:
+	b->n = 0;
+	free(ch);
+	free(errs);
+	free(idx);
+	free(status);
+	free(sent);
+}
+
+/* Say how many messages carried the records, when several were sent. */
+static void
+say_stats(const struct stats *st)
+{
+	if (st->records > 1)
+		say("published %zu records in %lu UPDATE message%s",
+		    st->records, st->messages, st->messages == 1 ? "" : "s");
 }
 
 /* Keep the worst outcome: anything but "temporary" beats temporary. */
@@ -298,14 +483,40 @@ worse(int a, int b)
 	return a;
 }
 
+struct once {
+	int	status;
+};
+
+static void
+once_done(struct slot *s, int rc, const struct dk_error *err, void *arg)
+{
+	struct once *o = arg;
+
+	(void)s;
+	if (rc == DK_OK)
+		return;
+	complain("%s", err->msg);
+	o->status = worse(o->status, dk_exit_code(rc));
+}
+
 static int
 run_once(const struct dk_conf *conf, const char *domain)
 {
 	struct dk_error err;
-	struct slot s;
+	struct slot *slots;
+	struct batch b = { NULL, 0 };
+	struct stats stats = { 0, 0 };
+	struct once o = { 0 };
 	size_t i;
-	int rc, status = 0;
+	int rc, parked;
 
+	/* Slots live until the batch is sent: flush() reports on them. */
+	if ((slots = calloc(conf->ndomains + 1, sizeof(*slots))) == NULL ||
+	    (b.p = calloc(BATCH_MAX, sizeof(*b.p))) == NULL) {
+		free(slots);
+		complain("out of memory");
+		return 71;
+	}
 	for (i = 0; i < conf->ndomains; i++) {
 		take_signals();
 		if (dk_stop_requested)
@@ -313,15 +524,21 @@ run_once(const struct dk_conf *conf, const char *domain)
 		if (domain != NULL &&
 		    dk_conf_domain_find(conf, domain) != &conf->domains[i])
 			continue;
-		memset(&s, 0, sizeof(s));
-		s.dom = &conf->domains[i];
+		if (b.n == BATCH_MAX)
+			flush(&b, &stats, once_done, &o);
+		slots[i].dom = &conf->domains[i];
 		memset(&err, 0, sizeof(err));
-		if ((rc = visit(conf, &s, LOCK_WAIT, &err)) != DK_OK) {
-			complain("%s", err.msg);
-			status = worse(status, dk_exit_code(rc));
-		}
+		rc = visit(conf, &slots[i], LOCK_WAIT, &b, &stats, &parked,
+		    &err);
+		if (!parked)
+			once_done(&slots[i], rc, &err, &o);
 	}
-	return status;
+	/* Parked domains are finished even when a stop was asked for. */
+	flush(&b, &stats, once_done, &o);
+	say_stats(&stats);
+	free(b.p);
+	free(slots);
+	return o.status;
 }
 
 /* ---- the daemon ------------------------------------------------------ */
@@ -369,6 +586,20 @@ schedule(struct slot *s, int64_t now)
 	s->due = s->step_at;
 	if (s->due > now + RECHECK)
 		s->due = now + RECHECK;
+}
+
+static void
+daemon_done(struct slot *s, int rc, const struct dk_error *err, void *arg)
+{
+	int64_t now = dk_now();
+
+	(void)arg;
+	if (rc != DK_OK)
+		retry_later(s, rc, err, now);
+	else {
+		s->backoff = 0;
+		schedule(s, now);
+	}
 }
 
 static size_t
@@ -601,13 +832,16 @@ run_daemon(const struct dk_conf *conf, const char *domain)
 	struct dk_conf *owned = NULL;
 	struct dk_error err;
 	struct slot *slots = NULL, *s;
+	struct batch b = { NULL, 0 };
+	struct stats stats;
 	size_t n = 0, i;
 	int64_t now, t;
-	int rc, code = 0;
+	int rc, code = 0, parked;
 
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 	now = dk_now();
-	if ((slots = make_slots(cur, domain, NULL, 0, &n, now)) == NULL) {
+	if ((b.p = calloc(BATCH_MAX, sizeof(*b.p))) == NULL ||
+	    (slots = make_slots(cur, domain, NULL, 0, &n, now)) == NULL) {
 		complain("out of memory");
 		code = 71;
 		goto out;
@@ -639,16 +873,29 @@ run_daemon(const struct dk_conf *conf, const char *domain)
 		now = dk_now();
 		i = earliest(slots, n);
 		if (i < n && slots[i].due <= now) {
-			s = &slots[i];
-			memset(&err, 0, sizeof(err));
-			rc = visit(cur, s, 0, &err);
-			now = dk_now();
-			if (rc != DK_OK)
-				retry_later(s, rc, &err, now);
-			else {
-				s->backoff = 0;
-				schedule(s, now);
+			/*
+			 * Every domain due now, so that their records can
+			 * share UPDATE messages; each still only waits for
+			 * its own steps, and a failing one only for itself.
+			 */
+			memset(&stats, 0, sizeof(stats));
+			for (i = 0; i < n; i++) {
+				s = &slots[i];
+				if (s->due > now)
+					continue;
+				take_signals();
+				if (dk_stop_requested)
+					break;
+				if (b.n == BATCH_MAX)
+					flush(&b, &stats, daemon_done, NULL);
+				memset(&err, 0, sizeof(err));
+				rc = visit(cur, s, 0, &b, &stats, &parked,
+				    &err);
+				if (!parked)
+					daemon_done(s, rc, &err, NULL);
 			}
+			flush(&b, &stats, daemon_done, NULL);
+			say_stats(&stats);
 			report(slots, n);
 			continue;
 		}
@@ -658,6 +905,7 @@ run_daemon(const struct dk_conf *conf, const char *domain)
 	dk_notify("STOPPING=1");
 	say("stopping");
 out:
+	free(b.p);
 	free(slots);
 	dk_conf_free(owned);
 	return code;

@@ -63,14 +63,16 @@ json_domain(const struct dk_domain_state *st, const struct dk_plan *p,
 		jstr(k->algorithm);
 		printf(",\"state\":");
 		jstr(dk_kstate_name(dk_key_state_get(k, now)));
-		printf(",\"ttl\":%" PRId64 ",", k->ttl);
+		printf(",\"generation\":%" PRId64 ",\"ttl\":%" PRId64 ",",
+		    k->generation, k->ttl);
 		jtime("created", k->created_at, 1);
 		jtime("published", k->published_at, 1);
 		jtime("visible", k->visible_at, 1);
 		jtime("active", k->active_at, 1);
 		jtime("retired", k->retired_at, 1);
 		jtime("revoked", k->revoked_at, 1);
-		jtime("removed", k->removed_at, 0);
+		jtime("removed", k->removed_at, 1);
+		jtime("compromised", k->compromised_at, 0);
 		printf("}");
 	}
 	printf("],\"next_action\":");
@@ -109,8 +111,15 @@ text_domain(const struct dk_domain_state *st, const struct dk_plan *p,
 		default:		since = k->removed_at; break;
 		}
 		iso(since, t1, sizeof(t1));
-		printf("  %-12s %-9s %-9s key-id %s  since %s\n", k->selector,
-		    dk_kstate_name(s), k->algorithm, k->key_id, t1);
+		printf("  %-12s %-9s %-9s key-id %s  gen %" PRId64
+		    "  since %s", k->selector, dk_kstate_name(s),
+		    k->algorithm, k->key_id, k->generation, t1);
+		/* Marked by `revoke`: say so until the key is gone. */
+		if (k->compromised_at != 0) {
+			iso(k->compromised_at, t2, sizeof(t2));
+			printf("  compromised %s", t2);
+		}
+		printf("\n");
 	}
 	if (p->action != DK_ACT_NONE) {
 		printf("  next: %s %s now\n", dk_action_name(p->action),

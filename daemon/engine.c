@@ -14,18 +14,77 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../lib/key.h"
 #include "../lib/record.h"
 #include "daemon.h"
+#include "publish.h"
 
 const char *
 dk_owner(const char *selector, const char *domain, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s._domainkey.%s", selector, domain);
 	return buf;
+}
+
+int
+dk_txt_owner(const struct dk_conf_domain *dom, const char *selector,
+    char *buf, size_t len, struct dk_error *err)
+{
+	char *t = NULL;
+	int n;
+
+	if (dom->mode != DK_MODE_CNAME) {
+		dk_owner(selector, dom->name, buf, len);
+		return DK_OK;
+	}
+	if (dk_conf_cname_target(dom, selector, &t) != DK_OK)
+		return dk_err(err, DK_EINVAL, "%s:%d: [domain %s]: "
+		    "cname_target gives no valid name for selector %s",
+		    dom->file, dom->line, dom->name, selector);
+	n = snprintf(buf, len, "%s", t);
+	free(t);
+	if (n < 0 || (size_t)n >= len)
+		return dk_err(err, DK_EINVAL, "%s: cname_target too long for "
+		    "selector %s", dom->name, selector);
+	return DK_OK;
+}
+
+int
+dk_customer_servers(const struct dk_conf *conf,
+    const struct dk_conf_domain *dom, const struct dk_dns_provider_ops *pops,
+    void *pctx, const char *owner, struct dk_addr **out, size_t *n,
+    struct dk_error *err)
+{
+	const struct dk_conf_section *sec;
+	const struct dk_dns_provider_ops *cops;
+	void *cctx = NULL;
+	int rc;
+
+	if (dom->cname_servers != NULL)
+		return dk_addr_parse_list(dom->cname_servers, 53, out, n, err);
+	/* The provider that writes the customer's zone knows its servers. */
+	if (dom->cname_provider != NULL) {
+		if ((sec = dk_conf_provider_find(conf, dom->cname_provider)) ==
+		    NULL || (cops = dk_dns_provider_find(sec->type)) == NULL)
+			return dk_err(err, DK_ECONFIG, "%s:%d: [domain %s]: "
+			    "cname_provider %s is not defined", dom->file,
+			    dom->line, dom->name, dom->cname_provider);
+		if ((rc = cops->open(sec, &cctx, err)) != DK_OK)
+			return rc;
+		rc = cops->servers(cctx, owner, out, n, err);
+		cops->close(cctx);
+		return rc;
+	}
+	if (pops->zone_servers == NULL)
+		return dk_err(err, DK_ECONFIG, "%s:%d: [domain %s]: provider "
+		    "%s cannot find the servers of other zones; set "
+		    "cname_servers", dom->file, dom->line, dom->name,
+		    dom->provider);
+	return pops->zone_servers(pctx, owner, out, n, err);
 }
 
 static int
@@ -455,7 +514,9 @@ observe_drain(struct dk_domain_ctx *c, const char *owner,
 			dk_answer_clear(&ans);
 			continue;
 		}
-		t = ans.ntxt > 0 ? (int64_t)ans.ttl : (int64_t)ans.neg_ttl;
+		/* A CNAME (cname mode) is cached like a record. */
+		t = ans.ntxt > 0 || ans.cname != NULL ? (int64_t)ans.ttl :
+		    (int64_t)ans.neg_ttl;
 		if (t > d)
 			d = t;
 		answered++;
@@ -468,20 +529,57 @@ observe_drain(struct dk_domain_ctx *c, const char *owner,
 	return DK_OK;
 }
 
+/*
+ * In cname mode, what resolvers may hold for the customer's selector name
+ * counts too: a negative answer cached there outlives our record's
+ * arrival just the same.
+ */
 static int
-do_publish(struct dk_domain_ctx *c, int k, int64_t now, int *pending,
-    struct dk_error *err)
+observe_customer(struct dk_domain_ctx *c, const char *selector,
+    int64_t *drain, struct dk_error *err)
+{
+	struct dk_addr *addrs = NULL;
+	size_t n = 0;
+	char owner[512];
+	int rc;
+
+	dk_owner(selector, c->dom->name, owner, sizeof(owner));
+	if ((rc = dk_customer_servers(c->conf, c->dom, c->pops, c->pctx,
+	    owner, &addrs, &n, err)) != DK_OK) {
+		dk_err_prefix(err, "%s: the servers of %s", owner,
+		    c->dom->name);
+		return rc;
+	}
+	rc = observe_drain(c, owner, addrs, n, drain, err);
+	free(addrs);
+	return rc;
+}
+
+void
+dk_publish_clear(struct dk_publish *pb)
+{
+	dk_txt_free(&pb->txt);
+	memset(pb, 0, sizeof(*pb));
+	pb->key = -1;
+}
+
+int
+dk_publish_prepare(struct dk_domain_ctx *c, int k, int *pending,
+    struct dk_publish *out, struct dk_error *err)
 {
 	struct dk_key_state *ks = &c->st->keys[k];
 	struct dk_txt txt = { NULL, 0 };
 	struct dk_record *rec = NULL;
 	struct dk_addr *addrs = NULL;
 	size_t n = 0;
-	char owner[512], d1[32];
-	int64_t drain = 0;
+	char owner[512];
+	int64_t drain = 0, d2 = 0, now = dk_now();
 	int rc;
 
-	dk_owner(ks->selector, c->dom->name, owner, sizeof(owner));
+	*pending = 0;
+	if ((rc = dk_txt_owner(c->dom, ks->selector, owner, sizeof(owner),
+	    err)) != DK_OK)
+		return rc;
 	if ((rc = check_key_file(ks, err)) != DK_OK)
 		return rc;
 	if ((rc = dk_expected_txt(ks, DK_KS_PUBLISHED, &txt, &rec, err)) !=
@@ -497,8 +595,12 @@ do_publish(struct dk_domain_ctx *c, int k, int64_t now, int *pending,
 		if ((rc = c->pops->servers(c->pctx, owner, &addrs, &n, err)) !=
 		    DK_OK)
 			goto out;
-		if ((rc = observe_drain(c, owner, addrs, n, &drain, err)) !=
-		    DK_OK) {
+		rc = observe_drain(c, owner, addrs, n, &drain, err);
+		if (rc == DK_OK && c->dom->mode == DK_MODE_CNAME &&
+		    (rc = observe_customer(c, ks->selector, &d2, err)) ==
+		    DK_OK && d2 > drain)
+			drain = d2;
+		if (rc != DK_OK) {
 			/*
 			 * Every server must answer before the UPDATE, or a
 			 * cached answer could outlive the drain wait.  A
@@ -516,21 +618,85 @@ do_publish(struct dk_domain_ctx *c, int k, int64_t now, int *pending,
 		if ((rc = commit(c, err)) != DK_OK)
 			goto out;
 	}
-	CRASHPOINT("before-publish");
-	if ((rc = c->pops->replace(c->pctx, owner, NULL, &txt,
-	    (uint32_t)ks->ttl, err)) != DK_OK)
-		goto out;
-	CRASHPOINT("after-publish");
-	ks->published_at = now;
-	if ((rc = commit(c, err)) != DK_OK)
-		goto out;
-	dk_duration_format(ks->drain, d1, sizeof(d1));
-	say("%s: published (ttl %" PRId64 "s, prior cache time %s) "
-	    "event=published key-id=%s", owner, ks->ttl, d1, ks->key_id);
+	memset(out, 0, sizeof(*out));
+	out->key = k;
+	snprintf(out->owner, sizeof(out->owner), "%s", owner);
+	out->txt = txt;
+	out->ttl = (uint32_t)ks->ttl;
+	txt.str = NULL;
+	txt.nstr = 0;
 out:
 	free(addrs);
 	dk_txt_free(&txt);
 	dk_record_free(rec);
+	return rc;
+}
+
+int
+dk_publish_finish(struct dk_domain_ctx *c, const struct dk_publish *pb,
+    struct dk_error *err)
+{
+	struct dk_key_state *ks = &c->st->keys[pb->key];
+	const struct dk_conf_section *sec;
+	const struct dk_dns_provider_ops *cops;
+	void *cctx = NULL;
+	char d1[32], cowner[512];
+	int rc;
+
+	/*
+	 * The customer's CNAME goes in after our record, so that it never
+	 * points at nothing longer than it must; before probing, which
+	 * waits for it.
+	 */
+	if (c->dom->mode == DK_MODE_CNAME && c->dom->cname_provider != NULL) {
+		dk_owner(ks->selector, c->dom->name, cowner, sizeof(cowner));
+		if ((sec = dk_conf_provider_find(c->conf,
+		    c->dom->cname_provider)) == NULL ||
+		    (cops = dk_dns_provider_find(sec->type)) == NULL)
+			return dk_err(err, DK_ECONFIG, "%s:%d: [domain %s]: "
+			    "cname_provider %s is not defined", c->dom->file,
+			    c->dom->line, c->dom->name, c->dom->cname_provider);
+		if (cops->replace_cname == NULL)
+			return dk_err(err, DK_ECONFIG, "%s:%d: [domain %s]: "
+			    "provider %s (%s) cannot write CNAME records",
+			    c->dom->file, c->dom->line, c->dom->name,
+			    sec->name, sec->type);
+		if ((rc = cops->open(sec, &cctx, err)) != DK_OK)
+			return rc;
+		CRASHPOINT("before-cname");
+		rc = cops->replace_cname(cctx, cowner, pb->owner, pb->ttl,
+		    err);
+		cops->close(cctx);
+		if (rc != DK_OK)
+			return rc;
+		CRASHPOINT("after-cname");
+	}
+	ks->published_at = dk_now();
+	if ((rc = commit(c, err)) != DK_OK)
+		return rc;
+	dk_duration_format(ks->drain, d1, sizeof(d1));
+	say("%s: published (ttl %" PRId64 "s, prior cache time %s) "
+	    "event=published key-id=%s", pb->owner, ks->ttl, d1, ks->key_id);
+	return DK_OK;
+}
+
+static int
+do_publish(struct dk_domain_ctx *c, int k, int *pending,
+    struct dk_error *err)
+{
+	struct dk_publish pb;
+	int rc;
+
+	memset(&pb, 0, sizeof(pb));
+	if ((rc = dk_publish_prepare(c, k, pending, &pb, err)) != DK_OK)
+		return rc;
+	CRASHPOINT("before-publish");
+	rc = c->pops->replace(c->pctx, pb.owner, NULL, &pb.txt, pb.ttl, err);
+	if (rc == DK_OK) {
+		CRASHPOINT("after-publish");
+		rc = dk_publish_finish(c, &pb, err);
+	}
+	dk_publish_clear(&pb);
 	return rc;
 }
 
@@ -548,7 +714,9 @@ probe_all(struct dk_domain_ctx *c, const struct dk_key_state *ks,
 	char owner[512];
 	int rc;
 
-	dk_owner(ks->selector, c->dom->name, owner, sizeof(owner));
+	if ((rc = dk_txt_owner(c->dom, ks->selector, owner, sizeof(owner),
+	    err)) != DK_OK)
+		return rc;
 	if ((rc = dk_expected_txt(ks, s, &txt, &rec, err)) != DK_OK)
 		return rc;
 	if ((rc = c->pops->servers(c->pctx, owner, &addrs, &n, err)) != DK_OK)
@@ -580,6 +748,83 @@ out:
 	return rc;
 }
 
+/*
+ * cname mode: does every server of the customer's zone answer the
+ * selector name with exactly our CNAME?  The DS-at-parent check of
+ * DNSSEC, applied to DKIM: a key is not activated behind a delegation
+ * that does not lead to it.  *okp of *np servers do; msg says what is
+ * expected and what each other server has.
+ */
+static int
+probe_cname(struct dk_domain_ctx *c, const char *selector, size_t *okp,
+    size_t *np, char *msg, size_t msglen, struct dk_error *err)
+{
+	struct dk_addr *addrs = NULL;
+	struct dk_answer ans;
+	struct dk_error qerr;
+	size_t n = 0, i, ok = 0;
+	char owner[512], target[512], why[768];
+	size_t off = 0;
+	int rc;
+
+	dk_owner(selector, c->dom->name, owner, sizeof(owner));
+	if ((rc = dk_txt_owner(c->dom, selector, target, sizeof(target),
+	    err)) != DK_OK)
+		return rc;
+	if ((rc = dk_customer_servers(c->conf, c->dom, c->pops, c->pctx,
+	    owner, &addrs, &n, err)) != DK_OK) {
+		dk_err_prefix(err, "%s: cannot find the servers of %s to check "
+		    "%s CNAME %s", c->dom->name, c->dom->name, owner, target);
+		return rc;
+	}
+	if (n == 0) {
+		free(addrs);
+		return dk_err(err, DK_ETEMP, "%s: no servers found for %s",
+		    c->dom->name, owner);
+	}
+	why[0] = '\0';
+	for (i = 0; i < n; i++) {
+		char one[320];
+
+		memset(&ans, 0, sizeof(ans));
+		memset(&qerr, 0, sizeof(qerr));
+		rc = dk_dns_query(&addrs[i], owner, DK_T_CNAME, 0,
+		    c->pops->timeout_ms(c->pctx), &ans, &qerr);
+		if (rc != DK_OK)
+			snprintf(one, sizeof(one), "%.300s", qerr.msg);
+		else if ((ans.rcode != 0 && ans.rcode != 3) || !ans.aa)
+			snprintf(one, sizeof(one), "%s %s", addrs[i].text,
+			    !ans.aa && ans.rcode == 0 ? "is not authoritative" :
+			    "answers with an error");
+		else if (ans.nnames == 0)
+			snprintf(one, sizeof(one), "%s has none",
+			    addrs[i].text);
+		else if (strcasecmp(ans.names[0], target) != 0)
+			snprintf(one, sizeof(one), "%s has one to %s",
+			    addrs[i].text, ans.names[0]);
+		else {
+			ok++;
+			one[0] = '\0';
+		}
+		dk_answer_clear(&ans);
+		if (one[0] == '\0')
+			continue;
+		off += snprintf(why + off, off < sizeof(why) ?
+		    sizeof(why) - off : 0, "%s%s", off ? "; " : "", one);
+		if (off >= sizeof(why))
+			off = sizeof(why) - 1;
+	}
+	free(addrs);
+	/* Cut when long: the expected record comes first. */
+	if (snprintf(msg, msglen, "%s: %s must be a CNAME to %s on every "
+	    "server of %s; %s", c->dom->name, owner, target, c->dom->name,
+	    why) < 0)
+		msg[0] = '\0';
+	*okp = ok;
+	*np = n;
+	return DK_OK;
+}
+
 static int
 do_probe(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
     int *pending, struct dk_error *err)
@@ -589,10 +834,32 @@ do_probe(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 	size_t ok = 0, n = 0;
 	int rc;
 
-	dk_owner(ks->selector, c->dom->name, owner, sizeof(owner));
+	if ((rc = dk_txt_owner(c->dom, ks->selector, owner, sizeof(owner),
+	    err)) != DK_OK)
+		return rc;
 	if ((rc = probe_all(c, ks, DK_KS_VISIBLE, &ok, &n, why, sizeof(why),
 	    err)) != DK_OK)
 		return rc;
+	if (ok == n && c->dom->mode == DK_MODE_CNAME) {
+		size_t cok = 0, cn = 0;
+
+		rc = probe_cname(c, ks->selector, &cok, &cn, why, sizeof(why),
+		    err);
+		if (rc != DK_OK) {
+			if (rc == DK_ETEMP && now < p->deadline)
+				*pending = 1;
+			return rc;
+		}
+		if (cok != cn) {
+			if (now >= p->deadline)
+				return dk_err(err, DK_ETEMP, "%s; not "
+				    "activating key %s after "
+				    "propagation_timeout; state kept, the "
+				    "next run resumes", why, ks->key_id);
+			*pending = 1;
+			return dk_err(err, DK_ETEMP, "%s; waiting", why);
+		}
+	}
 	if (ok == n) {
 		ks->visible_at = now;
 		if ((rc = commit(c, err)) != DK_OK)
@@ -657,7 +924,9 @@ do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 		}
 	for (i = 0; i < ng; i++) {
 		ks = &c->st->keys[gen_keys[i]];
-		dk_owner(ks->selector, c->dom->name, owner, sizeof(owner));
+		if ((rc = dk_txt_owner(c->dom, ks->selector, owner,
+		    sizeof(owner), err)) != DK_OK)
+			return rc;
 		if (dk_key_state_get(ks, now) != DK_KS_VISIBLE)
 			return dk_err(err, DK_ETEMP, "%s: key %s is %s, not "
 			    "visible; not activating", owner, ks->key_id,
@@ -677,6 +946,14 @@ do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 			return dk_err(err, DK_ETEMP, "%s: no longer served by "
 			    "every authoritative server (%zu/%zu): %s; not "
 			    "activating", owner, ok, n, why);
+		if (c->dom->mode == DK_MODE_CNAME) {
+			if ((rc = probe_cname(c, ks->selector, &ok, &n, why,
+			    sizeof(why), err)) != DK_OK)
+				return rc;
+			if (ok != n)
+				return dk_err(err, DK_ETEMP, "%s; not "
+				    "activating key %s", why, ks->key_id);
+		}
 		sk[i].selector = (char *)ks->selector;
 		sk[i].keyfile = ks->file;
 	}
@@ -733,7 +1010,9 @@ do_revoke(struct dk_domain_ctx *c, int k, int64_t now, struct dk_error *err)
 	char owner[512];
 	int rc;
 
-	dk_owner(ks->selector, c->dom->name, owner, sizeof(owner));
+	if ((rc = dk_txt_owner(c->dom, ks->selector, owner, sizeof(owner),
+	    err)) != DK_OK)
+		return rc;
 	if ((rc = dk_expected_txt(ks, DK_KS_RETIRED, &oldt, &r1, err)) !=
 	    DK_OK || (rc = dk_expected_txt(ks, DK_KS_REVOKED, &newt, &r2,
 	    err)) != DK_OK)
@@ -773,7 +1052,9 @@ do_remove(struct dk_domain_ctx *c, int k, int64_t now, struct dk_error *err)
 	char owner[512];
 	int rc;
 
-	dk_owner(ks->selector, c->dom->name, owner, sizeof(owner));
+	if ((rc = dk_txt_owner(c->dom, ks->selector, owner, sizeof(owner),
+	    err)) != DK_OK)
+		return rc;
 	if ((rc = dk_expected_txt(ks, DK_KS_REVOKED, &oldt, &r1, err)) != DK_OK)
 		goto out;
 	CRASHPOINT("before-remove");
@@ -806,7 +1087,7 @@ dk_domain_step(struct dk_domain_ctx *c, const struct dk_plan *p,
 	case DK_ACT_GENERATE:
 		return do_generate(c, p, now, err);
 	case DK_ACT_PUBLISH:
-		return do_publish(c, p->key, now, pending, err);
+		return do_publish(c, p->key, pending, err);
 	case DK_ACT_PROBE:
 		return do_probe(c, p, now, pending, err);
 	case DK_ACT_ACTIVATE:

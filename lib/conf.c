@@ -22,6 +22,7 @@
 #include <ini.h>
 
 #include "conf.h"
+#include "dns.h"
 
 #define INCLUDE_DEPTH_MAX	8
 #define DEFAULT_STATE_DIR	"/var/lib/dkimkeyd"
@@ -45,13 +46,13 @@ enum {
 	DK_PROVIDER, DK_SIGNER, DK_SELECTORS, DK_ALGORITHM, DK_WEAK, DK_TTL,
 	DK_RETIRE, DK_PROPAGATION, DK_SAFETY, DK_ROTATE_EVERY, DK_MODE,
 	DK_CNAME_TARGET, DK_CNAME_PROVIDER, DK_ED25519, DK_WATCH, DK_SENDERS,
-	DK_N
+	DK_CNAME_SERVERS, DK_N
 };
 static const char *const domain_keys[DK_N] = {
 	"provider", "signer", "selectors", "algorithm", "allow_weak_keys",
 	"ttl", "retire_after", "propagation_timeout", "safety_margin",
 	"rotate_every", "mode", "cname_target", "cname_provider",
-	"ed25519_selectors", "watch_selectors", "senders",
+	"ed25519_selectors", "watch_selectors", "senders", "cname_servers",
 };
 
 /* What the parser remembers about a domain beyond struct dk_conf_domain. */
@@ -258,6 +259,7 @@ domain_free(struct dk_conf_domain *d)
 	}
 	free(d->cname_target);
 	free(d->cname_provider);
+	free(d->cname_servers);
 	for (i = 0; i < d->nwatch; i++)
 		free(d->watch_selectors[i]);
 	free(d->watch_selectors);
@@ -315,6 +317,11 @@ finish_domain(struct file *f)
 		    DK_CNAME_PROVIDER];
 		return fail(f, "cname_target and cname_provider need mode = "
 		    "cname in [domain %s]", d->name);
+	}
+	if (d->mode != DK_MODE_CNAME && d->cname_servers != NULL) {
+		f->line = x->line[DK_CNAME_SERVERS];
+		return fail(f, "cname_servers needs mode = cname in [domain %s]",
+		    d->name);
 	}
 	/* Every selector appears once across the rotated and watched sets. */
 	for (i = 0; i < d->ned25519 + d->nwatch; i++) {
@@ -866,6 +873,18 @@ domain_key(struct file *f, const char *name, const char *value)
 	case DK_WATCH:
 		return set_name_list(f, value, 1, 64, NULL,
 		    &d->watch_selectors, &d->nwatch, 1);
+	case DK_CNAME_SERVERS: {
+		struct dk_error aerr = { 0, "" };
+		struct dk_addr *a = NULL;
+		size_t na = 0;
+
+		if (dk_addr_parse_list(value, 53, &a, &na, &aerr) != DK_OK)
+			return fail(f, "cname_servers: %s", aerr.msg);
+		free(a);
+		if ((d->cname_servers = dk_strdup(value)) == NULL)
+			return nomem(p);
+		return DK_OK;
+	}
 	default:
 		return set_name_list(f, value, 1, 256, NULL, &d->senders,
 		    &d->nsenders, 0);

@@ -60,6 +60,9 @@ struct dk_conf_domain {
 						   {domain}; mode = cname */
 	char			*cname_provider; /* section maintaining the
 						   customer's CNAMEs, or NULL */
+	char			*cname_servers;	/* the customer's authoritative
+						   servers (address list as
+						   written), or NULL: found */
 	char			*ed25519_selectors[DK_MAX_SELECTORS];
 	size_t			 ned25519;	/* 0, or 2: a second pair */
 	char			**watch_selectors; /* checked, never rotated */

@@ -133,6 +133,45 @@ int		 dk_dns_update_txt(const struct dk_addr *primary,
 		    const struct dk_txt *new, uint32_t ttl, int timeout_ms,
 		    struct dk_error *err);
 
+/* One TXT RRset replacement of a batch: as in dk_dns_update_txt. */
+struct dk_dns_change {
+	const char		*owner;
+	const struct dk_txt	*old;	/* prerequisite; NULL: no TXT RRset */
+	const struct dk_txt	*new;	/* NULL: delete the RRset */
+	uint32_t		 ttl;
+};
+
+/*
+ * Apply n changes to owners of zone, each with the prerequisite and
+ * semantics of dk_dns_update_txt, in as few UPDATE messages as the 64 KiB
+ * message limit allows (TSIG included).  A message is atomic: when its
+ * prerequisites fail (DK_EMISMATCH), every change of it is sent again in
+ * a message of its own, so that one foreign record holds back only its
+ * own change.  status (n slots) receives each change's outcome, errs (n
+ * slots, or NULL) each failure's message.  An owner outside zone or a
+ * change too large for any message fails alone (DK_EINVAL).  *messages
+ * (when not NULL) is increased by the number of UPDATEs sent.  Returns
+ * DK_OK when every change succeeded, else the first failure's code with
+ * its message in err.
+ */
+int		 dk_dns_update_batch(const struct dk_addr *primary,
+		    const char *zone, const struct dk_tsig *tsig,
+		    const struct dk_dns_change *changes, size_t n,
+		    int timeout_ms, int *status, struct dk_error *errs,
+		    unsigned *messages, struct dk_error *err);
+
+/*
+ * Make owner's CNAME RRset the single record target (NULL: delete it) in
+ * one UPDATE over TCP, signed and judged like dk_dns_update_txt.
+ * Prerequisite: no TXT RRset at owner (a CNAME shares its name with no
+ * other data; a TXT there is somebody's record): DK_EMISMATCH otherwise.
+ * Idempotent.
+ */
+int		 dk_dns_update_cname(const struct dk_addr *primary,
+		    const char *zone, const struct dk_tsig *tsig,
+		    const char *owner, const char *target, uint32_t ttl,
+		    int timeout_ms, struct dk_error *err);
+
 /* Result of probing one address. */
 struct dk_probe {
 	struct dk_addr	addr;

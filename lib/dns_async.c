@@ -1,8 +1,9 @@
 /*
  * lib/dns_async.c — concurrent DNS queries (lib/probe.h).  Part of the
- * DNS module: ldns builds and parses messages, everything ldns allocates
- * is freed in this file, and the sockets are our own, non-blocking, driven
- * by one poll() loop.
+ * DNS module: ldns builds and parses messages, replies are read by the
+ * module's one parser (dns_int.h), everything ldns allocates is freed in
+ * this file, and the sockets are our own, non-blocking, driven by one
+ * poll() loop.
  *
  * Why not ldns's resolver: it neither matches UDP replies to queries (ID,
  * question, source) nor runs queries in parallel, and one timeout marks a
@@ -12,7 +13,6 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
-#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -24,13 +24,13 @@
 
 #include <ldns/ldns.h>
 
+#include "dns_int.h"
 #include "probe.h"
 
 #define DEF_INFLIGHT	256
 #define DEF_TIMEOUT_MS	5000
 #define DEF_RETRIES	2
 #define DEF_EDNS	1232	/* DNS flag day 2020: no IP fragmentation */
-#define MAX_CNAME	8
 #define TCP_MAX		65535
 #define UDP_BUF		65536
 
@@ -88,203 +88,6 @@ addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 		    sizeof(x->sin6_addr)) == 0;
 	}
 	return 0;
-}
-
-/*
- * Turning a reply into a struct dk_answer (the same rules as dk_dns_query:
- * only RRs at the name or along its CNAME chain count).
- */
-
-static char *
-name_str(const ldns_rdf *rdf, int lower)
-{
-	char *s, *r, *p;
-	size_t n;
-
-	if ((s = ldns_rdf2str(rdf)) == NULL)
-		return NULL;
-	n = strlen(s);
-	if (n > 1 && s[n - 1] == '.')
-		s[n - 1] = '\0';
-	r = dk_strdup(s);
-	LDNS_FREE(s);
-	if (r != NULL && lower)
-		for (p = r; *p != '\0'; p++)
-			*p = (char)tolower((unsigned char)*p);
-	return r;
-}
-
-static int
-push_name(struct dk_answer *a, char *s)
-{
-	char **nl;
-
-	if (s == NULL)
-		return DK_ENOMEM;
-	if ((nl = reallocarray(a->names, a->nnames + 1, sizeof(*nl))) ==
-	    NULL) {
-		free(s);
-		return DK_ENOMEM;
-	}
-	a->names = nl;
-	a->names[a->nnames++] = s;
-	return DK_OK;
-}
-
-/*
- * A TXT RR's character-strings.  A NUL octet would cut a C string short
- * (and could make a different record compare equal): kept as "\000".
- */
-static int
-txt_from_rr(const ldns_rr *rr, struct dk_txt *out)
-{
-	struct dk_txt t = { NULL, 0 };
-	const uint8_t *d;
-	size_t i, j, len, nnul;
-	char *s, *p;
-
-	if ((t.str = calloc(ldns_rr_rd_count(rr) + 1, sizeof(char *))) ==
-	    NULL)
-		return DK_ENOMEM;
-	for (i = 0; i < ldns_rr_rd_count(rr); i++) {
-		const ldns_rdf *rdf = ldns_rr_rdf(rr, i);
-
-		d = ldns_rdf_data(rdf);
-		if (ldns_rdf_size(rdf) < 1 ||
-		    (size_t)d[0] + 1 != ldns_rdf_size(rdf)) {
-			dk_txt_free(&t);
-			return DK_EINVAL;
-		}
-		len = d[0];
-		for (j = 0, nnul = 0; j < len; j++)
-			nnul += d[1 + j] == '\0';
-		if ((s = malloc(len + 3 * nnul + 1)) == NULL) {
-			dk_txt_free(&t);
-			return DK_ENOMEM;
-		}
-		for (j = 0, p = s; j < len; j++) {
-			if (d[1 + j] == '\0') {
-				memcpy(p, "\\000", 4);
-				p += 4;
-			} else
-				*p++ = (char)d[1 + j];
-		}
-		*p = '\0';
-		t.str[t.nstr++] = s;
-	}
-	*out = t;
-	return DK_OK;
-}
-
-static const ldns_rr *
-find_soa(const ldns_rr_list *l, const ldns_rdf *owner)
-{
-	const ldns_rr *rr;
-	size_t i;
-
-	for (i = 0; i < ldns_rr_list_rr_count(l); i++) {
-		rr = ldns_rr_list_rr(l, i);
-		if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_SOA &&
-		    ldns_rr_rd_count(rr) == 7 && (owner == NULL ||
-		    ldns_dname_compare(ldns_rr_owner(rr), owner) == 0))
-			return rr;
-	}
-	return NULL;
-}
-
-static int
-fill_answer(const ldns_pkt *pkt, const ldns_rdf *qname, int type,
-    struct dk_answer *out)
-{
-	const ldns_rr_list *an = ldns_pkt_answer(pkt);
-	const ldns_rr_list *ns = ldns_pkt_authority(pkt);
-	const ldns_rdf *target = qname;
-	const ldns_rr *rr = NULL, *soa;
-	struct dk_answer a;
-	struct dk_txt *nt;
-	size_t i, k, nmatch = 0;
-	uint32_t cname_ttl = 0, min;
-	int rc = DK_OK;
-
-	memset(&a, 0, sizeof(a));
-	a.rcode = ldns_pkt_get_rcode(pkt);
-	a.aa = ldns_pkt_aa(pkt);
-	if (type != DK_T_CNAME) {
-		for (k = 0; k < MAX_CNAME; k++) {
-			for (i = 0; i < ldns_rr_list_rr_count(an); i++) {
-				rr = ldns_rr_list_rr(an, i);
-				if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_CNAME
-				    && ldns_rr_rd_count(rr) == 1 &&
-				    ldns_dname_compare(ldns_rr_owner(rr),
-				    target) == 0)
-					break;
-			}
-			if (i == ldns_rr_list_rr_count(an))
-				break;
-			if (a.cname == NULL) {
-				if ((a.cname = name_str(ldns_rr_rdf(rr, 0),
-				    0)) == NULL) {
-					rc = DK_ENOMEM;
-					goto out;
-				}
-				cname_ttl = ldns_rr_ttl(rr);
-			}
-			target = ldns_rr_rdf(rr, 0);
-		}
-	}
-	for (i = 0; i < ldns_rr_list_rr_count(an); i++) {
-		rr = ldns_rr_list_rr(an, i);
-		if ((int)ldns_rr_get_type(rr) != type ||
-		    ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN)
-			continue;
-		if (ldns_dname_compare(ldns_rr_owner(rr), qname) != 0 &&
-		    ldns_dname_compare(ldns_rr_owner(rr), target) != 0)
-			continue;
-		if (type == DK_T_TXT) {
-			nt = reallocarray(a.txt, a.ntxt + 1, sizeof(*nt));
-			if (nt == NULL) {
-				rc = DK_ENOMEM;
-				goto out;
-			}
-			a.txt = nt;
-			if ((rc = txt_from_rr(rr, &a.txt[a.ntxt])) != DK_OK)
-				goto out;
-			a.ntxt++;
-		} else if (type != DK_T_SOA) {
-			if (ldns_rr_rd_count(rr) < 1)
-				continue;
-			if ((rc = push_name(&a, name_str(ldns_rr_rdf(rr, 0),
-			    0))) != DK_OK)
-				goto out;
-		}
-		if (nmatch == 0 || ldns_rr_ttl(rr) < a.ttl)
-			a.ttl = ldns_rr_ttl(rr);
-		nmatch++;
-	}
-	if (nmatch == 0 && a.cname != NULL)
-		a.ttl = cname_ttl;
-	soa = type == DK_T_SOA ? find_soa(an, NULL) : NULL;
-	if (soa == NULL)
-		soa = find_soa(ns, NULL);
-	if (soa != NULL) {
-		if ((a.soa_owner = name_str(ldns_rr_owner(soa), 1)) == NULL) {
-			rc = DK_ENOMEM;
-			goto out;
-		}
-		a.soa_serial = ldns_rdf2native_int32(ldns_rr_rdf(soa, 2));
-	}
-	/* RFC 2308 §5: a negative answer is cached min(SOA TTL, MINIMUM). */
-	if ((a.rcode == LDNS_RCODE_NXDOMAIN ||
-	    (a.rcode == LDNS_RCODE_NOERROR && nmatch == 0 && a.cname == NULL))
-	    && (soa = find_soa(ns, NULL)) != NULL) {
-		min = ldns_rdf2native_int32(ldns_rr_rdf(soa, 6));
-		a.neg_ttl = ldns_rr_ttl(soa) < min ? ldns_rr_ttl(soa) : min;
-	}
-	*out = a;
-	return DK_OK;
- out:
-	dk_answer_clear(&a);
-	return rc;
 }
 
 /*
@@ -389,7 +192,10 @@ accept_reply(struct engine *e, struct slot *s, const uint8_t *m, size_t len)
 		ldns_pkt_free(pkt);
 		return 0;
 	}
-	rc = fill_answer(pkt, s->qname, q->type, &q->answer);
+	/* A probe reports what a verifier would see: a TXT at the end of a
+	 * CNAME chain counts. */
+	rc = dk_dns_answer_from_pkt(pkt, s->qname, q->type, DK_ANSWER_CHAIN,
+	    &q->answer);
 	ldns_pkt_free(pkt);
 	if (rc == DK_ENOMEM) {
 		slot_finish(e, s, DK_ENOMEM, "out of memory");

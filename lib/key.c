@@ -570,9 +570,13 @@ dk_key_public(const struct dk_key *key, unsigned char **out, size_t *outlen,
 	return public_bytes(key->pkey, key->alg, out, outlen, err);
 }
 
-int
-dk_key_public_check(enum dk_alg alg, const unsigned char *p, size_t len,
-    unsigned *bits, struct dk_error *err)
+/*
+ * The public key in DKIM p= bytes of alg, checked as dk_key_public_check
+ * describes; *out (may be NULL: check only) is a new EVP_PKEY.
+ */
+static int
+parse_public(enum dk_alg alg, const unsigned char *p, size_t len,
+    unsigned *bits, EVP_PKEY **out, struct dk_error *err)
 {
 	const unsigned char *q = p;
 	EVP_PKEY *pkey = NULL;
@@ -582,8 +586,14 @@ dk_key_public_check(enum dk_alg alg, const unsigned char *p, size_t len,
 		if (len != ED25519_PUBLEN)
 			return dk_err(err, DK_EINVAL, "an Ed25519 key is %d "
 			    "bytes, not %zu (RFC 8463)", ED25519_PUBLEN, len);
+		if (out != NULL && (pkey = EVP_PKEY_new_raw_public_key_ex(NULL,
+		    "ED25519", NULL, p, len)) == NULL)
+			return dk_err(err, DK_EINVAL, "not an Ed25519 public "
+			    "key");
 		if (bits != NULL)
 			*bits = 256;
+		if (out != NULL)
+			*out = pkey;
 		return DK_OK;
 	}
 	if (alg != DK_ALG_RSA)
@@ -606,10 +616,55 @@ dk_key_public_check(enum dk_alg alg, const unsigned char *p, size_t len,
 	}
 	if (bits != NULL)
 		*bits = (unsigned)EVP_PKEY_get_bits(pkey);
+	if (out != NULL) {
+		*out = pkey;
+		pkey = NULL;
+	}
 	rc = DK_OK;
 out:
 	EVP_PKEY_free(pkey);
 	return rc;
+}
+
+int
+dk_key_public_check(enum dk_alg alg, const unsigned char *p, size_t len,
+    unsigned *bits, struct dk_error *err)
+{
+	return parse_public(alg, p, len, bits, NULL, err);
+}
+
+/*
+ * Start signing (verify == 0) or verifying with pkey as DKIM does.
+ * rsa-sha256 hashes inside the operation (the RSA default padding is
+ * PKCS#1 v1.5).  ed25519-sha256 signs the SHA-256 hash with PureEdDSA
+ * (RFC 8463 §3), so the digest is computed here, into md
+ * (EVP_MAX_MD_SIZE bytes), and *data, *len then point at it.
+ */
+static int
+dkim_start(EVP_MD_CTX *mctx, EVP_PKEY *pkey, enum dk_alg alg, int verify,
+    const unsigned char **data, size_t *len, unsigned char *md,
+    struct dk_error *err)
+{
+	unsigned int mdlen;
+	int ok;
+
+	if (alg == DK_ALG_ED25519) {
+		if (EVP_Digest(*data, *len, md, &mdlen, EVP_sha256(),
+		    NULL) != 1)
+			return dk_err(err, DK_EIO, "SHA-256 failed");
+		*data = md;
+		*len = mdlen;
+		ok = verify ? EVP_DigestVerifyInit(mctx, NULL, NULL, NULL,
+		    pkey) : EVP_DigestSignInit(mctx, NULL, NULL, NULL, pkey);
+	} else
+		ok = verify ? EVP_DigestVerifyInit_ex(mctx, NULL, "SHA256",
+		    NULL, NULL, pkey, NULL) : EVP_DigestSignInit_ex(mctx, NULL,
+		    "SHA256", NULL, NULL, pkey, NULL);
+	if (ok != 1)
+		return dk_err(err, DK_EIO, "cannot start %s %s",
+		    alg == DK_ALG_ED25519 ? "Ed25519" : "RSA-SHA256",
+		    verify ? "verification" : "signing");
+	return DK_OK;
 }
 
 int
@@ -618,7 +673,6 @@ dk_key_sign_sha256(const struct dk_key *key, const unsigned char *data,
 {
 	EVP_MD_CTX *mctx = NULL;
 	unsigned char md[EVP_MAX_MD_SIZE], *buf = NULL;
-	unsigned int mdlen;
 	size_t blen = 0;
 	int rc;
 
@@ -626,28 +680,9 @@ dk_key_sign_sha256(const struct dk_key *key, const unsigned char *data,
 		rc = dk_err(err, DK_ENOMEM, "out of memory");
 		goto out;
 	}
-	if (key->alg == DK_ALG_ED25519) {
-		/* RFC 8463 §3: ed25519-sha256 signs the SHA-256 hash with
-		 * PureEdDSA, so the digest is computed here, not by EdDSA. */
-		if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(),
-		    NULL) != 1) {
-			rc = dk_err(err, DK_EIO, "SHA-256 failed");
-			goto out;
-		}
-		data = md;
-		len = mdlen;
-		if (EVP_DigestSignInit(mctx, NULL, NULL, NULL,
-		    key->pkey) != 1) {
-			rc = dk_err(err, DK_EIO, "cannot start Ed25519 "
-			    "signing");
-			goto out;
-		}
-	} else if (EVP_DigestSignInit_ex(mctx, NULL, "SHA256", NULL, NULL,
-	    key->pkey, NULL) != 1) {
-		/* The RSA default padding is PKCS#1 v1.5: rsa-sha256. */
-		rc = dk_err(err, DK_EIO, "cannot start RSA-SHA256 signing");
+	if ((rc = dkim_start(mctx, key->pkey, key->alg, 0, &data, &len, md,
+	    err)) != DK_OK)
 		goto out;
-	}
 	if (EVP_DigestSign(mctx, NULL, &blen, data, len) != 1 || blen == 0) {
 		rc = dk_err(err, DK_EIO, "signing failed");
 		goto out;
@@ -667,6 +702,48 @@ dk_key_sign_sha256(const struct dk_key *key, const unsigned char *data,
 out:
 	free(buf);
 	EVP_MD_CTX_free(mctx);
+	return rc;
+}
+
+int
+dk_key_verify_sha256(enum dk_alg alg, const unsigned char *p, size_t plen,
+    const unsigned char *data, size_t len, const unsigned char *sig,
+    size_t siglen, struct dk_error *err)
+{
+	EVP_MD_CTX *mctx = NULL;
+	EVP_PKEY *pkey = NULL;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned bits;
+	int rc, v;
+
+	if ((rc = parse_public(alg, p, plen, &bits, &pkey, err)) != DK_OK)
+		return rc;
+	/* RFC 8301 §3.2: verifiers refuse shorter RSA keys. */
+	if (alg == DK_ALG_RSA && bits < RSA_MIN_BITS) {
+		rc = dk_err(err, DK_EINVAL, "RSA key of %u bits: verifiers "
+		    "refuse less than %d (RFC 8301)", bits, RSA_MIN_BITS);
+		goto out;
+	}
+	if ((mctx = EVP_MD_CTX_new()) == NULL) {
+		rc = dk_err(err, DK_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = dkim_start(mctx, pkey, alg, 1, &data, &len, md, err)) !=
+	    DK_OK)
+		goto out;
+	/* 1: verified; 0 or an error (a malformed signature): not. */
+	v = sig == NULL || siglen == 0 ? 0 :
+	    EVP_DigestVerify(mctx, sig, siglen, data, len);
+	if (v != 1) {
+		rc = dk_err(err, DK_EMISMATCH, "the %s signature does not "
+		    "verify with this key", alg == DK_ALG_ED25519 ?
+		    "ed25519-sha256" : "rsa-sha256");
+		goto out;
+	}
+	rc = DK_OK;
+out:
+	EVP_MD_CTX_free(mctx);
+	EVP_PKEY_free(pkey);
 	return rc;
 }
 

@@ -85,6 +85,20 @@ int		 dk_key_sign_sha256(const struct dk_key *,
 		    const unsigned char *data, size_t len,
 		    unsigned char **sig, size_t *siglen, struct dk_error *err);
 
+/*
+ * Verify sig over data as a DKIM verifier would, with the public key p
+ * (DKIM p= bytes, as dk_key_public gives them) of algorithm alg:
+ * rsa-sha256 (RSASSA-PKCS1-v1_5 with SHA-256, RFC 8017) or ed25519-sha256
+ * (Ed25519 over the SHA-256 of data, RFC 8463 §3).  DK_OK when it
+ * verifies; DK_EMISMATCH when it does not; DK_EINVAL when p is not a key
+ * of alg (see dk_key_public_check) or an RSA key under 1024 bits, which
+ * verifiers refuse (RFC 8301).
+ */
+int		 dk_key_verify_sha256(enum dk_alg, const unsigned char *p,
+		    size_t plen, const unsigned char *data, size_t len,
+		    const unsigned char *sig, size_t siglen,
+		    struct dk_error *err);
+
 /* Free a key; the private material is wiped by OpenSSL.  NULL is a no-op. */
 void		 dk_key_free(struct dk_key *);
 

@@ -333,8 +333,9 @@ continue_generation(const struct dk_domain_state *st,
 		p->key = (int)i;
 		p->generation = gen;
 		p->when = now;
-		p->deadline = add(k->published_at,
-		    nonneg(pol->propagation_timeout));
+		/* A whole propagation_timeout, like every other wait. */
+		p->deadline = after(k->published_at,
+		    pol->propagation_timeout);
 		p->why = "published; checking authoritative servers";
 		return 1;
 	}

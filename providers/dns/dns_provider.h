@@ -36,6 +36,37 @@ struct dk_dns_provider_ops {
 	int	(*servers)(void *ctx, const char *owner, struct dk_addr **out,
 		    size_t *n, struct dk_error *);
 
+	/*
+	 * Optional (NULL: the caller uses replace for each change): apply
+	 * several changes, each with the semantics of replace, in as few
+	 * messages as the provider can.  status[i] and errs[i] (n slots
+	 * each) receive each change's outcome as replace would report it.
+	 * Returns DK_OK when every change succeeded, else the first
+	 * failure's code.
+	 */
+	int	(*replace_many)(void *ctx, const struct dk_dns_change *changes,
+		    size_t n, int *status, struct dk_error *errs);
+
+	/*
+	 * Optional: make owner's CNAME RRset the single record target
+	 * (NULL: delete it).  Idempotent.  DK_EMISMATCH, nothing written,
+	 * when owner holds a TXT RRset (somebody else's record).
+	 */
+	int	(*replace_cname)(void *ctx, const char *owner,
+		    const char *target, uint32_t ttl, struct dk_error *);
+
+	/*
+	 * Every authoritative server address of the zone holding owner, a
+	 * name that may lie in someone else's zone (a cname-mode customer's
+	 * selector name), whatever zone this provider publishes in.
+	 * *out malloc'd.
+	 */
+	int	(*zone_servers)(void *ctx, const char *owner,
+		    struct dk_addr **out, size_t *n, struct dk_error *);
+
+	/* Update messages sent through ctx since open (for statistics). */
+	unsigned (*messages)(void *ctx);
+
 	/* Query timeout in milliseconds for probes. */
 	int	(*timeout_ms)(void *ctx);
 

@@ -26,7 +26,9 @@ struct rfc2136 {
 	uint16_t	 probe_port;
 	struct dk_addr	 resolver;
 	int		 have_resolver;
+	int		 resolver_set;	/* resolver = was configured */
 	int		 timeout_ms;
+	unsigned	 messages;	/* UPDATEs sent */
 };
 
 static const char *const rfc2136_keys[] = {
@@ -144,6 +146,7 @@ rfc2136_open(const struct dk_conf_section *sec, void **ctx,
 			goto fail;
 		}
 		c->have_resolver = 1;
+		c->resolver_set = 1;
 	}
 	/*
 	 * The key is read once, here: a later reload re-opens the
@@ -249,6 +252,7 @@ rfc2136_replace(void *arg, const char *owner, const struct dk_txt *old,
 
 	if ((rc = find_zone(c, owner, &zone, err)) != DK_OK)
 		goto out;
+	c->messages++;
 	rc = dk_dns_update_txt(&c->server, zone,
 	    c->signed_updates ? &c->tsig : NULL, owner, old, new, ttl,
 	    c->timeout_ms, err);
@@ -274,6 +278,173 @@ rfc2136_replace(void *arg, const char *owner, const struct dk_txt *old,
  out:
 	free(zone);
 	return rc;
+}
+
+/*
+ * The changes of one zone (idx[0..n)) in as few messages as fit; then
+ * the idempotence check of replace for each whose prerequisite failed.
+ */
+static int
+replace_zone(struct rfc2136 *c, const char *zone,
+    const struct dk_dns_change *changes, const size_t *idx, size_t n,
+    int *status, struct dk_error *errs)
+{
+	struct dk_dns_change *sub = NULL;
+	struct dk_error *serr = NULL, e2;
+	int *sst = NULL, yes, first = DK_OK;
+	size_t i;
+
+	if ((sub = calloc(n, sizeof(*sub))) == NULL ||
+	    (sst = calloc(n, sizeof(*sst))) == NULL ||
+	    (serr = calloc(n, sizeof(*serr))) == NULL) {
+		for (i = 0; i < n; i++)
+			status[idx[i]] = dk_err(&errs[idx[i]], DK_ENOMEM,
+			    "out of memory");
+		first = DK_ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		sub[i] = changes[idx[i]];
+	(void)dk_dns_update_batch(&c->server, zone, c->signed_updates ?
+	    &c->tsig : NULL, sub, n, c->timeout_ms, sst, serr, &c->messages,
+	    NULL);
+	for (i = 0; i < n; i++) {
+		if (sst[i] == DK_EMISMATCH) {
+			/* As in replace: already what we want is success. */
+			memset(&e2, 0, sizeof(e2));
+			yes = 0;
+			if ((sst[i] = primary_holds(c, sub[i].owner,
+			    sub[i].new, &yes, &e2)) != DK_OK)
+				serr[i] = e2;
+			else if (yes)
+				sst[i] = DK_OK;
+			else
+				sst[i] = dk_err(&serr[i], DK_EMISMATCH, "%s "
+				    "holds a TXT record dkimkeyd did not "
+				    "write; not touching it", sub[i].owner);
+		}
+		status[idx[i]] = sst[i];
+		errs[idx[i]] = serr[i];
+		if (sst[i] != DK_OK && first == DK_OK)
+			first = sst[i];
+	}
+ out:
+	free(sub);
+	free(sst);
+	free(serr);
+	return first;
+}
+
+static int
+rfc2136_replace_many(void *arg, const struct dk_dns_change *changes,
+    size_t n, int *status, struct dk_error *errs)
+{
+	struct rfc2136 *c = arg;
+	char **zones = NULL, *done = NULL;
+	size_t *idx = NULL, i, j, k;
+	int first = DK_OK;
+
+	if (n == 0)
+		return DK_OK;
+	if ((zones = calloc(n, sizeof(*zones))) == NULL ||
+	    (idx = calloc(n, sizeof(*idx))) == NULL ||
+	    (done = calloc(n, 1)) == NULL) {
+		for (i = 0; i < n; i++)
+			status[i] = dk_err(&errs[i], DK_ENOMEM,
+			    "out of memory");
+		first = DK_ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		memset(&errs[i], 0, sizeof(errs[i]));
+		if ((status[i] = find_zone(c, changes[i].owner, &zones[i],
+		    &errs[i])) != DK_OK)
+			done[i] = 1;
+	}
+	/* One batch per zone, in the order the zones first appear. */
+	for (i = 0; i < n; i++) {
+		if (done[i])
+			continue;
+		for (k = 0, j = i; j < n; j++)
+			if (!done[j] && strcasecmp(zones[j], zones[i]) == 0) {
+				idx[k++] = j;
+				done[j] = 1;
+			}
+		(void)replace_zone(c, zones[i], changes, idx, k, status,
+		    errs);
+	}
+	for (i = 0; i < n; i++)
+		if (status[i] != DK_OK && first == DK_OK)
+			first = status[i];
+ out:
+	for (i = 0; zones != NULL && i < n; i++)
+		free(zones[i]);
+	free(zones);
+	free(idx);
+	free(done);
+	return first;
+}
+
+static int
+rfc2136_replace_cname(void *arg, const char *owner, const char *target,
+    uint32_t ttl, struct dk_error *err)
+{
+	struct rfc2136 *c = arg;
+	char *zone = NULL;
+	int rc;
+
+	if ((rc = find_zone(c, owner, &zone, err)) != DK_OK)
+		return rc;
+	c->messages++;
+	rc = dk_dns_update_cname(&c->server, zone, c->signed_updates ?
+	    &c->tsig : NULL, owner, target, ttl, c->timeout_ms, err);
+	if (rc == DK_EMISMATCH)
+		rc = dk_err(err, DK_EMISMATCH, "%s holds a TXT record, which "
+		    "a CNAME cannot sit beside; not touching it (remove the "
+		    "record to delegate the selector)", owner);
+	free(zone);
+	return rc;
+}
+
+/*
+ * A name in another zone: its NS set through the resolver, whatever
+ * zone = says.  Without a configured resolver, probe_servers stands for
+ * every zone (closed setups where one set of servers serves them all).
+ */
+static int
+rfc2136_zone_servers(void *arg, const char *owner, struct dk_addr **out,
+    size_t *n, struct dk_error *err)
+{
+	struct rfc2136 *c = arg;
+	struct dk_addr *l;
+	char *zone = NULL;
+	int rc;
+
+	if (c->probe != NULL && !c->resolver_set) {
+		if ((l = calloc(c->nprobe, sizeof(*l))) == NULL)
+			return dk_err(err, DK_ENOMEM, "out of memory");
+		memcpy(l, c->probe, c->nprobe * sizeof(*l));
+		*out = l;
+		*n = c->nprobe;
+		return DK_OK;
+	}
+	if ((rc = get_resolver(c, err)) != DK_OK)
+		return rc;
+	if ((rc = dk_dns_find_zone(&c->resolver, owner, c->timeout_ms, &zone,
+	    err)) != DK_OK)
+		return rc;
+	rc = dk_dns_ns_addrs(&c->resolver, zone, c->probe_port,
+	    c->timeout_ms, out, n, err);
+	free(zone);
+	return rc;
+}
+
+static unsigned
+rfc2136_messages(void *arg)
+{
+	const struct rfc2136 *c = arg;
+
+	return c->messages;
 }
 
 static int
@@ -316,6 +487,10 @@ const struct dk_dns_provider_ops dk_dns_rfc2136_ops = {
 	.open = rfc2136_open,
 	.replace = rfc2136_replace,
 	.servers = rfc2136_servers,
+	.replace_many = rfc2136_replace_many,
+	.replace_cname = rfc2136_replace_cname,
+	.zone_servers = rfc2136_zone_servers,
+	.messages = rfc2136_messages,
 	.timeout_ms = rfc2136_timeout_ms,
 	.close = rfc2136_close,
 };

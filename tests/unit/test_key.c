@@ -622,6 +622,171 @@ test_key_ed25519_signs_the_sha256_digest(void **state)
 	free(sig);
 }
 
+/* p= bytes of a key (malloc'd). */
+static unsigned char *
+p_of(const struct dk_key *k, size_t *plen)
+{
+	struct dk_error err = { 0, "" };
+	unsigned char *p = NULL;
+
+	assert_int_equal(dk_key_public(k, &p, plen, &err), 0);
+	return p;
+}
+
+static void
+test_key_verify_accepts_its_own_signatures(void **state)
+{
+	static const unsigned char data[] = "from:a@example.com\r\n";
+	struct dk_key *keys[2] = { rsa_key, ed_key };
+	struct dk_error err = { 0, "" };
+	unsigned char *p, *sig;
+	size_t plen, siglen, i;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(dk_key_sign_sha256(keys[i], data,
+		    sizeof(data) - 1, &sig, &siglen, &err), 0);
+		p = p_of(keys[i], &plen);
+		assert_int_equal(dk_key_verify_sha256(dk_key_alg(keys[i]), p,
+		    plen, data, sizeof(data) - 1, sig, siglen, &err), DK_OK);
+		free(p);
+		free(sig);
+	}
+}
+
+static void
+test_key_verify_rejects_tampered_data_and_signature(void **state)
+{
+	static const unsigned char data[] = "from:a@example.com\r\n";
+	struct dk_key *keys[2] = { rsa_key, ed_key };
+	struct dk_error err = { 0, "" };
+	unsigned char *p, *sig;
+	size_t plen, siglen, i;
+	enum dk_alg alg;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		alg = dk_key_alg(keys[i]);
+		assert_int_equal(dk_key_sign_sha256(keys[i], data,
+		    sizeof(data) - 1, &sig, &siglen, &err), 0);
+		p = p_of(keys[i], &plen);
+		/* One octet less of the message. */
+		err.msg[0] = '\0';
+		assert_int_equal(dk_key_verify_sha256(alg, p, plen, data,
+		    sizeof(data) - 2, sig, siglen, &err), DK_EMISMATCH);
+		assert_non_null(strstr(err.msg, "does not verify"));
+		/* One bit of the signature flipped. */
+		sig[siglen / 2] ^= 0x01;
+		assert_int_equal(dk_key_verify_sha256(alg, p, plen, data,
+		    sizeof(data) - 1, sig, siglen, &err), DK_EMISMATCH);
+		sig[siglen / 2] ^= 0x01;
+		/* Cut short, or empty. */
+		assert_int_equal(dk_key_verify_sha256(alg, p, plen, data,
+		    sizeof(data) - 1, sig, siglen - 1, &err), DK_EMISMATCH);
+		assert_int_equal(dk_key_verify_sha256(alg, p, plen, data,
+		    sizeof(data) - 1, NULL, 0, &err), DK_EMISMATCH);
+		/* And the untouched one still verifies. */
+		assert_int_equal(dk_key_verify_sha256(alg, p, plen, data,
+		    sizeof(data) - 1, sig, siglen, &err), DK_OK);
+		free(p);
+		free(sig);
+	}
+}
+
+static void
+test_key_verify_rejects_another_key_of_the_same_algorithm(void **state)
+{
+	static const unsigned char data[] = "from:a@example.com\r\n";
+	struct dk_keyspec specs[2] = { { DK_ALG_RSA, 2048 },
+	    { DK_ALG_ED25519, 256 } };
+	struct dk_key *keys[2] = { rsa_key, ed_key }, *other;
+	struct dk_error err = { 0, "" };
+	unsigned char *p, *sig;
+	size_t plen, siglen, i;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(dk_key_generate(&specs[i], &other, &err), 0);
+		assert_int_equal(dk_key_sign_sha256(keys[i], data,
+		    sizeof(data) - 1, &sig, &siglen, &err), 0);
+		p = p_of(other, &plen);
+		assert_int_equal(dk_key_verify_sha256(specs[i].alg, p, plen,
+		    data, sizeof(data) - 1, sig, siglen, &err), DK_EMISMATCH);
+		free(p);
+		free(sig);
+		dk_key_free(other);
+	}
+}
+
+static void
+test_key_verify_refuses_a_key_of_another_algorithm(void **state)
+{
+	static const unsigned char data[] = "x";
+	struct dk_error err = { 0, "" };
+	unsigned char *rp, *ep, *sig;
+	size_t rlen, elen, siglen;
+
+	(void)state;
+	rp = p_of(rsa_key, &rlen);
+	ep = p_of(ed_key, &elen);
+	assert_int_equal(dk_key_sign_sha256(rsa_key, data, 1, &sig, &siglen,
+	    &err), 0);
+	/* k=ed25519 with an RSA key's bytes, k=rsa with an Ed25519 key's. */
+	assert_int_equal(dk_key_verify_sha256(DK_ALG_ED25519, rp, rlen, data,
+	    1, sig, siglen, &err), DK_EINVAL);
+	assert_int_equal(dk_key_verify_sha256(DK_ALG_RSA, ep, elen, data, 1,
+	    sig, siglen, &err), DK_EINVAL);
+	assert_int_equal(dk_key_verify_sha256(DK_ALG_RSA, NULL, 0, data, 1,
+	    sig, siglen, &err), DK_EINVAL);
+	free(rp);
+	free(ep);
+	free(sig);
+}
+
+/* Ed25519 straight from OpenSSL, over msg (a digest or the message). */
+static void
+openssl_ed_sign(EVP_PKEY *k, const unsigned char *msg, size_t len,
+    unsigned char *sig, size_t *siglen)
+{
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+
+	assert_non_null(m);
+	*siglen = 64;
+	assert_int_equal(EVP_DigestSignInit(m, NULL, NULL, NULL, k), 1);
+	assert_int_equal(EVP_DigestSign(m, sig, siglen, msg, len), 1);
+	EVP_MD_CTX_free(m);
+}
+
+static void
+test_key_verify_ed25519_checks_the_sha256_digest(void **state)
+{
+	static const unsigned char data[] = "from:a@example.com\r\n";
+	struct dk_error err = { 0, "" };
+	unsigned char p[32], sig[64], md[32];
+	unsigned int mdlen;
+	size_t plen = sizeof(p), siglen;
+	EVP_PKEY *k = NULL;
+	EVP_PKEY_CTX *c;
+
+	(void)state;
+	assert_non_null(c = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, NULL));
+	assert_int_equal(EVP_PKEY_keygen_init(c), 1);
+	assert_int_equal(EVP_PKEY_keygen(c, &k), 1);
+	EVP_PKEY_CTX_free(c);
+	assert_int_equal(EVP_PKEY_get_raw_public_key(k, p, &plen), 1);
+	assert_int_equal(EVP_Digest(data, sizeof(data) - 1, md, &mdlen,
+	    EVP_sha256(), NULL), 1);
+	/* RFC 8463 §3: a signature over SHA-256(data) verifies ... */
+	openssl_ed_sign(k, md, mdlen, sig, &siglen);
+	assert_int_equal(dk_key_verify_sha256(DK_ALG_ED25519, p, plen, data,
+	    sizeof(data) - 1, sig, siglen, &err), DK_OK);
+	/* ... one over the data itself does not. */
+	openssl_ed_sign(k, data, sizeof(data) - 1, sig, &siglen);
+	assert_int_equal(dk_key_verify_sha256(DK_ALG_ED25519, p, plen, data,
+	    sizeof(data) - 1, sig, siglen, &err), DK_EMISMATCH);
+	EVP_PKEY_free(k);
+}
+
 static void
 test_key_destroy_is_idempotent(void **state)
 {
@@ -974,6 +1139,15 @@ main(void)
 		    test_key_load_of_missing_file_is_notfound, setup, teardown),
 		cmocka_unit_test(test_key_rsa_signature_verifies_as_rsa_sha256),
 		cmocka_unit_test(test_key_ed25519_signs_the_sha256_digest),
+		cmocka_unit_test(test_key_verify_accepts_its_own_signatures),
+		cmocka_unit_test(
+		    test_key_verify_rejects_tampered_data_and_signature),
+		cmocka_unit_test(
+		    test_key_verify_rejects_another_key_of_the_same_algorithm),
+		cmocka_unit_test(
+		    test_key_verify_refuses_a_key_of_another_algorithm),
+		cmocka_unit_test(
+		    test_key_verify_ed25519_checks_the_sha256_digest),
 		cmocka_unit_test_setup_teardown(test_key_destroy_is_idempotent,
 		    setup, teardown),
 		cmocka_unit_test(test_key_generate_rejects_bad_spec),

@@ -161,8 +161,29 @@ test_planner_probes_published_key_with_deadline(void **unused)
 	p = plan(st, 1, T0 + 20);
 	assert_int_equal(p.action, DK_ACT_PROBE);
 	assert_int_equal(p.key, 0);
-	assert_int_equal(p.deadline, T0 + 10 + PROPAG);
+	assert_int_equal(p.deadline, T0 + 10 + PROPAG + 1);
 	assert_true(p.when <= T0 + 20);
+	dk_state_free(st);
+}
+
+static void
+test_planner_probe_deadline_is_a_full_propagation_timeout(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	struct dk_plan p;
+
+	/*
+	 * Published at T0 + 10.999 (stamped T0 + 10): at T0 + 10 + PROPAG
+	 * less than PROPAG seconds may have passed, so the deadline is not
+	 * reached yet; one second later it is.
+	 */
+	add(st, "mail1", 600, T0, T0 + 10, 0, 0, 0, 0, 0);
+	p = plan(st, 0, T0 + 10 + PROPAG);
+	assert_int_equal(p.action, DK_ACT_PROBE);
+	assert_true(T0 + 10 + PROPAG < p.deadline);
+	p = plan(st, 0, T0 + 10 + PROPAG + 1);
+	assert_int_equal(p.action, DK_ACT_PROBE);
+	assert_true(T0 + 10 + PROPAG + 1 >= p.deadline);
 	dk_state_free(st);
 }
 
@@ -585,7 +606,7 @@ check_and_execute(struct dk_domain_state *st, const struct dk_policy *pol,
 		assert_non_null(k);
 		assert_int_equal(dk_key_state_get(k, now), DK_KS_PUBLISHED);
 		assert_int_equal(p->deadline,
-		    k->published_at + pol->propagation_timeout);
+		    k->published_at + pol->propagation_timeout + 1);
 		/* Not yet served everywhere, sometimes. */
 		if (rnd(rs) % 3 != 0)
 			k->visible_at = now;
@@ -1118,6 +1139,8 @@ main(void)
 		cmocka_unit_test(test_planner_does_nothing_without_rotate),
 		cmocka_unit_test(test_planner_publishes_created_key),
 		cmocka_unit_test(test_planner_probes_published_key_with_deadline),
+		cmocka_unit_test(
+		    test_planner_probe_deadline_is_a_full_propagation_timeout),
 		cmocka_unit_test(test_planner_waits_for_negative_ttl),
 		cmocka_unit_test(test_planner_unknown_drain_waits_for_ttl),
 		cmocka_unit_test(test_planner_activates_after_drain_retiring_old_key),
