@@ -6,7 +6,8 @@
 #   make demo         install what is missing, build, rotate a demo domain
 #                     against a throwaway BIND on loopback
 #   make install      PREFIX=/usr/local DESTDIR=
-#   make bench        benchmarks (ratios against reference runs)
+#   make bench        benchmarks (ratios against reference runs; about
+#                     12 minutes; BENCH_ARGS=--quick for a smoke run)
 
 PREFIX	?= /usr/local
 DESTDIR	?=
@@ -107,9 +108,12 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@DKIMKEYD=$(CURDIR)/$(BIN) /usr/bin/python3 contrib/demo.py
 
+# BENCH_ARGS=--quick: a smoke run at small sizes.  Results also in
+# build/bench-results.txt.
 bench: deps
+	@sh contrib/install-bench-deps.sh
 	@$(MAKE) --no-print-directory all
-	@DKIMKEYD=$(CURDIR)/$(BIN) /usr/bin/python3 tests/bench/run.py
+	@DKIMKEYD=$(CURDIR)/$(BIN) /usr/bin/python3 tests/bench/run.py $(BENCH_ARGS)
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \

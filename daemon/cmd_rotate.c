@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "daemon.h"
+#include "publish.h"
 
 static void
 fmt_time(int64_t t, char *buf, size_t len)
@@ -143,8 +144,20 @@ print_dry_run(const struct dk_domain_ctx *c, const struct dk_plan *p)
 		say("would continue the rotation to %s (key %s): next step "
 		    "%s", ks->selector, ks->key_id, dk_action_name(p->action));
 	}
-	say("would publish %s TXT through provider %s (%s)", owner,
-	    c->psec->name, c->psec->type);
+	if (d->mode == DK_MODE_CNAME) {
+		char target[512];
+		const char *sel = p->action == DK_ACT_GENERATE ? p->selector :
+		    c->st->keys[p->key].selector;
+
+		if (dk_txt_owner(d, sel, target, sizeof(target), NULL) != DK_OK)
+			snprintf(target, sizeof(target), "(invalid name)");
+		say("would publish %s TXT through provider %s (%s)", target,
+		    c->psec->name, c->psec->type);
+		say("would wait until every server of %s serves %s CNAME %s",
+		    d->name, owner, target);
+	} else
+		say("would publish %s TXT through provider %s (%s)", owner,
+		    c->psec->name, c->psec->type);
 	say("would wait until every authoritative server serves it "
 	    "(at most %s)", t1);
 	say("would wait out resolver caches: the name's previous TTL or the "

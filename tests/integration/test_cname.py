@@ -335,3 +335,17 @@ def test_cname_daemon_batches_updates(env):
     finally:
         d.stop()
     assert _verify_through_cname(env, doms[-1], env.log)
+
+
+@zones("example.test", OPERATOR)
+def test_cname_dry_run_names_the_target_and_the_cname(env):
+    s = _config(env)
+    before = read_bytes(s.state_file())
+    r = run(s, "rotate", "--domain", "example.test", "--dry-run")
+    assert r.code == 0 and r.err == "", r.describe()
+    target = "mail1.example.test.operator.test"
+    assert "would publish %s TXT" % target in r.out, r.describe()
+    assert "mail1._domainkey.example.test CNAME %s" % target in r.out, \
+        r.describe()
+    assert read_bytes(s.state_file()) == before, "dry run changed state"
+    assert _txt_at(env, target) == [], "dry run published"

@@ -1,0 +1,200 @@
+"""Probe rate: `dkimkeyd check` over many watched selectors on two local
+BIND servers, next to dnsperf against the same servers and data, and
+next to opendkim-testkey over a sample of the same selectors.
+
+    /usr/bin/python3 tests/bench/bench_probe.py [--quick]
+
+Full size: 5,000 domains x 2 watched selectors = 10,000 selectors, each
+asked of 2 servers (plus one SOA question per domain and server).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import common
+from common import harness, log
+
+ZONE = "bench.test"
+REC = "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+
+
+def zone_text(ndom, nsel):
+    return "".join('s%d._domainkey.d%d\tIN\tTXT\t"%s"\n' % (s, d, REC)
+                   for d in range(ndom) for s in range(nsel))
+
+
+def write_conf(tmp, servers, ndom, nsel):
+    state, keys = common.private_dirs(tmp)
+    for f in ("KeyTable", "SigningTable"):
+        common.write_text(os.path.join(tmp, f), "")
+    sels = " ".join("s%d" % s for s in range(nsel))
+    conf = ["[dkimkeyd]", "state_dir = " + state, "key_dir = " + keys, "",
+            "[provider p]", "type = rfc2136",
+            "server = " + servers[0].addr(), "zone = " + ZONE,
+            "probe_servers = " + " ".join(b.addr() for b in servers),
+            "timeout = 5s", "",
+            "[signer s]", "type = opendkim",
+            "key_table = %s/KeyTable" % tmp,
+            "signing_table = %s/SigningTable" % tmp, ""]
+    for d in range(ndom):
+        conf += ["[domain d%d.%s]" % (d, ZONE), "provider = p",
+                 "signer = s", "selectors = m1 m2",
+                 "watch_selectors = " + sels, ""]
+    path = os.path.join(tmp, "dkimkeyd.conf")
+    common.write_text(path, "\n".join(conf))
+    return path
+
+
+def dnsperf_rate(dnsperf, port, qf, seconds):
+    """Queries per second dnsperf reaches against 127.0.0.1:port, or
+    None; also the count of lost queries."""
+    out = subprocess.run([dnsperf, "-s", "127.0.0.1", "-p", str(port),
+                          "-d", qf, "-l", str(seconds)],
+                         capture_output=True, text=True,
+                         timeout=seconds + 60).stdout
+    rate = lost = None
+    for line in out.splitlines():
+        if "Queries per second" in line:
+            rate = float(line.split()[-1])
+        if "Queries lost" in line:
+            lost = int(line.split()[2])
+    return rate, lost
+
+
+def testkey_sample(otk, tmp, bind, names):
+    """Run opendkim-testkey once per (domain, selector) in names, through
+    a libunbound stub zone that sends bench.test to the test server.
+    Returns (seconds, runs that said the key is fine)."""
+    ub = os.path.join(tmp, "unbound.conf")
+    # test. is one of unbound's built-in local zones (RFC 6761): lift it.
+    common.write_text(ub, (
+        'server:\n'
+        '\tlocal-zone: "test." nodefault\n'
+        '\tdo-not-query-localhost: no\n'
+        'stub-zone:\n'
+        '\tname: "%s"\n'
+        '\tstub-addr: 127.0.0.1@%d\n') % (ZONE, bind.port))
+    oc = os.path.join(tmp, "opendkim.conf")
+    common.write_text(oc, "ResolverConfiguration %s\n" % ub)
+    good = 0
+    t0 = time.monotonic()
+    for d, s in names:
+        p = subprocess.run([otk, "-x", oc, "-d", d, "-s", s],
+                           capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        if p.returncode == 0:
+            good += 1
+    return time.monotonic() - t0, good
+
+
+def run(table, quick=False, ndom=None, nsel=2):
+    ndom = ndom or (1000 if quick else 5000)
+    dp_seconds = 3 if quick else 10
+    nsample = 50 if quick else 200
+    nq = ndom * nsel * 2
+    tmp = tempfile.mkdtemp(prefix="dkimkeyd-bench-probe-")
+    servers = []
+    try:
+        text = zone_text(ndom, nsel)
+        for _ in range(2):
+            servers.append(common.BenchBind({ZONE: text}).start(
+                deadline=120))
+        conf = write_conf(tmp, servers, ndom, nsel)
+        log("dkimkeyd check: %d selectors x 2 servers" % (ndom * nsel))
+        code, out, err, dt = common.dkimkeyd(conf, "check", timeout=900)
+        # Watched selectors only and no keys: WARNING "no active key yet"
+        # is expected; anything CRITICAL or UNKNOWN is a failed probe.
+        ok = code in (0, 1) and "has no key record" not in out and \
+            "no answer" not in out
+        # What does not grow with the probes: start, reading the
+        # configuration of every domain, one domain's queries.
+        _, _, _, fixed = common.dkimkeyd(conf, "check", "--domain",
+                                         "d0.%s" % ZONE, timeout=300)
+        rate = nq / dt
+        label = "probe rate, %d selectors x 2 servers" % (ndom * nsel)
+        if not ok:
+            table.note("%s: check exit %d: %s %s" % (
+                label, code, out[:200].strip(), err[:200].strip()))
+
+        dnsperf = shutil.which("dnsperf")
+        if dnsperf is None:
+            table.add(label, "%.0f q/s" % rate, "dnsperf not installed",
+                      "", ">=0.5", ok=None if ok else False)
+            table.note("dnsperf: not installed (contrib/install-bench-"
+                       "deps.sh); no reference rate")
+        else:
+            qf = os.path.join(tmp, "queries")
+            with open(qf, "w") as f:
+                for d in range(ndom):
+                    for s in range(nsel):
+                        f.write("s%d._domainkey.d%d.%s TXT\n" % (s, d, ZONE))
+            log("dnsperf: %ds against each server" % dp_seconds)
+            rates = []
+            for b in servers:
+                r, lost = dnsperf_rate(dnsperf, b.port, qf, dp_seconds)
+                if r is not None:
+                    rates.append(r)
+            if rates:
+                ref = sum(rates) / len(rates)
+                table.add(label, "%.0f q/s (%.2fs)" % (rate, dt),
+                          "dnsperf %.0f q/s, one server" % ref,
+                          "%.2f" % (rate / ref), ">=0.5",
+                          ok=ok and rate / ref >= 0.5)
+                table.note("check with --domain (start, configuration "
+                           "of %d domains, one domain probed) takes "
+                           "%.3fs of the %.3fs" % (ndom, fixed, dt))
+                table.note("probe rate counts the %d TXT queries of check "
+                           "(%d SOA queries more are in its time); "
+                           "dnsperf: UDP, -l %d, same names, each "
+                           "server in turn" % (nq, ndom * 2, dp_seconds))
+            else:
+                table.add(label, "%.0f q/s" % rate, "dnsperf gave no rate",
+                          "", ">=0.5", ok=None if ok else False)
+
+        otk = shutil.which("opendkim-testkey") or (
+            "/usr/sbin/opendkim-testkey" if os.access(
+                "/usr/sbin/opendkim-testkey", os.X_OK) else None)
+        per_dk = dt / nq
+        if otk is None:
+            table.add("per selector-query vs opendkim-testkey", "%.3f ms" % (
+                1000 * per_dk), "opendkim-testkey not installed")
+        else:
+            step = max(1, ndom // nsample)
+            names = [("d%d.%s" % (d, ZONE), "s%d" % (d % nsel))
+                     for d in range(0, ndom, step)][:nsample]
+            log("opendkim-testkey: %d selectors, one run each" % len(names))
+            sec, good = testkey_sample(otk, tmp, servers[0], names)
+            per_otk = sec / len(names)
+            table.add("per selector-query, dkimkeyd check",
+                      "%.3f ms" % (1000 * per_dk),
+                      "opendkim-testkey %.2f ms" % (1000 * per_otk),
+                      "%.0fx faster" % (per_otk / per_dk), "",
+                      ok=None)
+            table.note("opendkim-testkey: %d selectors, one process each, "
+                       "libunbound stub zone to the test server; %d/%d "
+                       "said the key is fine" % (len(names), good,
+                                                  len(names)))
+            if good != len(names):
+                table.note("opendkim-testkey did not find every record: "
+                           "its figure is not comparable")
+    finally:
+        for b in servers:
+            b.cleanup()
+        if not harness.KEEP:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv):
+    harness.exit_cleanly_on_signals()
+    table = common.Table()
+    run(table, quick="--quick" in argv)
+    sys.stdout.write(table.render())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
