@@ -95,19 +95,24 @@ mkdir_private(const char *path, mode_t mode, struct dk_error *err)
 
 	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
 		return dk_err(err, DK_ECONFIG, "%s: path too long", path);
-	for (p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) == -1 && errno != EEXIST)
+	/* Create it only when missing: the common case is once per domain. */
+	if (stat(tmp, &sb) == -1) {
+		for (p = tmp + 1; *p; p++) {
+			if (*p != '/')
+				continue;
+			*p = '\0';
+			if (mkdir(tmp, 0755) == -1 && errno != EEXIST)
+				return dk_err(err, DK_EIO, "mkdir %s: %s", tmp,
+				    strerror(errno));
+			*p = '/';
+		}
+		if (mkdir(tmp, mode) == -1 && errno != EEXIST)
 			return dk_err(err, DK_EIO, "mkdir %s: %s", tmp,
 			    strerror(errno));
-		*p = '/';
+		if (stat(tmp, &sb) == -1)
+			return dk_err(err, DK_EIO, "%s: %s", tmp,
+			    strerror(errno));
 	}
-	if (mkdir(tmp, mode) == -1 && errno != EEXIST)
-		return dk_err(err, DK_EIO, "mkdir %s: %s", tmp, strerror(errno));
-	if (stat(tmp, &sb) == -1)
-		return dk_err(err, DK_EIO, "%s: %s", tmp, strerror(errno));
 	if (!S_ISDIR(sb.st_mode))
 		return dk_err(err, DK_EIO, "%s: not a directory", tmp);
 	if (sb.st_mode & S_IWOTH)

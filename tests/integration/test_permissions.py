@@ -43,3 +43,21 @@ def test_group_readable_tsig_key_is_refused_with_77(env):
     r = run(s, "rotate", "--domain", s.domain)
     assert r.code == 77, r.describe()
     assert not os.listdir(s.key_dir), "a key was generated anyway"
+
+
+def test_missing_state_and_key_dirs_are_created_private(env):
+    s = env.config()
+    for d in (s.key_dir, s.state_dir):
+        os.rmdir(d)
+    rotate_and_verify(env, s, "mail1")
+    for d in (s.state_dir, s.key_dir):
+        assert os.stat(d).st_mode & 0o777 == 0o700, (d, oct(os.stat(d).st_mode))
+
+
+def test_world_writable_state_dir_is_refused_with_77(env):
+    s = env.config()
+    os.chmod(s.state_dir, 0o777)
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 77, r.describe()
+    assert s.state_dir in r.err and "world-writable" in r.err, r.describe()
+    assert not os.listdir(s.key_dir), "a key was generated anyway"
