@@ -843,6 +843,43 @@ test_conf_rejects_short_rotate_every_and_bad_mode(void **state)
 }
 
 static void
+test_conf_reads_cname_servers_in_cname_mode_only(void **state)
+{
+	struct fixture *fx = *state;
+	struct dk_conf *c;
+
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = mail1 mail2\n"
+	    "mode = cname\n"
+	    "cname_target = {selector}.{domain}.op.example\n"
+	    "cname_servers = 192.0.2.1 [2001:db8::1]:5353\n");
+	c = expect_ok(fx);
+	assert_non_null(c->domains[0].cname_servers);
+	assert_non_null(strstr(c->domains[0].cname_servers, "192.0.2.1"));
+	dk_conf_free(c);
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = mail1 mail2\n"
+	    "mode = cname\n"
+	    "cname_target = {selector}.{domain}.op.example\n"
+	    "cname_servers = 192.0.2.1 not-an-address\n");
+	expect_error(fx, "dkimkeyd.conf", "13: cname_servers: ");
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = mail1 mail2\n"
+	    "cname_servers = 192.0.2.1\n");
+	expect_error(fx, "dkimkeyd.conf", "11: cname_servers needs mode = "
+	    "cname");
+}
+
+static void
 test_conf_rejects_undefined_signer_at_its_line(void **state)
 {
 	struct fixture *fx = *state;
@@ -1119,6 +1156,7 @@ main(void)
 		T(test_conf_rejects_selector_listed_twice_across_sets),
 		T(test_conf_rejects_one_ed25519_selector),
 		T(test_conf_rejects_short_rotate_every_and_bad_mode),
+		T(test_conf_reads_cname_servers_in_cname_mode_only),
 		T(test_conf_rejects_undefined_signer_at_its_line),
 		T(test_conf_reports_syntax_error_line),
 		T(test_conf_reports_first_of_syntax_and_other_errors),
