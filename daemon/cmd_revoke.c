@@ -18,18 +18,7 @@
 #include "daemon.h"
 
 #define TARGETS_MAX	8
-
-static void
-fmt_time(int64_t t, char *buf, size_t len)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (t == INT64_MAX || gmtime_r(&tt, &tm) == NULL)
-		snprintf(buf, len, "never (without a change of configuration)");
-	else
-		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
+#define NEVER_TEXT	"never (without a change of configuration)"
 
 static int
 last_key_on(const struct dk_domain_state *st, const char *selector)
@@ -193,7 +182,8 @@ cmd_revoke(const struct dk_conf *conf, const char *domain,
 				break;
 			}
 			dk_duration_format(p.when - now, d, sizeof(d));
-			fmt_time(p.when, when, sizeof(when));
+			dk_format_time(p.when, NEVER_TEXT, when,
+			    sizeof(when));
 			say("%s: %s; next step in %s (%s)", domain,
 			    p.why ? p.why : "waiting", d, when);
 			dk_sleep_until(p.when);

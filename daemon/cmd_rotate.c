@@ -15,17 +15,7 @@
 #include "daemon.h"
 #include "publish.h"
 
-static void
-fmt_time(int64_t t, char *buf, size_t len)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (t == INT64_MAX || gmtime_r(&tt, &tm) == NULL)
-		snprintf(buf, len, "never (without another rotation)");
-	else
-		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
+#define NEVER_TEXT	"never (without another rotation)"
 
 /* Append to buf (NUL-terminated, len bytes); cut, never overrun. */
 static void
@@ -99,8 +89,8 @@ busy_selectors(const struct dk_domain_ctx *c, int64_t now, char *buf,
 			    "removed after its TTL %s)", sel, k->key_id, ttl);
 			break;
 		case DK_KS_REMOVED:
-			fmt_time(dk_plan_selector_free_at(c->st, pol, sel), t,
-			    sizeof(t));
+			dk_format_time(dk_plan_selector_free_at(c->st, pol,
+			    sel), NEVER_TEXT, t, sizeof(t));
 			append(buf, len, "%s's last key %s was removed; "
 			    "resolvers may cache its record for its TTL %s, "
 			    "until %s", sel, k->key_id, ttl, t);
@@ -207,7 +197,8 @@ cmd_rotate(const struct dk_conf *conf, const char *domain, int dry_run)
 				print_dry_run(&c, &p);
 				rc = DK_OK;
 			} else if (p.blocked) {
-				fmt_time(p.when, when, sizeof(when));
+				dk_format_time(p.when, NEVER_TEXT, when,
+				    sizeof(when));
 				busy_selectors(&c, now, busy, sizeof(busy));
 				complain("%s: no selector is free for a new "
 				    "key until %s: %s", domain, when, busy);
@@ -225,7 +216,8 @@ cmd_rotate(const struct dk_conf *conf, const char *domain, int dry_run)
 				break;
 			}
 			if (p.blocked) {
-				fmt_time(p.when, when, sizeof(when));
+				dk_format_time(p.when, NEVER_TEXT, when,
+				    sizeof(when));
 				busy_selectors(&c, now, busy, sizeof(busy));
 				complain("%s: no selector is free for a new "
 				    "key until %s: %s", domain, when, busy);

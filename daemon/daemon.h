@@ -23,6 +23,10 @@ void	complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The clock: one replaceable function. */
 int64_t	dk_now(void);
 
+/* t as ISO 8601 UTC, or never_text for INT64_MAX. */
+void	dk_format_time(int64_t t, const char *never_text, char *buf,
+	    size_t len);
+
 /* Seconds a command waits for a domain's lock. */
 #define LOCK_WAIT	10
 

@@ -46,6 +46,18 @@ dk_now(void)
 	return (int64_t)time(NULL);
 }
 
+void
+dk_format_time(int64_t t, const char *never_text, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t == INT64_MAX || gmtime_r(&tt, &tm) == NULL)
+		snprintf(buf, len, "%s", never_text);
+	else
+		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 volatile sig_atomic_t dk_stop_requested;
 
 static void

@@ -209,23 +209,6 @@ parse_bool(const char *v, int *out)
 	return DK_EINVAL;
 }
 
-static char *
-path_dirname(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char *d;
-
-	if (slash == NULL)
-		return dk_strdup(".");
-	if (slash == path)
-		return dk_strdup("/");
-	if ((d = malloc(slash - path + 1)) == NULL)
-		return NULL;
-	memcpy(d, path, slash - path);
-	d[slash - path] = '\0';
-	return d;
-}
-
 /* ---- sections ------------------------------------------------------- */
 
 static void
@@ -1072,7 +1055,7 @@ parse_file(struct parse *p, const char *path, struct file *parent)
 		p->failed = 1;
 		return DK_ECONFIG;
 	}
-	if ((f.dir = path_dirname(path)) == NULL) {
+	if ((f.dir = dk_dirname(path)) == NULL) {
 		fclose(f.fp);
 		return nomem(p);
 	}

@@ -59,6 +59,9 @@ int		 dk_exit_code(int code);
 /* Duplicate a string; NULL on allocation failure. */
 char		*dk_strdup(const char *s);
 
+/* The directory part of path, malloc'd: "." when none, "/" for "/x". */
+char		*dk_dirname(const char *path);
+
 /*
  * Parse a duration with an optional unit suffix s, m, h, d or w
  * ("90d", "5m", "3600").  Returns 0 and *out in seconds, or DK_EINVAL.

@@ -260,24 +260,6 @@ out:
 	return rc;
 }
 
-/* The directory part of path ("." when none), malloc'd. */
-static char *
-dir_of(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	size_t n;
-	char *d;
-
-	if (slash == NULL)
-		return dk_strdup(".");
-	n = slash == path ? 1 : (size_t)(slash - path);
-	if ((d = malloc(n + 1)) == NULL)
-		return NULL;
-	memcpy(d, path, n);
-	d[n] = '\0';
-	return d;
-}
-
 /*
  * A new or removed directory entry is durable only once the directory
  * itself is fsynced; without this a crash can resurrect a destroyed key or
@@ -289,7 +271,7 @@ fsync_dir_of(const char *path, struct dk_error *err)
 	char *dir;
 	int fd, rc = DK_OK;
 
-	if ((dir = dir_of(path)) == NULL)
+	if ((dir = dk_dirname(path)) == NULL)
 		return dk_err(err, DK_ENOMEM, "out of memory");
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd == -1) {

@@ -102,6 +102,23 @@ dk_strdup(const char *s)
 	return p;
 }
 
+char *
+dk_dirname(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n;
+	char *d;
+
+	if (slash == NULL)
+		return dk_strdup(".");
+	n = slash == path ? 1 : (size_t)(slash - path);
+	if ((d = malloc(n + 1)) == NULL)
+		return NULL;
+	memcpy(d, path, n);
+	d[n] = '\0';
+	return d;
+}
+
 int
 dk_duration_parse(const char *s, int64_t *out)
 {

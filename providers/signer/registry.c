@@ -366,24 +366,6 @@ out:
 	return rc;
 }
 
-/* Split path into a malloc'd directory name ("." when none). */
-static char *
-dir_of(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char *d;
-
-	if (slash == NULL)
-		return dk_strdup(".");
-	if (slash == path)
-		return dk_strdup("/");
-	if ((d = malloc((size_t)(slash - path) + 1)) == NULL)
-		return NULL;
-	memcpy(d, path, (size_t)(slash - path));
-	d[slash - path] = '\0';
-	return d;
-}
-
 static int
 write_all(int fd, const void *data, size_t len)
 {
@@ -417,7 +399,7 @@ dk_signer_file_stage(const char *path, const void *data, size_t len,
 	base = base == NULL ? path : base + 1;
 	if (*base == '\0')
 		return dk_err(err, DK_ECONFIG, "%s: not a file name", path);
-	if ((dir = dir_of(path)) == NULL) {
+	if ((dir = dk_dirname(path)) == NULL) {
 		rc = dk_err(err, DK_ENOMEM, "%s: out of memory", path);
 		goto out;
 	}
@@ -504,7 +486,7 @@ dk_signer_file_commit(char *tmp, const char *path, struct dk_error *err)
 		unlink(tmp);
 		goto out;
 	}
-	if ((dir = dir_of(path)) == NULL) {
+	if ((dir = dk_dirname(path)) == NULL) {
 		rc = dk_err(err, DK_ENOMEM, "%s: out of memory", path);
 		goto out;
 	}
@@ -593,7 +575,7 @@ sweep_dir(const char *dir, const char *const *paths, size_t npaths,
 			continue;
 		match = 0;
 		for (i = 0; i < npaths && !match; i++) {
-			if ((pd = dir_of(paths[i])) == NULL) {
+			if ((pd = dk_dirname(paths[i])) == NULL) {
 				rc = dk_err(err, DK_ENOMEM, "out of memory");
 				goto out;
 			}
@@ -630,11 +612,11 @@ dk_signer_file_sweep(const char *const *paths, size_t npaths,
 	int done, rc;
 
 	for (i = 0; i < npaths; i++) {
-		if ((dir = dir_of(paths[i])) == NULL)
+		if ((dir = dk_dirname(paths[i])) == NULL)
 			return dk_err(err, DK_ENOMEM, "out of memory");
 		/* One scan per directory covers every path in it. */
 		for (j = 0, done = 0; j < i && !done; j++) {
-			if ((prev = dir_of(paths[j])) == NULL) {
+			if ((prev = dk_dirname(paths[j])) == NULL) {
 				free(dir);
 				return dk_err(err, DK_ENOMEM, "out of memory");
 			}
