@@ -33,6 +33,10 @@
 #define DEF_EDNS	1232	/* DNS flag day 2020: no IP fragmentation */
 #define TCP_MAX		65535
 #define UDP_BUF		65536
+#define NSOCK		8	/* shared UDP sockets per server */
+#define SOCK_MAXUSERS	16384	/* queries per socket: a quarter of the IDs */
+#define NBUCKET		64	/* ID chains per socket */
+#define IDPOOL		256	/* random IDs drawn at once */
 
 enum slot_state { S_FREE = 0, S_UDP, S_TCP_CONNECT, S_TCP_WRITE, S_TCP_READ };
 
@@ -40,7 +44,9 @@ enum slot_state { S_FREE = 0, S_UDP, S_TCP_CONNECT, S_TCP_WRITE, S_TCP_READ };
 struct slot {
 	enum slot_state	 st;
 	size_t		 qi;		/* index into the caller's queries */
-	int		 fd;
+	int		 fd;		/* TCP only */
+	int		 sock;		/* UDP: index into socks, or -1 */
+	int		 next;		/* UDP: next slot on the ID chain */
 	uint16_t	 id;
 	ldns_rdf	*qname;
 	uint8_t		*wire;		/* the query, reused for resends */
@@ -54,9 +60,26 @@ struct slot {
 	const char	*why;		/* last reason a reply was refused */
 };
 
-struct server_rate {
+struct server {
 	struct sockaddr_storage	ss;
+	socklen_t		len;
 	int64_t			next_us;
+	int			sock[NSOCK];	/* socks index + 1; 0: none */
+	unsigned		rr;		/* next of sock[] to use */
+};
+
+/*
+ * A connected UDP socket shared by the queries in flight to one server:
+ * a socket per query cost a socket(), connect() and close() each.  The
+ * IDs in flight on a socket are unique, so the ID names the query and
+ * its question is then checked as before.
+ */
+struct usock {
+	int			fd;		/* -1: entry unused */
+	size_t			srv;		/* index into servers */
+	int			k;		/* in servers[srv].sock, or -1 */
+	size_t			users;		/* UDP queries on it */
+	int			head[NBUCKET];	/* slots by ID, -1 ends */
 };
 
 static int64_t
@@ -100,10 +123,14 @@ struct engine {
 	struct slot		*slots;
 	size_t			 nslots;
 	struct pollfd		*pfd;
-	size_t			*pslot;		/* pollfd index -> slot */
-	struct server_rate	*rates;
+	size_t			*pslot;		/* pollfd index -> slot * 2, or
+						   socket * 2 + 1 */
+	struct server		*rates;
 	size_t			 nrates;
 	size_t			*qrate;		/* query -> rates index */
+	struct usock		*socks;		/* nslots entries */
+	uint16_t		 idpool[IDPOOL];
+	size_t			 nid;		/* IDs left in idpool */
 	int64_t			 interval_us;	/* per-server spacing */
 	int			 timeout_ms;
 	int			 retries;
@@ -116,9 +143,142 @@ static void
 slot_finish(struct engine *e, struct slot *s, int status, const char *fmt,
     ...) __attribute__((format(printf, 4, 5)));
 
-static void
-slot_release(struct slot *s)
+/* A fresh random ID: one getrandom() per IDPOOL queries, not each. */
+static uint16_t
+draw_id(struct engine *e)
 {
+	if (e->nid == 0) {
+		arc4random_buf(e->idpool, sizeof(e->idpool));
+		e->nid = IDPOOL;
+	}
+	return e->idpool[--e->nid];
+}
+
+/* The slot waiting on socket u for ID id, or NULL. */
+static struct slot *
+sock_find(struct engine *e, const struct usock *u, uint16_t id)
+{
+	int i;
+
+	for (i = u->head[id % NBUCKET]; i != -1; i = e->slots[i].next)
+		if (e->slots[i].id == id)
+			return &e->slots[i];
+	return NULL;
+}
+
+static void
+sock_attach(struct engine *e, struct slot *s, int ui)
+{
+	struct usock *u = &e->socks[ui];
+
+	s->sock = ui;
+	s->next = u->head[s->id % NBUCKET];
+	u->head[s->id % NBUCKET] = (int)(s - e->slots);
+	u->users++;
+}
+
+/*
+ * Take the slot off its socket.  An idle socket stays open until the
+ * next round of the loop, so that a socket being read is never closed.
+ */
+static void
+sock_detach(struct engine *e, struct slot *s)
+{
+	struct usock *u;
+	int *p, me = (int)(s - e->slots);
+
+	if (s->sock == -1)
+		return;
+	u = &e->socks[s->sock];
+	for (p = &u->head[s->id % NBUCKET]; *p != -1; p = &e->slots[*p].next)
+		if (*p == me) {
+			*p = s->next;
+			break;
+		}
+	u->users--;
+	s->sock = -1;
+	s->next = -1;
+}
+
+static void
+sock_close(struct engine *e, struct usock *u)
+{
+	int b;
+
+	if (u->fd == -1)
+		return;
+	close(u->fd);
+	if (u->k != -1)
+		e->rates[u->srv].sock[u->k] = 0;
+	u->fd = -1;
+	u->users = 0;
+	for (b = 0; b < NBUCKET; b++)
+		u->head[b] = -1;
+}
+
+/*
+ * A socket to server srv for a new query: the servers' sockets in turn,
+ * opened on first use; one past NSOCK only when all of them are full.
+ * Returns its index, or -1 with errno set.
+ */
+static int
+sock_get(struct engine *e, size_t srv)
+{
+	struct server *sv = &e->rates[srv];
+	struct usock *u;
+	size_t i, free_i = e->nslots;
+	int j, k = -1;
+
+	for (j = 0; j < NSOCK; j++) {
+		k = (int)(sv->rr++ % NSOCK);
+		if (sv->sock[k] == 0)
+			break;
+		if (e->socks[sv->sock[k] - 1].users < SOCK_MAXUSERS)
+			return sv->sock[k] - 1;
+		k = -1;
+	}
+	/* An unused entry, else an idle one: open sockets with users are
+	 * fewer than the slots, this one's not counted. */
+	for (i = 0; i < e->nslots; i++) {
+		if (e->socks[i].fd == -1) {
+			free_i = i;
+			break;
+		}
+		if (e->socks[i].users == 0 && free_i == e->nslots)
+			free_i = i;
+	}
+	if (free_i == e->nslots) {
+		errno = EMFILE;
+		return -1;
+	}
+	u = &e->socks[free_i];
+	sock_close(e, u);
+	u->fd = socket(sv->ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC |
+	    SOCK_NONBLOCK, 0);
+	if (u->fd == -1)
+		return -1;
+	/* connect() makes the kernel drop datagrams from other sources. */
+	if (connect(u->fd, (const struct sockaddr *)&sv->ss, sv->len) == -1) {
+		j = errno;
+		close(u->fd);
+		u->fd = -1;
+		errno = j;
+		return -1;
+	}
+	u->srv = srv;
+	u->k = k;
+	u->users = 0;
+	for (j = 0; j < NBUCKET; j++)
+		u->head[j] = -1;
+	if (k != -1)
+		sv->sock[k] = (int)free_i + 1;
+	return (int)free_i;
+}
+
+static void
+slot_release(struct engine *e, struct slot *s)
+{
+	sock_detach(e, s);
 	if (s->fd != -1)
 		close(s->fd);
 	ldns_rdf_deep_free(s->qname);
@@ -126,6 +286,8 @@ slot_release(struct slot *s)
 	free(s->tbuf);
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
+	s->sock = -1;
+	s->next = -1;
 }
 
 static void
@@ -141,7 +303,7 @@ slot_finish(struct engine *e, struct slot *s, int status, const char *fmt,
 		vsnprintf(q->detail, sizeof(q->detail), fmt, ap);
 		va_end(ap);
 	}
-	slot_release(s);
+	slot_release(e, s);
 	e->done++;
 }
 
@@ -234,7 +396,7 @@ start_tcp(struct engine *e, struct slot *s)
 {
 	struct dk_query *q = &e->q[s->qi];
 
-	close(s->fd);
+	sock_detach(e, s);
 	s->fd = socket(q->server.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC |
 	    SOCK_NONBLOCK, 0);
 	if (s->fd == -1) {
@@ -263,48 +425,88 @@ start_tcp(struct engine *e, struct slot *s)
 		    "connect: %s", q->server.text, strerror(errno));
 }
 
+/*
+ * Count a refused datagram against the query it names, or, when its ID
+ * names none, against every query waiting on the socket: any of them
+ * could have been the target.
+ */
 static void
-on_udp(struct engine *e, struct slot *s)
+discard(struct engine *e, int ui, struct slot *s, const char *why)
 {
-	struct dk_query *q = &e->q[s->qi];
-	struct sockaddr_storage from;
-	socklen_t fromlen;
-	ssize_t n;
+	size_t i;
 
-	for (;;) {
+	if (s != NULL) {
+		s->why = why;
+		e->q[s->qi].discarded++;
+		return;
+	}
+	for (i = 0; i < e->nslots; i++)
+		if (e->slots[i].st == S_UDP && e->slots[i].sock == ui) {
+			e->slots[i].why = why;
+			e->q[e->slots[i].qi].discarded++;
+		}
+}
+
+static void
+on_udp(struct engine *e, int ui)
+{
+	struct usock *u = &e->socks[ui];
+	struct server *sv = &e->rates[u->srv];
+	struct sockaddr_storage from;
+	struct slot *s;
+	socklen_t fromlen;
+	const char *why;
+	ssize_t n;
+	size_t i;
+	int err;
+
+	while (u->users > 0) {
 		fromlen = sizeof(from);
-		n = recvfrom(s->fd, e->buf, UDP_BUF, 0,
+		n = recvfrom(u->fd, e->buf, UDP_BUF, 0,
 		    (struct sockaddr *)&from, &fromlen);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return;
-			/* ICMP port unreachable surfaces as ECONNREFUSED. */
-			slot_finish(e, s, DK_ETEMP, "%s: %s", q->server.text,
-			    strerror(errno));
+			/*
+			 * ICMP port unreachable surfaces as ECONNREFUSED, and
+			 * says nothing of which query: it holds for the
+			 * server, so every query waiting on the socket fails.
+			 */
+			err = errno;
+			for (i = 0; i < e->nslots; i++) {
+				s = &e->slots[i];
+				if (s->st == S_UDP && s->sock == ui)
+					slot_finish(e, s, DK_ETEMP, "%s: %s",
+					    e->q[s->qi].server.text,
+					    strerror(err));
+			}
 			return;
 		}
+		s = (size_t)n >= 2 ? sock_find(e, u, LDNS_ID_WIRE(e->buf)) :
+		    NULL;
 		/* connect() makes the kernel filter; check all the same. */
-		if (!addr_equal(&from, &q->server.ss))
-			s->why = "reply from another address";
+		if (!addr_equal(&from, &sv->ss))
+			why = "reply from another address";
 		else if ((size_t)n < LDNS_HEADER_SIZE)
-			s->why = "short reply";
+			why = "short reply";
 		else if ((size_t)n > e->edns)
-			s->why = "oversized reply (larger than the EDNS "
+			why = "oversized reply (larger than the EDNS "
 			    "size offered)";
-		else if (LDNS_ID_WIRE(e->buf) != s->id)
-			s->why = "wrong ID";
+		else if (s == NULL)
+			why = "wrong ID";
 		else if (!LDNS_QR_WIRE(e->buf))
-			s->why = "not a response";
+			why = "not a response";
 		else if (LDNS_TC_WIRE(e->buf)) {
 			start_tcp(e, s);
-			return;
-		} else if (accept_reply(e, s, e->buf, (size_t)n))
-			return;
-		else
-			continue;	/* counted in accept_reply */
-		q->discarded++;
+			continue;
+		} else {
+			/* Refusals are counted in accept_reply. */
+			accept_reply(e, s, e->buf, (size_t)n);
+			continue;
+		}
+		discard(e, ui, s, why);
 	}
 }
 
@@ -391,10 +593,12 @@ start(struct engine *e, struct slot *s, size_t qi, int64_t now)
 	struct dk_query *q = &e->q[qi];
 	ldns_pkt *pkt = NULL;
 	int64_t budget = (int64_t)e->timeout_ms * 1000;
-	int k;
+	int k, ui;
 
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
+	s->sock = -1;
+	s->next = -1;
 	s->qi = qi;
 	s->st = S_UDP;
 	if (q->name == NULL || *q->name == '\0' ||
@@ -403,7 +607,16 @@ start(struct engine *e, struct slot *s, size_t qi, int64_t now)
 		    q->name == NULL ? "" : q->name);
 		return;
 	}
-	s->id = (uint16_t)(arc4random() & 0xffff);
+	if ((ui = sock_get(e, e->qrate[qi])) == -1) {
+		slot_finish(e, s, DK_ETEMP, "%s: socket: %s", q->server.text,
+		    strerror(errno));
+		return;
+	}
+	/* Unique on the socket: at most a quarter of the IDs are taken. */
+	do
+		s->id = draw_id(e);
+	while (sock_find(e, &e->socks[ui], s->id) != NULL);
+	sock_attach(e, s, ui);
 	pkt = ldns_pkt_query_new(ldns_rdf_clone(s->qname),
 	    (ldns_rr_type)q->type, LDNS_RR_CLASS_IN, 0);
 	if (pkt == NULL) {
@@ -421,17 +634,8 @@ start(struct engine *e, struct slot *s, size_t qi, int64_t now)
 		return;
 	}
 	ldns_pkt_free(pkt);
-	s->fd = socket(q->server.ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC |
-	    SOCK_NONBLOCK, 0);
-	if (s->fd == -1) {
-		slot_finish(e, s, DK_ETEMP, "%s: socket: %s", q->server.text,
-		    strerror(errno));
-		return;
-	}
-	/* connect() makes the kernel drop datagrams from other sources. */
-	if (connect(s->fd, (const struct sockaddr *)&q->server.ss,
-	    q->server.len) == -1 ||
-	    send(s->fd, s->wire, s->wlen, 0) != (ssize_t)s->wlen) {
+	if (send(e->socks[ui].fd, s->wire, s->wlen, 0) !=
+	    (ssize_t)s->wlen) {
 		slot_finish(e, s, DK_ETEMP, "%s: %s", q->server.text,
 		    strerror(errno));
 		return;
@@ -461,7 +665,8 @@ on_tick(struct engine *e, struct slot *s, int64_t now)
 	if (s->st == S_UDP && now >= s->resend_at &&
 	    s->attempt < e->retries) {
 		/* Same ID and socket: a late reply to the first send counts. */
-		if (send(s->fd, s->wire, s->wlen, 0) == (ssize_t)s->wlen)
+		if (send(e->socks[s->sock].fd, s->wire, s->wlen, 0) ==
+		    (ssize_t)s->wlen)
 			q->sent++;
 		s->attempt++;
 		s->step *= 2;
@@ -478,6 +683,7 @@ rate_index(struct engine *e, const struct dk_addr *a)
 		if (addr_equal(&e->rates[i].ss, &a->ss))
 			return i;
 	e->rates[e->nrates].ss = a->ss;
+	e->rates[e->nrates].len = a->len;
 	e->rates[e->nrates].next_us = 0;
 	return e->nrates++;
 }
@@ -507,10 +713,15 @@ engine_init(struct engine *e, struct dk_query *q, size_t n,
 	    (e->pslot = calloc(e->nslots, sizeof(*e->pslot))) == NULL ||
 	    (e->rates = calloc(n, sizeof(*e->rates))) == NULL ||
 	    (e->qrate = calloc(n, sizeof(*e->qrate))) == NULL ||
+	    (e->socks = calloc(e->nslots, sizeof(*e->socks))) == NULL ||
 	    (e->buf = malloc(UDP_BUF)) == NULL)
 		return DK_ENOMEM;
-	for (i = 0; i < e->nslots; i++)
+	for (i = 0; i < e->nslots; i++) {
 		e->slots[i].fd = -1;
+		e->slots[i].sock = -1;
+		e->slots[i].next = -1;
+		e->socks[i].fd = -1;
+	}
 	for (i = 0; i < n; i++)
 		e->qrate[i] = rate_index(e, &q[i].server);
 	return DK_OK;
@@ -523,7 +734,10 @@ engine_free(struct engine *e)
 
 	for (i = 0; e->slots != NULL && i < e->nslots; i++)
 		if (e->slots[i].st != S_FREE)
-			slot_release(&e->slots[i]);
+			slot_release(e, &e->slots[i]);
+	for (i = 0; e->socks != NULL && i < e->nslots; i++)
+		sock_close(e, &e->socks[i]);
+	free(e->socks);
 	free(e->slots);
 	free(e->pfd);
 	free(e->pslot);
@@ -587,11 +801,26 @@ dk_probe_run(struct dk_query *q, size_t n, const struct dk_probe_opts *o,
 			if (s->st == S_UDP && s->attempt < e.retries &&
 			    s->resend_at < wake)
 				wake = s->resend_at;
+			if (s->st == S_UDP)
+				continue;
 			e.pfd[np].fd = s->fd;
-			e.pfd[np].events = s->st == S_UDP ||
-			    s->st == S_TCP_READ ? POLLIN : POLLOUT;
+			e.pfd[np].events = s->st == S_TCP_READ ? POLLIN :
+			    POLLOUT;
 			e.pfd[np].revents = 0;
-			e.pslot[np++] = i;
+			e.pslot[np++] = i * 2;
+		}
+		/* Sockets in use are fewer than the slots not on TCP. */
+		for (i = 0; i < e.nslots; i++) {
+			if (e.socks[i].fd == -1)
+				continue;
+			if (e.socks[i].users == 0) {
+				sock_close(&e, &e.socks[i]);
+				continue;
+			}
+			e.pfd[np].fd = e.socks[i].fd;
+			e.pfd[np].events = POLLIN;
+			e.pfd[np].revents = 0;
+			e.pslot[np++] = i * 2 + 1;
 		}
 		if (np == 0) {
 			if (busy == 0 && next < n && wake > now) {
@@ -609,10 +838,12 @@ dk_probe_run(struct dk_query *q, size_t n, const struct dk_probe_opts *o,
 		for (i = 0; i < np; i++) {
 			if (e.pfd[i].revents == 0)
 				continue;
-			s = &e.slots[e.pslot[i]];
-			if (s->st == S_UDP)
-				on_udp(&e, s);
-			else
+			if (e.pslot[i] % 2 == 1) {
+				on_udp(&e, (int)(e.pslot[i] / 2));
+				continue;
+			}
+			s = &e.slots[e.pslot[i] / 2];
+			if (s->st != S_FREE && s->st != S_UDP)
 				on_tcp(&e, s);
 		}
 	}

@@ -3,11 +3,12 @@
  * selectors.  Part of the DNS module (implemented in dns_async.c on ldns
  * wire functions and our own non-blocking sockets).
  *
- * Every query goes out on its own connected UDP socket (RD=0, EDNS0).  A
- * reply is believed only when it comes from the queried address and port,
- * carries the query's ID, is a response, and asks our question (name,
- * type, class IN); a UDP reply larger than the advertised EDNS size is
- * refused.  Anything else is discarded and the query keeps waiting, so
+ * Queries go out (RD=0, EDNS0) on a few connected UDP sockets per server,
+ * shared by the queries in flight to it, each with a random ID unique on
+ * its socket.  A reply is believed only when it comes from the queried
+ * address and port, carries the query's ID, is a response, and asks our
+ * question (name, type, class IN); a UDP reply larger than the advertised
+ * EDNS size is refused.  Anything else is discarded and the query keeps waiting, so
  * that a forged or broken reply can at worst make a query fail, never
  * answer it.  A truncated reply is retried over TCP.  Lost UDP queries
  * are resent with exponential backoff within the query's time budget.

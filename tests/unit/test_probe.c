@@ -293,6 +293,47 @@ test_probe_answers_many_queries_concurrently(void **state)
 	free(q);
 }
 
+/*
+ * Queries to one server share its few sockets: each gets the reply to its
+ * own question, and replies with a wrong ID among them answer nobody.
+ */
+static void
+test_probe_shared_socket_demultiplexes_replies(void **state)
+{
+	enum { N = 300 };
+	struct dk_query *q = calloc(N, sizeof(*q));
+	char (*names)[64] = calloc(N, sizeof(*names));
+	struct dk_probe_opts o = { N, 1000, -1, 0, 0 };
+	size_t i;
+
+	(void)state;
+	assert_non_null(q);
+	assert_non_null(names);
+	for (i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "%s.q%zu.test",
+		    i % 10 == 0 ? "wrongid" : i % 3 == 0 ?
+		    "wrongidthengood" : "good", i);
+		query_init(&q[i], names[i], server_port);
+	}
+	assert_int_equal(dk_probe_run(q, N, &o, NULL), DK_OK);
+	for (i = 0; i < N; i++) {
+		if (i % 10 == 0) {
+			assert_int_equal(q[i].status, DK_ETEMP);
+			assert_int_equal(q[i].answer.ntxt, 0);
+			assert_true(q[i].discarded >= 1);
+			assert_non_null(strstr(q[i].detail, "no valid reply"));
+			continue;
+		}
+		if (q[i].status != DK_OK)
+			fail_msg("%s: %s", names[i], q[i].detail);
+		assert_int_equal(q[i].answer.ntxt, 1);
+		assert_int_equal(q[i].sent, 1);
+	}
+	dk_query_clear(q, N);
+	free(names);
+	free(q);
+}
+
 static void
 test_probe_keeps_waiting_past_a_wrong_id(void **state)
 {
@@ -501,6 +542,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_probe_answers_many_queries_concurrently),
+		cmocka_unit_test(test_probe_shared_socket_demultiplexes_replies),
 		cmocka_unit_test(test_probe_keeps_waiting_past_a_wrong_id),
 		cmocka_unit_test(test_probe_rejects_wrong_id),
 		cmocka_unit_test(test_probe_rejects_wrong_question),
