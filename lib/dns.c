@@ -258,8 +258,9 @@ dk_addr_system_resolver(struct dk_addr *out, struct dk_error *err)
 	return DK_OK;
 }
 
-static int
-addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+int
+dk_dns_addr_equal(const struct sockaddr_storage *a,
+    const struct sockaddr_storage *b)
 {
 	if (a->ss_family != b->ss_family)
 		return 0;
@@ -945,7 +946,7 @@ udp_exchange(const struct dk_addr *srv, const uint8_t *q, size_t qlen,
 			goto out;
 		}
 		/* The kernel filters on connect(); check all the same. */
-		if (!addr_equal(&from, &srv->ss))
+		if (!dk_dns_addr_equal(&from, &srv->ss))
 			why = "wrong source address";
 		else if (n < LDNS_HEADER_SIZE)
 			why = "short reply";
@@ -1434,7 +1435,7 @@ dk_dns_ns_addrs(const struct dk_addr *resolver, const char *zone,
 				    NULL) != DK_OK)
 					continue;
 				for (k = 0; k < cnt; k++)
-					if (addr_equal(&list[k].ss, &ad.ss))
+					if (dk_dns_addr_equal(&list[k].ss, &ad.ss))
 						break;
 				if (k < cnt)
 					continue;

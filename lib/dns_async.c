@@ -91,28 +91,6 @@ now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static int
-addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return 0;
-	if (a->ss_family == AF_INET) {
-		const struct sockaddr_in *x = (const struct sockaddr_in *)a;
-		const struct sockaddr_in *y = (const struct sockaddr_in *)b;
-
-		return x->sin_port == y->sin_port &&
-		    x->sin_addr.s_addr == y->sin_addr.s_addr;
-	} else if (a->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a;
-		const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)b;
-
-		return x->sin6_port == y->sin6_port &&
-		    memcmp(&x->sin6_addr, &y->sin6_addr,
-		    sizeof(x->sin6_addr)) == 0;
-	}
-	return 0;
-}
-
 /*
  * The engine
  */
@@ -487,7 +465,7 @@ on_udp(struct engine *e, int ui)
 		s = (size_t)n >= 2 ? sock_find(e, u, LDNS_ID_WIRE(e->buf)) :
 		    NULL;
 		/* connect() makes the kernel filter; check all the same. */
-		if (!addr_equal(&from, &sv->ss))
+		if (!dk_dns_addr_equal(&from, &sv->ss))
 			why = "reply from another address";
 		else if ((size_t)n < LDNS_HEADER_SIZE)
 			why = "short reply";
@@ -680,7 +658,7 @@ rate_index(struct engine *e, const struct dk_addr *a)
 	size_t i;
 
 	for (i = 0; i < e->nrates; i++)
-		if (addr_equal(&e->rates[i].ss, &a->ss))
+		if (dk_dns_addr_equal(&e->rates[i].ss, &a->ss))
 			return i;
 	e->rates[e->nrates].ss = a->ss;
 	e->rates[e->nrates].len = a->len;

@@ -41,6 +41,10 @@ enum {
  * malformed TXT rdata, DK_ENOMEM; *out is written only on success.  The
  * caller has checked the reply's ID and question.
  */
+/* Same address family, address and port. */
+int		 dk_dns_addr_equal(const struct sockaddr_storage *,
+		    const struct sockaddr_storage *);
+
 int		 dk_dns_answer_from_pkt(const ldns_pkt *pkt,
 		    const ldns_rdf *qname, int type, int mode,
 		    struct dk_answer *out);

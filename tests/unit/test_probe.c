@@ -300,10 +300,15 @@ test_probe_answers_many_queries_concurrently(void **state)
 static void
 test_probe_shared_socket_demultiplexes_replies(void **state)
 {
-	enum { N = 300 };
+	/*
+	 * Few enough that the replies fit the socket buffers, and a long
+	 * budget with resends: a reply dropped on a loaded machine must not
+	 * fail a test of matching, which is what this is about.
+	 */
+	enum { N = 150 };
 	struct dk_query *q = calloc(N, sizeof(*q));
 	char (*names)[64] = calloc(N, sizeof(*names));
-	struct dk_probe_opts o = { N, 1000, -1, 0, 0 };
+	struct dk_probe_opts o = { N, 5000, 2, 0, 0 };
 	size_t i;
 
 	(void)state;
@@ -327,7 +332,7 @@ test_probe_shared_socket_demultiplexes_replies(void **state)
 		if (q[i].status != DK_OK)
 			fail_msg("%s: %s", names[i], q[i].detail);
 		assert_int_equal(q[i].answer.ntxt, 1);
-		assert_int_equal(q[i].sent, 1);
+		assert_true(q[i].sent >= 1);
 	}
 	dk_query_clear(q, N);
 	free(names);
