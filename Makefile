@@ -111,7 +111,7 @@ demo: deps
 # BENCH_ARGS=--quick: a smoke run at small sizes.  Results also in
 # build/bench-results.txt.
 bench: deps
-	@sh contrib/install-bench-deps.sh
+	@sh contrib/install-deps.sh dnsperf
 	@$(MAKE) --no-print-directory all
 	@DKIMKEYD=$(CURDIR)/$(BIN) /usr/bin/python3 tests/bench/run.py $(BENCH_ARGS)
 

@@ -1,13 +1,16 @@
 #!/bin/sh
 # Install, on Debian, whatever dkimkeyd needs to build, test and demo that is
-# not installed yet.  Idempotent: when everything is present it does nothing
-# and prints nothing.  Not root: prints the apt-get command and stops.
+# not installed yet, or the packages named as arguments (`make bench` asks
+# for dnsperf this way).  Idempotent: when everything is present it does
+# nothing and prints nothing.  Not root: prints the apt-get command and
+# stops.
 set -eu
 
 PKGS="gcc make pkg-config libldns-dev libcurl4-openssl-dev libssl-dev
 libinih-dev libcmocka-dev bind9 bind9-utils bind9-dnsutils ldnsutils
 python3 python3-dkim python3-nacl python3-dnspython knot knot-dnsutils opendkim
 opendkim-tools openssl"
+[ "$#" -gt 0 ] && PKGS="$*"
 
 missing=
 for p in $PKGS; do

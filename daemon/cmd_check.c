@@ -266,6 +266,28 @@ qadd(struct run *r, const struct dk_addr *a, const char *name, int type)
 	return r->nq++;
 }
 
+/* After a lookup into s: none is a failure; keep the reason; cap. */
+static void
+servers_settle(struct servers *s, struct dk_error *err)
+{
+	size_t l;
+
+	if (s->rc == DK_OK && s->n == 0) {
+		s->rc = DK_ETEMP;
+		snprintf(err->msg, sizeof(err->msg), "no servers");
+	}
+	if (s->rc != DK_OK) {
+		free(s->a);
+		s->a = NULL;
+		s->n = 0;
+		/* Cut to fit: the reason is for a one-line report. */
+		l = strnlen(err->msg, sizeof(s->why) - 1);
+		memcpy(s->why, err->msg, l);
+		s->why[l] = '\0';
+	} else if (s->n > MAX_SERVERS)
+		s->n = MAX_SERVERS;
+}
+
 static void
 get_servers(struct dom *d, const char *owner, struct servers *s)
 {
@@ -274,17 +296,7 @@ get_servers(struct dom *d, const char *owner, struct servers *s)
 	if (s->a != NULL || s->rc != DK_OK)
 		return;
 	s->rc = d->c.pops->servers(d->c.pctx, owner, &s->a, &s->n, &err);
-	if (s->rc == DK_OK && s->n == 0) {
-		s->rc = DK_ETEMP;
-		snprintf(err.msg, sizeof(err.msg), "no servers");
-	}
-	if (s->rc != DK_OK) {
-		free(s->a);
-		s->a = NULL;
-		s->n = 0;
-		snprintf(s->why, sizeof(s->why), "%s", err.msg);
-	} else if (s->n > MAX_SERVERS)
-		s->n = MAX_SERVERS;
+	servers_settle(s, &err);
 }
 
 /* The customer's servers (cname mode): the ones activation waits for. */
@@ -297,17 +309,7 @@ get_customer_servers(struct dom *d, const char *owner, struct servers *s)
 		return;
 	s->rc = dk_customer_servers(d->c.conf, d->cd, d->c.pops, d->c.pctx,
 	    owner, &s->a, &s->n, &err);
-	if (s->rc == DK_OK && s->n == 0) {
-		s->rc = DK_ETEMP;
-		snprintf(err.msg, sizeof(err.msg), "no servers");
-	}
-	if (s->rc != DK_OK) {
-		free(s->a);
-		s->a = NULL;
-		s->n = 0;
-		snprintf(s->why, sizeof(s->why), "%s", err.msg);
-	} else if (s->n > MAX_SERVERS)
-		s->n = MAX_SERVERS;
+	servers_settle(s, &err);
 }
 
 static int
