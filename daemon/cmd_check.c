@@ -240,6 +240,9 @@ struct run {
 	struct dk_query			*q;
 	size_t				 nq, qcap;
 	int				 oom;
+	struct dk_psl			*psl;	/* loaded for the first sender */
+	int				 psl_tried;
+	struct dk_error			 psl_err;
 };
 
 /* Append a query; returns its index (or SIZE_MAX on allocation failure). */
@@ -407,13 +410,25 @@ collect_items(struct dom *d)
 
 /* Senders: _dmarc of the From domain, then of its organizational domain. */
 static void
-collect_senders(struct dom *d)
+collect_senders(struct run *r, struct dom *d)
 {
 	struct sender *s;
 	size_t i;
 
 	if (d->cd->nsenders == 0)
 		return;
+	/* One Public Suffix List for the whole run (RFC 7489 §3.2), read
+	 * only when some domain has senders. */
+	if (!r->psl_tried) {
+		r->psl_tried = 1;
+		if (dk_psl_load(NULL, &r->psl, &r->psl_err) != DK_OK)
+			r->psl = NULL;
+	}
+	if (r->psl == NULL) {
+		padd(&d->probs, ST_UNKNOWN, "%s: DMARC of senders: %s",
+		    d->cd->name, r->psl_err.msg);
+		return;
+	}
 	if ((d->senders = calloc(d->cd->nsenders, sizeof(*s))) == NULL)
 		return;
 	d->nsenders = d->cd->nsenders;
@@ -421,8 +436,8 @@ collect_senders(struct dom *d)
 		s = &d->senders[i];
 		s->name = d->cd->senders[i];
 		s->aligned = -1;
-		if (dk_dmarc_org_domain(s->name, s->org, sizeof(s->org)) !=
-		    DK_OK)
+		if (dk_dmarc_org_domain(r->psl, s->name, s->org,
+		    sizeof(s->org)) != DK_OK)
 			snprintf(s->org, sizeof(s->org), "%s", s->name);
 		snprintf(s->qname[0], sizeof(s->qname[0]), "_dmarc.%s",
 		    s->name);
@@ -973,8 +988,8 @@ judge_senders(struct run *r, struct dom *d)
 			s->adkim = dm.adkim == DK_ALIGN_STRICT ? 's' : 'r';
 			snprintf(s->policy, sizeof(s->policy), "%s",
 			    j == 1 && dm.sp[0] ? dm.sp : dm.p);
-			s->aligned = dk_dmarc_aligned(d->cd->name, s->name,
-			    dm.adkim);
+			s->aligned = dk_dmarc_aligned(r->psl, d->cd->name,
+			    s->name, dm.adkim);
 			if (s->aligned)
 				note(s->note, sizeof(s->note), "d=%s aligns "
 				    "with %s (adkim=%c, %s)", d->cd->name,
@@ -1511,7 +1526,7 @@ cmd_check(const struct dk_conf *conf, const char *domain,
 		if (d->c.pops->timeout_ms(d->c.pctx) > timeout)
 			timeout = d->c.pops->timeout_ms(d->c.pctx);
 		collect_items(d);
-		collect_senders(d);
+		collect_senders(&r, d);
 		collect_live(&r, d);
 		plan_queries(&r, d);
 	}
@@ -1558,5 +1573,6 @@ out:
 	for (i = 0; i < r.nd; i++)
 		dom_free(&r.d[i]);
 	free(r.d);
+	dk_psl_free(r.psl);
 	return st_exit[worst];
 }

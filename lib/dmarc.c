@@ -5,28 +5,24 @@
  * terminating NUL.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <libpsl.h>
 
 #include "dmarc.h"
 
 #define MAX_TAGS	32
 
 /*
- * Common public suffixes of two labels.  The Public Suffix List proper is
- * large and changes; for the alignment warnings of `check` these cover the
- * usual cases, and the fallback (two labels) is the common one.
+ * The loaded list.  Only this file calls libpsl: its contexts differ in
+ * ownership (psl_free ignores the built-in one), and callers need not know.
  */
-static const char *const two_label_suffixes[] = {
-	"co.uk", "org.uk", "ac.uk", "gov.uk", "me.uk", "net.uk",
-	"com.au", "net.au", "org.au", "edu.au", "gov.au",
-	"co.nz", "org.nz", "net.nz", "co.jp", "ne.jp", "or.jp", "ac.jp",
-	"co.za", "org.za", "com.br", "net.br", "org.br", "com.cn", "net.cn",
-	"org.cn", "com.mx", "com.ar", "com.tr", "co.in", "net.in", "org.in",
-	"co.kr", "or.kr", "com.sg", "com.hk", "com.tw", "co.il", "com.pl",
-	NULL
+struct dk_psl {
+	psl_ctx_t	*ctx;
 };
 
 static int
@@ -196,62 +192,131 @@ dk_dmarc_parse(const char *text, size_t len, struct dk_dmarc *out,
 	return DK_OK;
 }
 
-static void
-lower_copy(const char *in, char *out, size_t len)
+int
+dk_psl_load(const char *path, struct dk_psl **out, struct dk_error *err)
 {
-	size_t i;
+	struct dk_psl *psl;
+	const char *dist;
+	FILE *fp = NULL;
+	int rc;
 
-	for (i = 0; in[i] != '\0' && i + 1 < len; i++)
-		out[i] = (char)tolower((unsigned char)in[i]);
-	out[i] = '\0';
-	if (i > 1 && out[i - 1] == '.')
-		out[i - 1] = '\0';
+	if ((psl = calloc(1, sizeof(*psl))) == NULL)
+		return dk_err(err, DK_ENOMEM, "Public Suffix List: out of "
+		    "memory");
+	if (path == NULL) {
+		/*
+		 * The newer of the distribution's file and libpsl's built-in
+		 * copy: a stale package never hides a newer built-in list,
+		 * and a missing one still leaves the built-in list.
+		 */
+		if ((psl->ctx = psl_latest(NULL)) == NULL) {
+			dist = psl_dist_filename();
+			rc = dk_err(err, DK_EIO, "cannot load the Public Suffix "
+			    "List: neither %s nor a copy built into libpsl is "
+			    "usable (install the publicsuffix package)",
+			    dist != NULL && *dist != '\0' ? dist :
+			    "a system copy");
+			goto out;
+		}
+	} else {
+		if ((fp = fopen(path, "re")) == NULL) {
+			rc = dk_err(err, DK_EIO, "%s: %s", path,
+			    strerror(errno));
+			goto out;
+		}
+		if ((psl->ctx = psl_load_fp(fp)) == NULL) {
+			rc = dk_err(err, DK_EIO, "%s: no Public Suffix List "
+			    "rules could be read", path);
+			goto out;
+		}
+	}
+	*out = psl;
+	psl = NULL;
+	rc = DK_OK;
+out:
+	if (fp != NULL)
+		fclose(fp);
+	free(psl);
+	return rc;
 }
 
-int
-dk_dmarc_org_domain(const char *domain, char *buf, size_t len)
+void
+dk_psl_free(struct dk_psl *psl)
 {
-	char d[256];
-	const char *labels[128], *p;
-	size_t n = 0, i, keep = 2;
+	if (psl == NULL)
+		return;
+	psl_free(psl->ctx);
+	free(psl);
+}
 
-	if (domain == NULL || *domain == '\0' || strlen(domain) >= sizeof(d))
+/*
+ * Copy a DNS name as libpsl wants it: lower case (ASCII only: the list
+ * matches A-labels as they are, and a locale must not fold other bytes),
+ * without the trailing dot.  Empty names and empty labels are DK_EINVAL:
+ * libpsl would otherwise answer for a name nobody meant.
+ */
+static int
+normalize(const char *in, char *out, size_t outlen)
+{
+	size_t i, n;
+	char c;
+
+	if (in == NULL || (n = strlen(in)) >= outlen)
 		return DK_EINVAL;
-	lower_copy(domain, d, sizeof(d));
-	labels[n++] = d;
-	for (p = d; *p != '\0' && n < 128; p++)
-		if (*p == '.')
-			labels[n++] = p + 1;
-	if (n >= 2)
-		for (i = 0; two_label_suffixes[i] != NULL; i++)
-			if (strcmp(labels[n - 2], two_label_suffixes[i]) ==
-			    0) {
-				keep = 3;
-				break;
-			}
-	p = n > keep ? labels[n - keep] : d;
-	if (strlen(p) + 1 > len)
+	if (n > 0 && in[n - 1] == '.')
+		n--;
+	if (n == 0 || in[0] == '.' || in[n - 1] == '.')
 		return DK_EINVAL;
-	strcpy(buf, p);
+	for (i = 0; i < n; i++) {
+		c = in[i];
+		if (c == '.' && in[i + 1] == '.')
+			return DK_EINVAL;
+		out[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+	}
+	out[n] = '\0';
 	return DK_OK;
 }
 
 int
-dk_dmarc_aligned(const char *signing, const char *from, enum dk_align mode)
+dk_dmarc_org_domain(const struct dk_psl *psl, const char *domain, char *buf,
+    size_t len)
 {
-	char a[256], b[256];
+	char d[256];
+	const char *org;
+	size_t n;
 
-	if (signing == NULL || from == NULL || strlen(signing) >= sizeof(a) ||
-	    strlen(from) >= sizeof(b))
+	if (psl == NULL || normalize(domain, d, sizeof(d)) != DK_OK)
+		return DK_EINVAL;
+	/*
+	 * libpsl applies the longest matching rule, wildcards and exceptions
+	 * included, and its implicit "*" rule for unknown TLDs.  NULL means
+	 * d is itself a public suffix: RFC 7489 §3.2 has no further label to
+	 * add, so the name is its own organizational domain and aligns only
+	 * with itself.
+	 */
+	if ((org = psl_registrable_domain(psl->ctx, d)) == NULL)
+		org = d;
+	if ((n = strlen(org)) >= len)
+		return DK_EINVAL;
+	memcpy(buf, org, n + 1);
+	return DK_OK;
+}
+
+int
+dk_dmarc_aligned(const struct dk_psl *psl, const char *signing,
+    const char *from, enum dk_align mode)
+{
+	char a[256], b[256], oa[256], ob[256];
+
+	if (normalize(signing, a, sizeof(a)) != DK_OK ||
+	    normalize(from, b, sizeof(b)) != DK_OK)
 		return 0;
-	lower_copy(signing, a, sizeof(a));
-	lower_copy(from, b, sizeof(b));
 	if (strcmp(a, b) == 0)
 		return 1;
 	if (mode == DK_ALIGN_STRICT)
 		return 0;
-	if (dk_dmarc_org_domain(signing, a, sizeof(a)) != DK_OK ||
-	    dk_dmarc_org_domain(from, b, sizeof(b)) != DK_OK)
+	if (dk_dmarc_org_domain(psl, a, oa, sizeof(oa)) != DK_OK ||
+	    dk_dmarc_org_domain(psl, b, ob, sizeof(ob)) != DK_OK)
 		return 0;
-	return strcmp(a, b) == 0;
+	return strcmp(oa, ob) == 0;
 }
