@@ -1322,7 +1322,7 @@ json_domain(struct run *r, struct dom *d, struct str *o)
 static void
 write_metrics(struct run *r)
 {
-	struct dk_error err = { 0, "" };
+	struct dk_error err = { 0, "" }, warn = { 0, "" };
 	struct dk_metrics *m;
 	size_t i, j, k;
 
@@ -1378,8 +1378,14 @@ write_metrics(struct run *r)
 	}
 	dk_metrics_set(m, "dkimkeyd_check_timestamp_seconds", (double)r->now,
 	    NULL);
-	if (dk_metrics_write(m, r->conf->metrics_file, &err) != DK_OK)
+	/*
+	 * The daemon writes its own families to the same file: replace
+	 * only ours.  A damaged file is reported, then rewritten clean.
+	 */
+	if (dk_metrics_merge(m, r->conf->metrics_file, &warn, &err) != DK_OK)
 		complain("%s", err.msg);
+	else if (warn.code != 0)
+		complain("%s", warn.msg);
 	dk_metrics_free(m);
 }
 

@@ -13,6 +13,10 @@
  * records of every waiting domain that shares a provider section in as
  * few UPDATE messages as fit, commits each domain's published_at and
  * carries on with its later steps.
+ *
+ * With metrics_file set, the run families (see write_metrics()) are
+ * merged into that file, which check shares: at start, after each wakeup
+ * that changed something, and at the end.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/metrics.h"
 #include "../lib/spread.h"
 #include "daemon.h"
 #include "publish.h"
@@ -55,6 +60,24 @@ struct slot {
 	int64_t		 step_at;	/* next step (INT64_MAX: none) */
 	int64_t		 backoff;	/* last retry delay; 0: healthy */
 	int		 blocked;	/* rotation due, selector busy (said) */
+	int64_t		 active_at;	/* of the active key; 0: none */
+	/* Counted since the last metrics write: increments to add. */
+	unsigned long	 rotations;	/* new keys switched to */
+	unsigned long	 errors;	/* failed visits */
+	/* What the last metrics write said (to skip writing no news). */
+	int64_t		 w_step_at, w_backoff, w_active_at;
+	int		 written;
+};
+
+/*
+ * Writing metrics_file.  A write failure never stops the work: it is
+ * said once (again only when the message changes, or after a success).
+ */
+struct mstate {
+	int64_t		 started;	/* this process */
+	int64_t		 written;	/* last successful write; 0 none */
+	int		 partial;	/* --domain: only the counters */
+	char		 said[DK_ERRMSG_MAX];
 };
 
 /* Records published and UPDATE messages sent for them. */
@@ -229,6 +252,15 @@ probe_again(const struct dk_domain_state *st, const struct dk_plan *p,
 	return now + d;
 }
 
+/* Remember when the domain's active key became active (metrics). */
+static void
+note_active(struct slot *s, const struct dk_domain_state *st)
+{
+	int k = dk_plan_active_key(st, dk_now());
+
+	s->active_at = k >= 0 ? st->keys[k].active_at : 0;
+}
+
 /*
  * Plan a domain from its state file alone (no lock: commits are atomic
  * renames): sets s->step_at, and p to the step due now, if any.
@@ -246,6 +278,7 @@ peek(const struct dk_conf *conf, struct slot *s, struct dk_plan *p,
 		return rc;
 	dk_policy_from_conf(s->dom, &pol);
 	plan_domain(s->dom, st, &pol, dk_now(), p, &next, &rot_due);
+	note_active(s, st);
 	dk_state_free(st);
 	note_blocked(s, p, rot_due);
 	s->step_at = next;
@@ -325,6 +358,9 @@ advance(struct slot *s, struct dk_domain_ctx *c, int steps, struct batch *b,
 				stats->records++;
 				stats->messages += messages_sent(c) - m0;
 			}
+			/* A rotation is complete once the signer switched. */
+			if (p.action == DK_ACT_ACTIVATE && rc == DK_OK)
+				s->rotations++;
 		}
 		if (rc == DK_ETEMP && pending) {
 			say("%s", err->msg);
@@ -335,6 +371,7 @@ advance(struct slot *s, struct dk_domain_ctx *c, int steps, struct batch *b,
 		if (rc != DK_OK)
 			break;
 	}
+	note_active(s, c->st);
 	dk_domain_close(c);
 	return rc;
 }
@@ -483,6 +520,134 @@ worse(int a, int b)
 	return a;
 }
 
+/* Did a slot change since the last metrics write? */
+static int
+slot_news(const struct slot *s)
+{
+	return !s->written || s->rotations > 0 || s->errors > 0 ||
+	    s->w_step_at != s->step_at || s->w_backoff != s->backoff ||
+	    s->w_active_at != s->active_at;
+}
+
+/*
+ * Merge the run families into metrics_file.  They are the scheduler's
+ * view; check owns the families it computes itself (key ages, the
+ * planner's next lifecycle step, server state), so no family has two
+ * meanings.  The counters are merged as increments onto the file's
+ * values, so they keep growing across restarts and cron runs for as
+ * long as the file exists (and a concurrent `run --once --domain` does
+ * not lose counts).  A run limited with --domain writes only the
+ * counters: whole-family gauges would drop the other domains' series.
+ * Unless force, nothing is written when no slot changed and the last
+ * write is recent.
+ */
+#define METRICS_REFRESH	300
+
+static void
+write_metrics(const struct dk_conf *conf, struct slot *slots, size_t n,
+    struct mstate *ms, int force)
+{
+	static const char rot[] = "dkimkeyd_rotations_total";
+	static const char errs[] = "dkimkeyd_step_errors_total";
+	static const char act[] =
+	    "dkimkeyd_active_key_activated_timestamp_seconds";
+	static const char step[] = "dkimkeyd_scheduled_step_timestamp_seconds";
+	static const char boff[] = "dkimkeyd_domain_backoff_seconds";
+	static const char last[] = "dkimkeyd_last_run_timestamp_seconds";
+	static const char start[] = "dkimkeyd_start_time_seconds";
+	struct dk_error warn = { 0, "" }, err = { 0, "" };
+	struct dk_metrics *m;
+	const struct dk_error *e;
+	int64_t now = dk_now();
+	size_t i;
+	int news = 0, rc = DK_ENOMEM;
+
+	if (conf->metrics_file == NULL)
+		return;
+	for (i = 0; i < n && !news; i++)
+		news = slots[i].dom != NULL && slot_news(&slots[i]);
+	if (!force && !news && ms->written != 0 &&
+	    now - ms->written < METRICS_REFRESH)
+		return;
+	if ((m = dk_metrics_new()) == NULL)
+		goto out;
+	dk_metrics_declare(m, rot, DK_METRIC_COUNTER, "Rotations completed by "
+	    "run: the signer switched to a new key (the first key included).");
+	dk_metrics_accumulate(m, rot);
+	dk_metrics_declare(m, errs, DK_METRIC_COUNTER, "Visits of run that "
+	    "failed (DNS, provider, signer, lock or local error) and left "
+	    "the domain to retry later.");
+	dk_metrics_accumulate(m, errs);
+	if (!ms->partial) {
+		dk_metrics_declare(m, act, DK_METRIC_GAUGE, "When the "
+		    "domain's active key was activated (Unix time).");
+		dk_metrics_declare(m, step, DK_METRIC_GAUGE, "When run will "
+		    "next act on the domain: its next lifecycle step, rotation "
+		    "or retry (Unix time).");
+		dk_metrics_declare(m, boff, DK_METRIC_GAUGE, "Current retry "
+		    "delay of a failing domain in the daemon; 0 when healthy "
+		    "and under run --once.");
+		dk_metrics_declare(m, last, DK_METRIC_GAUGE, "When run last "
+		    "wrote these metrics (Unix time).");
+		dk_metrics_declare(m, start, DK_METRIC_GAUGE, "When the run "
+		    "process that last wrote these metrics started (Unix "
+		    "time).");
+		dk_metrics_set(m, last, (double)now, NULL);
+		dk_metrics_set(m, start, (double)ms->started, NULL);
+	}
+	for (i = 0; i < n; i++) {
+		const struct slot *s = &slots[i];
+		const char *dl[3] = { "domain", NULL, NULL };
+
+		if (s->dom == NULL)
+			continue;
+		dl[1] = s->dom->name;
+		/* Zero increments too: every domain has its series. */
+		if ((rc = dk_metrics_add(m, rot, (double)s->rotations, dl)) !=
+		    DK_OK || (rc = dk_metrics_add(m, errs, (double)s->errors,
+		    dl)) != DK_OK)
+			goto out;
+		if (ms->partial)
+			continue;
+		if (s->active_at > 0 && (rc = dk_metrics_set(m, act,
+		    (double)s->active_at, dl)) != DK_OK)
+			goto out;
+		if (s->step_at != INT64_MAX && (rc = dk_metrics_set(m, step,
+		    (double)s->step_at, dl)) != DK_OK)
+			goto out;
+		if ((rc = dk_metrics_set(m, boff, (double)s->backoff, dl)) !=
+		    DK_OK)
+			goto out;
+	}
+	rc = dk_metrics_merge(m, conf->metrics_file, &warn, &err);
+	if (rc == DK_OK) {
+		ms->written = now;
+		for (i = 0; i < n; i++) {
+			struct slot *s = &slots[i];
+
+			s->rotations = s->errors = 0;
+			s->w_step_at = s->step_at;
+			s->w_backoff = s->backoff;
+			s->w_active_at = s->active_at;
+			s->written = 1;
+		}
+	}
+ out:
+	dk_metrics_free(m);
+	if (rc == DK_ENOMEM && err.msg[0] == '\0')
+		dk_err(&err, rc, "%s: out of memory", conf->metrics_file);
+	e = rc != DK_OK ? &err : warn.code != 0 ? &warn : NULL;
+	if (e == NULL) {
+		ms->said[0] = '\0';
+		return;
+	}
+	/* The counts are kept and go out with the next write. */
+	if (strcmp(ms->said, e->msg) != 0)
+		complain("%s%s", e->msg, rc != DK_OK ? "; metrics not "
+		    "written, rotation goes on" : "");
+	snprintf(ms->said, sizeof(ms->said), "%s", e->msg);
+}
+
 struct once {
 	int	status;
 };
@@ -492,9 +657,9 @@ once_done(struct slot *s, int rc, const struct dk_error *err, void *arg)
 {
 	struct once *o = arg;
 
-	(void)s;
 	if (rc == DK_OK)
 		return;
+	s->errors++;
 	complain("%s", err->msg);
 	o->status = worse(o->status, dk_exit_code(rc));
 }
@@ -507,8 +672,13 @@ run_once(const struct dk_conf *conf, const char *domain)
 	struct batch b = { NULL, 0 };
 	struct stats stats = { 0, 0 };
 	struct once o = { 0 };
+	struct mstate ms;
 	size_t i;
 	int rc, parked;
+
+	memset(&ms, 0, sizeof(ms));
+	ms.started = dk_now();
+	ms.partial = domain != NULL;
 
 	/* Slots live until the batch is sent: flush() reports on them. */
 	if ((slots = calloc(conf->ndomains + 1, sizeof(*slots))) == NULL ||
@@ -536,6 +706,7 @@ run_once(const struct dk_conf *conf, const char *domain)
 	/* Parked domains are finished even when a stop was asked for. */
 	flush(&b, &stats, once_done, &o);
 	say_stats(&stats);
+	write_metrics(conf, slots, conf->ndomains, &ms, 1);
 	free(b.p);
 	free(slots);
 	return o.status;
@@ -566,6 +737,7 @@ retry_later(struct slot *s, int rc, const struct dk_error *err, int64_t now)
 	int64_t d;
 	char dur[32];
 
+	s->errors++;
 	if (code == 75 || code == 74 || code == 71) {
 		d = s->backoff == 0 ? BACKOFF_MIN : s->backoff * 2;
 		if (d > BACKOFF_MAX)
@@ -694,6 +866,9 @@ make_slots(const struct dk_conf *conf, const char *only,
 			if (strcasecmp(old[j].dom->name, d->name) == 0) {
 				slots[n].backoff = old[j].backoff;
 				slots[n].blocked = old[j].blocked;
+				slots[n].active_at = old[j].active_at;
+				slots[n].rotations = old[j].rotations;
+				slots[n].errors = old[j].errors;
 				break;
 			}
 		if (old != NULL && j == nold)
@@ -834,12 +1009,16 @@ run_daemon(const struct dk_conf *conf, const char *domain)
 	struct slot *slots = NULL, *s;
 	struct batch b = { NULL, 0 };
 	struct stats stats;
+	struct mstate ms;
 	size_t n = 0, i;
 	int64_t now, t;
 	int rc, code = 0, parked;
 
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 	now = dk_now();
+	memset(&ms, 0, sizeof(ms));
+	ms.started = now;
+	ms.partial = domain != NULL;
 	if ((b.p = calloc(BATCH_MAX, sizeof(*b.p))) == NULL ||
 	    (slots = make_slots(cur, domain, NULL, 0, &n, now)) == NULL) {
 		complain("out of memory");
@@ -859,6 +1038,7 @@ run_daemon(const struct dk_conf *conf, const char *domain)
 	say("running: %zu domain%s", n, n == 1 ? "" : "s");
 	dk_notify("READY=1");
 	report(slots, n);
+	write_metrics(cur, slots, n, &ms, 1);
 
 	for (;;) {
 		take_signals();
@@ -866,6 +1046,8 @@ run_daemon(const struct dk_conf *conf, const char *domain)
 			break;
 		if (reload_requested) {
 			reload_requested = 0;
+			/* Counts of domains the new configuration drops. */
+			write_metrics(cur, slots, n, &ms, 0);
 			reload(conf->path, domain, &owned, &cur, &slots, &n);
 			report(slots, n);
 			continue;
@@ -897,6 +1079,7 @@ run_daemon(const struct dk_conf *conf, const char *domain)
 			flush(&b, &stats, daemon_done, NULL);
 			say_stats(&stats);
 			report(slots, n);
+			write_metrics(cur, slots, n, &ms, 0);
 			continue;
 		}
 		t = i < n ? slots[i].due : now + RECHECK;
@@ -904,6 +1087,7 @@ run_daemon(const struct dk_conf *conf, const char *domain)
 	}
 	dk_notify("STOPPING=1");
 	say("stopping");
+	write_metrics(cur, slots, n, &ms, 1);
 out:
 	free(b.p);
 	free(slots);

@@ -6,6 +6,10 @@
  * once: a reader sees either the previous file or the new one, never a
  * half-written one (temporary file in the same directory, fsync, rename,
  * fsync of the directory).
+ *
+ * Several programs may share one file (check and the daemon both write
+ * metrics_file): dk_metrics_merge makes each writer the owner of the
+ * families it declares and keeps every other family of the file as it is.
  */
 #ifndef DK_METRICS_H
 #define DK_METRICS_H
@@ -58,5 +62,40 @@ int		 dk_metrics_format(const struct dk_metrics *, char **out);
  */
 int		 dk_metrics_write(const struct dk_metrics *, const char *path,
 		    struct dk_error *err);
+
+/*
+ * Mark a declared counter family as accumulating: dk_metrics_merge adds
+ * this set's value of each sample to the value the file holds for the
+ * same labels (the set then holds increments since the last merge, so a
+ * counter stays monotonic across processes and runs as long as the file
+ * exists); the file's samples with other labels are kept.  DK_EINVAL for
+ * an undeclared family or one that is not a counter.
+ */
+int		 dk_metrics_accumulate(struct dk_metrics *, const char *name);
+
+/*
+ * Merge the set into the file at path and write it atomically, as
+ * dk_metrics_write does, under an flock(2) on the file's directory
+ * (waiting up to 5 seconds), so that concurrent writers do not lose
+ * each other's updates.  The families the set declares replace the
+ * file's families of the same names whole (accumulating families are
+ * added to, see above); every other family of the file is kept verbatim,
+ * with its comments, HELP and TYPE lines (a family without TYPE gets
+ * "# TYPE name untyped"), in file order; families the file lacks come
+ * last, in declaration order.
+ *
+ * A missing file counts as empty.  A family of the file that cannot be
+ * parsed (bad sample line, samples of one family split up, bad TYPE)
+ * is dropped and does not stop the write: *warn (when not NULL) then
+ * gets DK_ECORRUPT and a message naming PATH:LINE of the first such
+ * problem and how many families were dropped; otherwise warn->code is
+ * 0.  A failure to fsync the directory after the rename is also only a
+ * warning: the new file is in place.
+ *
+ * DK_EIO naming the path (DK_ETEMP when the lock stays held by another
+ * writer for seconds) on failure; the old file is then intact.
+ */
+int		 dk_metrics_merge(const struct dk_metrics *, const char *path,
+		    struct dk_error *warn, struct dk_error *err);
 
 #endif
