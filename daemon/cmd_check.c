@@ -175,7 +175,6 @@ struct item {
 	size_t			 q0, cq0;	/* first queries */
 	int			 srv_sev[MAX_SERVERS];
 	int			 csrv_sev[MAX_SERVERS];
-	char			 srv_note[MAX_SERVERS][48];
 	struct plist		 probs;
 	unsigned		 bits;		/* RSA bits seen, 0 unknown */
 };
@@ -320,9 +319,13 @@ item_add(struct dom *d, struct item **out)
 {
 	struct item *ni;
 
-	if ((ni = reallocarray(d->items, d->nitems + 1, sizeof(*ni))) == NULL)
-		return DK_ENOMEM;
-	d->items = ni;
+	/* Doubling: an item is large and most domains have several. */
+	if ((d->nitems & (d->nitems - 1)) == 0) {
+		if ((ni = reallocarray(d->items, d->nitems == 0 ? 1 :
+		    d->nitems * 2, sizeof(*ni))) == NULL)
+			return DK_ENOMEM;
+		d->items = ni;
+	}
 	memset(&d->items[d->nitems], 0, sizeof(*ni));
 	*out = &d->items[d->nitems++];
 	return DK_OK;
@@ -744,13 +747,10 @@ judge_item(struct run *r, struct dom *d, struct item *it)
 		return;
 	}
 	n = it->srv->n;
-	memset(v, 0, sizeof(v));
 	for (i = 0; i < n; i++) {
 		q = &r->q[it->q0 + i];
 		if (!usable(q, &sev, why, sizeof(why))) {
 			it->srv_sev[i] = sev;
-			snprintf(it->srv_note[i], sizeof(it->srv_note[i]), "%s",
-			    sev == ST_UNKNOWN ? "no answer" : "lame");
 			padd(&it->probs, sev, "%s: %s", it->owner, why);
 			continue;
 		}
@@ -771,6 +771,8 @@ judge_item(struct run *r, struct dom *d, struct item *it)
 			    strcmp(v[k].text, text) == 0)))
 				break;
 		if (k == nv) {
+			/* Cleared as taken: the whole array is 18 KiB. */
+			memset(&v[nv], 0, sizeof(v[nv]));
 			v[nv].text = text;
 			v[nv].multi = q->answer.ntxt > 1 ? q->answer.ntxt : 0;
 			nv++;

@@ -72,6 +72,8 @@ struct parse {
 	int		 main_seen[MK_N];
 	struct domx	*domx;		/* parallel to conf->domains */
 	size_t		 ndomx;
+	size_t		*dset;		/* open addressing: domain index + 1 */
+	size_t		 dsetcap;	/* a power of two, or 0 */
 };
 
 /* One file being read; inih's user pointer. */
@@ -128,12 +130,66 @@ grow(void *arrp, size_t n, size_t size)
 	void **a = arrp;
 	void *na;
 
-	/* Grow by one each time: configurations are read once. */
-	if ((na = reallocarray(*a, n + 1, size)) == NULL)
-		return DK_ENOMEM;
-	*a = na;
-	memset((char *)na + n * size, 0, size);
+	/*
+	 * Room for element n: the array doubles when n reaches a power of
+	 * two, so ten thousand domains cost a few reallocations, not ten
+	 * thousand copies.
+	 */
+	if (n == 0 || (n & (n - 1)) == 0) {
+		if ((na = reallocarray(*a, n == 0 ? 1 : n * 2, size)) == NULL)
+			return DK_ENOMEM;
+		*a = na;
+	}
+	memset((char *)*a + n * size, 0, size);
 	return DK_OK;
+}
+
+static uint64_t
+name_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;	/* FNV-1a */
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/*
+ * The index of the domain section named name, or -1; with add, name (the
+ * next domain, index conf->ndomains) is entered when absent.  A hash set:
+ * a linear search made reading ten thousand domains quadratic.
+ */
+static ssize_t
+domain_lookup(struct parse *p, const char *name, int add)
+{
+	struct dk_conf *c = p->conf;
+	size_t *nset, ncap, i, j, mask;
+
+	if (add && (c->ndomains + 1) * 2 > p->dsetcap) {
+		ncap = p->dsetcap == 0 ? 64 : p->dsetcap * 2;
+		if ((nset = calloc(ncap, sizeof(*nset))) == NULL)
+			return -2;
+		for (j = 0; j < c->ndomains; j++) {
+			i = name_hash(c->domains[j].name) & (ncap - 1);
+			while (nset[i] != 0)
+				i = (i + 1) & (ncap - 1);
+			nset[i] = j + 1;
+		}
+		free(p->dset);
+		p->dset = nset;
+		p->dsetcap = ncap;
+	}
+	if (p->dsetcap == 0)
+		return -1;
+	mask = p->dsetcap - 1;
+	for (i = name_hash(name) & mask; p->dset[i] != 0; i = (i + 1) & mask)
+		if (strcmp(c->domains[p->dset[i] - 1].name, name) == 0)
+			return (ssize_t)p->dset[i] - 1;
+	if (add)
+		p->dset[i] = c->ndomains + 1;
+	return -1;
 }
 
 /*
@@ -441,7 +497,7 @@ open_domain(struct file *f, const char *rawname)
 	struct dk_conf *c = p->conf;
 	struct dk_conf_domain *d;
 	char *name;
-	size_t i;
+	ssize_t i;
 
 	if ((name = normalize_domain(rawname)) == NULL)
 		return nomem(p);
@@ -449,13 +505,11 @@ open_domain(struct file *f, const char *rawname)
 		free(name);
 		return fail(f, "bad domain name %s", rawname);
 	}
-	for (i = 0; i < c->ndomains; i++) {
+	if ((i = domain_lookup(p, name, 0)) >= 0) {
 		d = &c->domains[i];
-		if (strcmp(d->name, name) == 0) {
-			free(name);
-			return fail(f, "duplicate section [domain %s] (first "
-			    "at %s:%d)", d->name, d->file, d->line);
-		}
+		free(name);
+		return fail(f, "duplicate section [domain %s] (first at %s:%d)",
+		    d->name, d->file, d->line);
 	}
 	if (grow(&c->domains, c->ndomains, sizeof(*c->domains)) != DK_OK ||
 	    grow(&p->domx, p->ndomx, sizeof(*p->domx)) != DK_OK) {
@@ -465,6 +519,8 @@ open_domain(struct file *f, const char *rawname)
 	p->ndomx++;
 	d = &c->domains[c->ndomains];
 	d->name = name;
+	if (domain_lookup(p, name, 1) == -2)
+		return nomem(p);
 	d->keyspec.alg = DK_ALG_RSA;
 	d->keyspec.bits = 2048;
 	d->ttl = 3600;
@@ -1155,6 +1211,7 @@ dk_conf_load(const char *path, struct dk_conf **out, struct dk_error *err)
 	for (i = 0; i < p.ndomx; i++)
 		free(p.domx[i].algorithm);
 	free(p.domx);
+	free(p.dset);
 	free(p.main_file);
 	dk_conf_free(p.conf);
 	return r;

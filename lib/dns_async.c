@@ -37,6 +37,10 @@
 #define SOCK_MAXUSERS	16384	/* queries per socket: a quarter of the IDs */
 #define NBUCKET		64	/* ID chains per socket */
 #define IDPOOL		256	/* random IDs drawn at once */
+#define SRV_INFLIGHT	64	/* queries outstanding to one server */
+#define RTO_MIN_US	50000	/* resend no sooner than 50 ms */
+/* Header, a name of at most 255 octets, type and class, an OPT RR. */
+#define QUERY_MAX	(LDNS_HEADER_SIZE + LDNS_MAX_DOMAINLEN + 4 + 11)
 
 enum slot_state { S_FREE = 0, S_UDP, S_TCP_CONNECT, S_TCP_WRITE, S_TCP_READ };
 
@@ -49,11 +53,12 @@ struct slot {
 	int		 next;		/* UDP: next slot on the ID chain */
 	uint16_t	 id;
 	ldns_rdf	*qname;
-	uint8_t		*wire;		/* the query, reused for resends */
+	uint8_t		 wire[QUERY_MAX]; /* the query, reused for resends */
 	size_t		 wlen;
 	int64_t		 deadline;	/* microseconds, monotonic */
 	int64_t		 resend_at;
 	int64_t		 step;		/* current resend interval */
+	int64_t		 sent_at;	/* first transmission */
 	int		 attempt;
 	uint8_t		*tbuf;		/* TCP: framed query, then reply */
 	size_t		 tlen, toff;
@@ -64,6 +69,9 @@ struct server {
 	struct sockaddr_storage	ss;
 	socklen_t		len;
 	int64_t			next_us;
+	size_t			inflight;	/* slots busy on it */
+	size_t			q0, qn, qnext;	/* its queries: order[q0..] */
+	int64_t			srtt, rttvar;	/* RFC 6298; 0: no sample */
 	int			sock[NSOCK];	/* socks index + 1; 0: none */
 	unsigned		rr;		/* next of sock[] to use */
 };
@@ -106,6 +114,15 @@ struct engine {
 	struct server		*rates;
 	size_t			 nrates;
 	size_t			*qrate;		/* query -> rates index */
+	size_t			*rhash;		/* address hash -> rates index
+						   + 1, open addressing */
+	size_t			 rhcap;
+	size_t			*order;		/* queries grouped by server */
+	size_t			*active;	/* servers with queries to start */
+	size_t			 nactive;
+	size_t			*freel;		/* free slots */
+	size_t			 nfree;
+	size_t			 srv_cap;	/* in flight to one server */
 	struct usock		*socks;		/* nslots entries */
 	uint16_t		 idpool[IDPOOL];
 	size_t			 nid;		/* IDs left in idpool */
@@ -260,7 +277,6 @@ slot_release(struct engine *e, struct slot *s)
 	if (s->fd != -1)
 		close(s->fd);
 	ldns_rdf_deep_free(s->qname);
-	LDNS_FREE(s->wire);
 	free(s->tbuf);
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
@@ -275,6 +291,7 @@ slot_finish(struct engine *e, struct slot *s, int status, const char *fmt,
 	struct dk_query *q = &e->q[s->qi];
 	va_list ap;
 
+	e->rates[e->qrate[s->qi]].inflight--;
 	q->status = status;
 	if (fmt != NULL) {
 		va_start(ap, fmt);
@@ -282,7 +299,57 @@ slot_finish(struct engine *e, struct slot *s, int status, const char *fmt,
 		va_end(ap);
 	}
 	slot_release(e, s);
+	e->freel[e->nfree++] = (size_t)(s - e->slots);
 	e->done++;
+}
+
+/*
+ * How long to wait before the first resend.  Resend intervals double:
+ * with r retries a wait of budget / (2^(r+1) - 1) lets all of them fit
+ * the budget.  Once the server has answered, the wait is its retransmit
+ * timeout (RFC 6298: smoothed RTT + 4 x variation, at least RTO_MIN_US),
+ * when that is shorter: a query the server dropped under load is then
+ * asked again in tens of milliseconds, not after most of a second.
+ */
+static int64_t
+first_wait(const struct engine *e, const struct server *sv, int64_t budget)
+{
+	int64_t w, rto;
+	int k;
+
+	k = e->retries + 1 > 20 ? 20 : e->retries + 1;
+	w = budget / ((1LL << k) - 1);
+	if (w < 100000)
+		w = 100000;	/* 100 ms: below that, blind resends are noise */
+	if (sv->srtt > 0) {
+		rto = sv->srtt + 4 * sv->rttvar;
+		if (rto < RTO_MIN_US)
+			rto = RTO_MIN_US;
+		if (rto < w)
+			w = rto;
+	}
+	return w;
+}
+
+/* A reply to a query sent once: a round-trip sample (Karn's rule). */
+static void
+rtt_sample(struct engine *e, const struct slot *s)
+{
+	struct server *sv = &e->rates[e->qrate[s->qi]];
+	int64_t r = now_us() - s->sent_at, d;
+
+	if (s->attempt != 0 || s->st != S_UDP || r < 0)
+		return;
+	if (r == 0)
+		r = 1;
+	if (sv->srtt == 0) {
+		sv->srtt = r;
+		sv->rttvar = r / 2;
+		return;
+	}
+	d = sv->srtt > r ? sv->srtt - r : r - sv->srtt;
+	sv->rttvar += (d - sv->rttvar) / 4;
+	sv->srtt += (r - sv->srtt) / 8;
 }
 
 /* Why a reply does not answer the query; NULL when it does. */
@@ -346,6 +413,7 @@ accept_reply(struct engine *e, struct slot *s, const uint8_t *m, size_t len)
 		q->discarded++;
 		return 0;
 	}
+	rtt_sample(e, s);
 	slot_finish(e, s, DK_OK, NULL);
 	return 1;
 }
@@ -564,14 +632,46 @@ on_tcp(struct engine *e, struct slot *s)
 	}
 }
 
+/*
+ * The query message into s->wire: ID, RD clear (authoritative probes),
+ * one question, and an OPT RR offering e->edns octets (RFC 6891).  Built
+ * here rather than by ldns: a fixed layout without compression, and
+ * building through an ldns packet was a fifth of a large probe's time.
+ */
+static void
+build_query(const struct engine *e, struct slot *s, int type)
+{
+	uint8_t *w = s->wire;
+	size_t nl = ldns_rdf_size(s->qname);
+
+	memset(w, 0, LDNS_HEADER_SIZE);
+	w[0] = (uint8_t)(s->id >> 8);
+	w[1] = (uint8_t)s->id;
+	w[5] = 1;			/* QDCOUNT */
+	w[11] = 1;			/* ARCOUNT: the OPT RR */
+	memcpy(w + LDNS_HEADER_SIZE, ldns_rdf_data(s->qname), nl);
+	w += LDNS_HEADER_SIZE + nl;
+	*w++ = (uint8_t)(type >> 8);
+	*w++ = (uint8_t)type;
+	*w++ = 0;
+	*w++ = LDNS_RR_CLASS_IN;
+	*w++ = 0;			/* OPT: root owner */
+	*w++ = 0;
+	*w++ = LDNS_RR_TYPE_OPT;
+	*w++ = (uint8_t)(e->edns >> 8);	/* class: UDP payload size */
+	*w++ = (uint8_t)e->edns;
+	memset(w, 0, 6);		/* TTL: no flags; RDLENGTH 0 */
+	w += 6;
+	s->wlen = (size_t)(w - s->wire);
+}
+
 /* Start query qi in the free slot s (or finish it at once on failure). */
 static void
 start(struct engine *e, struct slot *s, size_t qi, int64_t now)
 {
 	struct dk_query *q = &e->q[qi];
-	ldns_pkt *pkt = NULL;
 	int64_t budget = (int64_t)e->timeout_ms * 1000;
-	int k, ui;
+	int ui;
 
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
@@ -579,8 +679,10 @@ start(struct engine *e, struct slot *s, size_t qi, int64_t now)
 	s->next = -1;
 	s->qi = qi;
 	s->st = S_UDP;
+	e->rates[e->qrate[qi]].inflight++;
 	if (q->name == NULL || *q->name == '\0' ||
-	    (s->qname = ldns_dname_new_frm_str(q->name)) == NULL) {
+	    (s->qname = ldns_dname_new_frm_str(q->name)) == NULL ||
+	    ldns_rdf_size(s->qname) > LDNS_MAX_DOMAINLEN) {
 		slot_finish(e, s, DK_EINVAL, "\"%s\": not a domain name",
 		    q->name == NULL ? "" : q->name);
 		return;
@@ -595,23 +697,7 @@ start(struct engine *e, struct slot *s, size_t qi, int64_t now)
 		s->id = draw_id(e);
 	while (sock_find(e, &e->socks[ui], s->id) != NULL);
 	sock_attach(e, s, ui);
-	pkt = ldns_pkt_query_new(ldns_rdf_clone(s->qname),
-	    (ldns_rr_type)q->type, LDNS_RR_CLASS_IN, 0);
-	if (pkt == NULL) {
-		slot_finish(e, s, DK_ENOMEM, "out of memory");
-		return;
-	}
-	ldns_pkt_set_id(pkt, s->id);
-	ldns_pkt_set_rd(pkt, 0);
-	ldns_pkt_set_edns_udp_size(pkt, e->edns);
-	if (ldns_pkt2wire(&s->wire, pkt, &s->wlen) != LDNS_STATUS_OK) {
-		ldns_pkt_free(pkt);
-		s->wire = NULL;
-		slot_finish(e, s, DK_EINVAL, "%s: cannot build query",
-		    q->name);
-		return;
-	}
-	ldns_pkt_free(pkt);
+	build_query(e, s, q->type);
 	if (send(e->socks[ui].fd, s->wire, s->wlen, 0) !=
 	    (ssize_t)s->wlen) {
 		slot_finish(e, s, DK_ETEMP, "%s: %s", q->server.text,
@@ -619,14 +705,8 @@ start(struct engine *e, struct slot *s, size_t qi, int64_t now)
 		return;
 	}
 	q->sent++;
-	/*
-	 * Resend intervals double: with r retries the first wait is
-	 * budget / (2^(r+1) - 1), so that all of them fit the budget.
-	 */
-	k = e->retries + 1 > 20 ? 20 : e->retries + 1;
-	s->step = budget / ((1LL << k) - 1);
-	if (s->step < 100000)
-		s->step = 100000;	/* 100 ms: below that, resends are noise */
+	s->sent_at = now;
+	s->step = first_wait(e, &e->rates[e->qrate[qi]], budget);
 	s->deadline = now + budget;
 	s->resend_at = now + s->step;
 }
@@ -652,17 +732,47 @@ on_tick(struct engine *e, struct slot *s, int64_t now)
 	}
 }
 
+static uint64_t
+addr_hash(const struct sockaddr_storage *ss)
+{
+	const uint8_t *p;
+	uint64_t h = 0xcbf29ce484222325ULL;	/* FNV-1a */
+	size_t i, len;
+
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)ss;
+
+		p = (const uint8_t *)&a->sin6_addr;
+		len = sizeof(a->sin6_addr);
+		h ^= a->sin6_port;
+	} else {
+		const struct sockaddr_in *a = (const void *)ss;
+
+		p = (const uint8_t *)&a->sin_addr;
+		len = sizeof(a->sin_addr);
+		h ^= a->sin_port;
+	}
+	for (i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* The server entry of an address, made on first sight (a hash table:
+ * thousands of domains may have as many servers). */
 static size_t
 rate_index(struct engine *e, const struct dk_addr *a)
 {
-	size_t i;
+	size_t i, mask = e->rhcap - 1;
 
-	for (i = 0; i < e->nrates; i++)
-		if (dk_dns_addr_equal(&e->rates[i].ss, &a->ss))
-			return i;
+	for (i = addr_hash(&a->ss) & mask; e->rhash[i] != 0;
+	    i = (i + 1) & mask)
+		if (dk_dns_addr_equal(&e->rates[e->rhash[i] - 1].ss, &a->ss))
+			return e->rhash[i] - 1;
+	e->rhash[i] = e->nrates + 1;
 	e->rates[e->nrates].ss = a->ss;
 	e->rates[e->nrates].len = a->len;
-	e->rates[e->nrates].next_us = 0;
 	return e->nrates++;
 }
 
@@ -670,7 +780,8 @@ static int
 engine_init(struct engine *e, struct dk_query *q, size_t n,
     const struct dk_probe_opts *o)
 {
-	size_t i;
+	struct server *sv;
+	size_t i, k;
 
 	memset(e, 0, sizeof(*e));
 	e->q = q;
@@ -692,16 +803,50 @@ engine_init(struct engine *e, struct dk_query *q, size_t n,
 	    (e->rates = calloc(n, sizeof(*e->rates))) == NULL ||
 	    (e->qrate = calloc(n, sizeof(*e->qrate))) == NULL ||
 	    (e->socks = calloc(e->nslots, sizeof(*e->socks))) == NULL ||
+	    (e->order = calloc(n, sizeof(*e->order))) == NULL ||
+	    (e->freel = calloc(e->nslots, sizeof(*e->freel))) == NULL ||
 	    (e->buf = malloc(UDP_BUF)) == NULL)
+		return DK_ENOMEM;
+	for (e->rhcap = 16; e->rhcap < n * 2; e->rhcap *= 2)
+		;
+	if ((e->rhash = calloc(e->rhcap, sizeof(*e->rhash))) == NULL)
 		return DK_ENOMEM;
 	for (i = 0; i < e->nslots; i++) {
 		e->slots[i].fd = -1;
 		e->slots[i].sock = -1;
 		e->slots[i].next = -1;
 		e->socks[i].fd = -1;
+		/* Popped from the end: slot 0 first. */
+		e->freel[i] = e->nslots - 1 - i;
 	}
-	for (i = 0; i < n; i++)
+	e->nfree = e->nslots;
+	for (i = 0; i < n; i++) {
 		e->qrate[i] = rate_index(e, &q[i].server);
+		e->rates[e->qrate[i]].qn++;
+	}
+	/* Each server's queries together, in the caller's order. */
+	for (i = 0, k = 0; i < e->nrates; i++) {
+		e->rates[i].q0 = k;
+		k += e->rates[i].qn;
+	}
+	for (i = 0; i < n; i++) {
+		sv = &e->rates[e->qrate[i]];
+		e->order[sv->q0 + sv->qnext++] = i;
+	}
+	if ((e->active = calloc(e->nrates, sizeof(*e->active))) == NULL)
+		return DK_ENOMEM;
+	for (i = 0; i < e->nrates; i++) {
+		e->rates[i].qnext = 0;
+		e->active[i] = i;
+	}
+	e->nactive = e->nrates;
+	/* With several servers, none may take more than three quarters of
+	 * the slots: a silent one must leave room for the others. */
+	e->srv_cap = e->nrates > 1 ? e->nslots * 3 / 4 : e->nslots;
+	if (e->srv_cap > SRV_INFLIGHT)
+		e->srv_cap = SRV_INFLIGHT;
+	if (e->srv_cap == 0)
+		e->srv_cap = 1;
 	return DK_OK;
 }
 
@@ -721,7 +866,48 @@ engine_free(struct engine *e)
 	free(e->pslot);
 	free(e->rates);
 	free(e->qrate);
+	free(e->rhash);
+	free(e->order);
+	free(e->active);
+	free(e->freel);
 	free(e->buf);
+}
+
+/*
+ * Start queries in free slots: each server's in the caller's order, at
+ * most srv_cap outstanding to one server (more only made a server drop
+ * queries under load) and, with a rate, spaced by interval_us.  A
+ * server that is slow or silent holds its own slots only: the others'
+ * queries go on.  *wake is lowered to when a rate-limited server may go.
+ */
+static void
+fill(struct engine *e, int64_t now, int64_t *wake)
+{
+	struct server *sv;
+	size_t k = 0;
+	int64_t t;
+
+	while (k < e->nactive && e->nfree > 0) {
+		sv = &e->rates[e->active[k]];
+		if (sv->qnext == sv->qn) {
+			e->active[k] = e->active[--e->nactive];
+			continue;
+		}
+		if (sv->inflight >= e->srv_cap) {
+			k++;
+			continue;
+		}
+		t = sv->next_us;
+		if (e->interval_us > 0 && t > now) {
+			if (t < *wake)
+				*wake = t;
+			k++;
+			continue;
+		}
+		sv->next_us = (t > now ? t : now) + e->interval_us;
+		start(e, &e->slots[e->freel[--e->nfree]],
+		    e->order[sv->q0 + sv->qnext++], now);
+	}
 }
 
 int
@@ -730,8 +916,8 @@ dk_probe_run(struct dk_query *q, size_t n, const struct dk_probe_opts *o,
 {
 	struct engine e;
 	struct slot *s;
-	size_t i, next = 0, np, busy;
-	int64_t now, wake, t;
+	size_t i, np, busy;
+	int64_t now, wake;
 	int rc, ms;
 
 	for (i = 0; i < n; i++) {
@@ -750,20 +936,7 @@ dk_probe_run(struct dk_query *q, size_t n, const struct dk_probe_opts *o,
 	while (e.done < n) {
 		now = now_us();
 		wake = now + 1000000;
-		/* Fill free slots, in order, as the rate limit allows. */
-		for (i = 0; i < e.nslots && next < n; i++) {
-			if (e.slots[i].st != S_FREE)
-				continue;
-			t = e.rates[e.qrate[next]].next_us;
-			if (e.interval_us > 0 && t > now) {
-				if (t < wake)
-					wake = t;
-				break;
-			}
-			e.rates[e.qrate[next]].next_us = (t > now ? t : now) +
-			    e.interval_us;
-			start(&e, &e.slots[i], next++, now);
-		}
+		fill(&e, now, &wake);
 		np = 0;
 		busy = 0;
 		for (i = 0; i < e.nslots; i++) {
@@ -801,7 +974,7 @@ dk_probe_run(struct dk_query *q, size_t n, const struct dk_probe_opts *o,
 			e.pslot[np++] = i * 2 + 1;
 		}
 		if (np == 0) {
-			if (busy == 0 && next < n && wake > now) {
+			if (busy == 0 && e.nactive > 0 && wake > now) {
 				/* Only the rate limit holds us back. */
 				ms = (int)((wake - now + 999) / 1000);
 				poll(NULL, 0, ms);

@@ -11,9 +11,15 @@
  * EDNS size is refused.  Anything else is discarded and the query keeps waiting, so
  * that a forged or broken reply can at worst make a query fail, never
  * answer it.  A truncated reply is retried over TCP.  Lost UDP queries
- * are resent with exponential backoff within the query's time budget.
- * At most max_inflight queries are outstanding at once, and each server
- * is sent at most per_server_qps queries a second when that is set.
+ * are resent with exponential backoff within the query's time budget;
+ * once a server has answered, the first resend waits for its measured
+ * retransmit timeout (RFC 6298, at least 50 ms) when that is shorter.
+ * At most max_inflight queries are outstanding at once, at most 64 of
+ * them (and with several servers at most three quarters of
+ * max_inflight) to one server, so that a silent server delays only its
+ * own queries; each server is sent at most per_server_qps queries a
+ * second when that is set.  Each server's queries start in the order
+ * given.
  */
 #ifndef DK_PROBE_H
 #define DK_PROBE_H

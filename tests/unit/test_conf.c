@@ -390,6 +390,45 @@ test_conf_rejects_duplicate_domain_after_normalising(void **state)
 	    "[domain example.com]");
 }
 
+/* Many domains: each found, and a repeat of an early one after the
+ * lookup table has grown several times is still caught. */
+static void
+test_conf_many_domains_found_and_late_duplicate_rejected(void **state)
+{
+	struct fixture *fx = *state;
+	const int n = 3000;
+	struct dk_conf *c;
+	char *text, name[64], want[PATH_MAX + 128];
+	size_t len = 0, cap = (size_t)n * 100 + 256;
+	int i;
+
+	text = malloc(cap);
+	assert_non_null(text);
+	len += (size_t)snprintf(text + len, cap - len, "%s", provider_signer);
+	for (i = 0; i < n; i++)
+		len += (size_t)snprintf(text + len, cap - len,
+		    "[domain d%d.example]\nprovider = primary\n"
+		    "signer = opendkim\nselectors = a b\n", i);
+	put(fx, "dkimkeyd.conf", text);
+	c = expect_ok(fx);
+	assert_int_equal(c->ndomains, n);
+	for (i = 0; i < n; i += 7) {
+		const struct dk_conf_domain *d;
+
+		snprintf(name, sizeof(name), "D%d.example.", i);
+		assert_non_null(d = dk_conf_domain_find(c, name));
+		assert_ptr_equal(d, &c->domains[i]);
+	}
+	dk_conf_free(c);
+	/* d5 began on line 6 + 4 * 5 + 1 = 27; the repeat comes last. */
+	snprintf(text + len, cap - len, "[domain d5.EXAMPLE]\n");
+	put(fx, "dkimkeyd.conf", text);
+	snprintf(want, sizeof(want), "%d: duplicate section [domain "
+	    "d5.example] (first at %s:27)", 6 + 4 * n + 1, fx->main);
+	expect_error(fx, "dkimkeyd.conf", want);
+	free(text);
+}
+
 static void
 test_conf_rejects_duplicate_dkimkeyd_section(void **state)
 {
@@ -1126,6 +1165,7 @@ main(void)
 		T(test_conf_rejects_duplicate_type),
 		T(test_conf_rejects_duplicate_section_across_includes),
 		T(test_conf_rejects_duplicate_domain_after_normalising),
+		T(test_conf_many_domains_found_and_late_duplicate_rejected),
 		T(test_conf_rejects_duplicate_dkimkeyd_section),
 		T(test_conf_rejects_unknown_section),
 		T(test_conf_rejects_unnamed_domain),

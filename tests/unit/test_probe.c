@@ -164,7 +164,8 @@ serve(int ufd, int tfd)
 		label[len] = '\0';
 		if (strcmp(label, "silent") == 0)
 			continue;
-		if (strcmp(label, "dropfirst") == 0 && drops++ % 2 == 0)
+		if ((strcmp(label, "dropfirst") == 0 ||
+		    strcmp(label, "dropclock") == 0) && drops++ % 2 == 0)
 			continue;
 		if (strcmp(label, "garbage") == 0) {
 			memset(r, 0xa5, 40);
@@ -176,6 +177,18 @@ serve(int ufd, int tfd)
 		n = reply_for(q, (size_t)k, label, r, sizeof(r), &tc);
 		if (n == 0)
 			continue;
+		/* "...clock": the TXT says when the reply left, in ms of
+		 * CLOCK_MONOTONIC mod 100000 (five digits, as "hello"). */
+		if (strstr(label, "clock") != NULL) {
+			struct timespec ts;
+			char d[16];
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			snprintf(d, sizeof(d), "%05lld", (long long)(
+			    ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec /
+			    1000000) % 100000));
+			memcpy(r + n - 5, d, 5);
+		}
 		if (strncmp(label, "wrongid", 7) == 0) {
 			r[0] ^= 0x5a;
 			sendto(ufd, r, n, 0, (struct sockaddr *)&from, fl);
@@ -425,6 +438,88 @@ test_probe_resends_a_lost_query(void **state)
 	dk_query_clear(&q, 1);
 }
 
+/* Milliseconds from t0 to the "clock" in a reply's TXT. */
+static int64_t
+answered_after(const struct dk_query *q, int64_t t0)
+{
+	char *text = NULL;
+	int64_t at;
+
+	assert_int_equal(q->status, DK_OK);
+	assert_int_equal(q->answer.ntxt, 1);
+	assert_int_equal(dk_txt_join(&q->answer.txt[0], &text), DK_OK);
+	at = strtoll(text, NULL, 10);
+	free(text);
+	return ((at - t0 % 100000) % 100000 + 100000) % 100000;
+}
+
+/*
+ * Once a server has answered, a query it dropped is asked again after
+ * its retransmit timeout (tens of ms on loopback), not after the blind
+ * first wait of budget / 7 (1000 ms here).
+ */
+static void
+test_probe_resend_follows_measured_round_trip(void **state)
+{
+	enum { N = 12 };
+	struct dk_query q[N];
+	struct dk_probe_opts o = { 1, 7000, 2, 0, 0 };
+	int64_t t0;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < N - 1; i++)
+		query_init(&q[i], "good.test", server_port);
+	query_init(&q[N - 1], "dropclock.test", server_port);
+	t0 = ms_now();
+	/* One at a time: the last starts after eleven round trips. */
+	assert_int_equal(dk_probe_run(q, N, &o, NULL), DK_OK);
+	assert_int_equal(q[N - 1].sent, 2);
+	if (answered_after(&q[N - 1], t0) >= 1000)
+		fail_msg("the dropped query waited the blind first interval");
+	dk_query_clear(q, N);
+}
+
+/*
+ * A server that never answers holds its own slots only: queries to a
+ * working server placed after its queries are answered before the first
+ * of them times out.
+ */
+static void
+test_probe_silent_server_holds_only_its_own_slots(void **state)
+{
+	enum { NS = 8, NL = 40 };
+	struct dk_query q[NS + NL];
+	struct dk_probe_opts o = { 8, 2000, -1, 0, 0 };
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	int64_t t0;
+	size_t i;
+	int fd;
+
+	(void)state;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+	for (i = 0; i < NS; i++)
+		query_init(&q[i], "good.test", ntohs(sin.sin_port));
+	for (i = NS; i < NS + NL; i++)
+		query_init(&q[i], "clock.test", server_port);
+	t0 = ms_now();
+	assert_int_equal(dk_probe_run(q, NS + NL, &o, NULL), DK_OK);
+	close(fd);
+	for (i = 0; i < NS; i++)
+		assert_int_equal(q[i].status, DK_ETEMP);
+	for (i = NS; i < NS + NL; i++)
+		if (answered_after(&q[i], t0) >= 2000)
+			fail_msg("query %zu waited for the silent server's "
+			    "slots", i);
+	dk_query_clear(q, NS + NL);
+}
+
 static void
 test_probe_silent_server_times_out_within_budget(void **state)
 {
@@ -558,6 +653,9 @@ main(void)
 		cmocka_unit_test(test_probe_resends_a_lost_query),
 		cmocka_unit_test(
 		    test_probe_silent_server_times_out_within_budget),
+		cmocka_unit_test(test_probe_resend_follows_measured_round_trip),
+		cmocka_unit_test(
+		    test_probe_silent_server_holds_only_its_own_slots),
 		cmocka_unit_test(test_probe_unreachable_port_fails_fast),
 		cmocka_unit_test(test_probe_bad_name_is_einval),
 		cmocka_unit_test(
