@@ -144,18 +144,6 @@ grow(void *arrp, size_t n, size_t size)
 	return DK_OK;
 }
 
-static uint64_t
-name_hash(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;	/* FNV-1a */
-
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 /*
  * The index of the domain section named name, or -1; with add, name (the
  * next domain, index conf->ndomains) is entered when absent.  A hash set:
@@ -172,7 +160,7 @@ domain_lookup(struct parse *p, const char *name, int add)
 		if ((nset = calloc(ncap, sizeof(*nset))) == NULL)
 			return -2;
 		for (j = 0; j < c->ndomains; j++) {
-			i = name_hash(c->domains[j].name) & (ncap - 1);
+			i = dk_hash_str(c->domains[j].name) & (ncap - 1);
 			while (nset[i] != 0)
 				i = (i + 1) & (ncap - 1);
 			nset[i] = j + 1;
@@ -184,7 +172,7 @@ domain_lookup(struct parse *p, const char *name, int add)
 	if (p->dsetcap == 0)
 		return -1;
 	mask = p->dsetcap - 1;
-	for (i = name_hash(name) & mask; p->dset[i] != 0; i = (i + 1) & mask)
+	for (i = dk_hash_str(name) & mask; p->dset[i] != 0; i = (i + 1) & mask)
 		if (strcmp(c->domains[p->dset[i] - 1].name, name) == 0)
 			return (ssize_t)p->dset[i] - 1;
 	if (add)

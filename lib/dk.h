@@ -63,6 +63,23 @@ char		*dk_strdup(const char *s);
 char		*dk_dirname(const char *path);
 
 /*
+ * FNV-1a, 64 bits, for hash tables: dk_hash_bytes continues h over n
+ * octets (start from DK_HASH_INIT); dk_hash_str hashes a C string.
+ */
+#define DK_HASH_INIT	0xcbf29ce484222325ULL
+uint64_t	 dk_hash_bytes(uint64_t h, const void *p, size_t n);
+uint64_t	 dk_hash_str(const char *s);
+
+/*
+ * Read fd to its end or until buf (cap octets) is full; *len gets the
+ * octets read.  Callers that enforce a size limit pass limit + 1 and
+ * treat a full buffer as a file that is too large or grew.  DK_EIO
+ * naming path on a read error.
+ */
+int		 dk_read_fd(int fd, char *buf, size_t cap, size_t *len,
+		    const char *path, struct dk_error *err);
+
+/*
  * Parse a duration with an optional unit suffix s, m, h, d or w
  * ("90d", "5m", "3600").  Returns 0 and *out in seconds, or DK_EINVAL.
  */

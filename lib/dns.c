@@ -426,7 +426,6 @@ dk_tsig_load(const char *path, int allow_md5, struct dk_tsig *out,
 	struct stat st;
 	struct dk_tsig k;
 	char *buf = NULL;
-	ssize_t r;
 	size_t len = 0, i;
 	int fd = -1, rc, have_alg = 0, alg_line = 0, nkeys = 0;
 	enum tok_type t;
@@ -463,19 +462,8 @@ dk_tsig_load(const char *path, int allow_md5, struct dk_tsig *out,
 		rc = dk_err(err, DK_ENOMEM, "out of memory");
 		goto out;
 	}
-	while (len < KEYFILE_MAX) {
-		r = read(fd, buf + len, KEYFILE_MAX - len);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1) {
-			rc = dk_err(err, DK_EIO, "%s: %s", path,
-			    strerror(errno));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-	}
+	if ((rc = dk_read_fd(fd, buf, KEYFILE_MAX, &len, path, err)) != DK_OK)
+		goto out;
 	buf[len] = '\0';
 
 	lx.path = path;

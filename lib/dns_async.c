@@ -732,31 +732,23 @@ on_tick(struct engine *e, struct slot *s, int64_t now)
 	}
 }
 
+/* Address and port, for the server table. */
 static uint64_t
 addr_hash(const struct sockaddr_storage *ss)
 {
-	const uint8_t *p;
-	uint64_t h = 0xcbf29ce484222325ULL;	/* FNV-1a */
-	size_t i, len;
-
 	if (ss->ss_family == AF_INET6) {
 		const struct sockaddr_in6 *a = (const void *)ss;
 
-		p = (const uint8_t *)&a->sin6_addr;
-		len = sizeof(a->sin6_addr);
-		h ^= a->sin6_port;
+		return dk_hash_bytes(dk_hash_bytes(DK_HASH_INIT,
+		    &a->sin6_addr, sizeof(a->sin6_addr)), &a->sin6_port,
+		    sizeof(a->sin6_port));
 	} else {
 		const struct sockaddr_in *a = (const void *)ss;
 
-		p = (const uint8_t *)&a->sin_addr;
-		len = sizeof(a->sin_addr);
-		h ^= a->sin_port;
+		return dk_hash_bytes(dk_hash_bytes(DK_HASH_INIT,
+		    &a->sin_addr, sizeof(a->sin_addr)), &a->sin_port,
+		    sizeof(a->sin_port));
 	}
-	for (i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
 }
 
 /* The server entry of an address, made on first sight (a hash table:

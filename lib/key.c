@@ -435,7 +435,6 @@ dk_key_load(const char *path, struct dk_key **out, struct dk_error *err)
 	BIO *bio = NULL;
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
-	ssize_t n;
 	int fd = -1, rc;
 
 	/* O_NONBLOCK: a FIFO planted at path must not hang us; it is then
@@ -485,19 +484,8 @@ dk_key_load(const char *path, struct dk_key **out, struct dk_error *err)
 		rc = dk_err(err, DK_ENOMEM, "out of memory");
 		goto out;
 	}
-	while (len < cap) {
-		n = read(fd, buf + len, cap - len);
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			rc = dk_err(err, DK_EIO, "%s: read: %s", path,
-			    strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
+	if ((rc = dk_read_fd(fd, buf, cap, &len, path, err)) != DK_OK)
+		goto out;
 	if (len == cap) {
 		rc = dk_err(err, DK_ECORRUPT, "%s: changed while being read",
 		    path);

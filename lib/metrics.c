@@ -123,18 +123,6 @@ dk_metrics_free(struct dk_metrics *m)
 	free(m);
 }
 
-static size_t
-hash(const char *s)
-{
-	uint64_t h = 14695981039346656037ULL;	/* FNV-1a */
-
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return (size_t)h;
-}
-
 #define INDEX_FROM	16
 
 static int
@@ -145,7 +133,7 @@ index_build(struct family *f, size_t cap)
 	if ((ix = calloc(cap, sizeof(*ix))) == NULL)
 		return DK_ENOMEM;
 	for (i = 0; i < f->ns; i++) {
-		for (h = hash(f->s[i].labels) & (cap - 1); ix[h] != 0;
+		for (h = (size_t)dk_hash_str(f->s[i].labels) & (cap - 1); ix[h] != 0;
 		    h = (h + 1) & (cap - 1))
 			;
 		ix[h] = i + 1;
@@ -168,7 +156,7 @@ find_sample(const struct family *f, const char *labels)
 				return &f->s[i];
 		return NULL;
 	}
-	for (h = hash(labels) & (f->ixcap - 1); f->ix[h] != 0;
+	for (h = (size_t)dk_hash_str(labels) & (f->ixcap - 1); f->ix[h] != 0;
 	    h = (h + 1) & (f->ixcap - 1))
 		if (strcmp(f->s[f->ix[h] - 1].labels, labels) == 0)
 			return &f->s[f->ix[h] - 1];
@@ -211,7 +199,7 @@ put(struct family *f, char *l, double v, int add)
 		}
 		return DK_OK;
 	}
-	for (h = hash(l) & (f->ixcap - 1); f->ix[h] != 0;
+	for (h = (size_t)dk_hash_str(l) & (f->ixcap - 1); f->ix[h] != 0;
 	    h = (h + 1) & (f->ixcap - 1))
 		;
 	f->ix[h] = f->ns;
@@ -937,7 +925,6 @@ read_existing(const char *path, char **out, size_t *n, struct dk_error *warn,
 	struct stat sb;
 	char *p = NULL;
 	size_t len = 0;
-	ssize_t r;
 	int fd, rc;
 
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -960,19 +947,9 @@ read_existing(const char *path, char **out, size_t *n, struct dk_error *warn,
 		rc = dk_err(err, DK_ENOMEM, "out of memory");
 		goto out;
 	}
-	while (len < (size_t)sb.st_size) {
-		r = read(fd, p + len, (size_t)sb.st_size - len);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1) {
-			rc = dk_err(err, DK_EIO, "%s: %s", path,
-			    strerror(errno));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-	}
+	if ((rc = dk_read_fd(fd, p, (size_t)sb.st_size, &len, path, err)) !=
+	    DK_OK)
+		goto out;
 	p[len] = '\0';
 	*out = p;
 	*n = len;

@@ -879,7 +879,6 @@ dk_state_load(const char *dir, const char *domain,
 	struct stat sb;
 	char *path = NULL, *buf = NULL;
 	size_t len = 0;
-	ssize_t r;
 	int fd = -1, rc;
 
 	if ((rc = dk_state_path(dir, domain, &path)) != DK_OK) {
@@ -917,19 +916,9 @@ dk_state_load(const char *dir, const char *domain,
 		rc = dk_err(err, DK_ENOMEM, "%s: out of memory", path);
 		goto out;
 	}
-	while (len < STATE_FILE_MAX + 1) {
-		r = read(fd, buf + len, STATE_FILE_MAX + 1 - len);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1) {
-			rc = dk_err(err, DK_EIO, "%s: read: %s", path,
-			    strerror(errno));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-	}
+	if ((rc = dk_read_fd(fd, buf, STATE_FILE_MAX + 1, &len, path, err)) !=
+	    DK_OK)
+		goto out;
 	if (len > STATE_FILE_MAX) {
 		rc = dk_err(err, DK_ECORRUPT, "%s: larger than 1 MiB", path);
 		goto out;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dk.h"
 
@@ -165,4 +166,44 @@ dk_duration_format(int64_t secs, char *buf, size_t len)
 		}
 	}
 	snprintf(buf, len, "%" PRId64 "s", secs);
+}
+
+uint64_t
+dk_hash_bytes(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+
+	for (; n > 0; c++, n--) {
+		h ^= *c;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+uint64_t
+dk_hash_str(const char *s)
+{
+	return dk_hash_bytes(DK_HASH_INIT, s, strlen(s));
+}
+
+int
+dk_read_fd(int fd, char *buf, size_t cap, size_t *len, const char *path,
+    struct dk_error *err)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < cap) {
+		r = read(fd, buf + got, cap - got);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1)
+			return dk_err(err, DK_EIO, "%s: read: %s", path,
+			    strerror(errno));
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	*len = got;
+	return DK_OK;
 }
