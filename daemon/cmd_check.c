@@ -221,6 +221,8 @@ struct dom {
 	size_t			 nsenders;
 	struct live		*live;
 	size_t			 nlive;
+	struct dk_signer_current cur;		/* the signer's answer */
+	int			 have_cur;	/* cur filled (current_many) */
 	size_t			 soa_q0, nsoa;	/* per zsrv, then tsrv */
 	char			 soa_name[2][512];
 	int64_t			 active_age;	/* -1: no active key */
@@ -465,7 +467,17 @@ collect_live(struct run *r, struct dom *d)
 	char *target = NULL;
 	int rc;
 
-	rc = d->c.sops->current(d->c.sctx, d->cd->name, &keys, &nkeys, &err);
+	if (d->have_cur) {
+		rc = d->cur.rc;
+		err = d->cur.err;
+		keys = d->cur.keys;
+		nkeys = d->cur.nkeys;
+		d->cur.keys = NULL;
+		d->cur.nkeys = 0;
+		d->have_cur = 0;
+	} else
+		rc = d->c.sops->current(d->c.sctx, d->cd->name, &keys, &nkeys,
+		    &err);
 	if (rc == DK_ENOTFOUND)
 		return;
 	if (rc != DK_OK) {
@@ -518,6 +530,53 @@ collect_live(struct run *r, struct dom *d)
 	}
 out:
 	dk_signer_keys_free(keys, nkeys);
+}
+
+/*
+ * Ask each signer section about all its domains at once: one read of its
+ * configuration instead of one per domain, which for shared tables is
+ * quadratic in the number of domains.  Domains of a signer without
+ * current_many, or whose call failed as a whole, are left to
+ * collect_live's per-domain current.
+ */
+static void
+collect_signers(struct run *r)
+{
+	struct dk_error err = { 0, "" };
+	struct dk_signer_current *cur = NULL;
+	const char **names = NULL;
+	unsigned char *asked = NULL;
+	size_t *idx = NULL, i, j, n;
+
+	if (r->nd == 0 || (names = calloc(r->nd, sizeof(*names))) == NULL ||
+	    (idx = calloc(r->nd, sizeof(*idx))) == NULL ||
+	    (cur = calloc(r->nd, sizeof(*cur))) == NULL ||
+	    (asked = calloc(r->nd, 1)) == NULL)
+		goto out;
+	for (i = 0; i < r->nd; i++) {
+		struct dom *d = &r->d[i];
+
+		if (!d->open || asked[i] || d->c.sops->current_many == NULL)
+			continue;
+		for (n = 0, j = i; j < r->nd; j++)
+			if (r->d[j].open && r->d[j].c.ssec == d->c.ssec) {
+				asked[j] = 1;
+				names[n] = r->d[j].cd->name;
+				idx[n++] = j;
+			}
+		if (d->c.sops->current_many(d->c.sctx, names, n, cur, &err) !=
+		    DK_OK)
+			continue;
+		for (j = 0; j < n; j++) {
+			r->d[idx[j]].cur = cur[j];
+			r->d[idx[j]].have_cur = 1;
+		}
+	}
+out:
+	free(names);
+	free(idx);
+	free(cur);
+	free(asked);
 }
 
 static void
@@ -1410,6 +1469,7 @@ dom_free(struct dom *d)
 		free(d->live[i].sig);
 	}
 	free(d->live);
+	dk_signer_keys_free(d->cur.keys, d->cur.nkeys);
 	free(d->zsrv.a);
 	free(d->tsrv.a);
 	pfree(&d->probs);
@@ -1533,6 +1593,14 @@ cmd_check(const struct dk_conf *conf, const char *domain,
 		d->open = 1;
 		if (d->c.pops->timeout_ms(d->c.pctx) > timeout)
 			timeout = d->c.pops->timeout_ms(d->c.pctx);
+	}
+	/* Every domain is open before the signers are read, all at once. */
+	collect_signers(&r);
+	for (i = 0; i < r.nd; i++) {
+		struct dom *d = &r.d[i];
+
+		if (!d->open)
+			continue;
 		collect_items(d);
 		collect_senders(&r, d);
 		collect_live(&r, d);

@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -408,37 +410,157 @@ is_key_name(const char *f, size_t fl, const char *domain)
 	    strncasecmp(f + fl - dl - ml, mid, ml) == 0;
 }
 
-/* Look key name kn up in the KeyTable text; fill *out (malloc'd). */
-static int
-lookup_key(const struct odk *o, const char *kbuf, size_t klen,
-    const char *kn, size_t knl, size_t sline, struct dk_signer_key *out,
-    struct dk_error *err)
-{
-	const char *l, *f, *v = NULL, *c1, *c2;
-	size_t off, ll, fl, vl = 0, lineno;
-	char *sel = NULL, *kf = NULL;
+/*
+ * Names are looked up by hash: check resolves thousands of domains in one
+ * pass, and scanning a table per domain (or per key) would be quadratic
+ * in the number of domains.  The hash folds case with tolower(), as
+ * strncasecmp() compares, so that equal names always share a bucket.
+ */
+#define NONE	SIZE_MAX
 
-	for (off = 0, lineno = 1; next_line(kbuf, klen, &off, &l, &ll);
+static uint64_t
+hash_name(const char *s, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;	/* FNV-1a */
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= (unsigned char)tolower((unsigned char)s[i]);
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* Empty buckets (NONE) for n entries: *mask + 1 of them, at least 2n. */
+static size_t *
+buckets_new(size_t n, size_t *mask)
+{
+	size_t nb = 16, i, *h;
+
+	if (n > SIZE_MAX / 4 / sizeof(*h))
+		return NULL;
+	while (nb < 2 * n)
+		nb *= 2;
+	if ((h = malloc(nb * sizeof(*h))) == NULL)
+		return NULL;
+	for (i = 0; i < nb; i++)
+		h[i] = NONE;
+	*mask = nb - 1;
+	return h;
+}
+
+/* A KeyTable line that OpenDKIM would use for its key name. */
+struct kline {
+	const char	*name;		/* field 0 */
+	size_t		 nl;
+	const char	*l;
+	size_t		 ll;
+	size_t		 lineno;
+};
+
+/* The KeyTable, read once, indexed by key name. */
+struct ktab {
+	char		*buf;
+	size_t		 len;
+	struct kline	*lines;
+	size_t		 n;
+	size_t		*head, *next, mask;
+};
+
+static void
+ktab_free(struct ktab *kt)
+{
+	free(kt->buf);
+	free(kt->lines);
+	free(kt->head);
+	free(kt->next);
+	memset(kt, 0, sizeof(*kt));
+}
+
+/* The index of key name kn in kt; NONE when absent. */
+static size_t
+ktab_find(const struct ktab *kt, const char *kn, size_t knl)
+{
+	size_t i;
+
+	for (i = kt->head[hash_name(kn, knl) & kt->mask]; i != NONE;
+	    i = kt->next[i])
+		if (kt->lines[i].nl == knl &&
+		    strncasecmp(kt->lines[i].name, kn, knl) == 0)
+			return i;
+	return NONE;
+}
+
+/*
+ * Read and index the KeyTable.  A name's first line is the one OpenDKIM
+ * uses (and the only one a lookup reports on), so later lines of the
+ * same name are left out.
+ */
+static int
+ktab_load(const struct odk *o, struct ktab *kt, struct dk_error *err)
+{
+	struct stat st;
+	struct kline *k;
+	const char *l, *f;
+	size_t off, ll, fl, lineno, nlines, b;
+	int exists, rc;
+
+	memset(kt, 0, sizeof(*kt));
+	if ((rc = read_table(o->key_table, &kt->buf, &kt->len, &st, &exists,
+	    err)) != DK_OK)
+		return rc;
+	for (off = 0, nlines = 0; next_line(kt->buf, kt->len, &off, &l, &ll);)
+		nlines++;
+	if ((kt->head = buckets_new(nlines, &kt->mask)) == NULL ||
+	    (kt->lines = calloc(nlines + 1, sizeof(*kt->lines))) == NULL ||
+	    (kt->next = calloc(nlines + 1, sizeof(*kt->next))) == NULL) {
+		ktab_free(kt);
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	}
+	for (off = 0, lineno = 1; next_line(kt->buf, kt->len, &off, &l, &ll);
 	    lineno++) {
 		if (is_comment(l, ll) || !field(l, ll, 0, &f, &fl) ||
-		    fl != knl || strncasecmp(f, kn, fl) != 0)
+		    ktab_find(kt, f, fl) != NONE)
 			continue;
-		if (!field(l, ll, 1, &v, &vl))
-			return dk_err(err, DK_ECORRUPT, "%s:%zu: key %.*s has "
-			    "no value", o->key_table, lineno, (int)knl, kn);
-		break;
+		k = &kt->lines[kt->n];
+		k->name = f;
+		k->nl = fl;
+		k->l = l;
+		k->ll = ll;
+		k->lineno = lineno;
+		b = hash_name(f, fl) & kt->mask;
+		kt->next[kt->n] = kt->head[b];
+		kt->head[b] = kt->n++;
 	}
-	if (v == NULL)
+	return DK_OK;
+}
+
+/* Look key name kn up in the KeyTable; fill *out (malloc'd). */
+static int
+lookup_key(const struct odk *o, const struct ktab *kt, const char *kn,
+    size_t knl, size_t sline, struct dk_signer_key *out,
+    struct dk_error *err)
+{
+	const struct kline *k;
+	const char *v, *c1, *c2;
+	size_t vl, i;
+	char *sel = NULL, *kf = NULL;
+
+	if ((i = ktab_find(kt, kn, knl)) == NONE)
 		return dk_err(err, DK_ECORRUPT, "%s:%zu: key %.*s is not in "
 		    "%s", o->signing_table, sline, (int)knl, kn,
 		    o->key_table);
+	k = &kt->lines[i];
+	if (!field(k->l, k->ll, 1, &v, &vl))
+		return dk_err(err, DK_ECORRUPT, "%s:%zu: key %.*s has no "
+		    "value", o->key_table, k->lineno, (int)knl, kn);
 	/* DOMAIN:SELECTOR:KEYFILE */
 	if ((c1 = memchr(v, ':', vl)) == NULL ||
 	    (c2 = memchr(c1 + 1, ':', vl - (size_t)(c1 + 1 - v))) == NULL ||
 	    c2 == c1 + 1 || c2 + 1 == v + vl)
 		return dk_err(err, DK_ECORRUPT, "%s:%zu: value of %.*s is not "
-		    "DOMAIN:SELECTOR:KEYFILE", o->key_table, lineno, (int)knl,
-		    kn);
+		    "DOMAIN:SELECTOR:KEYFILE", o->key_table, k->lineno,
+		    (int)knl, kn);
 	if ((sel = strndup(c1 + 1, (size_t)(c2 - c1 - 1))) == NULL ||
 	    (kf = strndup(c2 + 1, (size_t)(v + vl - c2 - 1))) == NULL) {
 		free(sel);
@@ -449,24 +571,65 @@ lookup_key(const struct odk *o, const char *kbuf, size_t klen,
 	return DK_OK;
 }
 
+/* Record an error for one domain: its later lines are not looked at. */
+static void
+fail_one(struct dk_signer_current *r, int rc, const struct dk_error *e)
+{
+	dk_signer_keys_free(r->keys, r->nkeys);
+	r->keys = NULL;
+	r->nkeys = 0;
+	if (e != &r->err)
+		r->err = *e;
+	r->rc = rc;
+}
+
+/*
+ * One pass over the SigningTable for every domain: each line is matched
+ * to its domains through a hash of the domain names, and each key name
+ * is looked up in the KeyTable's index, so that the cost is linear in
+ * the tables plus the domains.  Per domain, the result is what a scan of
+ * the tables for that domain alone gives (odk_current is this with one
+ * domain): every matching line in order, the first error stopping it,
+ * and the KeyTable read only when some domain has a line.
+ */
 static int
-odk_current(void *ctx, const char *domain, struct dk_signer_key **keysp,
-    size_t *nkeysp, struct dk_error *err)
+odk_current_many(void *ctx, const char *const *domains, size_t n,
+    struct dk_signer_current *out, struct dk_error *err)
 {
 	struct stat st;
 	struct odk *o = ctx;
-	struct dk_signer_key *keys = NULL, *nk;
-	const char *l, *f;
-	char *sbuf = NULL, *kbuf = NULL, *pat = NULL;
-	size_t slen, klen = 0, off, ll, fl, lineno, n = 0;
-	int exists, rc, have_kt = 0;
+	struct dk_signer_current *res = NULL, *r;
+	struct dk_signer_key *nk;
+	struct dk_error serr = { 0, "" }, kerr = { 0, "" };
+	struct ktab kt;
+	const char *l, *f, *kn;
+	char *sbuf = NULL;
+	size_t *dhead = NULL, *dnext = NULL, *dlen = NULL, dmask, slen = 0;
+	size_t off, ll, fl, knl, lineno, i, b;
+	int exists, rc, krc = DK_OK, have_kt = 0;
 
-	if ((rc = read_table(o->signing_table, &sbuf, &slen, &st, &exists,
-	    err)) != DK_OK)
-		goto out;
-	if (asprintf(&pat, "*@%s", domain) == -1) {
-		pat = NULL;
+	memset(&kt, 0, sizeof(kt));
+	if (n == 0)
+		return DK_OK;
+	if ((res = calloc(n, sizeof(*res))) == NULL)
 		goto nomem;
+	rc = read_table(o->signing_table, &sbuf, &slen, &st, &exists, &serr);
+	if (rc == DK_ENOMEM)
+		goto nomem;
+	if (rc != DK_OK) {
+		for (i = 0; i < n; i++)
+			fail_one(&res[i], rc, &serr);
+		goto done;
+	}
+	if ((dhead = buckets_new(n, &dmask)) == NULL ||
+	    (dnext = calloc(n, sizeof(*dnext))) == NULL ||
+	    (dlen = calloc(n, sizeof(*dlen))) == NULL)
+		goto nomem;
+	for (i = 0; i < n; i++) {
+		dlen[i] = strlen(domains[i]);
+		b = hash_name(domains[i], dlen[i]) & dmask;
+		dnext[i] = dhead[b];
+		dhead[b] = i;
 	}
 	/*
 	 * Every matching line, in order: with MultipleSignatures OpenDKIM
@@ -474,42 +637,83 @@ odk_current(void *ctx, const char *domain, struct dk_signer_key **keysp,
 	 */
 	for (off = 0, lineno = 1; next_line(sbuf, slen, &off, &l, &ll);
 	    lineno++) {
-		if (is_comment(l, ll) || !field(l, ll, 0, &f, &fl) ||
-		    !field_is(f, fl, pat) || !field(l, ll, 1, &f, &fl) ||
-		    !is_key_name(f, fl, domain))
+		if (is_comment(l, ll) || !field(l, ll, 0, &f, &fl) || fl < 2 ||
+		    f[0] != '*' || f[1] != '@')
 			continue;
-		if (!have_kt) {
-			if ((rc = read_table(o->key_table, &kbuf, &klen, &st,
-			    &exists, err)) != DK_OK)
-				goto out;
-			have_kt = 1;
+		b = hash_name(f + 2, fl - 2) & dmask;
+		for (i = dhead[b]; i != NONE; i = dnext[i]) {
+			r = &res[i];
+			if (r->rc != DK_OK || dlen[i] != fl - 2 ||
+			    strncasecmp(domains[i], f + 2, fl - 2) != 0 ||
+			    !field(l, ll, 1, &kn, &knl) ||
+			    !is_key_name(kn, knl, domains[i]))
+				continue;
+			if (!have_kt) {
+				if ((krc = ktab_load(o, &kt, &kerr)) ==
+				    DK_ENOMEM)
+					goto nomem;
+				have_kt = 1;
+			}
+			if (krc != DK_OK) {
+				fail_one(r, krc, &kerr);
+				continue;
+			}
+			if ((nk = reallocarray(r->keys, r->nkeys + 1,
+			    sizeof(*nk))) == NULL)
+				goto nomem;
+			r->keys = nk;
+			if ((rc = lookup_key(o, &kt, kn, knl, lineno,
+			    &r->keys[r->nkeys], &r->err)) == DK_ENOMEM)
+				goto nomem;
+			if (rc != DK_OK)
+				fail_one(r, rc, &r->err);
+			else
+				r->nkeys++;
 		}
-		if ((nk = reallocarray(keys, n + 1, sizeof(*keys))) == NULL)
-			goto nomem;
-		keys = nk;
-		if ((rc = lookup_key(o, kbuf, klen, f, fl, lineno, &keys[n],
-		    err)) != DK_OK)
-			goto out;
-		n++;
 	}
-	if (n == 0) {
-		rc = dk_err(err, DK_ENOTFOUND, "%s: no signing entry for %s",
-		    o->signing_table, domain);
-		goto out;
-	}
-	*keysp = keys;
-	*nkeysp = n;
-	keys = NULL;
+	for (i = 0; i < n; i++)
+		if (res[i].rc == DK_OK && res[i].nkeys == 0)
+			res[i].rc = dk_err(&res[i].err, DK_ENOTFOUND, "%s: no "
+			    "signing entry for %s", o->signing_table,
+			    domains[i]);
+done:
+	memcpy(out, res, n * sizeof(*res));
+	free(res);
+	res = NULL;
 	rc = DK_OK;
 	goto out;
 nomem:
 	rc = dk_err(err, DK_ENOMEM, "out of memory");
 out:
-	dk_signer_keys_free(keys, n);
-	free(pat);
+	if (res != NULL)
+		for (i = 0; i < n; i++)
+			dk_signer_keys_free(res[i].keys, res[i].nkeys);
+	free(res);
+	free(dhead);
+	free(dnext);
+	free(dlen);
 	free(sbuf);
-	free(kbuf);
+	ktab_free(&kt);
 	return rc;
+}
+
+static int
+odk_current(void *ctx, const char *domain, struct dk_signer_key **keysp,
+    size_t *nkeysp, struct dk_error *err)
+{
+	struct dk_signer_current r;
+	int rc;
+
+	if ((rc = odk_current_many(ctx, &domain, 1, &r, err)) != DK_OK)
+		return rc;
+	if (r.rc != DK_OK) {
+		if (err != NULL)
+			*err = r.err;
+		return r.rc;
+	}
+	*keysp = r.keys;
+	*nkeysp = r.nkeys;
+	return DK_OK;
 }
 
 const struct dk_signer_ops dk_signer_opendkim_ops = {
@@ -518,5 +722,6 @@ const struct dk_signer_ops dk_signer_opendkim_ops = {
 	.open = odk_open,
 	.activate = odk_activate,
 	.current = odk_current,
+	.current_many = odk_current_many,
 	.close = odk_close,
 };

@@ -12,6 +12,14 @@ struct dk_signer_key {
 	char	*keyfile;
 };
 
+/* What current returns for one domain, in a current_many call. */
+struct dk_signer_current {
+	int			 rc;	/* DK_OK, DK_ENOTFOUND or an error */
+	struct dk_error		 err;	/* rc != DK_OK: current's message */
+	struct dk_signer_key	*keys;	/* rc == DK_OK: malloc'd */
+	size_t			 nkeys;
+};
+
 struct dk_signer_ops {
 	const char		 *name;		/* type = value: "opendkim" */
 	const char *const	 *keys;		/* allowed section keys */
@@ -41,6 +49,20 @@ struct dk_signer_ops {
 	 */
 	int	(*current)(void *ctx, const char *domain,
 		    struct dk_signer_key **keys, size_t *nkeys,
+		    struct dk_error *);
+
+	/*
+	 * Optional (NULL: call current per domain).  current for each of
+	 * domains[0..n-1] at once, reading the configuration once: out[i]
+	 * gets exactly what current returns for domains[i] (the same
+	 * code, message and keys in the same order), and the cost is
+	 * linear in the configuration's size plus n.  DK_OK when every
+	 * out[i] is filled (free each out[i].keys with dk_signer_keys_free);
+	 * an error (out of memory) concerns the whole call, and out is left
+	 * untouched.
+	 */
+	int	(*current_many)(void *ctx, const char *const *domains,
+		    size_t n, struct dk_signer_current *out,
 		    struct dk_error *);
 
 	void	(*close)(void *ctx);

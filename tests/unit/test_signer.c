@@ -1443,6 +1443,300 @@ test_signer_open_rejects_bad_reload_timeout(void **state)
 	assert_null(f->ctx);
 }
 
+/*
+ * current_many against current, domain by domain: the same code, message,
+ * keys and order.  res (n entries) is left filled for further checks;
+ * free it with many_free.
+ */
+static void
+many_equals_current(struct fix *f, const char *const *domains, size_t n,
+    struct dk_signer_current *res)
+{
+	struct dk_error err = { 0 };
+	struct dk_signer_key *keys;
+	size_t i, j, nk;
+	int rc;
+
+	assert_non_null(f->ops->current_many);
+	assert_int_equal(f->ops->current_many(f->ctx, domains, n, res, &err),
+	    DK_OK);
+	for (i = 0; i < n; i++) {
+		keys = NULL;
+		nk = 0;
+		memset(&err, 0, sizeof(err));
+		rc = f->ops->current(f->ctx, domains[i], &keys, &nk, &err);
+		assert_int_equal(res[i].rc, rc);
+		if (rc != DK_OK) {
+			assert_string_equal(res[i].err.msg, err.msg);
+			assert_null(res[i].keys);
+			continue;
+		}
+		assert_int_equal(res[i].nkeys, nk);
+		for (j = 0; j < nk; j++) {
+			assert_string_equal(res[i].keys[j].selector,
+			    keys[j].selector);
+			assert_string_equal(res[i].keys[j].keyfile,
+			    keys[j].keyfile);
+		}
+		dk_signer_keys_free(keys, nk);
+	}
+}
+
+static void
+many_free(struct dk_signer_current *res, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		dk_signer_keys_free(res[i].keys, res[i].nkeys);
+	free(res);
+}
+
+/* The single key of res: selector and key file as given. */
+static void
+assert_one_key(const struct dk_signer_current *res, const char *sel,
+    const char *key)
+{
+	assert_int_equal(res->rc, DK_OK);
+	assert_int_equal(res->nkeys, 1);
+	assert_string_equal(res->keys[0].selector, sel);
+	assert_string_equal(res->keys[0].keyfile, key);
+}
+
+#define NMANY	300
+
+static void
+test_opendkim_current_many_equals_current_over_many_domains(void **state)
+{
+	struct fix *f = *state;
+	struct dk_signer_current *res;
+	const char *domains[NMANY + 4];
+	char names[NMANY][32], sel[32], key[64];
+	char *st = NULL, *kt = NULL;
+	size_t stl, ktl, i, d;
+	FILE *sp, *kp;
+
+	assert_non_null(sp = open_memstream(&st, &stl));
+	assert_non_null(kp = open_memstream(&kt, &ktl));
+	fprintf(sp, "# SigningTable\n\n*@foreign.example "
+	    "mail1._domainkey.foreign.example\nexample.org default\n"
+	    "*@d7.example default\n");
+	fprintf(kp, "# KeyTable\nmail1._domainkey.foreign.example "
+	    "foreign.example:mail1:/keys/foreign.pem\n");
+	/* Tables in different orders, comments naming old keys between. */
+	for (i = 0; i < NMANY; i++) {
+		d = i * 7 % NMANY;
+		if (d % 10 == 0)
+			fprintf(sp, "# *@d%zu.example "
+			    "old._domainkey.d%zu.example\n", d, d);
+		fprintf(sp, "*@d%zu.example s%zu._domainkey.d%zu.example\n",
+		    d, d, d);
+		d = NMANY - 1 - i;
+		fprintf(kp, "s%zu._domainkey.d%zu.example "
+		    "d%zu.example:s%zu:/keys/d%zu.pem\n", d, d, d, d, d);
+	}
+	fclose(sp);
+	fclose(kp);
+	write_file(f->st, st, 0644);
+	write_file(f->kt, kt, 0644);
+	free(st);
+	free(kt);
+	open_opendkim(f, NULL);
+
+	for (i = 0; i < NMANY; i++) {
+		snprintf(names[i], sizeof(names[i]), "d%zu.example", i);
+		domains[i] = names[i];
+	}
+	domains[NMANY] = "none.example";	/* no line */
+	domains[NMANY + 1] = "D3.EXAMPLE";	/* case folded */
+	domains[NMANY + 2] = "d5.example";	/* asked twice */
+	domains[NMANY + 3] = "example.org";	/* only a foreign line */
+	assert_non_null(res = calloc(NMANY + 4, sizeof(*res)));
+	many_equals_current(f, domains, NMANY + 4, res);
+	for (i = 0; i < NMANY; i++) {
+		snprintf(sel, sizeof(sel), "s%zu", i);
+		snprintf(key, sizeof(key), "/keys/d%zu.pem", i);
+		assert_one_key(&res[i], sel, key);
+	}
+	assert_int_equal(res[NMANY].rc, DK_ENOTFOUND);
+	assert_non_null(strstr(res[NMANY].err.msg,
+	    "no signing entry for none.example"));
+	assert_one_key(&res[NMANY + 1], "s3", "/keys/d3.pem");
+	assert_one_key(&res[NMANY + 2], "s5", "/keys/d5.pem");
+	assert_int_equal(res[NMANY + 3].rc, DK_ENOTFOUND);
+	many_free(res, NMANY + 4);
+}
+
+static void
+test_opendkim_current_many_keeps_dual_domain_line_order(void **state)
+{
+	struct fix *f = *state;
+	struct dk_signer_current res[3];
+	const char *domains[] = { "a.example", "b.example", "c.example" };
+
+	/* a: RSA line first; b: Ed25519 line first; KeyTable reversed. */
+	write_file(f->st,
+	    "*@a.example rsa._domainkey.a.example\n"
+	    "*@b.example ed._domainkey.b.example\n"
+	    "*@c.example one._domainkey.c.example\n"
+	    "*@b.example rsa._domainkey.b.example\n"
+	    "*@a.example ed._domainkey.a.example\n", 0644);
+	write_file(f->kt,
+	    "ed._domainkey.a.example a.example:ed:/k/a-ed.pem\n"
+	    "rsa._domainkey.b.example b.example:rsa:/k/b-rsa.pem\n"
+	    "one._domainkey.c.example c.example:one:/k/c.pem\n"
+	    "ed._domainkey.b.example b.example:ed:/k/b-ed.pem\n"
+	    "rsa._domainkey.a.example a.example:rsa:/k/a-rsa.pem\n", 0644);
+	open_opendkim(f, NULL);
+	many_equals_current(f, domains, 3, res);
+	assert_int_equal(res[0].rc, DK_OK);
+	assert_int_equal(res[0].nkeys, 2);
+	assert_string_equal(res[0].keys[0].selector, "rsa");
+	assert_string_equal(res[0].keys[0].keyfile, "/k/a-rsa.pem");
+	assert_string_equal(res[0].keys[1].selector, "ed");
+	assert_string_equal(res[0].keys[1].keyfile, "/k/a-ed.pem");
+	assert_int_equal(res[1].rc, DK_OK);
+	assert_int_equal(res[1].nkeys, 2);
+	assert_string_equal(res[1].keys[0].selector, "ed");
+	assert_string_equal(res[1].keys[1].selector, "rsa");
+	assert_one_key(&res[2], "one", "/k/c.pem");
+	dk_signer_keys_free(res[0].keys, res[0].nkeys);
+	dk_signer_keys_free(res[1].keys, res[1].nkeys);
+	dk_signer_keys_free(res[2].keys, res[2].nkeys);
+}
+
+static void
+test_opendkim_current_many_missing_key_fails_that_domain_only(void **state)
+{
+	struct fix *f = *state;
+	struct dk_signer_current res[5];
+	const char *domains[] = { "a.example", "b.example", "c.example",
+	    "d.example", "e.example" };
+	char want[512];
+	size_t i;
+
+	/*
+	 * b's second key is not in the KeyTable; d's key has no value;
+	 * e's first key is missing, which its good second key cannot mend.
+	 */
+	write_file(f->st,
+	    "# header\n"
+	    "*@a.example s._domainkey.a.example\n"
+	    "*@b.example s._domainkey.b.example\n"
+	    "*@b.example t._domainkey.b.example\n"
+	    "*@e.example x._domainkey.e.example\n"
+	    "*@c.example s._domainkey.c.example\n"
+	    "*@d.example s._domainkey.d.example\n"
+	    "*@e.example s._domainkey.e.example\n", 0644);
+	write_file(f->kt,
+	    "s._domainkey.a.example a.example:s:/k/a.pem\n"
+	    "s._domainkey.b.example b.example:s:/k/b.pem\n"
+	    "s._domainkey.d.example\n"
+	    "s._domainkey.c.example c.example:s:/k/c.pem\n"
+	    "s._domainkey.e.example e.example:s:/k/e.pem\n", 0644);
+	open_opendkim(f, NULL);
+	many_equals_current(f, domains, 5, res);
+	assert_one_key(&res[0], "s", "/k/a.pem");
+	assert_int_equal(res[1].rc, DK_ECORRUPT);
+	snprintf(want, sizeof(want), "%s:4: key t._domainkey.b.example is "
+	    "not in %s", f->st, f->kt);
+	assert_string_equal(res[1].err.msg, want);
+	assert_null(res[1].keys);
+	assert_one_key(&res[2], "s", "/k/c.pem");
+	assert_int_equal(res[3].rc, DK_ECORRUPT);
+	snprintf(want, sizeof(want), "%s:3: key s._domainkey.d.example has "
+	    "no value", f->kt);
+	assert_string_equal(res[3].err.msg, want);
+	assert_int_equal(res[4].rc, DK_ECORRUPT);
+	assert_non_null(strstr(res[4].err.msg, ":5: key x._domainkey"));
+	assert_null(res[4].keys);
+	for (i = 0; i < 5; i++)
+		dk_signer_keys_free(res[i].keys, res[i].nkeys);
+}
+
+static void
+test_opendkim_current_many_duplicate_lines_as_current(void **state)
+{
+	struct fix *f = *state;
+	struct dk_signer_current res[3];
+	const char *domains[] = { "a.example", "b.example", "c.example" };
+	char want[512];
+	size_t i;
+
+	/*
+	 * a's line twice: two keys, as OpenDKIM signs twice.  A KeyTable
+	 * name twice: its first line counts, even when broken (c).
+	 */
+	write_file(f->st,
+	    "*@a.example s._domainkey.a.example\n"
+	    "*@b.example s._domainkey.b.example\n"
+	    "*@a.example s._domainkey.a.example\n"
+	    "*@c.example s._domainkey.c.example\n", 0644);
+	write_file(f->kt,
+	    "s._domainkey.a.example a.example:s:/k/a.pem\n"
+	    "S._DOMAINKEY.B.EXAMPLE b.example:s:/k/b-first.pem\n"
+	    "s._domainkey.c.example c.example:s\n"
+	    "s._domainkey.b.example b.example:s:/k/b-second.pem\n"
+	    "s._domainkey.c.example c.example:s:/k/c.pem\n", 0644);
+	open_opendkim(f, NULL);
+	many_equals_current(f, domains, 3, res);
+	assert_int_equal(res[0].rc, DK_OK);
+	assert_int_equal(res[0].nkeys, 2);
+	assert_string_equal(res[0].keys[0].keyfile, "/k/a.pem");
+	assert_string_equal(res[0].keys[1].keyfile, "/k/a.pem");
+	assert_one_key(&res[1], "s", "/k/b-first.pem");
+	assert_int_equal(res[2].rc, DK_ECORRUPT);
+	snprintf(want, sizeof(want), "%s:3: value of s._domainkey.c.example "
+	    "is not DOMAIN:SELECTOR:KEYFILE", f->kt);
+	assert_string_equal(res[2].err.msg, want);
+	for (i = 0; i < 3; i++)
+		dk_signer_keys_free(res[i].keys, res[i].nkeys);
+}
+
+static void
+test_opendkim_current_many_bad_table_as_current(void **state)
+{
+	struct fix *f = *state;
+	struct dk_signer_current res[2];
+	const char *domains[] = { "a.example", "none.example" };
+	char *kt;
+	size_t i;
+
+	open_opendkim(f, NULL);
+	/* No tables: nothing found, and nothing to read for none. */
+	many_equals_current(f, domains, 2, res);
+	assert_int_equal(res[0].rc, DK_ENOTFOUND);
+	assert_int_equal(res[1].rc, DK_ENOTFOUND);
+
+	/* An overlong KeyTable line fails only the domains with a line. */
+	write_file(f->st, "*@a.example s._domainkey.a.example\n", 0644);
+	assert_non_null(kt = malloc(DK_SIGNER_LINE_MAX + 64));
+	memset(kt, 'x', DK_SIGNER_LINE_MAX + 62);
+	memcpy(kt, "# ok\n", 5);
+	kt[DK_SIGNER_LINE_MAX + 62] = '\n';
+	kt[DK_SIGNER_LINE_MAX + 63] = '\0';
+	write_file(f->kt, kt, 0644);
+	free(kt);
+	many_equals_current(f, domains, 2, res);
+	assert_int_equal(res[0].rc, DK_ECORRUPT);
+	assert_non_null(strstr(res[0].err.msg, f->kt));
+	assert_non_null(strstr(res[0].err.msg, ":2: line longer"));
+	assert_int_equal(res[1].rc, DK_ENOTFOUND);
+
+	/* A SigningTable that is not one fails every domain. */
+	write_file(f->st, "# ok\n*@a.example\n\n", 0644);
+	assert_int_equal(truncate(f->st, 64), 0);	/* NUL bytes */
+	many_equals_current(f, domains, 2, res);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(res[i].rc, DK_ECORRUPT);
+		assert_non_null(strstr(res[i].err.msg, "NUL byte"));
+	}
+	/* No domain: nothing to do.  The files signer has no batch. */
+	assert_int_equal(f->ops->current_many(f->ctx, domains, 0, res, NULL),
+	    DK_OK);
+	assert_null(dk_signer_files_ops.current_many);
+}
+
 int
 main(void)
 {
@@ -1495,6 +1789,11 @@ main(void)
 		T(test_signer_run_kills_command_ignoring_sigterm),
 		T(test_opendkim_hung_reload_times_out),
 		T(test_signer_open_rejects_bad_reload_timeout),
+		T(test_opendkim_current_many_equals_current_over_many_domains),
+		T(test_opendkim_current_many_keeps_dual_domain_line_order),
+		T(test_opendkim_current_many_missing_key_fails_that_domain_only),
+		T(test_opendkim_current_many_duplicate_lines_as_current),
+		T(test_opendkim_current_many_bad_table_as_current),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
