@@ -220,6 +220,17 @@ class Bind:
             '{zones}'
         ).format(d=d, p=self.port, zones=zones)
 
+    def allow_update_types(self, *types):
+        """Restart with the TSIG key allowed to update these types too
+        (the harness grants TXT only: what dkimkeyd writes)."""
+        path = os.path.join(self.dir, "named.conf")
+        with open(path) as f:
+            text = f.read()
+        self.stop()
+        self._write(path, text.replace("zonesub TXT;", "zonesub %s;" % " ".join(
+            ("TXT",) + types)), 0o644)
+        self.start()
+
     # -- process control ------------------------------------------------
 
     def start(self, deadline=20):

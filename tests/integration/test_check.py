@@ -182,10 +182,10 @@ def test_check_watch_syntax_error_is_critical(env):
     rec = _rsa_record(env, 2048)
     s = _watch(env, {"dup": rec + "; p=AAAA", "b64": "v=DKIM1; p=@@@@",
                      "kx": "v=DKIM1; k=dsa; p=AAAA"}, rotate=False)
-    r = _expect(_check(s), "CRITICAL", "dup._domainkey.example.test: "
-                "invalid record", "duplicate tag p=",
-                "b64._domainkey.example.test: invalid record",
-                "kx._domainkey.example.test: invalid record")
+    _expect(_check(s), "CRITICAL", "dup._domainkey.example.test: "
+            "invalid record", "duplicate tag p=",
+            "b64._domainkey.example.test: invalid record",
+            "kx._domainkey.example.test: invalid record")
 
 
 def test_check_watch_hash_and_service_restrictions_are_critical(env):
@@ -250,6 +250,31 @@ def test_check_nameservers_disagree_is_warning(env):
                 "google._domainkey.example.test")
     finally:
         b2.cleanup()
+
+
+def test_check_probes_ipv6_addresses_of_the_nameservers(env):
+    """An NS with an AAAA record is asked over IPv6 as well.  Tests may
+    only reach 127.0.0.0/8, so the AAAA is the IPv4-mapped ::ffff:127.0.0.1:
+    dkimkeyd uses an AF_INET6 socket for it, the packets stay on
+    127.0.0.1."""
+    import dns.rdtypes.IN.AAAA
+    s = _healthy(env, discovery=True)
+    v4 = env.bind.addr()
+    v6 = "[::ffff:127.0.0.1]:%d" % env.bind.port
+    rd = dns.rdtypes.IN.AAAA.AAAA(dns.rdataclass.IN, dns.rdatatype.AAAA,
+                                  "::ffff:127.0.0.1")
+    env.bind.allow_update_types("AAAA")
+    env.bind._update("ns1.example.test", lambda u, n: u.add(n, 2, rd))
+    r = _expect(_check(s), "OK")
+    assert "'example.test_servers_ok'=2;;;0;2" in _perf(r), r.describe()
+    j = json.loads(_check(s, "--json").out)
+    item = [i for i in j["domains"][0]["selectors"]
+            if i["selector"] == "mail1"][0]
+    got = {x["server"]: x["status"] for x in item["servers"]}
+    assert got == {v4: "OK", v6: "OK"}, got
+    # A wrong record is reported on the IPv6 address as on the IPv4 one.
+    env.bind.set_txt(s.selector_name("mail1"), _rsa_record(env, 2048))
+    _expect(_check(s), "CRITICAL", v6, v4, "another key")
 
 
 def test_check_one_server_down_of_two_is_unknown_unless_others_fail(env):
