@@ -24,6 +24,14 @@ Meanwhile a signer thread signs a message for every domain every second
 through the key its SigningTable points to and verifies it against the
 test BIND; every verification must pass.
 
+The same scenario in CNAME delegation mode (mode = cname, the TXT in an
+operator zone, cname_provider keeping the customer's CNAMEs) is killed at
+every point and occurrence as well; there the checks add, at every
+instant: each customer CNAME is absent or points at its selector's
+target, the selector the signer uses has its CNAME and its target serves
+the key (the chain a verifier follows), and a CNAME leads to a missing
+record only while that key is being removed.
+
 DKIMKEYD_CRASH_SEED fixes the random kills' seed (printed otherwise).
 """
 
@@ -41,7 +49,9 @@ import dkim
 
 from harness import (FOREIGN_KEYTABLE, FOREIGN_SIGNINGTABLE, REPO, Bind,
                      HarnessError, Setup, dkim_roundtrip, dkim_sign_verify,
-                     public_p, read_bytes, record_tags, signer_current)
+                     public_p, read_bytes, record_tags, signer_current,
+                     zones)
+from test_cname import OPERATOR, TARGET, _cname_of, _txt_at
 
 CRASH_BIN = os.environ.get("DKIMKEYD_CRASH_BIN",
                            os.path.join(REPO, "build-crash", "dkimkeyd"))
@@ -402,11 +412,44 @@ class Flow:
             for line in lines.splitlines():
                 if line not in have:
                     self.fail("%s lost the line %r" % (path, line))
-        if cur is not None and not dkim_roundtrip(self.s, self.bind,
-                                                  self.domain,
-                                                  log=self.note):
+        if cur is not None and not self.roundtrip():
             self.fail("a message signed with %s (%s) does not verify" %
                       cur)
+
+    def roundtrip(self):
+        """Does a message signed with the tables' key verify?"""
+        return dkim_roundtrip(self.s, self.bind, self.domain,
+                              log=self.note)
+
+    def dkim_txt(self, name):
+        """The TXT records a verifier finds at name."""
+        recs = self.bind.query_txt(name)
+        if len(recs) > 1:
+            raise AssertionError("%d TXT RRs at %s" % (len(recs), name))
+        return recs
+
+    def sign_verify(self, sel, kf):
+        """Sign a message with key file kf as sel and verify it through
+        dkim_txt; raises AssertionError when it does not verify."""
+        try:
+            with open(kf, "rb") as fh:
+                pem = fh.read()
+        except FileNotFoundError:
+            raise AssertionError("the SigningTable's key %s is gone" % kf)
+        msg = (b"From: a@%s\r\nTo: b@example.org\r\nSubject: s\r\n\r\n"
+               b"body\r\n") % self.domain.encode()
+        sig = dkim.sign(msg, sel.encode(), self.domain.encode(), pem,
+                        include_headers=[b"from", b"to", b"subject"])
+
+        def dnsfunc(name, timeout=5):
+            if isinstance(name, bytes):
+                name = name.decode("ascii")
+            txts = self.dkim_txt(name)
+            return txts[0].encode("ascii") if txts else None
+        if not dkim.verify(sig + msg, dnsfunc=dnsfunc):
+            raise AssertionError("message signed with %s (%s) does not "
+                                 "verify against %s" % (sel, kf,
+                                                        self.bind.addr()))
 
     def check_no_temp(self):
         bad = []
@@ -437,6 +480,83 @@ class Flow:
                                kill_at=rng.uniform(0, kills[name]))
             self.phase(name, command, goal, due,
                        crash=crash if name == crash_phase else None)
+
+
+class CnameFlow(Flow):
+    """A cname-mode domain (a subdomain of the customer zone): its TXT
+    records live at TARGET in the operator's zone, and cname_provider
+    points the customer's selector names at them."""
+
+    def conf_text(self, algorithm="rsa-2048"):
+        return Flow.conf_text(self, algorithm).rstrip("\n") + "\n" + \
+            "\n".join(["mode = cname", "cname_target = " + TARGET,
+                       "cname_provider = customer", "", ""])
+
+    def target(self, sel):
+        return TARGET.format(selector=sel, domain=self.domain)
+
+    def cname(self, sel):
+        """The customer's CNAME at sel's name: its target or None."""
+        t = _cname_of(self.env, self.s.selector_name(sel))
+        if t not in (None, self.target(sel)):
+            self.fail("%s is a CNAME to %s, expected %s or none" % (
+                self.s.selector_name(sel), t, self.target(sel)))
+        return t
+
+    def records(self, sel):
+        # The key's record is at the target, never at the customer's
+        # name (where the CNAME is).
+        if _txt_at(self.env, self.s.selector_name(sel)):
+            self.fail("TXT written at the customer's name %s" %
+                      self.s.selector_name(sel))
+        recs = _txt_at(self.env, self.target(sel))
+        if len(recs) > 1:
+            self.fail("invariant 3: %d TXT RRs at %s: %r" % (
+                len(recs), self.target(sel), recs))
+        return recs
+
+    def dkim_txt(self, name, depth=4):
+        # As a resolver: the TXT at the name, else where its CNAME leads
+        # (BIND answers a CNAME into another zone with the CNAME alone).
+        recs = Flow.dkim_txt(self, name)
+        if recs or depth == 0:
+            return recs
+        t = _cname_of(self.env, name)
+        return self.dkim_txt(t, depth - 1) if t else []
+
+    def roundtrip(self):
+        try:
+            self.sign_verify(*signer_current(self.s))
+        except AssertionError as e:
+            self.note(str(e))
+            return False
+        return True
+
+    def observe(self, completed):
+        keys = self.keys() or []
+        cnames = {sel: self.cname(sel) for sel in SELECTORS}
+        # The chain a verifier follows: the signer's selector has its
+        # CNAME (its record at the target is checked by Flow.observe).
+        cur = self.signer_entry()
+        if cur is not None and cnames[cur[0]] is None:
+            self.fail("the signer uses %s (%s) but %s has no CNAME" % (
+                cur[0], cur[1], self.s.selector_name(cur[0])))
+        for sel in SELECTORS:
+            k = newest(keys, sel)
+            st = kstate(k) if k is not None else None
+            # The CNAME goes in after the record and stays when the
+            # record is deleted: it leads nowhere only from removal on.
+            if cnames[sel] is not None and not self.records(sel) and \
+                    st not in ("revoked", "removed"):
+                self.fail("%s CNAME %s, which has no record, while %s is "
+                          "%s" % (self.s.selector_name(sel), cnames[sel],
+                                  sel, st))
+            # A key is published only once its CNAME is in.
+            if completed and cnames[sel] is None and st not in (
+                    None, "created"):
+                self.fail("%s is %s in the state but %s has no CNAME" % (
+                    sel, st, self.s.selector_name(sel)))
+        Flow.observe(self, completed)
 
 
 # -- the signer in the loop ------------------------------------------------
@@ -474,29 +594,7 @@ class Signer(threading.Thread):
         cur = self.tables(f)
         if cur is None:
             return
-        sel, kf = cur
-        try:
-            with open(kf, "rb") as fh:
-                pem = fh.read()
-        except FileNotFoundError:
-            raise AssertionError("the SigningTable's key %s is gone" % kf)
-        msg = (b"From: a@%s\r\nTo: b@example.org\r\nSubject: s\r\n\r\n"
-               b"body\r\n") % f.domain.encode()
-        sig = dkim.sign(msg, sel.encode(), f.domain.encode(), pem,
-                        include_headers=[b"from", b"to", b"subject"])
-
-        def dnsfunc(name, timeout=5):
-            if isinstance(name, bytes):
-                name = name.decode("ascii")
-            txts = f.bind.query_txt(name)
-            if len(txts) > 1:
-                raise AssertionError("%d TXT RRs at %s" % (len(txts),
-                                                            name))
-            return txts[0].encode("ascii") if txts else None
-        if not dkim.verify(sig + msg, dnsfunc=dnsfunc):
-            raise AssertionError("message signed with %s (%s) does not "
-                                 "verify against %s" % (sel, kf,
-                                                        f.bind.addr()))
+        f.sign_verify(*cur)
         f.signed += 1
         self.ok += 1
 
@@ -516,8 +614,11 @@ class Signer(threading.Thread):
 
 # -- drivers ---------------------------------------------------------------
 
-def write_conf(env, flows, algorithm="rsa-2048", state_dir=None):
-    """One configuration holding every flow's domain."""
+def write_conf(env, flows, algorithm="rsa-2048", state_dir=None,
+               cname=False):
+    """One configuration holding every flow's domain; cname: the
+    records go into OPERATOR, and provider customer writes the CNAMEs
+    in the customer zone (the test zone)."""
     s = Setup(env.tmp, env.bind.zones[0])
     for d in (state_dir or s.state_dir, s.key_dir):
         os.makedirs(d, mode=0o700, exist_ok=True)
@@ -533,10 +634,20 @@ def write_conf(env, flows, algorithm="rsa-2048", state_dir=None):
         "type = rfc2136",
         "server = %s" % env.bind.addr(),
         "tsig_key_file = %s" % s.tsig_key_file,
-        "zone = %s" % env.bind.zones[0],
+        "zone = %s" % (OPERATOR if cname else env.bind.zones[0]),
         "probe_servers = %s" % env.bind.addr(),
         "timeout = 2s",
         "", ""])
+    if cname:
+        text += "\n".join([
+            "[provider customer]",
+            "type = rfc2136",
+            "server = %s" % env.bind.addr(),
+            "tsig_key_file = %s" % s.tsig_key_file,
+            "zone = %s" % env.bind.zones[0],
+            "probe_servers = %s" % env.bind.addr(),
+            "timeout = 2s",
+            "", ""])
     text += "".join(f.conf_text(algorithm) for f in flows)
     Bind._write(s.conf, text, 0o644)
     if state_dir:
@@ -581,12 +692,12 @@ def run_flows(flows, job):
     return signer
 
 
-def reference(env):
-    """The scenario once without kills, tracing the crash points each
-    phase's command reaches: ([(phase, point, occurrence)], {phase:
-    duration})."""
-    f = Flow(env, "ref", None)
-    f.conf = write_conf(env, [f])
+def reference(env, cls=Flow):
+    """The scenario once without kills (domains of class cls), tracing
+    the crash points each phase's command reaches: ([(phase, point,
+    occurrence)], {phase: duration})."""
+    f = cls(env, "ref", None)
+    f.conf = write_conf(env, [f], cname=cls is CnameFlow)
     pairs, durations = [], {}
     f.observe(completed=True)
     for name, command, goal, due in PHASES:
@@ -604,20 +715,24 @@ def reference(env):
     return pairs, durations
 
 
-def test_crash_at_every_point_and_occurrence(env):
+POINTS = ("before-key-save", "after-key-save", "before-commit",
+          "after-commit", "before-publish", "after-publish",
+          "before-activate", "after-activate", "before-revoke",
+          "after-revoke", "before-remove", "after-remove", "after-destroy")
+
+
+def every_point(env, cls, label, points):
+    """Trace the scenario with domains of class cls, then kill one
+    domain (labelNN) at each (phase, point, occurrence) reached."""
     _need_binary()
-    pairs, _ = reference(env)
-    points = sorted({p for _, p, _ in pairs})
-    for want in ("before-key-save", "after-key-save", "before-commit",
-                 "after-commit", "before-publish", "after-publish",
-                 "before-activate", "after-activate", "before-revoke",
-                 "after-revoke", "before-remove", "after-remove",
-                 "after-destroy"):
-        assert want in points, "crash point %s never reached: %r" % (
-            want, points)
-    flows = [Flow(env, "c%02d" % i, None, spec)
+    pairs, _ = reference(env, cls)
+    points_seen = sorted({p for _, p, _ in pairs})
+    for want in points:
+        assert want in points_seen, "crash point %s never reached: %r" % (
+            want, points_seen)
+    flows = [cls(env, "%s%02d" % (label, i), None, spec)
              for i, spec in enumerate(pairs)]
-    conf = write_conf(env, flows)
+    conf = write_conf(env, flows, cname=cls is CnameFlow)
     for f in flows:
         f.conf = conf
 
@@ -630,13 +745,26 @@ def test_crash_at_every_point_and_occurrence(env):
     assert all(f.signed > 0 for f in flows), \
         "the signer thread never signed for %r" % [
             f.domain for f in flows if f.signed == 0]
-    print("crash: %d crash points x occurrences killed (%d distinct "
+    print("crash%s: %d crash points x occurrences killed (%d distinct "
           "points, %s), %d messages signed and verified meanwhile, %d "
           "transient table reads" % (
-              len(pairs), len(points), ", ".join(
+              " (cname mode)" if cls is CnameFlow else "",
+              len(pairs), len(points_seen), ", ".join(
                   "%s %d" % (ph, len([1 for x in pairs if x[0] == ph]))
                   for ph, _, _, _ in PHASES),
               signer.ok, signer.transient), flush=True)
+
+
+def test_crash_at_every_point_and_occurrence(env):
+    every_point(env, Flow, "c", POINTS)
+
+
+@zones("example.test", OPERATOR)
+def test_crash_cname_at_every_point_and_occurrence(env):
+    # The TSIG key writes the customer's CNAMEs (cname_provider).
+    env.bind.allow_update_types("CNAME")
+    every_point(env, CnameFlow, "n", POINTS + ("before-cname",
+                                               "after-cname"))
 
 
 def test_crash_at_random_instants(env):
