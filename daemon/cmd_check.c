@@ -215,6 +215,9 @@ struct dom {
 	struct plist		 probs;		/* domain-level problems */
 	struct servers		 zsrv;		/* SELECTOR._domainkey.D */
 	struct servers		 tsrv;		/* cname targets */
+	struct dk_servers_result pre;		/* zsrv looked up ahead */
+	char			 pre_owner[512];	/* for this owner */
+	int			 have_pre;
 	struct item		*items;
 	size_t			 nitems;
 	struct sender		*senders;
@@ -299,8 +302,102 @@ get_servers(struct dom *d, const char *owner, struct servers *s)
 
 	if (s->a != NULL || s->rc != DK_OK)
 		return;
-	s->rc = d->c.pops->servers(d->c.pctx, owner, &s->a, &s->n, &err);
+	if (s == &d->zsrv && d->have_pre && strcmp(owner, d->pre_owner) ==
+	    0) {
+		/* collect_servers asked already, for this very owner. */
+		s->rc = d->pre.rc;
+		err = d->pre.err;
+		s->a = d->pre.a;
+		s->n = d->pre.n;
+		d->pre.a = NULL;
+		d->have_pre = 0;
+	} else
+		s->rc = d->c.pops->servers(d->c.pctx, owner, &s->a, &s->n,
+		    &err);
 	servers_settle(s, &err);
+}
+
+/*
+ * The owner whose servers collect_items looks up first into d->zsrv
+ * (its first item's), or 0 when the domain has none or is in cname mode
+ * (whose names are looked up otherwise).  It follows collect_items;
+ * should they ever differ, get_servers asks for itself.
+ */
+static int
+zsrv_owner(const struct dom *d, char *buf, size_t len)
+{
+	const struct dk_domain_state *st = d->c.st;
+	size_t i, j;
+
+	if (d->cd->mode == DK_MODE_CNAME)
+		return 0;
+	for (i = 0; i < st->nkeys; i++) {
+		for (j = i + 1; j < st->nkeys; j++)
+			if (strcmp(st->keys[j].selector, st->keys[i].selector)
+			    == 0)
+				break;
+		if (j < st->nkeys || dk_key_state_get(&st->keys[i],
+		    dk_now()) == DK_KS_CREATED)
+			continue;
+		dk_owner(st->keys[i].selector, d->cd->name, buf, len);
+		return 1;
+	}
+	if (d->cd->nwatch == 0)
+		return 0;
+	dk_owner(d->cd->watch_selectors[0], d->cd->name, buf, len);
+	return 1;
+}
+
+/*
+ * Look up the servers of every domain's selector names at once, per
+ * provider section: one by one, discovery through a resolver costs some
+ * seven round trips per domain.  Domains of a provider without
+ * servers_many, or whose call failed as a whole, are left to
+ * get_servers.
+ */
+static void
+collect_servers(struct run *r)
+{
+	struct dk_error err = { 0, "" };
+	struct dk_servers_result *res = NULL;
+	const char **owners = NULL;
+	unsigned char *asked = NULL;
+	size_t *idx = NULL, i, j, n;
+
+	if (r->nd == 0 || (owners = calloc(r->nd, sizeof(*owners))) ==
+	    NULL || (idx = calloc(r->nd, sizeof(*idx))) == NULL ||
+	    (res = calloc(r->nd, sizeof(*res))) == NULL ||
+	    (asked = calloc(r->nd, 1)) == NULL)
+		goto out;
+	for (i = 0; i < r->nd; i++) {
+		struct dom *d = &r->d[i];
+
+		if (!d->open || asked[i] || d->c.pops->servers_many == NULL)
+			continue;
+		for (n = 0, j = i; j < r->nd; j++) {
+			struct dom *e = &r->d[j];
+
+			if (!e->open || e->c.psec != d->c.psec)
+				continue;
+			asked[j] = 1;
+			if (!zsrv_owner(e, e->pre_owner, sizeof(e->pre_owner)))
+				continue;
+			owners[n] = e->pre_owner;
+			idx[n++] = j;
+		}
+		if (n == 0 || d->c.pops->servers_many(d->c.pctx, owners, n,
+		    res, &err) != DK_OK)
+			continue;
+		for (j = 0; j < n; j++) {
+			r->d[idx[j]].pre = res[j];
+			r->d[idx[j]].have_pre = 1;
+		}
+	}
+out:
+	free(owners);
+	free(idx);
+	free(res);
+	free(asked);
 }
 
 /* The customer's servers (cname mode): the ones activation waits for. */
@@ -1470,6 +1567,7 @@ dom_free(struct dom *d)
 	}
 	free(d->live);
 	dk_signer_keys_free(d->cur.keys, d->cur.nkeys);
+	free(d->pre.a);
 	free(d->zsrv.a);
 	free(d->tsrv.a);
 	pfree(&d->probs);
@@ -1596,6 +1694,7 @@ cmd_check(const struct dk_conf *conf, const char *domain,
 	}
 	/* Every domain is open before the signers are read, all at once. */
 	collect_signers(&r);
+	collect_servers(&r);
 	for (i = 0; i < r.nd; i++) {
 		struct dom *d = &r.d[i];
 

@@ -971,8 +971,8 @@ udp_exchange(const struct dk_addr *srv, const uint8_t *q, size_t qlen,
 	return rc;
 }
 
-static char *
-name_str(const ldns_rdf *rdf)
+char *
+dk_dns_name_str(const ldns_rdf *rdf)
 {
 	char *s, *r;
 	size_t n;
@@ -992,7 +992,7 @@ name_lower(const ldns_rdf *rdf)
 {
 	char *s, *p;
 
-	if ((s = name_str(rdf)) != NULL)
+	if ((s = dk_dns_name_str(rdf)) != NULL)
 		for (p = s; *p != '\0'; p++)
 			*p = (char)tolower((unsigned char)*p);
 	return s;
@@ -1127,8 +1127,8 @@ dk_dns_answer_from_pkt(const ldns_pkt *pkt, const ldns_rdf *qname, int type,
 			if (i == ldns_rr_list_rr_count(an))
 				break;
 			if (a.cname == NULL) {
-				if ((a.cname = name_str(ldns_rr_rdf(rr, 0))) ==
-				    NULL) {
+				a.cname = dk_dns_name_str(ldns_rr_rdf(rr, 0));
+				if (a.cname == NULL) {
 					rc = DK_ENOMEM;
 					goto out;
 				}
@@ -1162,8 +1162,8 @@ dk_dns_answer_from_pkt(const ldns_pkt *pkt, const ldns_rdf *qname, int type,
 				continue;
 			if (type == DK_T_SOA)
 				;	/* reported through soa_owner */
-			else if ((rc = push_name(&a, name_str(ldns_rr_rdf(rr,
-			    0)))) != DK_OK)
+			else if ((rc = push_name(&a,
+			    dk_dns_name_str(ldns_rr_rdf(rr, 0)))) != DK_OK)
 				goto out;
 		}
 		if (nmatch == 0 || ldns_rr_ttl(rr) < a.ttl)
@@ -1286,8 +1286,8 @@ dk_answer_clear(struct dk_answer *a)
 	memset(a, 0, sizeof(*a));
 }
 
-static const char *
-rcode_name(int rcode)
+const char *
+dk_dns_rcode_name(int rcode)
 {
 	static const char *const names[] = {
 		"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP",
@@ -1300,9 +1300,8 @@ rcode_name(int rcode)
 	return "unknown rcode";
 }
 
-/* Does the server's answer mean the query failed? */
-static int
-answer_error(const struct dk_addr *srv, const char *what,
+int
+dk_dns_answer_error(const struct dk_addr *srv, const char *what,
     const struct dk_answer *a, struct dk_error *err)
 {
 	switch (a->rcode) {
@@ -1314,7 +1313,7 @@ answer_error(const struct dk_addr *srv, const char *what,
 		    what);
 	default:
 		return dk_err(err, DK_ETEMP, "%s: %s: %s (%d)", srv->text,
-		    what, rcode_name(a->rcode), a->rcode);
+		    what, dk_dns_rcode_name(a->rcode), a->rcode);
 	}
 }
 
@@ -1331,7 +1330,7 @@ dk_dns_find_zone(const struct dk_addr *resolver, const char *name,
 	if ((rc = make_dname(name, &cur, err)) != DK_OK)
 		return rc;
 	for (i = 0; i < MAX_ZONE_WALK; i++) {
-		if ((s = name_str(cur)) == NULL) {
+		if ((s = dk_dns_name_str(cur)) == NULL) {
 			rc = dk_err(err, DK_ENOMEM, "out of memory");
 			goto out;
 		}
@@ -1339,7 +1338,8 @@ dk_dns_find_zone(const struct dk_addr *resolver, const char *name,
 		    &a, err)) != DK_OK)
 			goto out;
 		snprintf(what, sizeof(what), "SOA of %s", s);
-		if ((rc = answer_error(resolver, what, &a, err)) != DK_OK)
+		if ((rc = dk_dns_answer_error(resolver, what, &a, err)) !=
+		    DK_OK)
 			goto out;
 		/*
 		 * The SOA owner (answer at the name, or the authority of a
@@ -1396,7 +1396,7 @@ dk_dns_ns_addrs(const struct dk_addr *resolver, const char *zone,
 	    err)) != DK_OK)
 		goto out;
 	snprintf(what, sizeof(what), "NS of %s", zone);
-	if ((rc = answer_error(resolver, what, &ns, err)) != DK_OK)
+	if ((rc = dk_dns_answer_error(resolver, what, &ns, err)) != DK_OK)
 		goto out;
 	if (ns.nnames == 0) {
 		rc = dk_err(err, DK_ETEMP, "%s: no NS records for %s",
@@ -1415,8 +1415,8 @@ dk_dns_ns_addrs(const struct dk_addr *resolver, const char *zone,
 				goto out;
 			snprintf(what, sizeof(what), "%s of %s",
 			    t == 0 ? "A" : "AAAA", ns.names[i]);
-			if ((rc = answer_error(resolver, what, &a, err)) !=
-			    DK_OK)
+			rc = dk_dns_answer_error(resolver, what, &a, err);
+			if (rc != DK_OK)
 				goto out;
 			for (j = 0; j < a.nnames; j++) {
 				if (dk_addr_parse(a.names[j], port, &ad,
@@ -1934,7 +1934,7 @@ check_reply_tsig(const struct dk_addr *srv, const char *owner,
     size_t wlen, const uint8_t *query_mac, size_t query_maclen,
     int *signed_ok, struct dk_error *err)
 {
-	const char *rname = rcode_name(ldns_pkt_get_rcode(reply));
+	const char *rname = dk_dns_rcode_name(ldns_pkt_get_rcode(reply));
 	struct tsig_rr t;
 	uint8_t kname_w[NAME_MAX_WIRE], alg_w[NAME_MAX_WIRE], mac[DK_HMAC_MAX];
 	char kname[256];
@@ -2003,7 +2003,7 @@ static int
 update_rcode(const struct dk_addr *srv, const char *owner, int rcode,
     const char *note, struct dk_error *err)
 {
-	const char *rn = rcode_name(rcode);
+	const char *rn = dk_dns_rcode_name(rcode);
 
 	switch (rcode) {
 	case LDNS_RCODE_NOERROR:
@@ -2475,7 +2475,7 @@ probe_one(const struct dk_addr *addr, const char *owner,
 	if (a.rcode != LDNS_RCODE_NOERROR && a.rcode != LDNS_RCODE_NXDOMAIN) {
 		res->status = DK_ETEMP;
 		snprintf(res->detail, sizeof(res->detail), "%s",
-		    rcode_name(a.rcode));
+		    dk_dns_rcode_name(a.rcode));
 		goto out;
 	}
 	if (!a.aa) {

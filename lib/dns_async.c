@@ -129,6 +129,7 @@ struct engine {
 	int64_t			 interval_us;	/* per-server spacing */
 	int			 timeout_ms;
 	int			 retries;
+	int			 rd;		/* RD bit, resolver reading */
 	uint16_t		 edns;
 	uint8_t			*buf;		/* UDP receive buffer */
 	size_t			 done;
@@ -400,9 +401,10 @@ accept_reply(struct engine *e, struct slot *s, const uint8_t *m, size_t len)
 		return 0;
 	}
 	/* A probe reports what a verifier would see: a TXT at the end of a
-	 * CNAME chain counts. */
-	rc = dk_dns_answer_from_pkt(pkt, s->qname, q->type, DK_ANSWER_CHAIN,
-	    &q->answer);
+	 * CNAME chain counts.  A lookup through a resolver is read as
+	 * dk_dns_query reads it, so that both find the same zone. */
+	rc = dk_dns_answer_from_pkt(pkt, s->qname, q->type, e->rd ?
+	    DK_ANSWER_AT_NAME : DK_ANSWER_CHAIN, &q->answer);
 	ldns_pkt_free(pkt);
 	if (rc == DK_ENOMEM) {
 		slot_finish(e, s, DK_ENOMEM, "out of memory");
@@ -633,8 +635,8 @@ on_tcp(struct engine *e, struct slot *s)
 }
 
 /*
- * The query message into s->wire: ID, RD clear (authoritative probes),
- * one question, and an OPT RR offering e->edns octets (RFC 6891).  Built
+ * The query message into s->wire: ID, RD clear (authoritative probes)
+ * or set (lookups through a resolver), one question, and an OPT RR offering e->edns octets (RFC 6891).  Built
  * here rather than by ldns: a fixed layout without compression, and
  * building through an ldns packet was a fifth of a large probe's time.
  */
@@ -647,6 +649,7 @@ build_query(const struct engine *e, struct slot *s, int type)
 	memset(w, 0, LDNS_HEADER_SIZE);
 	w[0] = (uint8_t)(s->id >> 8);
 	w[1] = (uint8_t)s->id;
+	w[2] = e->rd ? 0x01 : 0;	/* RD */
 	w[5] = 1;			/* QDCOUNT */
 	w[11] = 1;			/* ARCOUNT: the OPT RR */
 	memcpy(w + LDNS_HEADER_SIZE, ldns_rdf_data(s->qname), nl);
@@ -787,6 +790,7 @@ engine_init(struct engine *e, struct dk_query *q, size_t n,
 	e->retries = o == NULL || o->retries == 0 ? DEF_RETRIES :
 	    o->retries < 0 ? 0 : o->retries;
 	e->edns = o != NULL && o->edns_size >= 512 ? o->edns_size : DEF_EDNS;
+	e->rd = o != NULL && o->rd != 0;
 	if (o != NULL && o->per_server_qps > 0)
 		e->interval_us = 1000000 / (int64_t)o->per_server_qps;
 	if ((e->slots = calloc(e->nslots, sizeof(*e->slots))) == NULL ||

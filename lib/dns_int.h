@@ -49,4 +49,21 @@ int		 dk_dns_answer_from_pkt(const ldns_pkt *pkt,
 		    const ldns_rdf *qname, int type, int mode,
 		    struct dk_answer *out);
 
+/* A name as text without the trailing dot ("." stays); malloc'd, NULL
+ * on allocation failure. */
+char		*dk_dns_name_str(const ldns_rdf *rdf);
+
+/* "NOERROR", "SERVFAIL", ...; "unknown rcode" past NOTZONE. */
+const char	*dk_dns_rcode_name(int rcode);
+
+/*
+ * Does a resolver's answer mean the lookup failed?  NOERROR and NXDOMAIN
+ * are answers; REFUSED is DK_EPERM, any other rcode DK_ETEMP, with a
+ * message "SERVER: WHAT: RCODE (n)".  Discovery one owner at a time
+ * (dns.c) and many at once (dns_discover.c) word their errors alike.
+ */
+int		 dk_dns_answer_error(const struct dk_addr *srv,
+		    const char *what, const struct dk_answer *a,
+		    struct dk_error *err);
+
 #endif

@@ -20,6 +20,9 @@
  * own queries; each server is sent at most per_server_qps queries a
  * second when that is set.  Each server's queries start in the order
  * given.
+ *
+ * dk_dns_discover (dns_discover.c) finds the nameservers of many owners
+ * at once with these queries, through a resolver.
  */
 #ifndef DK_PROBE_H
 #define DK_PROBE_H
@@ -52,6 +55,11 @@ struct dk_probe_opts {
 	int		 retries;	/* UDP resends; < 0: none; 0: 2 */
 	unsigned	 per_server_qps; /* 0: no limit */
 	uint16_t	 edns_size;	/* 0: 1232 */
+	int		 rd;		/* 1: RD set, for lookups through a
+					   resolver; answers are then read as
+					   dk_dns_query reads them (records
+					   at the name, not along a CNAME
+					   chain); 0: RD clear (probes) */
 };
 
 /*
@@ -64,5 +72,30 @@ int		 dk_probe_run(struct dk_query *q, size_t n,
 
 /* Free the answers of n queries (safe on never-run or failed ones). */
 void		 dk_query_clear(struct dk_query *q, size_t n);
+
+/* The servers found for one owner by dk_dns_discover. */
+struct dk_servers_result {
+	int		 rc;		/* DK_OK, or the owner's failure */
+	struct dk_error	 err;		/* its message when rc != DK_OK */
+	struct dk_addr	*a;		/* malloc'd when rc == DK_OK */
+	size_t		 n;
+};
+
+/*
+ * For each of n owners, what dk_dns_find_zone (skipped when zone is not
+ * NULL: every owner is then in zone) and then dk_dns_ns_addrs report
+ * through resolver: the same rc, message and address list, in the same
+ * order.  The queries go out in rounds of dk_probe_run (RD set), each
+ * distinct question once per round: every owner's next SOA question of
+ * its walk up, the NS of each zone found, then A and AAAA of each
+ * nameserver name.  out has n slots, each written (free them with
+ * dk_servers_result_clear).  Returns DK_OK when every owner has a
+ * result, else DK_ENOMEM or DK_EIO (nothing to free then).
+ */
+int		 dk_dns_discover(const struct dk_addr *resolver,
+		    const char *const *owners, size_t n, const char *zone,
+		    uint16_t port, int timeout_ms,
+		    struct dk_servers_result *out, struct dk_error *err);
+void		 dk_servers_result_clear(struct dk_servers_result *, size_t n);
 
 #endif

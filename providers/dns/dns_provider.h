@@ -9,6 +9,7 @@
 
 #include "../../lib/conf.h"
 #include "../../lib/dns.h"
+#include "../../lib/probe.h"
 #include "../../lib/record.h"
 
 struct dk_dns_provider_ops {
@@ -35,6 +36,17 @@ struct dk_dns_provider_ops {
 	 */
 	int	(*servers)(void *ctx, const char *owner, struct dk_addr **out,
 		    size_t *n, struct dk_error *);
+
+	/*
+	 * Optional (NULL: the caller uses servers for each owner): what
+	 * servers reports for each of n owners, rc and message included
+	 * (out: n slots, each written; free with dk_servers_result_clear),
+	 * found concurrently.  Returns DK_OK when every owner has a result,
+	 * else a failure of the call as a whole (nothing to free then).
+	 */
+	int	(*servers_many)(void *ctx, const char *const *owners,
+		    size_t n, struct dk_servers_result *out,
+		    struct dk_error *);
 
 	/*
 	 * Optional (NULL: the caller uses replace for each change): apply

@@ -473,6 +473,49 @@ rfc2136_servers(void *arg, const char *owner, struct dk_addr **out,
 	return rc;
 }
 
+/*
+ * rfc2136_servers for many owners at once: the same lists, with the
+ * zones and their nameservers looked up concurrently.
+ */
+static int
+rfc2136_servers_many(void *arg, const char *const *owners, size_t n,
+    struct dk_servers_result *out, struct dk_error *err)
+{
+	struct rfc2136 *c = arg;
+	struct dk_servers_result *r;
+	struct dk_error e = { 0, "" };
+	size_t i;
+	int rc;
+
+	if ((r = calloc(n ? n : 1, sizeof(*r))) == NULL)
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	if (c->probe != NULL) {
+		for (i = 0; i < n; i++) {
+			if ((r[i].a = calloc(c->nprobe, sizeof(*r[i].a))) ==
+			    NULL) {
+				dk_servers_result_clear(r, i);
+				free(r);
+				return dk_err(err, DK_ENOMEM, "out of memory");
+			}
+			memcpy(r[i].a, c->probe, c->nprobe * sizeof(*r[i].a));
+			r[i].n = c->nprobe;
+		}
+	} else if ((rc = get_resolver(c, &e)) != DK_OK) {
+		/* Each owner fails as rfc2136_servers would. */
+		for (i = 0; i < n; i++) {
+			r[i].rc = rc;
+			r[i].err = e;
+		}
+	} else if ((rc = dk_dns_discover(&c->resolver, owners, n, c->zone,
+	    c->probe_port, c->timeout_ms, r, err)) != DK_OK) {
+		free(r);
+		return rc;
+	}
+	memcpy(out, r, n * sizeof(*r));
+	free(r);
+	return DK_OK;
+}
+
 static int
 rfc2136_timeout_ms(void *arg)
 {
@@ -487,6 +530,7 @@ const struct dk_dns_provider_ops dk_dns_rfc2136_ops = {
 	.open = rfc2136_open,
 	.replace = rfc2136_replace,
 	.servers = rfc2136_servers,
+	.servers_many = rfc2136_servers_many,
 	.replace_many = rfc2136_replace_many,
 	.replace_cname = rfc2136_replace_cname,
 	.zone_servers = rfc2136_zone_servers,

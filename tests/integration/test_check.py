@@ -252,6 +252,41 @@ def test_check_nameservers_disagree_is_warning(env):
         b2.cleanup()
 
 
+@zones("example.test", "other.test")
+def test_check_discovers_servers_of_many_domains_at_once(env):
+    """Discovery mode with several domains: the servers of all of them are
+    looked up together, and each domain's report (servers found, or the
+    lookup's failure in the per-domain words) is what checking it alone
+    gives."""
+    s = _healthy(env, discovery=True)
+    with open(s.conf, "a") as f:
+        for d in ("other.test", "sub.example.test", "gone.invalid"):
+            f.write("\n[domain %s]\nprovider = primary\n"
+                    "signer = opendkim\nselectors = mail1 mail2\n"
+                    "watch_selectors = w1 w2\n" % d)
+    r = _check(s)
+    assert r.code in (1, 2, 3) and r.err == "", r.describe()
+    perf = _perf(r)
+    for d in ("example.test", "other.test", "sub.example.test"):
+        n = "'%s_servers_ok'=" % d
+        assert n in perf, r.describe()
+    # BIND serves no .invalid zone: the SOA walk fails at its first step.
+    assert ("%s: SOA of w1._domainkey.gone.invalid: REFUSED" %
+            env.bind.addr()) in r.out, r.describe()
+    want = []
+    for d in ("example.test", "other.test", "sub.example.test",
+              "gone.invalid"):
+        one = _check(s, "--domain", d)
+        assert one.err == "", one.describe()
+        mine = [x for x in perf.split() if x.startswith("'%s_" % d)]
+        assert mine and mine == [x for x in _perf(one).split()
+                                 if x.startswith("'%s_" % d)], \
+            (r.describe(), one.describe())
+        want += one.out.splitlines()[1:]
+    # The details of the whole run are each domain's, in order.
+    assert r.out.splitlines()[1:] == want, r.describe()
+
+
 def test_check_probes_ipv6_addresses_of_the_nameservers(env):
     """An NS with an AAAA record is asked over IPv6 as well.  Tests may
     only reach 127.0.0.0/8, so the AAAA is the IPv4-mapped ::ffff:127.0.0.1:

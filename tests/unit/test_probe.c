@@ -15,8 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <ldns/ldns.h>
 
 #include "unit.h"
 
@@ -26,6 +29,8 @@
 
 static pid_t server_pid = -1;
 static uint16_t server_port;
+static pid_t resolver_pid = -1;
+static uint16_t resolver_port;
 
 /* Build the reply to query q (qlen) as the script for its name says. */
 static size_t
@@ -200,6 +205,175 @@ serve(int ufd, int tfd)
 	}
 }
 
+/*
+ * A scripted resolver for dk_dns_discover: zones a.test (NS ns1.a.test
+ * and ns2.b.test), b.test (NS ns1.b.test), nons.test (no NS records)
+ * and badns.test (NS ns.broken.test, whose A is REFUSED); names under
+ * fail.test get SERVFAIL, under refused.test REFUSED.  A name below a
+ * zone is NXDOMAIN with the zone's SOA in the authority section, except
+ * a name with a "deep" label: NXDOMAIN without it, so the walk goes up.
+ * A query without RD is REFUSED: these are a resolver's questions.
+ */
+static const char *const res_zones[] = {
+	"a.test.", "b.test.", "nons.test.", "badns.test.", NULL
+};
+
+static const char *const res_data[] = {
+	"a.test. 60 IN NS ns1.a.test.",
+	"a.test. 60 IN NS ns2.b.test.",
+	"b.test. 60 IN NS ns1.b.test.",
+	"badns.test. 60 IN NS ns.broken.test.",
+	"ns1.a.test. 60 IN A 127.0.0.1",
+	"ns1.a.test. 60 IN AAAA ::1",
+	"ns2.b.test. 60 IN A 127.0.0.2",
+	"ns2.b.test. 60 IN A 127.0.0.1",
+	"ns1.b.test. 60 IN A 127.0.0.3",
+	NULL
+};
+
+static int
+ends_with(const char *name, const char *suffix)
+{
+	size_t n = strlen(name), k = strlen(suffix);
+
+	return n >= k && strcasecmp(name + n - k, suffix) == 0 &&
+	    (n == k || name[n - k - 1] == '.');
+}
+
+static void
+res_push(ldns_pkt *r, ldns_pkt_section sec, const char *text)
+{
+	ldns_rr *rr = NULL;
+
+	if (ldns_rr_new_frm_str(&rr, text, 0, NULL, NULL) == LDNS_STATUS_OK)
+		ldns_pkt_push_rr(r, sec, rr);
+}
+
+static void
+res_answer(ldns_pkt *r, const char *qn, ldns_rr_type type)
+{
+	char soa[300], zone[64] = "";
+	const char *const *z;
+	ldns_rr *rr;
+	size_t i;
+	int hit = 0;
+
+	if (!ldns_pkt_rd(r) || ends_with(qn, "refused.test.")) {
+		ldns_pkt_set_rcode(r, LDNS_RCODE_REFUSED);
+		return;
+	}
+	if (ends_with(qn, "fail.test.")) {
+		ldns_pkt_set_rcode(r, LDNS_RCODE_SERVFAIL);
+		return;
+	}
+	if (strcasecmp(qn, "ns.broken.test.") == 0) {
+		ldns_pkt_set_rcode(r, LDNS_RCODE_REFUSED);
+		return;
+	}
+	for (z = res_zones; *z != NULL; z++)
+		if (ends_with(qn, *z))
+			snprintf(zone, sizeof(zone), "%s", *z);
+	snprintf(soa, sizeof(soa), "%s 60 IN SOA ns1.a.test. h.a.test. "
+	    "1 2 3 4 30", zone);
+	if (type == LDNS_RR_TYPE_SOA && zone[0] != '\0' &&
+	    strcasecmp(qn, zone) == 0) {
+		res_push(r, LDNS_SECTION_ANSWER, soa);
+		return;
+	}
+	for (i = 0; res_data[i] != NULL; i++) {
+		if (ldns_rr_new_frm_str(&rr, res_data[i], 0, NULL, NULL) !=
+		    LDNS_STATUS_OK)
+			continue;
+		if (ldns_rr_get_type(rr) == type) {
+			char *o = ldns_rdf2str(ldns_rr_owner(rr));
+
+			if (o != NULL && strcasecmp(o, qn) == 0) {
+				ldns_pkt_push_rr(r, LDNS_SECTION_ANSWER, rr);
+				rr = NULL;
+				hit = 1;
+			}
+			free(o);
+		}
+		ldns_rr_free(rr);
+	}
+	if (hit)
+		return;
+	/* Names the data holds (owners of records) exist: NODATA. */
+	for (i = 0; res_data[i] != NULL; i++)
+		if (strncasecmp(res_data[i], qn, strlen(qn)) == 0 &&
+		    res_data[i][strlen(qn)] == ' ')
+			hit = 1;
+	if (!hit && (zone[0] == '\0' || strcasecmp(qn, zone) != 0))
+		ldns_pkt_set_rcode(r, LDNS_RCODE_NXDOMAIN);
+	if (zone[0] != '\0' && strstr(qn, "deep.") != qn &&
+	    strstr(qn, ".deep.") == NULL)
+		res_push(r, LDNS_SECTION_AUTHORITY, soa);
+}
+
+static void
+serve_resolver(int ufd)
+{
+	struct sockaddr_storage from;
+	socklen_t fl;
+	uint8_t q[2048];
+	uint8_t *w;
+	size_t wl;
+	ssize_t k;
+	ldns_pkt *p, *r;
+	ldns_rr *qr;
+	char *qn;
+
+	for (;;) {
+		fl = sizeof(from);
+		k = recvfrom(ufd, q, sizeof(q), 0, (struct sockaddr *)&from,
+		    &fl);
+		if (k <= 0 || ldns_wire2pkt(&p, q, (size_t)k) !=
+		    LDNS_STATUS_OK)
+			continue;
+		qr = ldns_rr_list_rr(ldns_pkt_question(p), 0);
+		r = ldns_pkt_new();
+		ldns_pkt_set_id(r, ldns_pkt_id(p));
+		ldns_pkt_set_qr(r, true);
+		ldns_pkt_set_rd(r, ldns_pkt_rd(p));
+		ldns_pkt_set_ra(r, true);
+		ldns_pkt_push_rr(r, LDNS_SECTION_QUESTION, ldns_rr_clone(qr));
+		qn = ldns_rdf2str(ldns_rr_owner(qr));
+		res_answer(r, qn, ldns_rr_get_type(qr));
+		free(qn);
+		w = NULL;
+		if (ldns_pkt2wire(&w, r, &wl) == LDNS_STATUS_OK)
+			sendto(ufd, w, wl, 0, (struct sockaddr *)&from, fl);
+		free(w);
+		ldns_pkt_free(r);
+		ldns_pkt_free(p);
+	}
+}
+
+static int
+resolver_setup(void)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	int ufd;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((ufd = socket(AF_INET, SOCK_DGRAM, 0)) == -1 ||
+	    bind(ufd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    getsockname(ufd, (struct sockaddr *)&sin, &sl) == -1)
+		return -1;
+	resolver_port = ntohs(sin.sin_port);
+	if ((resolver_pid = fork()) == -1)
+		return -1;
+	if (resolver_pid == 0) {
+		serve_resolver(ufd);
+		_exit(0);
+	}
+	close(ufd);
+	return 0;
+}
+
 static int
 group_setup(void **state)
 {
@@ -230,7 +404,7 @@ group_setup(void **state)
 	}
 	close(ufd);
 	close(tfd);
-	return 0;
+	return resolver_setup();
 }
 
 static int
@@ -240,6 +414,10 @@ group_teardown(void **state)
 	if (server_pid > 0) {
 		kill(server_pid, SIGTERM);
 		waitpid(server_pid, NULL, 0);
+	}
+	if (resolver_pid > 0) {
+		kill(resolver_pid, SIGTERM);
+		waitpid(resolver_pid, NULL, 0);
 	}
 	return 0;
 }
@@ -269,7 +447,7 @@ ms_now(void)
 static struct dk_query
 one(const char *name)
 {
-	struct dk_probe_opts o = { 0, 600, 1, 0, 0 };
+	struct dk_probe_opts o = { 0, 600, 1, 0, 0, 0 };
 	struct dk_query q;
 
 	query_init(&q, name, server_port);
@@ -282,7 +460,7 @@ test_probe_answers_many_queries_concurrently(void **state)
 {
 	enum { N = 600 };
 	struct dk_query *q = calloc(N, sizeof(*q));
-	struct dk_probe_opts o = { 64, 3000, 2, 0, 0 };
+	struct dk_probe_opts o = { 64, 3000, 2, 0, 0, 0 };
 	char *text = NULL;
 	size_t i;
 
@@ -321,7 +499,7 @@ test_probe_shared_socket_demultiplexes_replies(void **state)
 	enum { N = 150 };
 	struct dk_query *q = calloc(N, sizeof(*q));
 	char (*names)[64] = calloc(N, sizeof(*names));
-	struct dk_probe_opts o = { N, 5000, 2, 0, 0 };
+	struct dk_probe_opts o = { N, 5000, 2, 0, 0, 0 };
 	size_t i;
 
 	(void)state;
@@ -463,7 +641,7 @@ test_probe_resend_follows_measured_round_trip(void **state)
 {
 	enum { N = 12 };
 	struct dk_query q[N];
-	struct dk_probe_opts o = { 1, 7000, 2, 0, 0 };
+	struct dk_probe_opts o = { 1, 7000, 2, 0, 0, 0 };
 	int64_t t0;
 	size_t i;
 
@@ -490,7 +668,7 @@ test_probe_silent_server_holds_only_its_own_slots(void **state)
 {
 	enum { NS = 8, NL = 40 };
 	struct dk_query q[NS + NL];
-	struct dk_probe_opts o = { 8, 2000, -1, 0, 0 };
+	struct dk_probe_opts o = { 8, 2000, -1, 0, 0, 0 };
 	struct sockaddr_in sin;
 	socklen_t sl = sizeof(sin);
 	int64_t t0;
@@ -537,7 +715,7 @@ test_probe_silent_server_times_out_within_budget(void **state)
 static void
 test_probe_unreachable_port_fails_fast(void **state)
 {
-	struct dk_probe_opts o = { 0, 3000, 2, 0, 0 };
+	struct dk_probe_opts o = { 0, 3000, 2, 0, 0, 0 };
 	struct dk_query q;
 	int fd;
 	struct sockaddr_in sin;
@@ -579,7 +757,7 @@ test_probe_rate_limit_spaces_queries_per_server(void **state)
 {
 	enum { N = 21 };
 	struct dk_query q[N];
-	struct dk_probe_opts o = { 0, 3000, 2, 100, 0 };
+	struct dk_probe_opts o = { 0, 3000, 2, 100, 0, 0 };
 	int64_t t0, dt;
 	size_t i;
 
@@ -637,6 +815,182 @@ test_probe_zero_queries_is_ok(void **state)
 	dk_query_clear(NULL, 0);
 }
 
+/*
+ * dk_dns_discover
+ */
+
+#define PROBE_PORT	5353
+
+static struct dk_addr
+resolver_addr(void)
+{
+	struct dk_addr a;
+	char t[64];
+
+	snprintf(t, sizeof(t), "127.0.0.1:%u", resolver_port);
+	assert_int_equal(dk_addr_parse(t, 53, &a, NULL), DK_OK);
+	return a;
+}
+
+/* What dk_dns_find_zone, then dk_dns_ns_addrs, report for owner. */
+static struct dk_servers_result
+per_owner(const char *owner)
+{
+	struct dk_addr res = resolver_addr();
+	struct dk_servers_result r;
+	char *zone = NULL;
+
+	memset(&r, 0, sizeof(r));
+	r.rc = dk_dns_find_zone(&res, owner, 2000, &zone, &r.err);
+	if (r.rc == DK_OK)
+		r.rc = dk_dns_ns_addrs(&res, zone, PROBE_PORT, 2000, &r.a,
+		    &r.n, &r.err);
+	free(zone);
+	return r;
+}
+
+/* The batch's results for owners, each checked against per_owner. */
+static struct dk_servers_result *
+discover_same(const char *const *owners, size_t n)
+{
+	struct dk_addr res = resolver_addr();
+	struct dk_servers_result *out = calloc(n, sizeof(*out)), one;
+	size_t i, j;
+
+	assert_non_null(out);
+	assert_int_equal(dk_dns_discover(&res, owners, n, NULL, PROBE_PORT,
+	    2000, out, NULL), DK_OK);
+	for (i = 0; i < n; i++) {
+		one = per_owner(owners[i]);
+		assert_int_equal(out[i].rc, one.rc);
+		if (one.rc != DK_OK)
+			assert_string_equal(out[i].err.msg, one.err.msg);
+		assert_int_equal(out[i].n, one.n);
+		for (j = 0; j < one.n; j++)
+			assert_string_equal(out[i].a[j].text, one.a[j].text);
+		dk_servers_result_clear(&one, 1);
+	}
+	return out;
+}
+
+static void
+test_discover_finds_every_address_of_every_ns_in_order(void **state)
+{
+	const char *const owners[] = { "sel._domainkey.a.test" };
+	struct dk_servers_result *r;
+
+	(void)state;
+	r = discover_same(owners, 1);
+	/* ns1.a.test A, AAAA; ns2.b.test A (127.0.0.1 once only). */
+	assert_int_equal(r[0].rc, DK_OK);
+	assert_int_equal(r[0].n, 3);
+	assert_string_equal(r[0].a[0].text, "127.0.0.1:5353");
+	assert_string_equal(r[0].a[1].text, "[::1]:5353");
+	assert_string_equal(r[0].a[2].text, "127.0.0.2:5353");
+	dk_servers_result_clear(r, 1);
+	free(r);
+}
+
+static void
+test_discover_walks_up_from_nxdomain_without_soa(void **state)
+{
+	const char *const owners[] = { "x.deep.y.b.test", "deep.b.test" };
+	struct dk_servers_result *r;
+
+	(void)state;
+	r = discover_same(owners, 2);
+	assert_int_equal(r[0].rc, DK_OK);
+	assert_int_equal(r[0].n, 1);
+	assert_string_equal(r[0].a[0].text, "127.0.0.3:5353");
+	assert_int_equal(r[1].rc, DK_OK);
+	assert_string_equal(r[1].a[0].text, "127.0.0.3:5353");
+	dk_servers_result_clear(r, 2);
+	free(r);
+}
+
+static void
+test_discover_fails_each_owner_as_the_per_owner_lookup(void **state)
+{
+	const char *const owners[] = {
+		"sel._domainkey.fail.test", "sel._domainkey.refused.test",
+		"sel._domainkey.nons.test", "sel._domainkey.badns.test",
+		"sel.none.test", "", "sel._domainkey.a.test",
+	};
+	struct dk_servers_result *r;
+	char want[200];
+
+	(void)state;
+	r = discover_same(owners, 7);
+	snprintf(want, sizeof(want), "127.0.0.1:%u: SOA of "
+	    "sel._domainkey.fail.test: SERVFAIL (2)", resolver_port);
+	assert_int_equal(r[0].rc, DK_ETEMP);
+	assert_string_equal(r[0].err.msg, want);
+	assert_int_equal(r[1].rc, DK_EPERM);
+	assert_int_equal(r[2].rc, DK_ETEMP);
+	assert_non_null(strstr(r[2].err.msg, "no NS records for nons.test"));
+	assert_int_equal(r[3].rc, DK_EPERM);
+	assert_non_null(strstr(r[3].err.msg, "A of ns.broken.test: REFUSED"));
+	assert_int_equal(r[4].rc, DK_ETEMP);
+	assert_non_null(strstr(r[4].err.msg, "no zone found for "
+	    "sel.none.test"));
+	assert_int_equal(r[5].rc, DK_EINVAL);
+	/* The failures around it do not touch a good owner. */
+	assert_int_equal(r[6].rc, DK_OK);
+	assert_int_equal(r[6].n, 3);
+	dk_servers_result_clear(r, 7);
+	free(r);
+}
+
+static void
+test_discover_answers_many_owners_in_one_call(void **state)
+{
+	enum { N = 300 };
+	const char **owners = calloc(N, sizeof(*owners));
+	char (*names)[64] = calloc(N, sizeof(*names));
+	struct dk_servers_result *r;
+	size_t i;
+
+	(void)state;
+	assert_non_null(owners);
+	assert_non_null(names);
+	for (i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), i % 3 == 0 ?
+		    "s%zu._domainkey.a.test" : i % 3 == 1 ?
+		    "s%zu.deep.b.test" : "s%zu.deep.fail.test", i);
+		owners[i] = names[i];
+	}
+	r = discover_same(owners, N);
+	for (i = 0; i < N; i++)
+		assert_int_equal(r[i].rc, i % 3 == 2 ? DK_ETEMP : DK_OK);
+	dk_servers_result_clear(r, N);
+	free(r);
+	free(owners);
+	free(names);
+}
+
+static void
+test_discover_with_a_known_zone_asks_its_ns_only(void **state)
+{
+	const char *const owners[] = { "anything.example", "x.y" };
+	struct dk_addr res = resolver_addr();
+	struct dk_servers_result out[2];
+	struct dk_addr *a = NULL;
+	size_t n = 0, i;
+
+	(void)state;
+	assert_int_equal(dk_dns_discover(&res, owners, 2, "b.test",
+	    PROBE_PORT, 2000, out, NULL), DK_OK);
+	assert_int_equal(dk_dns_ns_addrs(&res, "b.test", PROBE_PORT, 2000,
+	    &a, &n, NULL), DK_OK);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(out[i].rc, DK_OK);
+		assert_int_equal(out[i].n, n);
+		assert_string_equal(out[i].a[0].text, a[0].text);
+	}
+	free(a);
+	dk_servers_result_clear(out, 2);
+}
+
 int
 main(void)
 {
@@ -664,6 +1018,14 @@ main(void)
 		    test_probe_counts_txt_at_the_end_of_a_cname_chain),
 		cmocka_unit_test(test_probe_ignores_txt_off_the_cname_chain),
 		cmocka_unit_test(test_probe_zero_queries_is_ok),
+		cmocka_unit_test(
+		    test_discover_finds_every_address_of_every_ns_in_order),
+		cmocka_unit_test(
+		    test_discover_walks_up_from_nxdomain_without_soa),
+		cmocka_unit_test(
+		    test_discover_fails_each_owner_as_the_per_owner_lookup),
+		cmocka_unit_test(test_discover_answers_many_owners_in_one_call),
+		cmocka_unit_test(test_discover_with_a_known_zone_asks_its_ns_only),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
