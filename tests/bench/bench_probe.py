@@ -30,7 +30,10 @@ def zone_text(ndom, nsel):
                    for d in range(ndom) for s in range(nsel))
 
 
-def write_conf(tmp, servers, ndom, nsel):
+def write_conf(tmp, servers, ndom, nsel, discovery=False, name="dkimkeyd"):
+    """The configuration of ndom domains probed on servers; discovery:
+    the servers are found through servers[0] as resolver (SOA, NS, A and
+    AAAA of every domain) instead of listed."""
     state, keys = common.private_dirs(tmp)
     # An entry per domain, all naming one key file: check reads key
     # files only with --canary, and compares the names with its state.
@@ -46,9 +49,12 @@ def write_conf(tmp, servers, ndom, nsel):
     sels = " ".join("s%d" % s for s in range(nsel))
     conf = ["[dkimkeyd]", "state_dir = " + state, "key_dir = " + keys, "",
             "[provider p]", "type = rfc2136",
-            "server = " + servers[0].addr(), "zone = " + ZONE,
-            "probe_servers = " + " ".join(b.addr() for b in servers),
-            "timeout = 5s", "",
+            "server = " + servers[0].addr()] + (
+                ["resolver = " + servers[0].addr(),
+                 "probe_port = %d" % servers[0].port] if discovery else
+                ["zone = " + ZONE,
+                 "probe_servers = " + " ".join(b.addr() for b in servers)]
+            ) + ["timeout = 5s", "",
             "[signer s]", "type = opendkim",
             "key_table = %s/KeyTable" % tmp,
             "signing_table = %s/SigningTable" % tmp, ""]
@@ -56,7 +62,7 @@ def write_conf(tmp, servers, ndom, nsel):
         conf += ["[domain d%d.%s]" % (d, ZONE), "provider = p",
                  "signer = s", "selectors = m1 m2",
                  "watch_selectors = " + sels, ""]
-    path = os.path.join(tmp, "dkimkeyd.conf")
+    path = os.path.join(tmp, name + ".conf")
     common.write_text(path, "\n".join(conf))
     return path
 
@@ -207,11 +213,34 @@ def run(table, quick=False, ndom=None, nsel=2):
             if good != len(names):
                 table.note("opendkim-testkey did not find every record: "
                            "its figure is not comparable")
+        discovery(table, tmp, servers, ndom, nsel)
     finally:
         for b in servers:
             b.cleanup()
         if not harness.KEEP:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def discovery(table, tmp, servers, ndom, nsel):
+    """check with every domain's servers found through a resolver (SOA,
+    NS, A, AAAA: concurrent rounds) next to the same check with the
+    server listed: the difference is the cost of discovery."""
+    listed = write_conf(tmp, servers[:1], ndom, nsel, name="listed")
+    found = write_conf(tmp, servers[:1], ndom, nsel, discovery=True,
+                       name="discovery")
+    log("dkimkeyd check: %d domains, servers listed, then discovered" %
+        ndom)
+    _, out_l, _, t_l = common.dkimkeyd(listed, "check", timeout=900)
+    _, out_d, err_d, t_d = common.dkimkeyd(found, "check", timeout=900)
+    same = out_l == out_d and not err_d
+    table.add("check, %d domains, nameservers discovered" % ndom,
+              "%.2fs" % t_d, "servers listed %.2fs" % t_l,
+              "%.2f" % (t_d / t_l), "", ok=None if same else False)
+    table.note("discovery: SOA walk, NS, A and AAAA of each of %d "
+               "domains through a resolver (the test server), in "
+               "concurrent rounds; output %s" % (
+                   ndom, "identical to the listed run" if same else
+                   "DIFFERS from the listed run"))
 
 
 def main(argv):
