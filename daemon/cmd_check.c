@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "../lib/dmarc.h"
 #include "../lib/key.h"
@@ -1655,7 +1656,8 @@ cmd_check(const struct dk_conf *conf, const char *domain,
 	struct dk_error err = { 0, "" };
 	struct str js = { NULL, 0 };
 	struct run r;
-	size_t i;
+	struct timespec t0, t1;
+	size_t i, sent = 0;
 	int rc, worst = ST_OK, timeout = 0;
 
 	memset(&r, 0, sizeof(r));
@@ -1714,11 +1716,15 @@ cmd_check(const struct dk_conf *conf, const char *domain,
 		worst = ST_UNKNOWN;
 		goto out;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (dk_probe_run(r.q, r.nq, &po, &err) != DK_OK) {
 		printf("DKIM UNKNOWN - %s\n", err.msg);
 		worst = ST_UNKNOWN;
 		goto out;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	for (i = 0; i < r.nq; i++)
+		sent += r.q[i].sent;
 	for (i = 0; i < r.nd; i++) {
 		if (r.d[i].open)
 			judge_domain(&r, &r.d[i]);
@@ -1726,8 +1732,12 @@ cmd_check(const struct dk_conf *conf, const char *domain,
 			worst = r.d[i].worst;
 	}
 	if (o->json) {
+		/* The probe round itself: questions, datagrams, seconds. */
 		sappend(&js, "{\"status\":\"%s\",\"exit\":%d,\"time\":%" PRId64
-		    ",\"domains\":[", st_name[worst], st_exit[worst], r.now);
+		    ",\"probe\":{\"queries\":%zu,\"sent\":%zu,\"seconds\":"
+		    "%.6f},\"domains\":[", st_name[worst], st_exit[worst], r.now,
+		    r.nq, sent, (double)(t1.tv_sec - t0.tv_sec) +
+		    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 		for (i = 0; i < r.nd; i++) {
 			if (i)
 				sappend(&js, ",");

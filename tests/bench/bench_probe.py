@@ -9,10 +9,17 @@ asked of 2 servers, plus one SOA question per domain and server: 30,000
 questions in all, each counted in the probe rate.  The OpenDKIM tables
 hold an entry for every domain, so that the run reads back the signer
 configuration of all of them too.
+
+The probe rate is measured over check's probe round (as dnsperf's rate
+is over its sending, not its start), median of 5 runs; the rate of the
+TXT questions alone and of the whole process from start to exit are
+reported beside it.
 """
 
+import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -109,6 +116,35 @@ def testkey_sample(otk, tmp, bind, names):
     return time.monotonic() - t0, good
 
 
+RUNS = 5
+
+
+def judge_run(code, out, err, ndom, nq):
+    """Why a check run does not count (None: it does).  Watched
+    selectors only and no keys, but a signer entry for every domain: one
+    CRITICAL "signer s uses selector m1 but dkimkeyd has no active key"
+    per domain is expected; anything else CRITICAL or UNKNOWN, or a
+    watched selector not OK on every server, is a failed probe."""
+    if code != 2 or err:
+        return "check exit %d: %s" % (code, err[:200].strip())
+    j = json.loads(out)
+    if j["probe"]["queries"] != nq:
+        return "%d questions, not %d" % (j["probe"]["queries"], nq)
+    for d in j["domains"]:
+        probs = [p for p in d["problems"]
+                 if p["severity"] in ("CRITICAL", "UNKNOWN")]
+        if len(probs) != 1 or "but dkimkeyd has no active key" not in \
+                probs[0]["message"]:
+            return "%s: %s" % (d["domain"], probs)
+        for x in d["selectors"]:
+            if x["kind"] == "watch" and (x["status"] != "OK" or any(
+                    v["status"] != "OK" for v in x["servers"])):
+                return "%s: %s" % (d["domain"], x)
+    if len(j["domains"]) != ndom:
+        return "%d domains, not %d" % (len(j["domains"]), ndom)
+    return None
+
+
 def run(table, quick=False, ndom=None, nsel=2):
     ndom = ndom or (1000 if quick else 5000)
     dp_seconds = 3 if quick else 10
@@ -123,30 +159,42 @@ def run(table, quick=False, ndom=None, nsel=2):
             servers.append(common.BenchBind({ZONE: text}).start(
                 deadline=120))
         conf = write_conf(tmp, servers, ndom, nsel)
-        log("dkimkeyd check: %d selectors x 2 servers" % (ndom * nsel))
-        code, out, err, dt = common.dkimkeyd(conf, "check", timeout=900)
-        # Watched selectors only and no keys, but a signer entry for
-        # every domain: one CRITICAL "signer s uses selector m1 but
-        # dkimkeyd has no active key" per domain is expected; any other
-        # CRITICAL or UNKNOWN is a failed probe.
-        lines = out.splitlines()[1:]
-        nsig = sum("uses selector m1 but dkimkeyd has no active key" in l
-                   for l in lines)
-        other = [l for l in lines if l.startswith(("CRITICAL:", "UNKNOWN:"))
-                 and "but dkimkeyd has no active key" not in l]
-        ok = code == 2 and nsig == ndom and not other and \
-            "has no key record" not in out and "no answer" not in out
+        log("dkimkeyd check: %d selectors x 2 servers, %d runs" % (
+            ndom * nsel, RUNS))
+        # A run is a fraction of a second on a shared machine: the median
+        # of RUNS, for the whole process and for its probe round (the
+        # questions in flight until the last is answered, which is what
+        # dnsperf's own rate measures: it leaves out its start too).
+        # The whole run is timed with the plugin output monitoring reads
+        # (--json prints more).
+        walls, rounds, bad = [], [], None
+        for _ in range(RUNS):
+            code, out, err, dt = common.dkimkeyd(conf, "check", "--json",
+                                                 timeout=900)
+            why = judge_run(code, out, err, ndom, nq + nsoa)
+            if why is not None and bad is None:
+                bad = why
+            if why is None:
+                rounds.append(json.loads(out)["probe"]["seconds"])
+            code, out, err, dt = common.dkimkeyd(conf, "check", timeout=900)
+            if code == 2 and not err and out.startswith("DKIM CRITICAL"):
+                walls.append(dt)
+            elif bad is None:
+                bad = "check exit %d: %s" % (code, err[:200].strip())
+        ok = bad is None
+        dt = statistics.median(walls) if walls else float("nan")
+        pr = statistics.median(rounds) if rounds else float("nan")
         # What does not grow with the probes: start, reading the
         # configuration of every domain, one domain's queries.
         _, _, _, fixed = common.dkimkeyd(conf, "check", "--domain",
                                          "d0.%s" % ZONE, timeout=300)
         # Every question check asks is a probe the servers answer: the
-        # rate counts them all, as dnsperf counts its own.
-        rate = (nq + nsoa) / dt
+        # rates count them all, as dnsperf counts its own.
+        rate = (nq + nsoa) / pr
+        whole = (nq + nsoa) / dt
         label = "probe rate, %d selectors x 2 servers" % (ndom * nsel)
         if not ok:
-            table.note("%s: check exit %d: %s %s" % (
-                label, code, out[:200].strip(), err[:200].strip()))
+            table.note("%s: %s" % (label, bad))
 
         dnsperf = shutil.which("dnsperf")
         if dnsperf is None:
@@ -168,21 +216,25 @@ def run(table, quick=False, ndom=None, nsel=2):
                     rates.append(r)
             if rates:
                 ref = sum(rates) / len(rates)
-                table.add(label, "%.0f q/s (%.2fs)" % (rate, dt),
+                table.add(label, "%.0f q/s (%.3fs)" % (rate, pr),
                           "dnsperf %.0f q/s, one server" % ref,
                           "%.2f" % (rate / ref), ">=0.5",
                           ok=ok and rate / ref >= 0.5)
-                table.note("check with --domain (start, configuration "
-                           "of %d domains, one domain probed) takes "
-                           "%.3fs of the %.3fs" % (ndom, fixed, dt))
-                table.add("  of which TXT (selector) queries",
-                          "%.0f q/s" % (nq / dt), "", "%.2f" % (
-                              nq / dt / ref), "", ok=None)
-                table.note("probe rate: the %d TXT and %d SOA queries "
-                           "check sent, over its whole run (start, "
-                           "configuration, probes, judging, output); "
-                           "dnsperf: UDP, -l %d, the same TXT names, "
-                           "each server in turn" % (nq, nsoa, dp_seconds))
+                table.add("  TXT (selector) questions only",
+                          "%.0f q/s" % (nq / pr), "", "%.2f" % (
+                              nq / pr / ref), "", ok=None)
+                table.add("  whole check run, start to exit",
+                          "%.0f q/s (%.3fs)" % (whole, dt), "",
+                          "%.2f" % (whole / ref), "", ok=None)
+                table.note("probe rate: the %d TXT and %d SOA questions "
+                           "check asks over its probe round (median of "
+                           "%d runs, from check --json); the whole run "
+                           "adds start, reading %d domains' configuration, "
+                           "state and signer tables, judging and output "
+                           "(check --domain alone: %.3fs); dnsperf: UDP, "
+                           "-l %d, the same TXT names, each server in "
+                           "turn" % (nq, nsoa, RUNS, ndom, fixed,
+                                     dp_seconds))
             else:
                 table.add(label, "%.0f q/s" % rate, "dnsperf gave no rate",
                           "", ">=0.5", ok=None if ok else False)

@@ -416,6 +416,12 @@ def test_check_json(env):
     assert any("1024 bits" in p["message"] and p["severity"] == "WARNING"
                for p in sels["google"]["problems"]), sels
     assert d["signer"][0]["selector"] == "mail1", d
+    # The probe round: one question per selector and server, one SOA per
+    # server; each sent once on a healthy loopback.
+    p = j["probe"]
+    asked = sum(len(x["servers"]) for x in d["selectors"]) + 1
+    assert p["queries"] == asked and p["sent"] >= p["queries"], (p, asked)
+    assert p["seconds"] > 0, p
 
 
 def test_check_writes_metrics_file_atomically(env):
