@@ -616,6 +616,25 @@ test_probe_resends_a_lost_query(void **state)
 	dk_query_clear(&q, 1);
 }
 
+/* A UDP socket bound to a free port on 127.0.0.1 that nobody reads. */
+static int
+bound_udp(uint16_t *port)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	int fd;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	assert_true(fd != -1);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
 /* Milliseconds from t0 to the "clock" in a reply's TXT. */
 static int64_t
 answered_after(const struct dk_query *q, int64_t t0)
@@ -669,21 +688,15 @@ test_probe_silent_server_holds_only_its_own_slots(void **state)
 	enum { NS = 8, NL = 40 };
 	struct dk_query q[NS + NL];
 	struct dk_probe_opts o = { 8, 2000, -1, 0, 0, 0 };
-	struct sockaddr_in sin;
-	socklen_t sl = sizeof(sin);
+	uint16_t silent;
 	int64_t t0;
 	size_t i;
 	int fd;
 
 	(void)state;
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_DGRAM, 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+	fd = bound_udp(&silent);
 	for (i = 0; i < NS; i++)
-		query_init(&q[i], "good.test", ntohs(sin.sin_port));
+		query_init(&q[i], "good.test", silent);
 	for (i = NS; i < NS + NL; i++)
 		query_init(&q[i], "clock.test", server_port);
 	t0 = ms_now();
@@ -717,20 +730,12 @@ test_probe_unreachable_port_fails_fast(void **state)
 {
 	struct dk_probe_opts o = { 0, 3000, 2, 0, 0, 0 };
 	struct dk_query q;
-	int fd;
-	struct sockaddr_in sin;
-	socklen_t sl = sizeof(sin);
+	uint16_t port;
 
 	(void)state;
 	/* A port nobody listens on: bound, then closed. */
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_DGRAM, 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
-	close(fd);
-	query_init(&q, "good.test", ntohs(sin.sin_port));
+	close(bound_udp(&port));
+	query_init(&q, "good.test", port);
 	assert_int_equal(dk_probe_run(&q, 1, &o, NULL), DK_OK);
 	assert_int_equal(q.status, DK_ETEMP);
 	/* Failed on the ICMP error, not by waiting out the timeout. */
