@@ -45,11 +45,15 @@ endif
 LIB_SRC	 = $(sort $(wildcard lib/*.c))
 PROV_SRC = $(sort $(wildcard providers/*/*.c))
 DAEMON_SRC = $(sort $(wildcard daemon/*.c))
+# Everything of the program but main() goes into the archive, so that unit
+# tests can link the daemon's objects (engine, domain context) too.
+DAEMON_LIB_SRC = $(filter-out daemon/main.c,$(DAEMON_SRC))
 UNIT_SRC = $(sort $(wildcard tests/unit/test_*.c))
 
 LIB_OBJ	 = $(LIB_SRC:%.c=$(BUILD)/%.o)
 PROV_OBJ = $(PROV_SRC:%.c=$(BUILD)/%.o)
 DAEMON_OBJ = $(DAEMON_SRC:%.c=$(BUILD)/%.o)
+DAEMON_LIB_OBJ = $(DAEMON_LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 BIN	 = $(BUILD)/dkimkeyd
@@ -65,12 +69,12 @@ $(BUILD)/%.o: %.c $(wildcard lib/*.h providers/*/*.h daemon/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/libdk.a: $(LIB_OBJ) $(PROV_OBJ)
+$(BUILD)/libdk.a: $(LIB_OBJ) $(PROV_OBJ) $(DAEMON_LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BIN): $(DAEMON_OBJ) $(BUILD)/libdk.a
-	$(CC) $(LDFLAGS) -o $@ $(DAEMON_OBJ) $(BUILD)/libdk.a $(PKG_LIBS)
+$(BIN): $(BUILD)/daemon/main.o $(BUILD)/libdk.a
+	$(CC) $(LDFLAGS) -o $@ $(BUILD)/daemon/main.o $(BUILD)/libdk.a $(PKG_LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libdk.a tests/unit/unit.h
 	@mkdir -p $(dir $@)
