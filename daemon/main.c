@@ -16,6 +16,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 "usage: dkimkeyd [-q] [-c FILE] COMMAND [options]\n"
+"       dkimkeyd COMMAND --help   that command's own options\n"
 "\n"
 "commands:\n"
 "  rotate --domain D [--dry-run]   move D to a new key on its idle selector\n"
@@ -29,7 +30,79 @@ usage(FILE *f)
 "  configtest                      load and validate the configuration\n"
 "\n"
 "  -c FILE   configuration (default " DK_CONF_DEFAULT ")\n"
-"  -q        print nothing but errors\n");
+"  -q        print nothing but errors\n"
+"  -h, --help     this text\n"
+"  -V, --version  the version\n");
+}
+
+/* Each command's own usage, printed by "dkimkeyd COMMAND --help". */
+static const struct {
+	const char	*cmd;
+	const char	*text;
+} cmd_usage[] = {
+	{ "rotate",
+"usage: dkimkeyd [-q] [-c FILE] rotate --domain D [--dry-run]\n"
+"\n"
+"Move domain D to a new key on its idle selector: publish, wait until every\n"
+"authoritative server serves it and resolver caches have drained, switch the\n"
+"signer.  Blocks for the whole wait (see dkimkeyd(8)).\n"
+"\n"
+"  -d, --domain D   the domain (required)\n"
+"  -n, --dry-run    print the plan, change nothing\n" },
+	{ "revoke",
+"usage: dkimkeyd [-q] [-c FILE] revoke --domain D [--selector S]\n"
+"\n"
+"Compromised key: rotate D away from it at once and publish p= for it.\n"
+"\n"
+"  -d, --domain D     the domain (required)\n"
+"  -s, --selector S   the selector of the key to revoke (default: active)\n" },
+	{ "run",
+"usage: dkimkeyd [-q] [-c FILE] run [--once] [--domain D] [--pidfile FILE]\n"
+"\n"
+"The scheduler: takes every domain through its lifecycle.\n"
+"\n"
+"  -o, --once          do the steps due now and exit (cron, timers)\n"
+"  -d, --domain D      only this domain\n"
+"  -p, --pidfile FILE  write the daemon's PID to FILE\n" },
+	{ "status",
+"usage: dkimkeyd [-q] [-c FILE] status [--domain D] [--json]\n"
+"\n"
+"Each selector's key, its state and the next step.\n"
+"\n"
+"  -d, --domain D   only this domain\n"
+"  -j, --json       machine-readable output\n" },
+	{ "check",
+"usage: dkimkeyd [-q] [-c FILE] check [--domain D] [--json] [--canary]\n"
+"                [-w AGE] [-c AGE] [--max-inflight N] [--rate N]\n"
+"\n"
+"Verify every selector on every authoritative server and the signer's\n"
+"key; monitoring-plugin exit status 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n"
+"\n"
+"  -d, --domain D       only this domain\n"
+"  -j, --json           machine-readable output\n"
+"      --canary         also sign a test message and verify it\n"
+"  -w AGE               WARNING when the active key is older (\"90d\")\n"
+"  -c AGE               CRITICAL when the active key is older\n"
+"      --max-inflight N questions in flight per server\n"
+"      --rate N         questions per second per server\n" },
+	{ "configtest",
+"usage: dkimkeyd [-q] [-c FILE] configtest\n"
+"\n"
+"Load and validate the configuration and its integrations; exit 0 or 78.\n" },
+};
+
+/* Prints cmd's usage on f; returns 0, or -1 when cmd is unknown. */
+static int
+command_usage(FILE *f, const char *cmd)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(cmd_usage) / sizeof(cmd_usage[0]); i++)
+		if (strcmp(cmd_usage[i].cmd, cmd) == 0) {
+			fputs(cmd_usage[i].text, f);
+			return 0;
+		}
+	return -1;
 }
 
 int
@@ -57,8 +130,14 @@ main(int argc, char **argv)
 	int checkonly = 0;
 	char *end;
 
+	static const struct option gopts[] = {
+		{ "help",	no_argument,	   NULL, 'h' },
+		{ "version",	no_argument,	   NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+
 	umask(077);
-	while ((ch = getopt(argc, argv, "+c:qhV")) != -1) {
+	while ((ch = getopt_long(argc, argv, "+c:qhV", gopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': confpath = optarg; break;
 		case 'q': dk_quiet = 1; break;
@@ -73,6 +152,17 @@ main(int argc, char **argv)
 	}
 	cmd = argv[optind];
 	/* Command options follow the command. */
+	for (rc = optind + 1; rc < argc && strcmp(argv[rc], "--") != 0; rc++)
+		if (strcmp(argv[rc], "--help") == 0 ||
+		    strcmp(argv[rc], "-h") == 0) {
+			if (command_usage(stdout, cmd) != 0) {
+				fprintf(stderr, "dkimkeyd: unknown command: "
+				    "%s\n", cmd);
+				usage(stderr);
+				return 64;
+			}
+			return 0;
+		}
 	argc -= optind;
 	argv += optind;
 	optind = 1;
@@ -116,8 +206,10 @@ main(int argc, char **argv)
 			}
 			checkonly = 1;
 			break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 64;
+		default:
+			if (command_usage(stderr, cmd) != 0)
+				usage(stderr);
+			return 64;
 		}
 	}
 	if (optind != argc) {

@@ -80,3 +80,35 @@ def test_status_of_new_domain(env):
     doms = [d for d in st["domains"] if d["domain"] == "example.test"]
     assert len(doms) == 1 and doms[0]["keys"] == [], st
     assert not os.listdir(s.key_dir)
+
+
+def test_help_exits_0_for_program_and_each_command(env):
+    missing = os.path.join(env.tmp, "absent.conf")
+    for args in (["--help"], ["-h"]):
+        r = run(missing, *args)
+        assert r.code == 0 and r.err == "", r.describe()
+        assert "usage: dkimkeyd" in r.out and "COMMAND" in r.out, \
+            r.describe()
+    # Each command's --help prints its own usage and options, not the
+    # global text, without reading the configuration.
+    own = {
+        "rotate": ["--domain", "--dry-run"],
+        "revoke": ["--domain", "--selector"],
+        "run": ["--once", "--pidfile"],
+        "status": ["--domain", "--json"],
+        "check": ["--canary", "--json", "-w AGE", "--max-inflight"],
+        "configtest": ["configtest"],
+    }
+    for cmd, opts in own.items():
+        r = run(missing, cmd, "--help")
+        assert r.code == 0 and r.err == "", r.describe()
+        first = r.out.splitlines()[0]
+        assert first.startswith("usage: dkimkeyd") and " %s" % cmd in first, \
+            r.describe()
+        assert "commands:" not in r.out, r.describe()
+        for o in opts:
+            assert o in r.out, "%s --help lacks %s: %s" % (cmd, o, r.out)
+    # A bad option of a command shows that command's usage.
+    r = run(missing, "status", "--bogus-option")
+    assert r.code == 64 and "status [--domain D] [--json]" in r.err, \
+        r.describe()
