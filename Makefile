@@ -119,12 +119,40 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@DKIMKEYD=$(CURDIR)/$(BIN) /usr/bin/python3 tests/bench/run.py $(BENCH_ARGS)
 
+UNITDIR	?= $(PREFIX)/lib/systemd/system
+DOCDIR	?= $(PREFIX)/share/doc/dkimkeyd
+LOCALSTATEDIR ?= /var
+# Installed units and cron file name the installed binary.
+SUBST	 = sed -e 's,/usr/local/sbin/,$(SBINDIR)/,g' \
+	    -e 's,/etc/dkimkeyd/,$(SYSCONFDIR)/dkimkeyd/,g' \
+	    -e 's,/var/lib/dkimkeyd,$(LOCALSTATEDIR)/lib/dkimkeyd,g'
+
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
-	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSCONFDIR)/dkimkeyd/conf.d
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSCONFDIR)/dkimkeyd/conf.d \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/cron.d \
+	    $(DESTDIR)$(SYSCONFDIR)/polkit-1/rules.d \
+	    $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)/monitoring
+	install -d -m 750 $(DESTDIR)$(LOCALSTATEDIR)/lib/dkimkeyd \
+	    $(DESTDIR)$(LOCALSTATEDIR)/lib/dkimkeyd/keys
 	install -m 755 $(BIN) $(DESTDIR)$(SBINDIR)/dkimkeyd
 	install -m 644 man/dkimkeyd.8 $(DESTDIR)$(MANDIR)/man8/dkimkeyd.8
 	install -m 644 man/dkimkeyd.conf.5 $(DESTDIR)$(MANDIR)/man5/dkimkeyd.conf.5
+	for u in dkimkeyd.service dkimkeyd-once.service dkimkeyd-once.timer; do \
+	    $(SUBST) contrib/systemd/$$u >$(DESTDIR)$(UNITDIR)/$$u && \
+	    chmod 644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; done
+	[ -e $(DESTDIR)$(SYSCONFDIR)/cron.d/dkimkeyd ] || \
+	    { $(SUBST) contrib/cron/dkimkeyd \
+	    >$(DESTDIR)$(SYSCONFDIR)/cron.d/dkimkeyd && \
+	    chmod 644 $(DESTDIR)$(SYSCONFDIR)/cron.d/dkimkeyd; }
+	install -m 644 contrib/polkit/50-dkimkeyd.rules \
+	    $(DESTDIR)$(SYSCONFDIR)/polkit-1/rules.d/50-dkimkeyd.rules
+	install -m 644 conf.d/example.com.conf \
+	    $(DESTDIR)$(DOCDIR)/examples/example.com.conf
+	install -m 644 conf.d/dkimkeyd.conf.example \
+	    $(DESTDIR)$(DOCDIR)/examples/dkimkeyd.conf.example
+	install -m 755 contrib/setup.sh $(DESTDIR)$(DOCDIR)/setup.sh
+	install -m 644 contrib/monitoring/* $(DESTDIR)$(DOCDIR)/monitoring/
 	[ -e $(DESTDIR)$(SYSCONFDIR)/dkimkeyd/dkimkeyd.conf ] || \
 	    install -m 640 conf.d/dkimkeyd.conf.example \
 	    $(DESTDIR)$(SYSCONFDIR)/dkimkeyd/dkimkeyd.conf
