@@ -159,6 +159,37 @@ print_dry_run(const struct dk_domain_ctx *c, const struct dk_plan *p)
 		    "deleted", c->st->keys[act].selector, d->name, t3);
 }
 
+/*
+ * Once the new key is published: how long activation will wait and why,
+ * on stdout like the other progress lines (-q silences it; stderr stays
+ * empty on success, for cron).  A name that held no record (a fresh or
+ * reused selector: the usual case) is cached as absent for the SOA
+ * negative TTL; one that held a record, for that record's TTL.
+ */
+static void
+say_expected_wait(const struct dk_domain_ctx *c, int k)
+{
+	const struct dk_key_state *ks = &c->st->keys[k];
+	char d[32], m[32], total[32];
+	size_t i;
+	int held = 0;
+
+	for (i = 0; i < c->st->nkeys; i++)
+		if ((int)i != k && c->st->keys[i].removed_at == 0 &&
+		    c->st->keys[i].published_at != 0 &&
+		    strcmp(c->st->keys[i].selector, ks->selector) == 0)
+			held = 1;
+	dk_duration_format(ks->drain, d, sizeof(d));
+	dk_duration_format(c->pol.safety_margin, m, sizeof(m));
+	dk_duration_format(ks->drain + c->pol.safety_margin, total,
+	    sizeof(total));
+	say("%s: selector %s: activation expected about %s after every "
+	    "authoritative server serves the record: %s %s plus "
+	    "safety_margin %s", c->dom->name, ks->selector, total,
+	    held ? "the previous record's TTL" : "the SOA negative TTL "
+	    "(resolvers may cache the name's absence that long)", d, m);
+}
+
 int
 cmd_rotate(const struct dk_conf *conf, const char *domain, int dry_run)
 {
@@ -167,7 +198,7 @@ cmd_rotate(const struct dk_conf *conf, const char *domain, int dry_run)
 	struct dk_error err = { 0, "" };
 	struct dk_plan p;
 	char when[64], busy[1024];
-	int rc, pending, target = -1, rotate = 1;
+	int rc, pending, target = -1, rotate = 1, told = 0;
 
 	if ((dom = dk_conf_domain_find(conf, domain)) == NULL) {
 		complain("%s: no [domain %s] in %s", domain, domain,
@@ -249,6 +280,12 @@ cmd_rotate(const struct dk_conf *conf, const char *domain, int dry_run)
 		rc = dk_domain_step(&c, &p, &pending, &err);
 		if (p.action == DK_ACT_GENERATE && rc == DK_OK)
 			target = (int)c.st->nkeys - 1;
+		if (rc == DK_OK && !told && target >= 0 &&
+		    c.st->keys[target].published_at != 0 &&
+		    c.st->keys[target].drain >= 0) {
+			say_expected_wait(&c, target);
+			told = 1;
+		}
 		if (rc == DK_ETEMP && pending) {
 			say("%s", err.msg);
 			dk_sleep_until(dk_now() + 1);
