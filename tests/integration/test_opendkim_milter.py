@@ -1,0 +1,91 @@
+"""The real OpenDKIM milter signs with the key dkimkeyd switched it to:
+after each rotation (reload = SIGUSR1 to its PID), the signature it
+inserts verifies with python3-dkim against the test BIND."""
+
+import re
+
+import dkim
+
+from harness import dkim_dnsfunc, run
+from opendkim_milter import Milter
+
+
+def _use_milter(env, s):
+    m = Milter(env.tmp, s.key_table, s.signing_table)
+    with open(s.conf) as f:
+        text = f.read()
+    text, n = re.subn(r"(?m)^reload = .*$", "reload = %s" % m.reload_script,
+                      text)
+    assert n == 1
+    with open(s.conf, "w") as f:
+        f.write(text)
+    return m
+
+
+def _signed_by(env, m, domain):
+    reply, sigs, signed = m.sign(domain)
+    assert reply == "a", "milter reply %r (not accept), signatures %r" % (
+        reply, sigs)
+    assert len(sigs) == 1, sigs
+    sel = re.search(r"\bs=([a-z0-9]+);", sigs[0]).group(1)
+    assert dkim.verify(signed, dnsfunc=dkim_dnsfunc(env.bind)), \
+        "OpenDKIM's signature does not verify against BIND: %s" % sigs[0]
+    return sel
+
+
+def test_real_milter_signs_after_first_and_second_rotation(env):
+    s = env.config()
+    m = _use_milter(env, s)
+    m.start()
+    try:
+        r = run(s, "rotate", "--domain", "example.test")
+        assert r.code == 0 and r.err == "", r.describe()
+        assert _signed_by(env, m, "example.test") == "mail1"
+        r = run(s, "rotate", "--domain", "example.test")
+        assert r.code == 0 and r.err == "", r.describe()
+        # The same milter process, reloaded by the configured command.
+        assert m.proc.poll() is None, "milter died"
+        assert _signed_by(env, m, "example.test") == "mail2"
+    finally:
+        m.stop()
+
+
+def test_real_milter_cannot_sign_rsa_and_ed25519_for_one_domain(env):
+    """What the docs say of Debian 12's OpenDKIM, shown on the real milter
+    with the tables dkimkeyd writes for a dual domain (RSA line first):
+    without MultipleSignatures it signs with the RSA key alone; with it
+    it refuses the message; with SignatureAlgorithm ed25519-sha256 too it
+    labels the RSA signature ed25519 and that one does not verify."""
+    s = env.config(extra_domain_lines=("ed25519_selectors = ed1 ed2",))
+    m = _use_milter(env, s)
+    m.start()
+    try:
+        r = run(s, "rotate", "--domain", "example.test")
+        assert r.code == 0 and r.err == "", r.describe()
+        assert _signed_by(env, m, "example.test") == "mail1"
+    finally:
+        m.stop()
+    m = Milter(env.tmp, s.key_table, s.signing_table,
+               extra=("MultipleSignatures yes",))
+    m.start()
+    try:
+        reply, sigs, _ = m.sign("example.test")
+        assert reply != "a" and sigs == [], (reply, sigs)
+    finally:
+        m.stop()
+    m = Milter(env.tmp, s.key_table, s.signing_table,
+               extra=("MultipleSignatures yes",
+                      "SignatureAlgorithm ed25519-sha256"))
+    m.start()
+    try:
+        reply, sigs, signed = m.sign("example.test")
+        assert reply == "a" and len(sigs) == 2, (reply, sigs)
+        assert all("a=ed25519-sha256" in x for x in sigs), sigs
+        rsa = [x for x in sigs if re.search(r"\bs=mail1;", x)]
+        assert len(rsa) == 1, sigs
+        # python3-dkim checks the first signature: keep only the RSA one.
+        only = ("DKIM-Signature:%s\r\n" % rsa[0].replace("\n", "\r\n")
+                ).encode() + signed[signed.index(b"\r\nFrom: ") + 2:]
+        assert not dkim.verify(only, dnsfunc=dkim_dnsfunc(env.bind))
+    finally:
+        m.stop()
