@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../lib/key.h"
+#include "../lib/observe.h"
 #include "../lib/record.h"
 #include "daemon.h"
 #include "publish.h"
@@ -496,8 +497,10 @@ observe_drain(struct dk_domain_ctx *c, const char *owner,
 {
 	struct dk_answer ans;
 	struct dk_error qerr = { 0, "" };
+	enum dk_obs_kind kind;
 	int64_t d = 0, t;
 	size_t i, answered = 0;
+	char why[256];
 	int rc;
 
 	/*
@@ -512,10 +515,9 @@ observe_drain(struct dk_domain_ctx *c, const char *owner,
 		    c->pops->timeout_ms(c->pctx), &ans, &qerr);
 		if (rc != DK_OK)
 			continue;
-		if ((ans.rcode != 0 && ans.rcode != 3) || !ans.aa) {
-			dk_err(&qerr, DK_ETEMP, "%s: %s for %s", addrs[i].text,
-			    ans.aa ? "error rcode" : "not authoritative",
-			    owner);
+		if (!dk_answer_usable(&ans, NULL, addrs[i].text, &kind, why,
+		    sizeof(why))) {
+			dk_err(&qerr, DK_ETEMP, "%s for %s", why, owner);
 			dk_answer_clear(&ans);
 			continue;
 		}
@@ -705,6 +707,74 @@ do_publish(struct dk_domain_ctx *c, int k, int *pending,
 	return rc;
 }
 
+/*
+ * Ask one authoritative address (RD=0) about owner and judge the answer
+ * (observe.h): the gate and `check` read replies by the same rule.
+ * cname_target NULL: owner's TXT against expected; else owner's CNAME.
+ */
+static int
+observe_one(struct dk_domain_ctx *c, const struct dk_addr *addr,
+    const char *owner, const struct dk_record *expected,
+    const char *cname_target, struct dk_observation *o)
+{
+	struct dk_answer ans;
+	struct dk_error qerr = { 0, "" };
+	int qrc, rc;
+
+	memset(&ans, 0, sizeof(ans));
+	qrc = dk_dns_query(addr, owner, cname_target != NULL ? DK_T_CNAME :
+	    DK_T_TXT, 0, c->pops->timeout_ms(c->pctx), &ans, &qerr);
+	if (cname_target != NULL)
+		rc = dk_observe_cname(qrc == DK_OK ? &ans : NULL, qerr.msg,
+		    addr->text, owner, cname_target, o);
+	else
+		rc = dk_observe_txt(qrc == DK_OK ? &ans : NULL, qerr.msg,
+		    addr->text, owner, expected, o);
+	dk_answer_clear(&ans);
+	return rc;
+}
+
+/* Append "; phrase" to why (cut when full). */
+static void
+why_add(char *why, size_t len, size_t *off, const char *phrase)
+{
+	*off += (size_t)snprintf(why + *off, *off < len ? len - *off : 0,
+	    "%s%s", *off ? "; " : "", phrase);
+	if (*off >= len)
+		*off = len - 1;
+}
+
+/*
+ * Observe every address: *okp of *np serve exactly what is expected
+ * (expected NULL: nothing); why lists the others.
+ */
+static int
+observe_all(struct dk_domain_ctx *c, const struct dk_addr *addrs, size_t n,
+    const char *owner, const struct dk_record *expected,
+    const char *cname_target, size_t *okp, char *why, size_t whylen,
+    struct dk_error *err)
+{
+	struct dk_observation o;
+	size_t i, ok = 0, off = 0;
+
+	why[0] = '\0';
+	for (i = 0; i < n; i++) {
+		if (observe_one(c, &addrs[i], owner, expected, cname_target,
+		    &o) != DK_OK) {
+			dk_observation_clear(&o);
+			return dk_err(err, DK_ENOMEM, "%s: out of memory",
+			    owner);
+		}
+		if (dk_obs_ok(&o, cname_target == NULL && expected == NULL))
+			ok++;
+		else
+			why_add(why, whylen, &off, o.why);
+		dk_observation_clear(&o);
+	}
+	*okp = ok;
+	return DK_OK;
+}
+
 /* Probe every address; DK_OK when all serve exactly what is expected. */
 static int
 probe_all(struct dk_domain_ctx *c, const struct dk_key_state *ks,
@@ -714,8 +784,7 @@ probe_all(struct dk_domain_ctx *c, const struct dk_key_state *ks,
 	struct dk_txt txt = { NULL, 0 };
 	struct dk_record *rec = NULL;
 	struct dk_addr *addrs = NULL;
-	struct dk_probe *res = NULL;
-	size_t n = 0, ok, i, off = 0;
+	size_t n = 0;
 	char owner[512];
 	int rc;
 
@@ -726,27 +795,14 @@ probe_all(struct dk_domain_ctx *c, const struct dk_key_state *ks,
 		return rc;
 	if ((rc = c->pops->servers(c->pctx, owner, &addrs, &n, err)) != DK_OK)
 		goto out;
-	if (n == 0 || (res = calloc(n, sizeof(*res))) == NULL) {
+	if (n == 0) {
 		rc = dk_err(err, DK_ETEMP, "%s: no servers to probe", owner);
 		goto out;
 	}
-	ok = dk_dns_probe_txt(addrs, n, owner, rec,
-	    c->pops->timeout_ms(c->pctx), res);
-	why[0] = '\0';
-	for (i = 0; i < n; i++) {
-		if (res[i].status == DK_OK)
-			continue;
-		off += snprintf(why + off, off < whylen ? whylen - off : 0,
-		    "%s%s: %s", off ? "; " : "", res[i].addr.text,
-		    res[i].detail);
-		if (off >= whylen)
-			off = whylen - 1;
-	}
-	*okp = ok;
-	*np = n;
-	rc = DK_OK;
+	if ((rc = observe_all(c, addrs, n, owner, rec, NULL, okp, why, whylen,
+	    err)) == DK_OK)
+		*np = n;
 out:
-	free(res);
 	free(addrs);
 	dk_txt_free(&txt);
 	dk_record_free(rec);
@@ -765,11 +821,8 @@ probe_cname(struct dk_domain_ctx *c, const char *selector, size_t *okp,
     size_t *np, char *msg, size_t msglen, struct dk_error *err)
 {
 	struct dk_addr *addrs = NULL;
-	struct dk_answer ans;
-	struct dk_error qerr;
-	size_t n = 0, i, ok = 0;
+	size_t n = 0;
 	char owner[512], target[512], why[768];
-	size_t off = 0;
 	int rc;
 
 	dk_owner(selector, c->dom->name, owner, sizeof(owner));
@@ -787,45 +840,16 @@ probe_cname(struct dk_domain_ctx *c, const char *selector, size_t *okp,
 		return dk_err(err, DK_ETEMP, "%s: no servers found for %s",
 		    c->dom->name, owner);
 	}
-	why[0] = '\0';
-	for (i = 0; i < n; i++) {
-		char one[320];
-
-		memset(&ans, 0, sizeof(ans));
-		memset(&qerr, 0, sizeof(qerr));
-		rc = dk_dns_query(&addrs[i], owner, DK_T_CNAME, 0,
-		    c->pops->timeout_ms(c->pctx), &ans, &qerr);
-		if (rc != DK_OK)
-			snprintf(one, sizeof(one), "%.300s", qerr.msg);
-		else if ((ans.rcode != 0 && ans.rcode != 3) || !ans.aa)
-			snprintf(one, sizeof(one), "%s %s", addrs[i].text,
-			    !ans.aa && ans.rcode == 0 ? "is not authoritative" :
-			    "answers with an error");
-		else if (ans.nnames == 0)
-			snprintf(one, sizeof(one), "%s has none",
-			    addrs[i].text);
-		else if (strcasecmp(ans.names[0], target) != 0)
-			snprintf(one, sizeof(one), "%s has one to %s",
-			    addrs[i].text, ans.names[0]);
-		else {
-			ok++;
-			one[0] = '\0';
-		}
-		dk_answer_clear(&ans);
-		if (one[0] == '\0')
-			continue;
-		off += snprintf(why + off, off < sizeof(why) ?
-		    sizeof(why) - off : 0, "%s%s", off ? "; " : "", one);
-		if (off >= sizeof(why))
-			off = sizeof(why) - 1;
-	}
+	rc = observe_all(c, addrs, n, owner, NULL, target, okp, why,
+	    sizeof(why), err);
 	free(addrs);
+	if (rc != DK_OK)
+		return rc;
 	/* Cut when long: the expected record comes first. */
 	if (snprintf(msg, msglen, "%s: %s must be a CNAME to %s on every "
 	    "server of %s; %s", c->dom->name, owner, target, c->dom->name,
 	    why) < 0)
 		msg[0] = '\0';
-	*okp = ok;
 	*np = n;
 	return DK_OK;
 }
@@ -842,6 +866,7 @@ do_probe(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 	if ((rc = dk_txt_owner(c->dom, ks->selector, owner, sizeof(owner),
 	    err)) != DK_OK)
 		return rc;
+	CRASHPOINT("before-probe");
 	if ((rc = probe_all(c, ks, DK_KS_VISIBLE, &ok, &n, why, sizeof(why),
 	    err)) != DK_OK)
 		return rc;
