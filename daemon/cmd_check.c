@@ -208,6 +208,8 @@ struct live {
 	int		 usable;	/* loaded and signed */
 	size_t		 q0;
 	const struct servers *srv;
+	char		 key_id[32];	/* of the key in keyfile, once read */
+	char		 why[256];	/* why keyfile could not be read */
 };
 
 struct dom {
@@ -1185,6 +1187,31 @@ judge_senders(struct run *r, struct dom *d)
 }
 
 /* The signer must point at exactly the active keys. */
+/*
+ * Is the key the signer reads from l->keyfile the key ks?  Judged by what
+ * the key is (its key id, a digest of the public key), never by path: a
+ * signer may hold its own copy (the files signer, other hosts).  The
+ * same path is the same key without reading it.
+ */
+static int
+live_is_key(struct live *l, const struct dk_key_state *ks)
+{
+	struct dk_error err = { 0, "" };
+	struct dk_key *key = NULL;
+
+	if (ks->file != NULL && strcmp(l->keyfile, ks->file) == 0)
+		return 1;
+	if (l->key_id[0] == '\0' && l->why[0] == '\0') {
+		if (dk_key_load(l->keyfile, &key, &err) != DK_OK)
+			snprintf(l->why, sizeof(l->why), "%s", err.msg);
+		else
+			snprintf(l->key_id, sizeof(l->key_id), "%s",
+			    dk_key_id(key));
+		dk_key_free(key);
+	}
+	return l->key_id[0] != '\0' && strcmp(l->key_id, ks->key_id) == 0;
+}
+
 static void
 judge_signer(struct run *r, struct dom *d)
 {
@@ -1211,11 +1238,22 @@ judge_signer(struct run *r, struct dom *d)
 
 		for (j = 0; j < d->nlive; j++)
 			if (strcmp(d->live[j].selector, ks->selector) == 0 &&
-			    ks->file != NULL &&
-			    strcmp(d->live[j].keyfile, ks->file) == 0)
+			    live_is_key(&d->live[j], ks))
 				break;
 		if (j < d->nlive)
 			continue;
+		for (j = 0; j < d->nlive; j++)
+			if (d->live[j].why[0] != '\0' &&
+			    strcmp(d->live[j].selector, ks->selector) == 0)
+				break;
+		if (j < d->nlive) {
+			padd(&d->probs, ST_UNKNOWN, "%s: signer %s uses %s "
+			    "(%s), which cannot be compared with the active "
+			    "key %s: %s", d->cd->name, d->c.ssec->name,
+			    d->live[j].selector, d->live[j].keyfile,
+			    ks->key_id, d->live[j].why);
+			continue;
+		}
 		if (d->nlive == 0)
 			padd(&d->probs, ST_CRITICAL, "%s: signer %s has no key "
 			    "for the domain; expected %s (%s)", d->cd->name,

@@ -53,3 +53,42 @@ def test_gate_and_check_refuse_the_same_key_with_other_tags(env):
     assert signer_current(s)[0] == "mail1"
     r = run(s, "check")
     assert r.code == 0, r.describe()
+
+
+def test_check_judges_a_files_signer_by_key_not_path(env):
+    """The files signer keeps its own copy of the key: check compares
+    what the key is (its key id), so a healthy domain is OK; another key
+    in that file is CRITICAL."""
+    s = env.config()
+    sigdir = os.path.join(env.tmp, "signer-files")
+    os.makedirs(sigdir, mode=0o700)
+    with open(s.conf) as f:
+        text = f.read()
+    text = text.replace(
+        "[signer opendkim]\ntype = opendkim\n",
+        "[signer files]\ntype = files\ndir = %s\n\n"
+        "[signer opendkim]\ntype = opendkim\n" % sigdir)
+    text = text.replace("signer = opendkim", "signer = files")
+    with open(s.conf, "w") as f:
+        f.write(text)
+    r = run(s, "rotate", "--domain", "example.test", timeout=60)
+    assert r.code == 0, r.describe()
+    r = run(s, "check")
+    assert r.code == 0, "a healthy files-signer domain: " + r.describe()
+
+    # Another key in the signer's file: not the active key.
+    other = os.path.join(env.tmp, "other.pem")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out",
+                    other], check=True, capture_output=True)
+    copies = [n for n in os.listdir(sigdir) if n.endswith(".key")]
+    assert copies, os.listdir(sigdir)
+    for n in copies:
+        path = os.path.join(sigdir, n)
+        with open(other, "rb") as src:
+            data = src.read()
+        os.chmod(path, 0o600)
+        with open(path, "wb") as dst:
+            dst.write(data)
+    r = run(s, "check")
+    assert r.code == 2, r.describe()
+    assert "the active key is" in r.out, r.describe()
