@@ -1366,6 +1366,29 @@ judge_canary(struct run *r, struct dom *d)
 	}
 }
 
+/*
+ * "active key mail1 is 3s old (critical at 2s)": the age in the unit the
+ * threshold was given in (its largest exact unit), so that a threshold of
+ * seconds does not print "0d".
+ */
+static void
+age_problem(struct dom *d, int sev, const char *what, int64_t limit)
+{
+	static const struct { int64_t n; char u; } units[] = {
+		{ 7 * 86400, 'w' }, { 86400, 'd' }, { 3600, 'h' }, { 60, 'm' },
+		{ 1, 's' },
+	};
+	size_t i;
+
+	for (i = 0; i + 1 < sizeof(units) / sizeof(units[0]); i++)
+		if (limit % units[i].n == 0)
+			break;
+	padd(&d->probs, sev, "%s: active key %s is %" PRId64 "%c old (%s at "
+	    "%" PRId64 "%c); rotate: dkimkeyd rotate --domain %s", d->cd->name,
+	    d->active_sel, d->active_age / units[i].n, units[i].u, what,
+	    limit / units[i].n, units[i].u, d->cd->name);
+}
+
 static void
 judge_domain(struct run *r, struct dom *d)
 {
@@ -1396,18 +1419,10 @@ judge_domain(struct run *r, struct dom *d)
 		d->active_age = r->now - st->keys[act].active_at;
 		d->active_sel = st->keys[act].selector;
 		if (r->o->crit_age > 0 && d->active_age >= r->o->crit_age)
-			padd(&d->probs, ST_CRITICAL, "%s: active key %s is "
-			    "%" PRId64 "d old (critical at %" PRId64 "d); "
-			    "rotate: dkimkeyd rotate --domain %s", d->cd->name,
-			    d->active_sel, d->active_age / 86400,
-			    r->o->crit_age / 86400, d->cd->name);
+			age_problem(d, ST_CRITICAL, "critical", r->o->crit_age);
 		else if (r->o->warn_age > 0 && d->active_age >=
 		    r->o->warn_age)
-			padd(&d->probs, ST_WARNING, "%s: active key %s is "
-			    "%" PRId64 "d old (warning at %" PRId64 "d); "
-			    "rotate: dkimkeyd rotate --domain %s", d->cd->name,
-			    d->active_sel, d->active_age / 86400,
-			    r->o->warn_age / 86400, d->cd->name);
+			age_problem(d, ST_WARNING, "warning", r->o->warn_age);
 	}
 	dk_plan_next(st, &d->c.pol, 0, r->now, &p);
 	if (p.action != DK_ACT_NONE)
@@ -1442,14 +1457,40 @@ json_problems(struct str *o, const struct plist *l)
 static void
 json_domain(struct run *r, struct dom *d, struct str *o)
 {
-	size_t i, j;
+	const char *first;
+	size_t i, j, na;
+	int act[8];
 
 	sappend(o, "{\"domain\":");
 	sjson(o, d->cd->name);
 	sappend(o, ",\"status\":\"%s\",\"mode\":\"%s\",\"active_selector\":",
 	    st_name[d->worst], d->cd->mode == DK_MODE_CNAME ? "cname" :
 	    "txt");
-	sjson(o, d->active_sel);
+	/*
+	 * active_selector: the first track's (RSA of a dual domain);
+	 * active_keys: every active key, both of a dual-algorithm domain.
+	 */
+	na = d->c.st != NULL ? dk_plan_active_keys(d->c.st, r->now, act, 8) :
+	    0;
+	if (na > 8)
+		na = 8;
+	for (i = 0, first = NULL; i < na && first == NULL; i++)
+		if (strncmp(d->c.st->keys[act[i]].algorithm, "ed25519", 7) != 0)
+			first = d->c.st->keys[act[i]].selector;
+	sjson(o, first != NULL ? first : d->active_sel);
+	sappend(o, ",\"active_keys\":[");
+	for (i = 0; i < na; i++) {
+		const struct dk_key_state *ks = &d->c.st->keys[act[i]];
+
+		sappend(o, "%s{\"selector\":", i ? "," : "");
+		sjson(o, ks->selector);
+		sappend(o, ",\"key_id\":");
+		sjson(o, ks->key_id);
+		sappend(o, ",\"algorithm\":");
+		sjson(o, ks->algorithm);
+		sappend(o, "}");
+	}
+	sappend(o, "]");
 	if (d->active_age >= 0)
 		sappend(o, ",\"active_age\":%" PRId64, d->active_age);
 	else
