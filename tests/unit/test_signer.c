@@ -1295,7 +1295,7 @@ test_signer_lock_times_out_naming_holder(void **state)
 	assert_int_equal(dk_signer_lock(f->lock, 1, &fd, &err), DK_OK);
 	assert_int_equal(dk_signer_lock(f->lock, 1, &fd2, &err), DK_ETEMP);
 	assert_int_equal(fd2, -1);
-	snprintf(want, sizeof(want), "locked by process %ld", (long)getpid());
+	snprintf(want, sizeof(want), "locked by pid %ld on ", (long)getpid());
 	assert_non_null(strstr(err.msg, want));
 	assert_non_null(strstr(err.msg, f->lock));
 	dk_signer_unlock(fd);
