@@ -262,7 +262,8 @@ dk_file_stage(const char *path, const void *data, size_t len,
 	}
 	if (fd == -1) {
 		rc = dk_err(err, errno == EACCES || errno == EPERM ?
-		    DK_EUNSAFE : DK_EIO, "%s: %s", tmp, strerror(errno));
+		    DK_EUNSAFE : DK_EIO, "%s: cannot create %s: %s", path,
+		    tmp, strerror(errno));
 		goto out;
 	}
 	if (fstat(fd, &st) == -1) {
@@ -287,7 +288,8 @@ dk_file_stage(const char *path, const void *data, size_t len,
 		goto unlink;
 	}
 	if (write_all(fd, data, len) == -1 || fsync(fd) == -1) {
-		rc = dk_err(err, DK_EIO, "%s: %s", tmp, strerror(errno));
+		rc = dk_err(err, DK_EIO, "%s: writing %s: %s", path, tmp,
+		    strerror(errno));
 		goto unlink;
 	}
 	rc = close(fd);
