@@ -23,7 +23,7 @@ dk_file_open_input(const char *path, int flags, int notreg, int *fdp,
     struct stat *stp, struct dk_error *err)
 {
 	struct stat st;
-	int fd, fl, oflags;
+	int fd, fl, oflags, e, rc;
 
 	/*
 	 * O_NONBLOCK: opening a FIFO for reading blocks until a writer
@@ -34,14 +34,18 @@ dk_file_open_input(const char *path, int flags, int notreg, int *fdp,
 	if (flags & DK_READ_NOFOLLOW)
 		oflags |= O_NOFOLLOW;
 	if ((fd = open(path, oflags)) == -1) {
-		if (errno == ENOENT)
-			return dk_err(err, DK_ENOTFOUND, "%s: no such file",
+		e = errno;
+		if (e == ENOENT)
+			rc = dk_err(err, DK_ENOTFOUND, "%s: no such file",
 			    path);
-		if (errno == ELOOP && (flags & DK_READ_NOFOLLOW))
-			return dk_err(err, DK_EUNSAFE, "%s: is a symbolic "
+		else if (e == ELOOP && (flags & DK_READ_NOFOLLOW))
+			rc = dk_err(err, DK_EUNSAFE, "%s: is a symbolic "
 			    "link; name the file itself", path);
-		return dk_err(err, errno == EACCES || errno == EPERM ?
-		    DK_EUNSAFE : DK_EIO, "%s: %s", path, strerror(errno));
+		else
+			rc = dk_err(err, e == EACCES || e == EPERM ?
+			    DK_EUNSAFE : DK_EIO, "%s: %s", path, strerror(e));
+		errno = e;	/* for callers that word it themselves */
+		return rc;
 	}
 	if (fstat(fd, &st) == -1) {
 		close(fd);

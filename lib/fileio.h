@@ -37,7 +37,8 @@ void	dk_file_read_free(char *buf, size_t len, int wipe);
 /*
  * Open path for reading as dk_file_read does (O_NONBLOCK, then cleared;
  * refused unless a regular file, with the same codes) and return the
- * descriptor in *fdp, for readers that stream a file.
+ * descriptor in *fdp, for readers that stream a file.  When the open(2)
+ * itself fails, errno is left as it set it.
  */
 int	dk_file_open_input(const char *path, int flags, int notreg,
 	    int *fdp, struct stat *st, struct dk_error *err);
