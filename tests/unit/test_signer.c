@@ -638,6 +638,20 @@ test_signer_run_reports_exit_status(void **state)
 }
 
 static void
+test_signer_run_quotes_first_stderr_line(void **state)
+{
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c",
+	    (char *)"printf '\\n  opendkim: \\033[31mbad\\n"
+	    "second line\\n' >&2; exit 2", NULL };
+	struct dk_error err = { 0 };
+
+	assert_int_equal(dk_signer_run(argv, &err), DK_ETEMP);
+	/* Control characters are not echoed to the terminal or log. */
+	assert_string_equal(err.msg, "reload command '/bin/sh' exited with "
+	    "status 2: opendkim: ?[31mbad");
+}
+
+static void
 test_signer_run_reports_signal(void **state)
 {
 	char *argv[] = { (char *)"/bin/sh", (char *)"-c",
@@ -1763,6 +1777,7 @@ main(void)
 		T(test_opendkim_reload_failure_is_temporary),
 		T(test_signer_run_succeeds_on_exit_zero),
 		T(test_signer_run_reports_exit_status),
+		T(test_signer_run_quotes_first_stderr_line),
 		T(test_signer_run_reports_signal),
 		T(test_signer_run_rejects_relative_command),
 		T(test_signer_run_reports_exec_failure),
