@@ -485,28 +485,18 @@ dk_file_sweep(const char *const *paths, size_t npaths, struct dk_error *err)
 	return DK_OK;
 }
 
-/* Monotonic milliseconds: the wall clock may jump while we wait. */
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 dk_flock_wait(int fd, int wait_ms)
 {
 	struct timespec ts = { 0, 20 * 1000 * 1000 };
-	int64_t deadline = now_ms() + (wait_ms > 0 ? wait_ms : 0);
+	int64_t deadline = dk_monotonic_ms() + (wait_ms > 0 ? wait_ms : 0);
 
 	for (;;) {
 		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
 			return 0;
 		if (errno == EINTR)
 			continue;
-		if (errno != EWOULDBLOCK || now_ms() >= deadline)
+		if (errno != EWOULDBLOCK || dk_monotonic_ms() >= deadline)
 			return -1;
 		(void)nanosleep(&ts, NULL);
 	}

@@ -23,15 +23,6 @@ extern char **environ;
 /* Output still open after the program ended is read this long. */
 #define DRAIN_MS	200
 
-/* Monotonic milliseconds: the wall clock may jump under a command. */
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Put fd at target (or /dev/null when fd is -1); -1 on failure. */
 static int
@@ -156,7 +147,7 @@ wait_until(pid_t pid, int64_t deadline, int nowait, int *status)
 			if (w == -1)
 				return -1;
 		}
-		if ((left = deadline - now_ms()) <= 0)
+		if ((left = deadline - dk_monotonic_ms()) <= 0)
 			return 0;
 		(void)poll(NULL, 0, (int)(step < left ? step : left));
 		if (step < 50)
@@ -262,12 +253,12 @@ pump(struct pipes *p, const struct dk_proc_opts *o, struct sink *out,
 			ir = np++;
 		}
 		if (!*ended && (*ended = wait_until(pid, 0, 0, status)) != 0)
-			drain_end = now_ms() + DRAIN_MS;
+			drain_end = dk_monotonic_ms() + DRAIN_MS;
 		if (np == 0 && *ended)
 			return;
-		left = deadline - now_ms();
-		if (*ended && drain_end - now_ms() < left)
-			left = drain_end - now_ms();
+		left = deadline - dk_monotonic_ms();
+		if (*ended && drain_end - dk_monotonic_ms() < left)
+			left = drain_end - dk_monotonic_ms();
 		if (left <= 0)
 			return;
 		/* Short polls while the program runs: its end is polled. */
@@ -330,7 +321,7 @@ dk_proc_run(char *const *argv, const struct dk_proc_opts *o,
 		    strerror(errno));
 		goto out;
 	}
-	deadline = now_ms() + o->timeout_ms;
+	deadline = dk_monotonic_ms() + o->timeout_ms;
 	if ((pid = fork()) == -1) {
 		rc = dk_err(err, DK_ETEMP, "command '%s': fork: %s", argv[0],
 		    strerror(errno));
@@ -367,7 +358,7 @@ dk_proc_run(char *const *argv, const struct dk_proc_opts *o,
 		 * unrelated process in between.
 		 */
 		(void)kill(-pid, SIGTERM);
-		(void)wait_until(pid, now_ms() + 2000, 1, NULL);
+		(void)wait_until(pid, dk_monotonic_ms() + 2000, 1, NULL);
 		(void)kill(-pid, SIGKILL);
 		while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
 			;
