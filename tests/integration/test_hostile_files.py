@@ -83,3 +83,31 @@ def test_huge_comment_line_is_refused_naming_the_line(env):
     r = run(s, "configtest", timeout=20)
     assert r.code == 78, r.describe()
     assert "%s:%d: line too long" % (s.conf, n) in r.err, r.describe()
+
+
+def test_daemon_with_a_fifo_state_file_serves_the_others_and_stops(env):
+    """The daemon: the domain whose state file is a FIFO fails alone, the
+    healthy one is rotated, and SIGTERM ends the daemon."""
+    import signal
+    from test_daemon import Daemon
+    s = env.config(extra_domain_lines=(ROTATE,))
+    bad = "bad.example.test"
+    _add_domain(s, bad)
+    fifo = s.state_file(bad)
+    os.mkfifo(fifo, 0o600)
+    d = Daemon(s)
+    try:
+        def active():
+            assert d.alive(), d.describe()
+            for k in domain_status(s)["keys"]:
+                if k["state"] == "active":
+                    return k["selector"]
+            return None
+        assert wait_until(active, 60, "the daemon to activate") == "mail1"
+        assert fifo in d.err() and "not a regular file" in d.err(), \
+            d.describe()
+        d.signal(signal.SIGTERM)
+        d.wait_exit(20)
+    finally:
+        d.stop()
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
