@@ -18,10 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <ini.h>
 
 #include "conf.h"
+#include "fileio.h"
 #include "dns.h"
 
 #define INCLUDE_DEPTH_MAX	8
@@ -74,6 +76,17 @@ struct parse {
 	size_t		 ndomx;
 	size_t		*dset;		/* open addressing: domain index + 1 */
 	size_t		 dsetcap;	/* a power of two, or 0 */
+	struct kvslot	*kset;		/* open addressing: keys of every
+					   [provider] and [signer] section */
+	size_t		 ksetcap;	/* a power of two, or 0 */
+	size_t		 ksetn;
+};
+
+/* A key of a [provider] or [signer] section, in parse.kset. */
+struct kvslot {
+	unsigned	 kind;		/* enum seckind + 1, 0: free */
+	size_t		 idx;		/* section index in its array */
+	size_t		 kv;		/* index into that section's kv */
 };
 
 /* One file being read; inih's user pointer. */
@@ -177,6 +190,69 @@ domain_lookup(struct parse *p, const char *name, int add)
 			return (ssize_t)p->dset[i] - 1;
 	if (add)
 		p->dset[i] = c->ndomains + 1;
+	return -1;
+}
+
+static uint64_t
+kv_hash(unsigned kind, size_t idx, const char *key)
+{
+	uint64_t h = dk_hash_bytes(DK_HASH_INIT, &kind, sizeof(kind));
+
+	h = dk_hash_bytes(h, &idx, sizeof(idx));
+	return dk_hash_bytes(h, key, strlen(key));
+}
+
+/*
+ * The kv index of key in section idx of kind (kind + 1 in the set), or
+ * -1; with add, key (the section's next kv, index s->nkv) is entered when
+ * absent; -2 when out of memory.  A hash set over every such section: a
+ * linear search made a section of 100,000 keys take minutes.
+ */
+static ssize_t
+kv_lookup(struct parse *p, unsigned kind, size_t idx,
+    const struct dk_conf_section *s, const char *key, int add)
+{
+	const struct dk_conf *c = p->conf;
+	const struct dk_conf_section *os;
+	struct kvslot *nset, *e;
+	size_t ncap, i, j, mask;
+
+	if (add && (p->ksetn + 1) * 2 > p->ksetcap) {
+		ncap = p->ksetcap == 0 ? 64 : p->ksetcap * 2;
+		if ((nset = calloc(ncap, sizeof(*nset))) == NULL)
+			return -2;
+		for (j = 0; j < p->ksetcap; j++) {
+			e = &p->kset[j];
+			if (e->kind == 0)
+				continue;
+			os = e->kind - 1 == SEC_PROVIDER ?
+			    &c->providers[e->idx] : &c->signers[e->idx];
+			i = kv_hash(e->kind, e->idx, os->kv[e->kv].key) &
+			    (ncap - 1);
+			while (nset[i].kind != 0)
+				i = (i + 1) & (ncap - 1);
+			nset[i] = *e;
+		}
+		free(p->kset);
+		p->kset = nset;
+		p->ksetcap = ncap;
+	}
+	if (p->ksetcap == 0)
+		return -1;
+	mask = p->ksetcap - 1;
+	for (i = kv_hash(kind, idx, key) & mask; p->kset[i].kind != 0;
+	    i = (i + 1) & mask) {
+		e = &p->kset[i];
+		if (e->kind == kind && e->idx == idx &&
+		    strcmp(s->kv[e->kv].key, key) == 0)
+			return (ssize_t)e->kv;
+	}
+	if (add) {
+		p->kset[i].kind = kind;
+		p->kset[i].idx = idx;
+		p->kset[i].kv = s->nkv;
+		p->ksetn++;
+	}
 	return -1;
 }
 
@@ -924,7 +1000,7 @@ section_key(struct file *f, const char *name, const char *value)
 {
 	struct dk_conf_section *s = cursec(f, f->kind);
 	struct dk_conf_kv *kv;
-	size_t i;
+	ssize_t i;
 
 	if (strcmp(name, "type") == 0) {
 		if (s->type != NULL)
@@ -936,14 +1012,21 @@ section_key(struct file *f, const char *name, const char *value)
 			return nomem(f->p);
 		return DK_OK;
 	}
-	for (i = 0; i < s->nkv; i++)
-		if (strcmp(s->kv[i].key, name) == 0)
-			return fail(f, "duplicate key %s in [%s %s] (first at "
-			    "line %d)", name, s->kind, s->name, s->kv[i].line);
+	if ((i = kv_lookup(f->p, (unsigned)f->kind + 1, f->idx, s, name, 0)) >=
+	    0)
+		return fail(f, "duplicate key %s in [%s %s] (first at "
+		    "line %d)", name, s->kind, s->name, s->kv[i].line);
 	if (grow(&s->kv, s->nkv, sizeof(*s->kv)) != DK_OK)
 		return nomem(f->p);
-	kv = &s->kv[s->nkv++];
+	kv = &s->kv[s->nkv];
 	kv->key = dk_strdup(name);
+	if (kv->key == NULL || kv_lookup(f->p, (unsigned)f->kind + 1, f->idx,
+	    s, name, 1) == -2) {
+		free(kv->key);
+		kv->key = NULL;
+		return nomem(f->p);
+	}
+	s->nkv++;
 	kv->value = dk_strdup(value);
 	kv->file = dk_strdup(f->path);
 	kv->line = f->line;
@@ -998,6 +1081,43 @@ handler(void *user, const char *section, const char *name,
 }
 
 /*
+ * Longest raw line (comments included) read from a configuration file:
+ * getline would read a line of any length whole into memory.
+ */
+#define CONF_LINE_MAX	65536
+
+/*
+ * The next line of f into f->buf, newline included, NUL-terminated: its
+ * length, -1 at the end of the file or on a read error, -2 when it is
+ * longer than CONF_LINE_MAX (the rest is not read).
+ */
+static ssize_t
+read_line(struct file *f)
+{
+	size_t n = 0;
+	int ch;
+
+	if (f->buf == NULL) {
+		if ((f->buf = malloc(CONF_LINE_MAX + 2)) == NULL) {
+			nomem(f->p);
+			return -1;
+		}
+		f->bufsz = CONF_LINE_MAX + 2;
+	}
+	while ((ch = getc_unlocked(f->fp)) != EOF) {
+		if (n == CONF_LINE_MAX + 1)
+			return -2;
+		f->buf[n++] = (char)ch;
+		if (ch == '\n')
+			break;
+	}
+	if (n == CONF_LINE_MAX + 1 && f->buf[n - 1] != '\n')
+		return -2;
+	f->buf[n] = '\0';
+	return n == 0 ? -1 : (ssize_t)n;
+}
+
+/*
  * inih reader: one whole line per call, so f->line is the line inih is
  * working on when it calls the handler.  Comments go here: ';' or '#'
  * at the start or after white space.  Leading white space goes too, so
@@ -1015,8 +1135,12 @@ reader(char *str, int num, void *stream)
 	if (f->p->failed)
 		return NULL;
 	errno = 0;
-	if ((n = getline(&f->buf, &f->bufsz, f->fp)) < 0) {
-		if (ferror(f->fp)) {
+	if ((n = read_line(f)) < 0) {
+		if (n == -2) {
+			f->line++;
+			fail(f, "line too long (more than %d characters with "
+			    "comments)", CONF_LINE_MAX);
+		} else if (ferror(f->fp)) {
 			f->line++;
 			dk_err(&f->p->err, DK_EIO, "%s:%d: read error: %s",
 			    f->path, f->line, strerror(errno));
@@ -1074,28 +1198,39 @@ reader(char *str, int num, void *stream)
 static int
 parse_file(struct parse *p, const char *path, struct file *parent)
 {
+	struct dk_error oerr = { 0, "" };
 	struct file f;
 	struct stat st;
-	int r;
+	const char *why;
+	int fd = -1, e, r;
 
 	memset(&f, 0, sizeof(f));
 	f.p = p;
 	f.path = path;
-	if ((f.fp = fopen(path, "re")) == NULL) {
+	/*
+	 * Never blocks: a FIFO at the file, an include or -c is refused
+	 * as not a regular file instead of hanging every command.
+	 */
+	r = dk_file_open_input(path, 0, DK_ECONFIG, &fd, &st, &oerr);
+	e = errno;
+	if (r == DK_OK && (f.fp = fdopen(fd, "r")) == NULL) {
+		e = errno;
+		close(fd);
+		r = DK_EIO;
+	}
+	if (r != DK_OK) {
+		/* Not a regular file: "PATH: not a regular file (a FIFO)". */
+		why = r == DK_ECONFIG ? oerr.msg + strlen(path) + 2 : NULL;
+		if (parent != NULL && why != NULL)
+			return fail(parent, "include %s: %s", path, why);
 		if (parent != NULL)
 			return fail(parent, "include %s: cannot open: %s",
-			    path, strerror(errno));
-		dk_err(&p->err, DK_ECONFIG, "%s: cannot open: %s", path,
-		    strerror(errno));
-		p->failed = 1;
-		return DK_ECONFIG;
-	}
-	if (fstat(fileno(f.fp), &st) == -1 || !S_ISREG(st.st_mode)) {
-		fclose(f.fp);
-		if (parent != NULL)
-			return fail(parent, "include %s: not a regular file",
-			    path);
-		dk_err(&p->err, DK_ECONFIG, "%s: not a regular file", path);
+			    path, strerror(e));
+		if (why != NULL)
+			dk_err(&p->err, DK_ECONFIG, "%s: %s", path, why);
+		else
+			dk_err(&p->err, DK_ECONFIG, "%s: cannot open: %s",
+			    path, strerror(e));
 		p->failed = 1;
 		return DK_ECONFIG;
 	}
@@ -1200,6 +1335,7 @@ dk_conf_load(const char *path, struct dk_conf **out, struct dk_error *err)
 		free(p.domx[i].algorithm);
 	free(p.domx);
 	free(p.dset);
+	free(p.kset);
 	free(p.main_file);
 	dk_conf_free(p.conf);
 	return r;

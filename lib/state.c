@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "state.h"
 
 #define STATE_FILE_MAX	(1024 * 1024)	/* larger is corrupt, not read */
@@ -876,155 +877,60 @@ int
 dk_state_load(const char *dir, const char *domain,
     struct dk_domain_state **out, struct dk_error *err)
 {
-	struct stat sb;
 	char *path = NULL, *buf = NULL;
 	size_t len = 0;
-	int fd = -1, rc;
+	int rc;
 
 	if ((rc = dk_state_path(dir, domain, &path)) != DK_OK) {
 		rc = dk_err(err, rc, "%s: bad domain name for a state file",
 		    domain);
 		goto out;
 	}
-	/* O_NOFOLLOW: a link planted in the state directory is refused. */
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
-		if (errno == ENOENT)
-			rc = dk_err(err, DK_ENOTFOUND, "%s: no state file",
-			    path);
-		else if (errno == ELOOP)
-			rc = dk_err(err, DK_EUNSAFE,
-			    "%s: is a symbolic link", path);
-		else
-			rc = dk_err(err, DK_EIO, "%s: %s", path,
-			    strerror(errno));
-		goto out;
-	}
-	if (fstat(fd, &sb) == -1) {
-		rc = dk_err(err, DK_EIO, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		rc = dk_err(err, DK_ECORRUPT, "%s: not a regular file", path);
-		goto out;
-	}
-	if (sb.st_size > STATE_FILE_MAX) {
-		rc = dk_err(err, DK_ECORRUPT, "%s: larger than 1 MiB", path);
-		goto out;
-	}
-	/* One byte more than allowed, to notice a file that grew. */
-	if ((buf = malloc(STATE_FILE_MAX + 1)) == NULL) {
-		rc = dk_err(err, DK_ENOMEM, "%s: out of memory", path);
-		goto out;
-	}
-	if ((rc = dk_read_fd(fd, buf, STATE_FILE_MAX + 1, &len, path, err)) !=
-	    DK_OK)
-		goto out;
-	if (len > STATE_FILE_MAX) {
-		rc = dk_err(err, DK_ECORRUPT, "%s: larger than 1 MiB", path);
+	/*
+	 * A link planted in the state directory is refused; so is a FIFO,
+	 * without blocking (one domain's bad file never holds up another).
+	 */
+	if ((rc = dk_file_read(path, STATE_FILE_MAX, DK_READ_NOFOLLOW,
+	    DK_ECORRUPT, DK_ECORRUPT, &buf, &len, NULL, err)) != DK_OK) {
+		if (rc == DK_ENOTFOUND)
+			dk_err(err, rc, "%s: no state file", path);
 		goto out;
 	}
 	rc = parse_text(buf, len, path, domain, out, err);
  out:
-	if (fd != -1)
-		close(fd);
 	free(buf);
 	free(path);
 	return rc;
-}
-
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	ssize_t w;
-
-	while (len > 0) {
-		w = write(fd, p, len);
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w == -1)
-			return -1;
-		if (w == 0) {
-			errno = EIO;
-			return -1;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
 }
 
 int
 dk_state_commit(const char *dir, const struct dk_domain_state *st,
     struct dk_error *err)
 {
-	char tmp[DK_DOMAIN_MAX + 16], final[DK_DOMAIN_MAX + 16];
-	char *text = NULL;
-	int dfd = -1, fd = -1, created = 0, rc;
+	/*
+	 * The fixed temporary ".DOMAIN.state.tmp": one left by a crash is
+	 * never used (the rename had not happened, so the state file still
+	 * holds the last commit) and the next commit replaces it.  The
+	 * caller holds the domain lock, so no one else is writing it.
+	 */
+	const struct dk_file_attr attr = { 0600, (uid_t)-1, (gid_t)-1,
+	    DK_WRITE_TMP_FIXED };
+	char *text = NULL, *path = NULL;
+	int rc;
 
 	if ((rc = dk_state_format(st, &text)) != DK_OK) {
 		rc = dk_err(err, rc, "%s/%s.state: cannot serialise state: %s",
 		    dir, st->domain, dk_strerror(rc));
 		goto out;
 	}
-	snprintf(tmp, sizeof(tmp), ".%s.state.tmp", st->domain);
-	snprintf(final, sizeof(final), "%s.state", st->domain);
-
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
-		rc = dk_err(err, DK_EIO, "%s: %s", dir, strerror(errno));
+	if ((rc = dk_state_path(dir, st->domain, &path)) != DK_OK) {
+		rc = dk_err(err, rc, "%s: bad domain name for a state file",
+		    st->domain);
 		goto out;
 	}
-	/*
-	 * A temp file left by a crash is never used: the rename had not
-	 * happened, so the state file still holds the last commit.  The
-	 * caller holds the domain lock, so no one else is writing it.
-	 */
-	if (unlinkat(dfd, tmp, 0) == -1 && errno != ENOENT) {
-		rc = dk_err(err, DK_EIO, "%s/%s: %s", dir, tmp,
-		    strerror(errno));
-		goto out;
-	}
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-	    O_CLOEXEC, 0600);
-	if (fd == -1) {
-		rc = dk_err(err, DK_EIO, "%s/%s: %s", dir, tmp,
-		    strerror(errno));
-		goto out;
-	}
-	created = 1;
-	/* The umask may have narrowed it; the state is the operator's. */
-	if (fchmod(fd, 0600) == -1 ||
-	    write_all(fd, text, strlen(text)) == -1 || fsync(fd) == -1) {
-		rc = dk_err(err, DK_EIO, "%s/%s: %s", dir, tmp,
-		    strerror(errno));
-		goto out;
-	}
-	if (close(fd) == -1) {
-		fd = -1;
-		rc = dk_err(err, DK_EIO, "%s/%s: %s", dir, tmp,
-		    strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	if (renameat(dfd, tmp, dfd, final) == -1) {
-		rc = dk_err(err, DK_EIO, "%s/%s: %s", dir, final,
-		    strerror(errno));
-		goto out;
-	}
-	created = 0;
-	/* The rename is durable only once the directory entry is. */
-	if (fsync(dfd) == -1) {
-		rc = dk_err(err, DK_EIO, "%s: fsync: %s", dir,
-		    strerror(errno));
-		goto out;
-	}
-	rc = DK_OK;
+	rc = dk_file_write(path, text, strlen(text), &attr, err);
  out:
-	if (fd != -1)
-		close(fd);
-	if (created)
-		unlinkat(dfd, tmp, 0);
-	if (dfd != -1)
-		close(dfd);
+	free(path);
 	free(text);
 	return rc;
 }
