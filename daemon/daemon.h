@@ -132,6 +132,8 @@ int	cmd_revoke(const struct dk_conf *, const char *domain,
 int	cmd_run(const struct dk_conf *, const char *domain, int once,
 	    const char *pidfile);
 int	cmd_status(const struct dk_conf *, const char *domain, int json);
+/* state seal: check a state file edited by hand and seal it again. */
+int	cmd_state_seal(const struct dk_conf *, const char *domain);
 /* Options of `check`. */
 struct dk_check_opts {
 	int		 json;		/* --json instead of plugin output */

@@ -27,6 +27,7 @@ usage(FILE *f)
 "  check [--domain D] [--json] [--canary] [-w AGE] [-c AGE]\n"
 "                                  verify DNS and signer (exit 0/1/2/3)\n"
 "  configtest                      load and validate the configuration\n"
+"  state seal --domain D           check a state file edited by hand, seal it\n"
 "\n"
 "  -c FILE   configuration (default " DK_CONF_DEFAULT ")\n"
 "  -q        print nothing but errors\n");
@@ -72,10 +73,19 @@ main(int argc, char **argv)
 		return 64;
 	}
 	cmd = argv[optind];
-	/* Command options follow the command. */
+	/* Command options follow the command ("state" has a subcommand). */
 	argc -= optind;
 	argv += optind;
 	optind = 1;
+	if (strcmp(cmd, "state") == 0) {
+		if (argc < 2 || strcmp(argv[1], "seal") != 0) {
+			fprintf(stderr, "dkimkeyd: state needs a subcommand: "
+			    "seal\n");
+			return 64;
+		}
+		argc--;
+		argv++;
+	}
 	while ((ch = getopt_long(argc, argv, "d:nojp:s:w:c:h", lopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd': domain = optarg; break;
@@ -129,13 +139,14 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "rotate") != 0 && strcmp(cmd, "run") != 0 &&
 	    strcmp(cmd, "revoke") != 0 &&
 	    strcmp(cmd, "status") != 0 && !is_check &&
+	    strcmp(cmd, "state") != 0 &&
 	    strcmp(cmd, "configtest") != 0) {
 		fprintf(stderr, "dkimkeyd: unknown command: %s\n", cmd);
 		usage(stderr);
 		return 64;
 	}
-	if ((strcmp(cmd, "rotate") == 0 || strcmp(cmd, "revoke") == 0) &&
-	    domain == NULL) {
+	if ((strcmp(cmd, "rotate") == 0 || strcmp(cmd, "revoke") == 0 ||
+	    strcmp(cmd, "state") == 0) && domain == NULL) {
 		fprintf(stderr, "dkimkeyd: %s needs --domain\n", cmd);
 		return 64;
 	}
@@ -170,6 +181,8 @@ main(int argc, char **argv)
 		rc = cmd_run(conf, domain, once, pidfile);
 	else if (strcmp(cmd, "status") == 0)
 		rc = cmd_status(conf, domain, json);
+	else if (strcmp(cmd, "state") == 0)
+		rc = cmd_state_seal(conf, domain);
 	else {
 		copts.json = json;
 		rc = cmd_check(conf, domain, &copts);

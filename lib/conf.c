@@ -46,13 +46,14 @@ enum {
 	DK_PROVIDER, DK_SIGNER, DK_SELECTORS, DK_ALGORITHM, DK_WEAK, DK_TTL,
 	DK_RETIRE, DK_PROPAGATION, DK_SAFETY, DK_ROTATE_EVERY, DK_MODE,
 	DK_CNAME_TARGET, DK_CNAME_PROVIDER, DK_ED25519, DK_WATCH, DK_SENDERS,
-	DK_CNAME_SERVERS, DK_N
+	DK_CNAME_SERVERS, DK_KEEP_REMOVED, DK_N
 };
 static const char *const domain_keys[DK_N] = {
 	"provider", "signer", "selectors", "algorithm", "allow_weak_keys",
 	"ttl", "retire_after", "propagation_timeout", "safety_margin",
 	"rotate_every", "mode", "cname_target", "cname_provider",
 	"ed25519_selectors", "watch_selectors", "senders", "cname_servers",
+	"keep_removed",
 };
 
 /* What the parser remembers about a domain beyond struct dk_conf_domain. */
@@ -515,6 +516,7 @@ open_domain(struct file *f, const char *rawname)
 	d->retire_after = 7 * 86400;
 	d->propagation_timeout = 3600;
 	d->safety_margin = 300;
+	d->keep_removed = DK_KEEP_REMOVED_DEFAULT;
 	d->line = f->line;
 	c->ndomains++;
 	f->idx = c->ndomains - 1;
@@ -910,6 +912,20 @@ domain_key(struct file *f, const char *name, const char *value)
 		free(a);
 		if ((d->cname_servers = dk_strdup(value)) == NULL)
 			return nomem(p);
+		return DK_OK;
+	}
+	case DK_KEEP_REMOVED: {
+		char *end;
+		unsigned long long v;
+
+		errno = 0;
+		v = strtoull(value, &end, 10);
+		if (!isdigit((unsigned char)*value) || *end != '\0' ||
+		    errno != 0 || v > DK_KEEP_REMOVED_MAX)
+			return fail(f, "bad value %s for keep_removed (a "
+			    "number from 0 to %d)", value,
+			    DK_KEEP_REMOVED_MAX);
+		d->keep_removed = (int64_t)v;
 		return DK_OK;
 	}
 	default:

@@ -43,6 +43,9 @@ enum dk_conf_mode {
 				   selector name is a CNAME to it */
 };
 
+#define DK_KEEP_REMOVED_DEFAULT	20
+#define DK_KEEP_REMOVED_MAX	1000
+
 struct dk_conf_domain {
 	char			*name;		/* lower case, no trailing dot */
 	char			*provider;	/* section name */
@@ -55,6 +58,8 @@ struct dk_conf_domain {
 	int64_t			 propagation_timeout; /* 1h */
 	int64_t			 safety_margin;	/* 5m */
 	int64_t			 rotate_every;	/* 0: only by hand */
+	int64_t			 keep_removed;	/* removed keys kept in the
+						   state for status (20) */
 	enum dk_conf_mode	 mode;		/* txt (default) or cname */
 	char			*cname_target;	/* template with {selector},
 						   {domain}; mode = cname */
