@@ -6,6 +6,7 @@
 #define DK_DAEMON_H
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "../lib/conf.h"
@@ -19,6 +20,8 @@
 extern int dk_quiet;
 void	say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Write msg to f with every non-printable byte as \\xHH (no newline). */
+void	dk_log_write(FILE *f, const char *msg);
 
 /* The clock: one replaceable function. */
 int64_t	dk_now(void);

@@ -348,6 +348,39 @@ check_clock(const struct dk_domain_ctx *c, int64_t now, struct dk_error *err)
 	    c->dom->name, t1, latest - now, t2);
 }
 
+/*
+ * The signer's tables must be readable before a record goes out, or a
+ * key would be published that the signer can then not be switched to.
+ * A table the signer provider cannot parse is the signer's configuration,
+ * not dkimkeyd's state: DK_ECONFIG (exit 78), never DK_ECORRUPT (65).
+ */
+static int
+signer_err(int rc, struct dk_error *err)
+{
+	if (rc == DK_ECORRUPT) {
+		err->code = DK_ECONFIG;
+		return DK_ECONFIG;
+	}
+	return rc;
+}
+
+static int
+check_signer(struct dk_domain_ctx *c, struct dk_error *err)
+{
+	struct dk_signer_key *keys = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = c->sops->current(c->sctx, c->dom->name, &keys, &n, err);
+	if (rc == DK_OK)
+		dk_signer_keys_free(keys, n);
+	else if (rc == DK_ENOTFOUND)
+		rc = DK_OK;
+	else
+		dk_err_prefix(err, "signer %s: not publishing", c->ssec->name);
+	return signer_err(rc, err);
+}
+
 static int
 commit(struct dk_domain_ctx *c, struct dk_error *err)
 {
@@ -641,6 +674,8 @@ dk_publish_prepare(struct dk_domain_ctx *c, int k, int *pending,
 	    err)) != DK_OK)
 		return rc;
 	if ((rc = check_key_file(ks, err)) != DK_OK)
+		return rc;
+	if ((rc = check_signer(c, err)) != DK_OK)
 		return rc;
 	if ((rc = dk_expected_txt(ks, DK_KS_PUBLISHED, &txt, &rec, err)) !=
 	    DK_OK)
@@ -1035,7 +1070,7 @@ do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 	CRASHPOINT("before-activate");
 	if ((rc = c->sops->activate(c->sctx, c->dom->name, managed, nm,
 	    sk, ng, err)) != DK_OK)
-		return rc;
+		return signer_err(rc, err);
 	CRASHPOINT("after-activate");
 	/* The previous generation, every algorithm, retires at once. */
 	nold = dk_plan_active_keys(c->st, now, old, GEN_MAX);

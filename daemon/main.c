@@ -162,7 +162,9 @@ main(int argc, char **argv)
 	if ((rc = dk_conf_load(confpath, &conf, &err)) != DK_OK ||
 	    (rc = dk_conf_check_integrations(conf, &err)) != DK_OK) {
 		if (is_check) {
-			printf("DKIM UNKNOWN - %s\n", err.msg);
+			fputs("DKIM UNKNOWN - ", stdout);
+			dk_log_write(stdout, err.msg);
+			fputc('\n', stdout);
 			dk_conf_free(conf);
 			return 3;
 		}
