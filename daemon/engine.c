@@ -115,10 +115,7 @@ mkdir_private(const char *path, mode_t mode, struct dk_error *err)
 	}
 	if (!S_ISDIR(sb.st_mode))
 		return dk_err(err, DK_EIO, "%s: not a directory", tmp);
-	if (sb.st_mode & S_IWOTH)
-		return dk_err(err, DK_EUNSAFE, "%s: world-writable directory; "
-		    "chmod o-w %s", tmp, tmp);
-	return DK_OK;
+	return dk_conf_dir_safe(tmp, err);
 }
 
 int

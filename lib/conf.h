@@ -98,10 +98,19 @@ struct dk_conf {
  * section or key, a duplicate section or key, a missing required key, a
  * bad value, a domain naming an undefined provider or signer: DK_ECONFIG
  * with "file:line: what is wrong".  A missing or unreadable main file:
- * DK_ECONFIG naming it.
+ * DK_ECONFIG naming it.  DK_EUNSAFE for a file (main or include) that
+ * someone other than root or the running user could write (see
+ * dk_conf_load's file rule in conf.c), and for a state_dir or key_dir
+ * that is world-writable (dk_conf_dir_safe).
  */
 int		 dk_conf_load(const char *path, struct dk_conf **out,
 		    struct dk_error *err);
+
+/*
+ * A directory dkimkeyd keeps state or keys in must not be world-writable
+ * (/tmp): DK_EUNSAFE naming it.  An absent one is DK_OK (created later).
+ */
+int		 dk_conf_dir_safe(const char *path, struct dk_error *err);
 
 void		 dk_conf_free(struct dk_conf *);
 
