@@ -368,12 +368,15 @@ check_signer(struct dk_domain_ctx *c, struct dk_error *err)
 	size_t n = 0;
 	int rc;
 
-	rc = c->sops->current(c->sctx, c->dom->name, &keys, &n, err);
+	if (c->sops->check != NULL)
+		rc = c->sops->check(c->sctx, err);
+	else
+		rc = c->sops->current(c->sctx, c->dom->name, &keys, &n, err);
 	if (rc == DK_OK)
 		dk_signer_keys_free(keys, n);
 	else if (rc == DK_ENOTFOUND)
 		rc = DK_OK;
-	else
+	if (rc != DK_OK)
 		dk_err_prefix(err, "signer %s: not publishing", c->ssec->name);
 	return signer_err(rc, err);
 }
@@ -384,7 +387,9 @@ commit(struct dk_domain_ctx *c, struct dk_error *err)
 	int rc;
 
 	CRASHPOINT("before-commit");
-	rc = dk_state_commit(c->conf->state_dir, c->st, err);
+	/* A bounded history: status shows the last keep_removed keys. */
+	rc = dk_state_commit_keep(c->conf->state_dir, c->st,
+	    (size_t)c->dom->keep_removed, err);
 	CRASHPOINT("after-commit");
 	return rc;
 }

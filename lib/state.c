@@ -1060,39 +1060,66 @@ dk_state_latest(const struct dk_domain_state *st)
 	return latest;
 }
 
+/*
+ * Mark in drop[] the keys dk_state_compact drops: the oldest removed keys
+ * beyond keep, never a selector's newest removed key.  Returns how many.
+ */
+static size_t
+compact_marks(const struct dk_domain_state *st, size_t keep,
+    unsigned char *drop)
+{
+	size_t i, j, removed = 0, want, n = 0;
+	int newest;
+
+	for (i = 0; i < st->nkeys; i++) {
+		drop[i] = 0;
+		if (st->keys[i].removed_at != 0)
+			removed++;
+	}
+	if (removed <= keep)
+		return 0;
+	want = removed - keep;
+	/* Oldest first (file order). */
+	for (i = 0; i < st->nkeys && n < want; i++) {
+		if (st->keys[i].removed_at == 0)
+			continue;
+		newest = 1;
+		for (j = i + 1; j < st->nkeys && newest; j++)
+			if (st->keys[j].removed_at != 0 &&
+			    strcmp(st->keys[j].selector,
+			    st->keys[i].selector) == 0)
+				newest = 0;
+		if (!newest) {
+			drop[i] = 1;
+			n++;
+		}
+	}
+	return n;
+}
+
 size_t
 dk_state_compact(struct dk_domain_state *st, size_t keep)
 {
-	size_t i, j, w, removed = 0, drop, dropped = 0;
-	int newest;
+	unsigned char *drop;
+	size_t i, w, n;
 
-	for (i = 0; i < st->nkeys; i++)
-		if (st->keys[i].removed_at != 0)
-			removed++;
-	if (removed <= keep)
+	if (st->nkeys == 0 || (drop = malloc(st->nkeys)) == NULL)
 		return 0;
-	drop = removed - keep;
-	/* Oldest first (file order); a selector's newest removed key stays. */
-	for (i = 0, w = 0; i < st->nkeys; i++) {
-		struct dk_key_state *k = &st->keys[i];
-
-		newest = 1;
-		for (j = i + 1; j < st->nkeys && newest; j++)
-			if (strcmp(st->keys[j].selector, k->selector) == 0 &&
-			    st->keys[j].removed_at != 0)
-				newest = 0;
-		if (dropped < drop && k->removed_at != 0 && !newest) {
-			free(k->file);
-			free(k->pubkey);
-			dropped++;
-			continue;
+	if ((n = compact_marks(st, keep, drop)) > 0) {
+		for (i = 0, w = 0; i < st->nkeys; i++) {
+			if (drop[i]) {
+				free(st->keys[i].file);
+				free(st->keys[i].pubkey);
+				continue;
+			}
+			if (w != i)
+				st->keys[w] = st->keys[i];
+			w++;
 		}
-		if (w != i)
-			st->keys[w] = *k;
-		w++;
+		st->nkeys = w;
 	}
-	st->nkeys = w;
-	return dropped;
+	free(drop);
+	return n;
 }
 
 int
@@ -1178,6 +1205,38 @@ write_all(int fd, const char *p, size_t len)
 		len -= (size_t)w;
 	}
 	return 0;
+}
+
+int
+dk_state_commit_keep(const char *dir, const struct dk_domain_state *st,
+    size_t keep, struct dk_error *err)
+{
+	struct dk_domain_state view;
+	unsigned char *drop = NULL;
+	size_t i;
+	int rc;
+
+	/*
+	 * A view without the dropped keys (their structs shared, not
+	 * copied): st and the indices into it stay as they are.
+	 */
+	view = *st;
+	view.keys = NULL;
+	view.nkeys = 0;
+	if (st->nkeys > 0 && ((drop = malloc(st->nkeys)) == NULL ||
+	    (view.keys = calloc(st->nkeys, sizeof(*view.keys))) == NULL)) {
+		free(drop);
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	}
+	if (st->nkeys > 0)
+		compact_marks(st, keep, drop);
+	for (i = 0; i < st->nkeys; i++)
+		if (!drop[i])
+			view.keys[view.nkeys++] = st->keys[i];
+	rc = dk_state_commit(dir, &view, err);
+	free(view.keys);
+	free(drop);
+	return rc;
 }
 
 int

@@ -136,6 +136,15 @@ int		 dk_state_check_files(const struct dk_domain_state *,
 int		 dk_state_commit(const char *dir,
 		    const struct dk_domain_state *, struct dk_error *err);
 
+/*
+ * dk_state_commit of st without the removed keys dk_state_compact(st,
+ * keep) would drop; st itself is left as it is (callers may hold indices
+ * into it).
+ */
+int		 dk_state_commit_keep(const char *dir,
+		    const struct dk_domain_state *, size_t keep,
+		    struct dk_error *err);
+
 /* Serialise to a malloc'd string (what dk_state_commit writes). */
 int		 dk_state_format(const struct dk_domain_state *, char **out);
 

@@ -716,6 +716,25 @@ odk_current(void *ctx, const char *domain, struct dk_signer_key **keysp,
 	return DK_OK;
 }
 
+/* Both tables must read as activate reads them (a missing one is empty). */
+static int
+odk_check(void *ctx, struct dk_error *err)
+{
+	struct odk *o = ctx;
+	const char *tables[2] = { o->key_table, o->signing_table };
+	struct stat st;
+	char *buf = NULL;
+	size_t len, i;
+	int exists, rc = DK_OK;
+
+	for (i = 0; i < 2 && rc == DK_OK; i++) {
+		rc = read_table(tables[i], &buf, &len, &st, &exists, err);
+		free(buf);
+		buf = NULL;
+	}
+	return rc;
+}
+
 const struct dk_signer_ops dk_signer_opendkim_ops = {
 	.name = "opendkim",
 	.keys = odk_keys,
@@ -723,5 +742,6 @@ const struct dk_signer_ops dk_signer_opendkim_ops = {
 	.activate = odk_activate,
 	.current = odk_current,
 	.current_many = odk_current_many,
+	.check = odk_check,
 	.close = odk_close,
 };

@@ -1092,6 +1092,25 @@ test_state_compact_bounds_removed_history(void **unused)
 	}
 	assert_int_equal(dk_state_compact(st, 30), 0);
 	assert_int_equal(st->nkeys, 30);
+	/* Committed with a bound: the file is compacted, st is not. */
+	{
+		struct dk_domain_state *back = NULL;
+		struct dk_error err = { 0 };
+		char *dir = mktemp_dir(), path[4096];
+
+		assert_int_equal(dk_state_commit_keep(dir, st, 5, &err),
+		    DK_OK);
+		assert_int_equal(st->nkeys, 30);
+		assert_int_equal(dk_state_load(dir, "example.com", &back,
+		    &err), DK_OK);
+		assert_int_equal(back->nkeys, 7);
+		assert_string_equal(back->keys[0].key_id, "18");
+		dk_state_free(back);
+		snprintf(path, sizeof(path), "%s/example.com.state", dir);
+		unlink(path);
+		rmdir(dir);
+		free(dir);
+	}
 	assert_int_equal(dk_state_compact(st, 5), 23);
 	assert_int_equal(st->nkeys, 7);
 	/* The newest five removed keys and the two live ones, in order. */
