@@ -364,20 +364,12 @@ signer_err(int rc, struct dk_error *err)
 static int
 check_signer(struct dk_domain_ctx *c, struct dk_error *err)
 {
-	struct dk_signer_key *keys = NULL;
-	size_t n = 0;
 	int rc;
 
-	if (c->sops->check != NULL)
-		rc = c->sops->check(c->sctx, err);
-	else
-		rc = c->sops->current(c->sctx, c->dom->name, &keys, &n, err);
-	if (rc == DK_OK)
-		dk_signer_keys_free(keys, n);
-	else if (rc == DK_ENOTFOUND)
-		rc = DK_OK;
-	if (rc != DK_OK)
-		dk_err_prefix(err, "signer %s: not publishing", c->ssec->name);
+	if (c->sops->check == NULL ||
+	    (rc = c->sops->check(c->sctx, err)) == DK_OK)
+		return DK_OK;
+	dk_err_prefix(err, "signer %s: not publishing", c->ssec->name);
 	return signer_err(rc, err);
 }
 
@@ -1072,7 +1064,7 @@ do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 	CRASHPOINT("before-activate");
 	if ((rc = c->sops->activate(c->sctx, c->dom->name, managed, nm,
 	    sk, ng, err)) != DK_OK)
-		return signer_err(rc, err);
+		return rc;
 	CRASHPOINT("after-activate");
 	/* The previous generation, every algorithm, retires at once. */
 	nold = dk_plan_active_keys(c->st, now, old, GEN_MAX);
