@@ -116,10 +116,7 @@ mkdir_private(const char *path, mode_t mode, struct dk_error *err)
 	}
 	if (!S_ISDIR(sb.st_mode))
 		return dk_err(err, DK_EIO, "%s: not a directory", tmp);
-	if (sb.st_mode & S_IWOTH)
-		return dk_err(err, DK_EUNSAFE, "%s: world-writable directory; "
-		    "chmod o-w %s", tmp, tmp);
-	return DK_OK;
+	return dk_conf_dir_safe(tmp, err);
 }
 
 int
@@ -165,6 +162,18 @@ dk_domain_load_state(const struct dk_conf *conf,
 	int rc;
 
 	rc = dk_state_load(conf->state_dir, dom->name, &st, err);
+	/* Invariant 4: no file outside key_dir is ever read or destroyed. */
+	if (rc == DK_OK && (rc = dk_state_check_files(st, conf->key_dir,
+	    dom->name, err)) != DK_OK) {
+		dk_err_prefix(err, "%s/%s.state", conf->state_dir, dom->name);
+		dk_state_free(st);
+	}
+	/*
+	 * A bounded history of removed keys, dropped at load (key indices
+	 * stay fixed while a command runs) and so by the next commit.
+	 */
+	if (rc == DK_OK)
+		dk_state_compact(st, (size_t)dom->keep_removed);
 	if (rc == DK_ENOTFOUND) {
 		if ((st = dk_state_new(dom->name)) == NULL)
 			return dk_err(err, DK_ENOMEM, "out of memory");
@@ -273,11 +282,19 @@ out:
 	return rc;
 }
 
-/* The private key behind a state entry must exist, be safe, and match. */
+/*
+ * The private key behind a state entry must exist, be safe, and match:
+ * its key id, and the public key the state would publish, derived from
+ * the private key itself, so that a damaged public: line never reaches
+ * DNS or the signer.
+ */
 static int
 check_key_file(const struct dk_key_state *ks, struct dk_error *err)
 {
 	struct dk_key *key = NULL;
+	unsigned char *pub = NULL;
+	size_t publen;
+	char *b64 = NULL;
 	int rc;
 
 	if (ks->file == NULL)
@@ -292,8 +309,69 @@ check_key_file(const struct dk_key_state *ks, struct dk_error *err)
 	if (strcmp(dk_key_id(key), ks->key_id) != 0)
 		rc = dk_err(err, DK_ECORRUPT, "%s: key id %s does not match "
 		    "the state (%s)", ks->file, dk_key_id(key), ks->key_id);
+	else if ((rc = dk_key_public(key, &pub, &publen, err)) == DK_OK &&
+	    (rc = dk_base64_encode(pub, publen, &b64)) != DK_OK)
+		rc = dk_err(err, DK_ENOMEM, "out of memory");
+	else if (rc == DK_OK && (ks->pubkey == NULL ||
+	    strcmp(b64, ks->pubkey) != 0))
+		rc = dk_err(err, DK_ECORRUPT, "%s: the public key in the "
+		    "state for %s %s is not the one of this private key; not "
+		    "publishing or activating it", ks->file, ks->selector,
+		    ks->key_id);
+	free(pub);
+	free(b64);
 	dk_key_free(key);
 	return rc;
+}
+
+/*
+ * A clock behind the last recorded step (stepped back, or a state written
+ * on a host whose clock ran ahead) would earn a timestamp the state
+ * cannot record, after the provider call: refuse before acting, as a
+ * temporary failure that clears once the clock passes that step.
+ */
+static int
+check_clock(const struct dk_domain_ctx *c, int64_t now, struct dk_error *err)
+{
+	int64_t latest = dk_state_latest(c->st);
+	char t1[32], t2[32];
+
+	if (now >= latest)
+		return DK_OK;
+	dk_format_time(now, "?", t1, sizeof(t1));
+	dk_format_time(latest, "?", t2, sizeof(t2));
+	return dk_err(err, DK_ETEMP, "%s: the clock (%s) is %" PRId64 "s "
+	    "behind the last step recorded in the state (%s): was it "
+	    "stepped back?  Not acting until it passes that time",
+	    c->dom->name, t1, latest - now, t2);
+}
+
+/*
+ * The signer's tables must be readable before a record goes out, or a
+ * key would be published that the signer can then not be switched to.
+ * A table the signer provider cannot parse is the signer's configuration,
+ * not dkimkeyd's state: DK_ECONFIG (exit 78), never DK_ECORRUPT (65).
+ */
+static int
+signer_err(int rc, struct dk_error *err)
+{
+	if (rc == DK_ECORRUPT) {
+		err->code = DK_ECONFIG;
+		return DK_ECONFIG;
+	}
+	return rc;
+}
+
+static int
+check_signer(struct dk_domain_ctx *c, struct dk_error *err)
+{
+	int rc;
+
+	if (c->sops->check == NULL ||
+	    (rc = c->sops->check(c->sctx, err)) == DK_OK)
+		return DK_OK;
+	dk_err_prefix(err, "signer %s: not publishing", c->ssec->name);
+	return signer_err(rc, err);
 }
 
 static int
@@ -302,7 +380,9 @@ commit(struct dk_domain_ctx *c, struct dk_error *err)
 	int rc;
 
 	CRASHPOINT("before-commit");
-	rc = dk_state_commit(c->conf->state_dir, c->st, err);
+	/* A bounded history: status shows the last keep_removed keys. */
+	rc = dk_state_commit_keep(c->conf->state_dir, c->st,
+	    (size_t)c->dom->keep_removed, err);
 	CRASHPOINT("after-commit");
 	return rc;
 }
@@ -457,8 +537,8 @@ do_generate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 	} else {
 		if ((rc = dk_key_generate(spec, &key, err)) != DK_OK)
 			return rc;
-		if (asprintf(&path, "%s/%s.%s.%s.pem", c->conf->key_dir,
-		    c->dom->name, selector, dk_key_id(key)) == -1) {
+		if (dk_state_key_file(c->conf->key_dir, c->dom->name,
+		    selector, dk_key_id(key), &path) != DK_OK) {
 			dk_key_free(key);
 			return dk_err(err, DK_ENOMEM, "out of memory");
 		}
@@ -584,10 +664,14 @@ dk_publish_prepare(struct dk_domain_ctx *c, int k, int *pending,
 	int rc;
 
 	*pending = 0;
+	if ((rc = check_clock(c, now, err)) != DK_OK)
+		return rc;
 	if ((rc = dk_txt_owner(c->dom, ks->selector, owner, sizeof(owner),
 	    err)) != DK_OK)
 		return rc;
 	if ((rc = check_key_file(ks, err)) != DK_OK)
+		return rc;
+	if ((rc = check_signer(c, err)) != DK_OK)
 		return rc;
 	if ((rc = dk_expected_txt(ks, DK_KS_PUBLISHED, &txt, &rec, err)) !=
 	    DK_OK)
@@ -678,7 +762,10 @@ dk_publish_finish(struct dk_domain_ctx *c, const struct dk_publish *pb,
 			return rc;
 		CRASHPOINT("after-cname");
 	}
+	/* Never before an earlier step, should the clock step meanwhile. */
 	ks->published_at = dk_now();
+	if (ks->published_at < dk_state_latest(c->st))
+		ks->published_at = dk_state_latest(c->st);
 	if ((rc = commit(c, err)) != DK_OK)
 		return rc;
 	dk_duration_format(ks->drain, d1, sizeof(d1));
@@ -1111,8 +1198,12 @@ dk_domain_step(struct dk_domain_ctx *c, const struct dk_plan *p,
     int *pending, struct dk_error *err)
 {
 	int64_t now = dk_now();
+	int rc;
 
 	*pending = 0;
+	if (p->action != DK_ACT_NONE && (rc = check_clock(c, now, err)) !=
+	    DK_OK)
+		return rc;
 	switch (p->action) {
 	case DK_ACT_GENERATE:
 		return do_generate(c, p, now, err);

@@ -49,6 +49,9 @@ static const struct cmd_help {
 "      --rate N      queries per second to one server (default: no limit)\n" },
 	{ "configtest", "configtest",
 	  "load and validate the configuration", "" },
+	{ "state", "state seal --domain D",
+	  "check a state file edited by hand, then seal it",
+"  -d, --domain D    the domain (required)\n" },
 };
 
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))
@@ -155,10 +158,20 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 64;
 	}
-	/* Command options follow the command. */
+	/* Command options follow the command ("state" has a subcommand). */
 	argc -= optind;
 	argv += optind;
 	optind = 1;
+	if (strcmp(cmd, "state") == 0 && !(argc >= 2 &&
+	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))) {
+		if (argc < 2 || strcmp(argv[1], "seal") != 0) {
+			fprintf(stderr, "dkimkeyd: state needs a subcommand: "
+			    "seal\n");
+			return 64;
+		}
+		argc--;
+		argv++;
+	}
 	while ((ch = getopt_long(argc, argv, "d:nojp:s:w:c:h", lopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd': domain = optarg; break;
@@ -221,8 +234,8 @@ main(int argc, char **argv)
 		return 64;
 	}
 	is_check = strcmp(cmd, "check") == 0;
-	if ((strcmp(cmd, "rotate") == 0 || strcmp(cmd, "revoke") == 0) &&
-	    domain == NULL) {
+	if ((strcmp(cmd, "rotate") == 0 || strcmp(cmd, "revoke") == 0 ||
+	    strcmp(cmd, "state") == 0) && domain == NULL) {
 		fprintf(stderr, "dkimkeyd: %s needs --domain\n", cmd);
 		return 64;
 	}
@@ -238,7 +251,9 @@ main(int argc, char **argv)
 	if ((rc = dk_conf_load(confpath, &conf, &err)) != DK_OK ||
 	    (rc = dk_conf_check_integrations(conf, &err)) != DK_OK) {
 		if (is_check) {
-			printf("DKIM UNKNOWN - %s\n", err.msg);
+			fputs("DKIM UNKNOWN - ", stdout);
+			dk_log_write(stdout, err.msg);
+			fputc('\n', stdout);
 			dk_conf_free(conf);
 			return 3;
 		}
@@ -257,6 +272,8 @@ main(int argc, char **argv)
 		rc = cmd_run(conf, domain, once, pidfile);
 	else if (strcmp(cmd, "status") == 0)
 		rc = cmd_status(conf, domain, json);
+	else if (strcmp(cmd, "state") == 0)
+		rc = cmd_state_seal(conf, domain);
 	else {
 		copts.json = json;
 		rc = cmd_check(conf, domain, &copts);

@@ -48,13 +48,14 @@ enum {
 	DK_PROVIDER, DK_SIGNER, DK_SELECTORS, DK_ALGORITHM, DK_WEAK, DK_TTL,
 	DK_RETIRE, DK_PROPAGATION, DK_SAFETY, DK_ROTATE_EVERY, DK_MODE,
 	DK_CNAME_TARGET, DK_CNAME_PROVIDER, DK_ED25519, DK_WATCH, DK_SENDERS,
-	DK_CNAME_SERVERS, DK_N
+	DK_CNAME_SERVERS, DK_KEEP_REMOVED, DK_N
 };
 static const char *const domain_keys[DK_N] = {
 	"provider", "signer", "selectors", "algorithm", "allow_weak_keys",
 	"ttl", "retire_after", "propagation_timeout", "safety_margin",
 	"rotate_every", "mode", "cname_target", "cname_provider",
 	"ed25519_selectors", "watch_selectors", "senders", "cname_servers",
+	"keep_removed",
 };
 
 /* What the parser remembers about a domain beyond struct dk_conf_domain. */
@@ -591,6 +592,7 @@ open_domain(struct file *f, const char *rawname)
 	d->retire_after = 7 * 86400;
 	d->propagation_timeout = 3600;
 	d->safety_margin = 300;
+	d->keep_removed = DK_KEEP_REMOVED_DEFAULT;
 	d->line = f->line;
 	c->ndomains++;
 	f->idx = c->ndomains - 1;
@@ -988,6 +990,20 @@ domain_key(struct file *f, const char *name, const char *value)
 			return nomem(p);
 		return DK_OK;
 	}
+	case DK_KEEP_REMOVED: {
+		char *end;
+		unsigned long long v;
+
+		errno = 0;
+		v = strtoull(value, &end, 10);
+		if (!isdigit((unsigned char)*value) || *end != '\0' ||
+		    errno != 0 || v > DK_KEEP_REMOVED_MAX)
+			return fail(f, "bad value %s for keep_removed (a "
+			    "number from 0 to %d)", value,
+			    DK_KEEP_REMOVED_MAX);
+		d->keep_removed = (int64_t)v;
+		return DK_OK;
+	}
 	default:
 		return set_name_list(f, value, 1, 256, NULL, &d->senders,
 		    &d->nsenders, 0);
@@ -1194,6 +1210,56 @@ reader(char *str, int num, void *stream)
 	return str;
 }
 
+/*
+ * The configuration names commands (reload =) that run as dkimkeyd's
+ * user, often root, so it is guarded like a key file: its owner is root
+ * or the user running dkimkeyd; nobody else may write it, except the
+ * group when owner and group are both root (a root:root 0664 file gives
+ * nobody new the power to write it).  Applied to every include.
+ */
+static int
+file_safe(struct parse *p, struct file *parent, const char *path,
+    const struct stat *st)
+{
+	const char *why = NULL;
+	char where[DK_ERRMSG_MAX / 2];
+
+	if (st->st_uid != 0 && st->st_uid != geteuid())
+		why = "is owned by another user";
+	else if (st->st_mode & S_IWOTH)
+		why = "is writable by others";
+	else if ((st->st_mode & S_IWGRP) && !(st->st_uid == 0 &&
+	    st->st_gid == 0))
+		why = "is writable by its group";
+	if (why == NULL)
+		return DK_OK;
+	if (parent != NULL)
+		snprintf(where, sizeof(where), "%s:%d: include ", parent->path,
+		    parent->line);
+	else
+		where[0] = '\0';
+	dk_err(&p->err, DK_EUNSAFE, "%s%s: configuration file %s (owner %ld, "
+	    "mode %04o): it names commands dkimkeyd runs; chown it to root "
+	    "or to dkimkeyd's user and chmod go-w", where, path, why,
+	    (long)st->st_uid, (unsigned)(st->st_mode & 07777));
+	p->failed = 1;
+	return DK_EUNSAFE;
+}
+
+int
+dk_conf_dir_safe(const char *path, struct dk_error *err)
+{
+	struct stat sb;
+
+	/* Absent is fine: dkimkeyd creates it, private. */
+	if (stat(path, &sb) == -1)
+		return DK_OK;
+	if (S_ISDIR(sb.st_mode) && (sb.st_mode & S_IWOTH))
+		return dk_err(err, DK_EUNSAFE, "%s: world-writable directory; "
+		    "chmod o-w %s, or choose another", path, path);
+	return DK_OK;
+}
+
 /* Read one file; parent is the including file, NULL for the main one. */
 static int
 parse_file(struct parse *p, const char *path, struct file *parent)
@@ -1233,6 +1299,10 @@ parse_file(struct parse *p, const char *path, struct file *parent)
 			    path, strerror(e));
 		p->failed = 1;
 		return DK_ECONFIG;
+	}
+	if ((r = file_safe(p, parent, path, &st)) != DK_OK) {
+		fclose(f.fp);
+		return r;
 	}
 	if ((f.dir = dk_dirname(path)) == NULL) {
 		fclose(f.fp);
@@ -1280,6 +1350,14 @@ finish(struct parse *p)
 			c->key_dir = NULL;
 			return nomem(p);
 		}
+	}
+	/* The same check rotate makes before it writes a key there. */
+	if (dk_conf_dir_safe(c->state_dir, &p->err) != DK_OK ||
+	    dk_conf_dir_safe(c->key_dir, &p->err) != DK_OK) {
+		dk_err_prefix(&p->err, "%s", p->main_file != NULL ?
+		    p->main_file : c->path);
+		p->failed = 1;
+		return DK_EUNSAFE;
 	}
 	memset(&f, 0, sizeof(f));
 	f.p = p;

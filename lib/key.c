@@ -383,6 +383,24 @@ dk_key_public(const struct dk_key *key, unsigned char **out, size_t *outlen,
 	return public_bytes(key->pkey, key->alg, out, outlen, err);
 }
 
+int
+dk_sha256_hex(const void *data, size_t len, char hex[65])
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+
+	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen != 32)
+		return DK_ENOMEM;
+	for (i = 0; i < mdlen; i++) {
+		hex[2 * i] = digits[md[i] >> 4];
+		hex[2 * i + 1] = digits[md[i] & 0xf];
+	}
+	hex[64] = '\0';
+	return DK_OK;
+}
+
 /*
  * The public key in DKIM p= bytes of alg, checked as dk_key_public_check
  * describes; *out (may be NULL: check only) is a new EVP_PKEY.

@@ -507,6 +507,24 @@ odk_current(void *ctx, const char *domain, struct dk_signer_key **keysp,
 	return DK_OK;
 }
 
+/* Both tables must read as activate reads them (a missing one is empty). */
+static int
+odk_check(void *ctx, struct dk_error *err)
+{
+	struct odk *o = ctx;
+	const char *tables[2] = { o->key_table, o->signing_table };
+	struct dk_table t;
+	size_t i;
+	int rc = DK_OK;
+
+	for (i = 0; i < 2 && rc == DK_OK; i++) {
+		memset(&t, 0, sizeof(t));
+		rc = dk_table_read(tables[i], &t, err);
+		free(t.buf);
+	}
+	return rc;
+}
+
 const struct dk_signer_ops dk_signer_opendkim_ops = {
 	.name = "opendkim",
 	.keys = odk_keys,
@@ -514,5 +532,6 @@ const struct dk_signer_ops dk_signer_opendkim_ops = {
 	.activate = odk_activate,
 	.current = odk_current,
 	.current_many = odk_current_many,
+	.check = odk_check,
 	.close = odk_close,
 };

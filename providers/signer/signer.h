@@ -65,6 +65,13 @@ struct dk_signer_ops {
 		    size_t n, struct dk_signer_current *out,
 		    struct dk_error *);
 
+	/*
+	 * Optional (NULL: nothing to check).  Read what activate will
+	 * rewrite and fail as activate would on what it cannot read or
+	 * parse, changing nothing: called before a key is published, so
+	 * that no record goes out that the signer cannot be switched to.
+	 */
+	int	(*check)(void *ctx, struct dk_error *);
 	void	(*close)(void *ctx);
 };
 
