@@ -13,7 +13,7 @@
  *
  * The operator includes it from local.d/dkim_signing.conf with
  *
- *	.include(try=true,priority=10,duplicate=merge) "FILE"
+ *	.include(try=true,priority=1,duplicate=merge) "FILE"
  *
  * so that it adds domain entries and nothing else: every other
  * dkim_signing setting stays the operator's, and a domain not listed here
@@ -26,12 +26,14 @@
  *
  * rspamd 3.4 cannot load an Ed25519 key in PKCS#8: it reads the raw
  * form, the base64 of the 32-byte seed.  Such a key is written once to
- * KEY_DIR/<source name>.ed25519 (named by the source, hence by key id) and
- * never rewritten: a key file changed under a selector in use would be
- * picked up at once by rspamd, with the old selector.  The source key is
- * kept in a comment, so that current() reports the key dkimkeyd manages
- * after checking that the raw copy holds the same key.  Copies the file
- * no longer names go once rspamd has been reloaded.
+ * KEY_DIR/DOMAIN/<source name>.ed25519 (named by the source, hence by key
+ * id) and never rewritten: a key file changed under a selector in use
+ * would be picked up at once by rspamd, with the old selector.  The
+ * source key is kept in a comment, so that current() reports the key
+ * dkimkeyd manages after checking that the raw copy holds the same key.
+ * rspamd's old workers go on signing with the previous entry for a while
+ * after a reload, so a copy goes only at the switch after the one that
+ * made it unused.
  *
  * FILE.lock, a plain file never removed, serializes updates of domains
  * sharing the file (flock(2)).
@@ -40,6 +42,8 @@
 #include <sys/types.h>
 
 #include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -89,7 +93,7 @@ struct rfile {
 static const char file_head[] =
     "# Written by dkimkeyd: do not edit.  rspamd's dkim_signing reads it\n"
     "# through this line in local.d/dkim_signing.conf:\n"
-    "#   .include(try=true,priority=10,duplicate=merge) \"%s\"\n";
+    "#   .include(try=true,priority=1,duplicate=merge) \"%s\"\n";
 
 /* A growing output buffer. */
 struct obuf {
@@ -509,9 +513,20 @@ raw_text(const unsigned char *seed, char **out)
 	return 0;
 }
 
-/* KEY_DIR/<source base name without .pem>.ed25519, malloc'd. */
+/* KEY_DIR/DOMAIN, malloc'd. */
 static char *
-raw_path(const struct rsp *r, const char *source)
+raw_dir(const struct rsp *r, const char *domain)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/%s", r->key_dir, domain) == -1)
+		return NULL;
+	return p;
+}
+
+/* KEY_DIR/DOMAIN/<source base name without .pem>.ed25519, malloc'd. */
+static char *
+raw_path(const struct rsp *r, const char *domain, const char *source)
 {
 	const char *base = strrchr(source, '/');
 	size_t bl;
@@ -521,9 +536,93 @@ raw_path(const struct rsp *r, const char *source)
 	bl = strlen(base);
 	if (bl > 4 && strcmp(base + bl - 4, ".pem") == 0)
 		bl -= 4;
-	if (asprintf(&p, "%s/%.*s.ed25519", r->key_dir, (int)bl, base) == -1)
+	if (asprintf(&p, "%s/%s/%.*s.ed25519", r->key_dir, domain, (int)bl,
+	    base) == -1)
 		return NULL;
 	return p;
+}
+
+/*
+ * Create KEY_DIR/DOMAIN when missing, with KEY_DIR's mode and group, so
+ * that rspamd reaches it as it reaches KEY_DIR.
+ */
+static int
+raw_mkdir(const struct rsp *r, const char *domain, struct dk_error *err)
+{
+	struct stat st;
+	char *d;
+	int rc = DK_OK;
+
+	if ((d = raw_dir(r, domain)) == NULL)
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	if (stat(r->key_dir, &st) == -1) {
+		rc = dk_err(err, errno == ENOENT ? DK_ECONFIG : DK_EIO,
+		    "rspamd: key_dir %s: %s", r->key_dir, strerror(errno));
+		goto out;
+	}
+	if (mkdir(d, st.st_mode & 0750) == -1) {
+		if (errno != EEXIST)
+			rc = dk_err(err, errno == EACCES ? DK_EUNSAFE : DK_EIO,
+			    "%s: %s", d, strerror(errno));
+		goto out;
+	}
+	if (chown(d, (uid_t)-1, st.st_gid) == -1 ||
+	    chmod(d, st.st_mode & 0750) == -1)
+		rc = dk_err(err, DK_EUNSAFE, "%s: %s", d, strerror(errno));
+out:
+	free(d);
+	return rc;
+}
+
+/* Is path one of d's selector paths? */
+static int
+names(const struct rdom *d, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < d->nsel; i++)
+		if (strcmp(d->sel[i].path, path) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Destroy the domain's Ed25519 copies that neither the previous entry
+ * (rspamd's old workers may still sign with it for a while after the
+ * reload) nor the new one names: private keys do not linger.  Best
+ * effort: a leftover is a file nothing names.
+ */
+static void
+raw_prune(const struct rsp *r, const char *domain, const struct rdom *prev,
+    const struct rdom *cur)
+{
+	struct dk_error e = { 0, "" };
+	struct dirent *de;
+	struct stat st;
+	char *d, *p;
+	size_t nl;
+	DIR *dir;
+
+	if ((d = raw_dir(r, domain)) == NULL)
+		return;
+	if ((dir = opendir(d)) == NULL) {
+		free(d);
+		return;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		nl = strlen(de->d_name);
+		if (de->d_name[0] == '.' || nl <= 8 ||
+		    strcmp(de->d_name + nl - 8, ".ed25519") != 0 ||
+		    fstatat(dirfd(dir), de->d_name, &st,
+		    AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(st.st_mode) ||
+		    asprintf(&p, "%s/%s", d, de->d_name) == -1)
+			continue;
+		if (!names(prev, p) && !names(cur, p))
+			(void)dk_key_destroy(p, &e);
+		free(p);
+	}
+	closedir(dir);
+	free(d);
 }
 
 /*
@@ -587,7 +686,9 @@ make_sel(const struct rsp *r, const char *domain,
 		rc = DK_OK;
 		goto out;
 	}
-	if ((raw = raw_path(r, k->keyfile)) == NULL ||
+	if ((rc = raw_mkdir(r, domain, err)) != DK_OK)
+		goto out;
+	if ((raw = raw_path(r, domain, k->keyfile)) == NULL ||
 	    (out->source = dk_strdup(k->keyfile)) == NULL)
 		goto nomem;
 	if (!path_ok(raw)) {
@@ -705,8 +806,8 @@ rsp_activate(void *ctx, const char *domain, const char *const *managed,
 	struct obuf out = { NULL, 0, 0, 0 };
 	struct dk_error e2;
 	char *cur = NULL;
-	size_t i, j, idx, clen = 0;
-	int rc, lockfd = -1;
+	size_t i, idx, clen = 0;
+	int rc, lockfd = -1, same = 0;
 	const char *sweep[1];
 
 	(void)managed;
@@ -765,6 +866,11 @@ rsp_activate(void *ctx, const char *domain, const char *const *managed,
 	} else {
 		old = f.dom[idx];
 		f.dom[idx] = nd;
+		same = old.nsel == nd.nsel;
+		for (i = 0; same && i < nd.nsel; i++)
+			same = strcmp(old.sel[i].selector,
+			    nd.sel[i].selector) == 0 &&
+			    strcmp(old.sel[i].path, nd.sel[i].path) == 0;
 	}
 	memset(&nd, 0, sizeof(nd));
 	if ((rc = rfile_format(r, &f, &out, err)) != DK_OK)
@@ -785,21 +891,13 @@ rsp_activate(void *ctx, const char *domain, const char *const *managed,
 	    r->reload_timeout, err)) != DK_OK)
 		goto out;
 	/*
-	 * rspamd now reads the new entry: the raw copies only the old one
-	 * named can go (private keys do not linger).  Best effort: a
-	 * leftover is a file nothing names.
+	 * Only on a real switch: after a rerun (the file already switched
+	 * by a run killed before its reload) the previous entry is not in
+	 * the file any more, yet old workers may still use its keys.
 	 */
-	for (i = 0; i < old.nsel; i++) {
-		if (old.sel[i].source == NULL)
-			continue;
-		for (j = 0, idx = rfile_find(&f, domain); j <
-		    f.dom[idx].nsel; j++)
-			if (strcmp(f.dom[idx].sel[j].path, old.sel[i].path) ==
-			    0)
-				break;
-		if (j == f.dom[idx].nsel)
-			(void)dk_key_destroy(old.sel[i].path, &e2);
-	}
+	idx = rfile_find(&f, domain);
+	if (!same)
+		raw_prune(r, domain, &old, &f.dom[idx]);
 	rc = DK_OK;
 	goto out;
 nomem:
