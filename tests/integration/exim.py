@@ -70,6 +70,19 @@ class Sink:
         with self.lock:
             return self.messages[n - 1]
 
+    def find(self, token, deadline=30):
+        """The message whose text contains token, waiting for it."""
+        token = token.encode()
+        found = []
+
+        def look():
+            with self.lock:
+                found[:] = [m for m in self.messages if token in m]
+            return bool(found)
+        wait_until(look, time.monotonic() + deadline,
+                   "message %s at the SMTP sink" % token.decode())
+        return found[0]
+
 
 class Exim:
     def __init__(self, tmp, sink_port, lsearch_file):
@@ -149,13 +162,13 @@ class Exim:
         except OSError:
             return False
 
-    def send(self, sender, body_from):
+    def send(self, sender, body_from, subject="dkimkeyd integration test"):
         """Submit a message from sender (From: header too) with swaks."""
         r = subprocess.run(
             [SWAKS, "--server", "127.0.0.1", "--port", str(self.port),
              "--from", sender, "--to", "bob@example.org",
              "--h-From", "Alice <%s>" % body_from,
-             "--header", "Subject: dkimkeyd integration test",
+             "--header", "Subject: " + subject,
              "--body", "Hello, this message is signed by Exim.",
              "--timeout", "20", "--silent", "2"],
             capture_output=True, timeout=60, stdin=subprocess.DEVNULL)

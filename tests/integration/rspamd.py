@@ -251,3 +251,169 @@ def verify_all(bind, msg, log=None):
             raise AssertionError("DKIM-Signature d=%s s=%s a=%s does not "
                                  "verify against the test BIND" % sig)
     return sigs
+
+
+# -- kill at every crash point of one rotation, for a real signer ----------
+
+CRASH_DOMAIN_LINES = ("selectors = mail1 mail2", "ttl = 2s",
+                      "retire_after = 2s", "propagation_timeout = 5s",
+                      "safety_margin = 0s", "rotate_every = 0")
+
+
+def add_domains(setup, domains, extra=()):
+    """Append a [domain] section per name, signed by the section
+    use_signer replaced."""
+    with open(setup.conf, "a") as f:
+        for d in domains:
+            f.write("\n".join(["", "[domain %s]" % d, "provider = primary",
+                               "signer = opendkim"] +
+                              list(CRASH_DOMAIN_LINES) + list(extra)) +
+                    "\n")
+
+
+def _dk(setup, binary, args, crash=None, trace=None, kill_after=None,
+        timeout=90):
+    import random  # noqa: F401 - kill_after is chosen by the caller
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("DKIMKEYD_CRASH")}
+    if crash:
+        env["DKIMKEYD_CRASH"] = crash
+    if trace:
+        env["DKIMKEYD_CRASH_TRACE"] = trace
+    p = subprocess.Popen([binary, "-c", setup.conf] + list(args),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        out, err = p.communicate(timeout=kill_after if kill_after else
+                                 timeout)
+    except subprocess.TimeoutExpired:
+        if not kill_after:
+            p.kill()
+            p.communicate()
+            raise AssertionError("dkimkeyd %s still running after %ss" % (
+                " ".join(args), timeout))
+        p.kill()
+        out, err = p.communicate()
+    return p.returncode, out, err
+
+
+def _active(setup, domain, sel):
+    from test_crash import newest, read_state
+    k = newest(read_state(os.path.join(setup.state_dir, domain +
+                                       ".state")), sel)
+    return k is not None and k["active"] and not k["retired"]
+
+
+def crash_every_point(env, setup, signs, labels=8, random_kills=4,
+                      switch_wait=90):
+    """One rotation (mail1 -> mail2) of a domain per (crash point,
+    occurrence) a traced rotation reaches, plus random_kills at random
+    instants, each killed there (SIGKILL) and finished by a rerun; while
+    they run, a thread has the live signer sign for every domain, and
+    every signature must verify against the test BIND (invariant 1: the
+    signer never signs with a key whose record is not served).
+    signs(domain) returns a message the real signer signed for domain."""
+    import concurrent.futures
+    import random
+    import threading
+    from test_crash import CRASH_BIN
+    from harness import DKIMKEYD
+    if not os.access(CRASH_BIN, os.X_OK):
+        raise HarnessError("crash-point binary %s not found: make crash" %
+                           CRASH_BIN)
+    zone = env.bind.zones[0]
+
+    def rotate(d, **kw):
+        return _dk(setup, CRASH_BIN, ["rotate", "--domain", d], **kw)
+
+    def rotate_ok(d):
+        code, out, err = _dk(setup, DKIMKEYD, ["rotate", "--domain", d])
+        assert code == 0 and err == "", "rotate %s: exit %d\n%s\n%s" % (
+            d, code, out, err)
+
+    # The trace: which points one rotation from mail1 to mail2 reaches.
+    trace_dom = "trace." + zone
+    add_domains(setup, [trace_dom])
+    rotate_ok(trace_dom)
+    tfile = os.path.join(env.tmp, "crash.trace")
+    t0 = time.monotonic()
+    code, out, err = rotate(trace_dom, trace=tfile)
+    took = time.monotonic() - t0
+    assert code == 0, "traced rotate: exit %d\n%s\n%s" % (code, out, err)
+    seen, specs = {}, []
+    with open(tfile) as f:
+        for name in f.read().split():
+            seen[name] = seen.get(name, 0) + 1
+            specs.append("%s:%d" % (name, seen[name]))
+    rng = random.Random(int(os.environ.get("DKIMKEYD_CRASH_SEED",
+                                           random.randrange(1 << 30))))
+    kills = [("point", s) for s in specs] + \
+        [("random", rng.uniform(0.05, took)) for _ in range(random_kills)]
+    doms = ["c%d.%s" % (i, zone) for i in range(len(kills))]
+    add_domains(setup, doms)
+    failures = []
+    stop = threading.Event()
+    live = set()
+
+    def watcher():
+        while not stop.is_set():
+            for d in sorted(live):
+                try:
+                    msg = signs(d)
+                except HarnessError:
+                    continue    # the signer busy restarting: no mail
+                try:
+                    sigs = verify_all(env.bind, msg)
+                    assert all(x[0] == d for x in sigs), sigs
+                except Exception as e:  # noqa: BLE001 - reported below
+                    failures.append("%s: %s" % (d, e))
+            stop.wait(0.5)
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(rotate_ok, doms))
+        # rspamd signs a new domain once its reload has finished.
+        deadline = time.monotonic() + switch_wait
+        for d in doms + [trace_dom]:
+            while not signatures(signs(d)):
+                assert time.monotonic() < deadline, "%s not signed" % d
+                time.sleep(0.5)
+        live.update(doms + [trace_dom])
+        th = threading.Thread(target=watcher, daemon=True)
+        th.start()
+
+        def one(i):
+            d = doms[i]
+            kind, what = kills[i]
+            if kind == "point":
+                code, out, err = rotate(d, crash=what)
+            else:
+                code, out, err = rotate(d, kill_after=what)
+            for _ in range(3):
+                if _active(setup, d, "mail2"):
+                    break
+                rotate_ok(d)
+            assert _active(setup, d, "mail2"), \
+                "%s: mail2 not active after the reruns (%s %s)" % (
+                    d, kind, what)
+            return d
+
+        try:
+            done = list(pool.map(one, range(len(kills))))
+        finally:
+            time.sleep(1)
+            stop.set()
+            th.join(60)
+    assert not failures, "%d signatures failed, first: %s" % (
+        len(failures), failures[0])
+    # After the reruns, each domain signs with mail2 only (rspamd's old
+    # workers may need the reload to finish first).
+    deadline = time.monotonic() + switch_wait
+    for d in done + [trace_dom]:
+        while True:
+            sels = [x[1] for x in verify_all(env.bind, signs(d))]
+            if sels == ["mail2"]:
+                break
+            assert time.monotonic() < deadline, \
+                "%s still signed with %r after the switch" % (d, sels)
+            time.sleep(0.5)
+    return len(specs), random_kills

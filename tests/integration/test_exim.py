@@ -5,10 +5,11 @@ against the test BIND, after each rotation and for a dual-algorithm
 domain; check and check --canary read back the lsearch file."""
 
 import os
+import uuid
 
 from exim import Exim, Sink, open_for_exim
-from harness import run, run_ok
-from rspamd import use_signer, verify_all
+from harness import HarnessError, run, run_ok
+from rspamd import crash_every_point, use_signer, verify_all
 
 DUAL = ("ed25519_selectors = ed1 ed2",)
 
@@ -75,3 +76,29 @@ def test_dual_rotations(env):
                                              "ed25519-sha256"]),
                          (["mail2", "ed2"], ["rsa-sha256",
                                              "ed25519-sha256"])))
+
+
+def test_crash_every_point(env):
+    """Killed at every crash point of a rotation and at random instants,
+    then rerun: at every instant Exim signs every domain's mail with a key
+    whose record is served (each signature verifies; a delivery deferred
+    for an unreadable key fails too), and in the end with the new key
+    only."""
+    s, x, sink = setup_exim(env)
+
+    def signs(d):
+        token = "crash-%s" % uuid.uuid4().hex
+        x.send("a@" + d, "alice@" + d, subject=token)
+        try:
+            return sink.find(token)
+        except HarnessError as e:
+            raise AssertionError("%s: Exim did not deliver: %s\n%s" % (
+                d, e, x.log_tail()))
+    try:
+        x.start()
+        n, k = crash_every_point(env, s, signs)
+        env.log("exim: %d crash points, %d random kills" % (n, k))
+        assert n >= 4, n
+    finally:
+        x.stop()
+        sink.stop()

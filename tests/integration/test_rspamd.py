@@ -8,7 +8,8 @@ import os
 import time
 
 from harness import MESSAGE, run, run_ok
-from rspamd import Rspamd, signatures, use_signer, verify_all
+from rspamd import (Rspamd, crash_every_point, signatures, use_signer,
+                    verify_all)
 
 DUAL = ("ed25519_selectors = ed1 ed2",)
 
@@ -134,5 +135,22 @@ def test_other_settings_kept(env):
         assert signatures(other) == [], signatures(other)
         c = run(s, "check", "--domain", s.domain)
         assert c.code == 0, c.describe()
+    finally:
+        r.stop()
+
+
+def test_crash_every_point(env):
+    """Killed at every crash point of a rotation and at random instants,
+    then rerun: at every instant rspamd signs every domain with a key whose
+    record is served (each signature verifies), and in the end with the
+    new key only."""
+    s, r = setup_rspamd(env)
+    r.start()
+    try:
+        n, k = crash_every_point(
+            env, s, lambda d: r.sign("a@" + d, MESSAGE % (d.encode(),
+                                                          d.encode())))
+        env.log("rspamd: %d crash points, %d random kills" % (n, k))
+        assert n >= 4, n
     finally:
         r.stop()
