@@ -127,8 +127,12 @@ class Rspamd:
         it this instance's variables (a configuration line is short)."""
         from harness import REPO
         wrapper = os.path.join(self.dir, "reload")
+        # rspamadm configtest starts a resolver from /etc/resolv.conf,
+        # whatever the configuration says (seen with strace: a TCP
+        # connect to the system's nameserver): run it in a network
+        # namespace of its own, where nothing leaves the machine.
         with open(wrapper, "w") as f:
-            f.write("exec /bin/sh %s %s %s\n" % (
+            f.write("exec /usr/bin/unshare -n /bin/sh %s %s %s\n" % (
                 os.path.join(REPO, "contrib", "rspamd",
                              "dkimkeyd-rspamd-reload"),
                 self.pidfile,
