@@ -224,7 +224,37 @@ count_entries(const char *dir)
 	return n;
 }
 
+static void
+test_signer_find_knows_rspamd_and_exim(void **state)
+{
+	assert_ptr_equal(dk_signer_find("rspamd"), &dk_signer_rspamd_ops);
+	assert_ptr_equal(dk_signer_find("exim"), &dk_signer_exim_ops);
+}
+
 /* rspamd -------------------------------------------------------------- */
+
+static void
+test_rspamd_open_refuses_unquotable_paths(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0, "" };
+
+	f->sec.kind = (char *)"signer";
+	f->sec.name = (char *)"s";
+	f->sec.type = (char *)"rspamd";
+	f->sec.file = (char *)"test.conf";
+	f->sec.line = 7;
+	f->sec.kv = f->kv;
+	f->ops = dk_signer_find("rspamd");
+	add_kv(f, "file", "/var/lib/dkimkeyd/$HOME/dkim.conf");
+	assert_int_equal(f->ops->open(&f->sec, &f->ctx, &err), DK_ECONFIG);
+	assert_non_null(strstr(err.msg, "test.conf:7:"));
+	f->ctx = NULL;
+	f->sec.nkv = 0;
+	add_kv(f, "file", "relative.conf");
+	assert_int_equal(f->ops->open(&f->sec, &f->ctx, &err), DK_ECONFIG);
+	f->ctx = NULL;
+}
 
 static void
 test_rspamd_rsa_entry_names_dkimkeyd_key(void **state)
@@ -528,6 +558,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		T(test_signer_find_knows_rspamd_and_exim),
+		T(test_rspamd_open_refuses_unquotable_paths),
 		T(test_rspamd_rsa_entry_names_dkimkeyd_key),
 		T(test_rspamd_ed25519_copy_is_raw_seed),
 		T(test_rspamd_switch_keeps_previous_copy_until_next),
