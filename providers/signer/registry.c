@@ -29,6 +29,8 @@ extern char **environ;
 static const struct dk_signer_ops *const signers[] = {
 	&dk_signer_opendkim_ops,
 	&dk_signer_files_ops,
+	&dk_signer_rspamd_ops,
+	&dk_signer_exim_ops,
 	NULL,
 };
 

@@ -82,6 +82,8 @@ void	dk_signer_keys_free(struct dk_signer_key *keys, size_t nkeys);
 
 extern const struct dk_signer_ops dk_signer_opendkim_ops;
 extern const struct dk_signer_ops dk_signer_files_ops;
+extern const struct dk_signer_ops dk_signer_rspamd_ops;
+extern const struct dk_signer_ops dk_signer_exim_ops;
 
 /* How long a reload command may run unless reload_timeout = says. */
 #define DK_SIGNER_RELOAD_TIMEOUT	30
