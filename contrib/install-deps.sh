@@ -9,7 +9,8 @@ set -eu
 PKGS="gcc make pkg-config libldns-dev libcurl4-openssl-dev libssl-dev
 libinih-dev libcmocka-dev bind9 bind9-utils bind9-dnsutils ldnsutils
 python3 python3-dkim python3-nacl python3-dnspython knot knot-dnsutils opendkim
-opendkim-tools openssl libpsl-dev publicsuffix"
+opendkim-tools openssl libpsl-dev publicsuffix libjansson-dev
+pdns-server pdns-backend-sqlite3"
 [ "$#" -gt 0 ] && PKGS="$*"
 
 missing=
