@@ -8,7 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../lib/http.h"
@@ -505,4 +509,190 @@ dk_prov_cas(const struct dk_txt *cur, size_t n, const struct dk_txt *old,
 	if (old == NULL ? n == 0 : n == 1 && dk_prov_txt_same(&cur[0], old))
 		return DK_CAS_WRITE;
 	return DK_CAS_FOREIGN;
+}
+
+#define RUN_OUT_MAX	(1u << 20)
+#define RUN_ERR_MAX	4096
+
+static const char *const run_env[] = {
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	"LC_ALL=C", NULL
+};
+
+void
+dk_prov_run_clear(struct dk_prov_run_result *res)
+{
+	free(res->out);
+	free(res->errout);
+	memset(res, 0, sizeof(*res));
+}
+
+/* Append what fd has to b (up to max, the rest read and dropped). */
+static int
+drain(int fd, char **b, size_t *len, size_t max)
+{
+	char tmp[8192];
+	ssize_t r;
+	size_t keep;
+	char *nb;
+
+	if ((r = read(fd, tmp, sizeof(tmp))) <= 0)
+		return r == 0 || (errno != EINTR && errno != EAGAIN) ? 0 : 1;
+	keep = *len + (size_t)r > max ? max - *len : (size_t)r;
+	if (keep > 0) {
+		if ((nb = realloc(*b, *len + keep + 1)) == NULL)
+			return 1;	/* keeps what it had; reads on */
+		memcpy(nb + *len, tmp, keep);
+		*len += keep;
+		nb[*len] = '\0';
+		*b = nb;
+	}
+	return 1;
+}
+
+int
+dk_prov_run(char *const *argv, const char *in, size_t in_len,
+    int timeout_ms, struct dk_prov_run_result *res, struct dk_error *err)
+{
+	struct dk_prov_run_result r;
+	struct pollfd pfd[3];
+	sigset_t pipe_set, old_set;
+	struct timespec zero = { 0, 0 };
+	int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 };
+	int64_t deadline;
+	size_t off = 0, elen = 0;
+	pid_t pid;
+	ssize_t w;
+	int st, n, left, ms, rc = DK_EIO;
+
+	memset(&r, 0, sizeof(r));
+	if (pipe2(pin, O_CLOEXEC) == -1 || pipe2(pout, O_CLOEXEC) == -1 ||
+	    pipe2(perr, O_CLOEXEC) == -1) {
+		dk_err(err, DK_EIO, "%s: pipe: %s", argv[0], strerror(errno));
+		goto fail;
+	}
+	if ((pid = fork()) == -1) {
+		dk_err(err, DK_EIO, "%s: fork: %s", argv[0], strerror(errno));
+		goto fail;
+	}
+	if (pid == 0) {
+		/* The child: its own group, so that a timeout kills all. */
+		(void)setpgid(0, 0);
+		if (dup2(pin[0], 0) == -1 || dup2(pout[1], 1) == -1 ||
+		    dup2(perr[1], 2) == -1)
+			_exit(127);
+		closefrom(3);
+		signal(SIGPIPE, SIG_DFL);
+		execve(argv[0], argv, (char *const *)run_env);
+		dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	(void)setpgid(pid, pid);
+	close(pin[0]);
+	close(pout[1]);
+	close(perr[1]);
+	pin[0] = pout[1] = perr[1] = -1;
+	if (in == NULL || in_len == 0) {
+		close(pin[1]);
+		pin[1] = -1;
+	} else
+		(void)fcntl(pin[1], F_SETFL, O_NONBLOCK);
+	/* A program that exits without reading its input: EPIPE, no signal. */
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &pipe_set, &old_set);
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
+		    timeout_ms;
+	}
+	left = 2;
+	while (left > 0 || pin[1] != -1) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ms = (int)(deadline - ((int64_t)ts.tv_sec * 1000 +
+		    ts.tv_nsec / 1000000));
+		if (ms <= 0) {
+			r.timed_out = 1;
+			break;
+		}
+		n = 0;
+		pfd[n].fd = pout[0];
+		pfd[n++].events = POLLIN;
+		pfd[n].fd = perr[0];
+		pfd[n++].events = POLLIN;
+		pfd[n].fd = pin[1];
+		pfd[n++].events = POLLOUT;
+		if (poll(pfd, (nfds_t)n, ms) == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pout[0] != -1 && (pfd[0].revents & (POLLIN | POLLHUP |
+		    POLLERR)) && !drain(pout[0], &r.out, &r.out_len,
+		    RUN_OUT_MAX)) {
+			close(pout[0]);
+			pout[0] = -1;
+			left--;
+		}
+		if (perr[0] != -1 && (pfd[1].revents & (POLLIN | POLLHUP |
+		    POLLERR)) && !drain(perr[0], &r.errout, &elen,
+		    RUN_ERR_MAX)) {
+			close(perr[0]);
+			perr[0] = -1;
+			left--;
+		}
+		if (pin[1] != -1 && (pfd[2].revents & (POLLOUT | POLLERR |
+		    POLLHUP))) {
+			w = write(pin[1], in + off, in_len - off);
+			if (w > 0)
+				off += (size_t)w;
+			if ((w == -1 && errno != EAGAIN && errno != EINTR) ||
+			    off == in_len) {
+				close(pin[1]);
+				pin[1] = -1;
+			}
+		}
+	}
+	/* Swallow a SIGPIPE raised by our write, then unblock. */
+	while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
+		;
+	sigprocmask(SIG_SETMASK, &old_set, NULL);
+	if (r.timed_out)
+		(void)kill(-pid, SIGKILL);
+	while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
+		;
+	if (WIFEXITED(st)) {
+		r.exited = 1;
+		r.status = WEXITSTATUS(st);
+	} else if (WIFSIGNALED(st))
+		r.status = WTERMSIG(st);
+	if (r.out == NULL && (r.out = calloc(1, 1)) == NULL)
+		goto nomem;
+	if (r.errout == NULL && (r.errout = calloc(1, 1)) == NULL)
+		goto nomem;
+	for (n = 0; n < 3; n++) {
+		int *fds[] = { &pin[1], &pout[0], &perr[0] };
+
+		if (*fds[n] != -1)
+			close(*fds[n]);
+	}
+	*res = r;
+	return DK_OK;
+ nomem:
+	rc = dk_err(err, DK_ENOMEM, "out of memory");
+ fail:
+	for (n = 0; n < 2; n++) {
+		if (pin[n] != -1)
+			close(pin[n]);
+		if (pout[n] != -1)
+			close(pout[n]);
+		if (perr[n] != -1)
+			close(perr[n]);
+	}
+	dk_prov_run_clear(&r);
+	return rc;
 }
