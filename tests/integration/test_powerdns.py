@@ -235,3 +235,49 @@ def test_powerdns_unreachable_api_exits_75(env):
     assert "powerdns" in r.err, r.describe()
     assert managed_record(k.bind, s, "mail1") is None
 
+
+
+def test_powerdns_crash_at_every_point_and_occurrence(env):
+    """The kill-at-every-point suite of test_crash, with the records on
+    pdns through the powerdns provider: the same invariants after every
+    kill and rerun, a signer in the loop verifying against pdns."""
+    import test_crash
+    p = pdns.start(env)
+    p.key_text = ""     # no TSIG: write_conf's key file stays unused
+
+    class Shim:
+        tmp = env.tmp
+        bind = p
+        log = env.log
+
+    token = os.path.join(env.tmp, "pdns.token")
+    harness.Bind._write(token, p.api_key + "\n", 0o600)
+    orig = test_crash.write_conf
+
+    def write_conf(e, flows, **kw):
+        conf = orig(e, flows, **kw)
+        with open(conf) as f:
+            lines = f.read().splitlines()
+        i = lines.index("[provider primary]")
+        j = lines.index("", i)
+        lines[i:j] = ["[provider primary]", "type = powerdns",
+                      "api_url = %s" % p.api_url(),
+                      "token_file = %s" % token,
+                      "zone = %s" % p.zones[0],
+                      "probe_servers = %s" % p.addr(),
+                      "timeout = 5s"]
+        harness.Bind._write(conf, "\n".join(lines) + "\n", 0o644)
+        return conf
+
+    # pdns's sqlite backend answers concurrent writes with "database
+    # is locked" (HTTP 500): fewer domains at a time than for BIND.
+    workers = test_crash.WORKERS
+    test_crash.write_conf = write_conf
+    test_crash.WORKERS = 3
+    try:
+        test_crash.every_point(Shim(), test_crash.Flow, "p",
+                               test_crash.POINTS)
+    finally:
+        test_crash.write_conf = orig
+        test_crash.WORKERS = workers
+    _check_foreign(PdnsEnv(env, p))
