@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib_shim.h"
 #include "prov_common.h"
 
 #define DEFAULT_TIMEOUT_MS	5000
@@ -28,6 +29,14 @@
 #define MAX_CMD_TIMEOUT_S	600
 #define EX_UNAVAILABLE		69
 #define EX_TEMPFAIL		75
+#define OUT_MAX			(1u << 20)
+#define ERR_MAX			4096
+
+/* Nothing of the daemon's environment reaches the program. */
+static char *const run_env[] = {
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	"LC_ALL=C", NULL
+};
 
 struct exec_ctx {
 	char		**argv;		/* command = words */
@@ -133,10 +142,11 @@ static int
 run(struct exec_ctx *c, const char *verb, const char *owner,
     const char *ttl, const char *in, char **out, struct dk_error *err)
 {
-	struct dk_prov_run_result r;
-	char **argv, msg[600];
+	struct dk_proc_opts o;
+	struct dk_proc_result r;
+	char **argv, msg[600], how[64];
 	size_t i, k = 0;
-	int rc;
+	int rc, st;
 
 	if ((argv = calloc(c->argc + 4, sizeof(*argv))) == NULL)
 		return dk_err(err, DK_ENOMEM, "out of memory");
@@ -147,37 +157,44 @@ run(struct exec_ctx *c, const char *verb, const char *owner,
 	if (ttl != NULL)
 		argv[k++] = (char *)ttl;
 	argv[k] = NULL;
+	memset(&o, 0, sizeof(o));
+	o.input = in;
+	o.inlen = in != NULL ? strlen(in) : 0;
+	o.out_max = OUT_MAX;
+	o.err_max = ERR_MAX;
+	o.timeout_ms = c->cmd_timeout_ms;
+	o.envp = run_env;
+	memset(&r, 0, sizeof(r));
 	c->runs++;
-	rc = dk_prov_run(argv, in, in != NULL ? strlen(in) : 0,
-	    c->cmd_timeout_ms, &r, err);
+	rc = dk_proc_run(argv, &o, &r, err);
 	free(argv);
-	if (rc != DK_OK)
+	if (rc != DK_OK) {
+		dk_err_prefix(err, "%s %s %s", c->argv[0], verb, owner);
 		return rc;
-	err_lines(r.errout, msg, sizeof(msg));
-	if (r.timed_out)
-		rc = dk_err(err, DK_ETEMP, "%s %s %s: no answer within %ds; "
-		    "killed%s%s", c->argv[0], verb, owner,
-		    c->cmd_timeout_ms / 1000, msg[0] ? ": " : "", msg);
-	else if (!r.exited)
-		rc = dk_err(err, DK_EPERM, "%s %s %s: killed by signal %d%s%s",
-		    c->argv[0], verb, owner, r.status, msg[0] ? ": " : "",
-		    msg);
-	else if (r.status == EX_TEMPFAIL)
+	}
+	err_lines(r.err != NULL ? r.err : "", msg, sizeof(msg));
+	(void)dk_proc_describe(r.status, how, sizeof(how));
+	st = WIFEXITED(r.status) ? WEXITSTATUS(r.status) : -1;
+	if (st == EX_TEMPFAIL)
 		rc = dk_err(err, DK_ETEMP, "%s %s %s: temporary failure (exit "
 		    "75)%s%s", c->argv[0], verb, owner, msg[0] ? ": " : "",
 		    msg);
-	else if (r.status == EX_UNAVAILABLE)
+	else if (st == EX_UNAVAILABLE)
 		rc = dk_err(err, DK_EPERM, "%s %s %s: refused (exit 69)%s%s",
 		    c->argv[0], verb, owner, msg[0] ? ": " : "", msg);
-	else if (r.status != 0)
-		rc = dk_err(err, DK_EPERM, "%s %s %s: failed with exit status "
-		    "%d%s%s", c->argv[0], verb, owner, r.status,
-		    msg[0] ? ": " : "", msg);
+	else if (st != 0)
+		rc = dk_err(err, DK_EPERM, "%s %s %s: failed: %s%s%s",
+		    c->argv[0], verb, owner, how, msg[0] ? ": " : "", msg);
+	else if (r.out_truncated)
+		rc = dk_err(err, DK_EPERM, "%s %s %s: more than %u bytes of "
+		    "output", c->argv[0], verb, owner, OUT_MAX);
 	if (rc == DK_OK && out != NULL) {
-		*out = r.out;
+		*out = r.out != NULL ? r.out : dk_strdup("");
 		r.out = NULL;
+		if (*out == NULL)
+			rc = dk_err(err, DK_ENOMEM, "out of memory");
 	}
-	dk_prov_run_clear(&r);
+	dk_proc_result_free(&r);
 	return rc;
 }
 

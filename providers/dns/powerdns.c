@@ -17,11 +17,13 @@
 #include <jansson.h>
 
 #include "../../lib/http.h"
+#include "lib_shim.h"
 #include "prov_common.h"
 
 #define DEFAULT_TIMEOUT_MS	10000
 #define DEFAULT_RATE		50.0	/* our own server: no API limit */
 #define MAX_BODY		(64u << 20)	/* a whole zone's rrsets */
+#define TOKEN_MAX		4096
 
 struct pdns {
 	const struct dk_conf_section *sec;
@@ -69,7 +71,9 @@ pdns_close(void *arg)
 	if (c == NULL)
 		return;
 	dk_http_free(c->http);
-	dk_prov_secret_free(c->keyhdr);
+	if (c->keyhdr != NULL)
+		dk_secret_cleanse(c->keyhdr, strlen(c->keyhdr));
+	free(c->keyhdr);
 	dk_prov_probe_clear(&c->probe);
 	for (i = 0; i < c->nzones; i++)
 		free(c->zones[i]);
@@ -102,7 +106,8 @@ pdns_open(const struct dk_conf_section *sec, void **ctx, struct dk_error *err)
 	const struct dk_conf_kv *kv;
 	const char *v, *sid = "localhost";
 	struct pdns *c;
-	char *token = NULL, *esid = NULL;
+	struct dk_secret *token = NULL;
+	char *esid = NULL, *t;
 	size_t n;
 	int rc;
 
@@ -165,23 +170,37 @@ pdns_open(const struct dk_conf_section *sec, void **ctx, struct dk_error *err)
 		    "key, mode 0600", err);
 		goto fail;
 	}
-	if ((rc = dk_prov_secret_load(v, &token, err)) != DK_OK) {
+	if ((rc = dk_secret_load(v, "token file", TOKEN_MAX, &token, err)) !=
+	    DK_OK) {
 		dk_err_prefix(err, "%s:%d: token_file", kv->file, kv->line);
 		goto fail;
 	}
-	n = strlen(token) + sizeof("X-API-Key: ");
-	if ((c->keyhdr = malloc(n)) == NULL) {
+	/* One line; surrounding white space is not part of the key. */
+	for (t = token->data; *t == ' ' || *t == '\t' || *t == '\r' ||
+	    *t == '\n'; t++)
+		;
+	for (n = strlen(t); n > 0 && strchr(" \t\r\n", t[n - 1]) != NULL;
+	    n--)
+		;
+	if (n == 0 || memchr(t, '\n', n) != NULL ||
+	    memchr(t, '\r', n) != NULL) {
+		rc = dk_err(err, DK_ECONFIG, "%s:%d: token_file: %s: %s", kv->file,
+		    kv->line, v, n == 0 ? "empty" : "more than one line");
+		goto fail;
+	}
+	if ((c->keyhdr = malloc(n + sizeof("X-API-Key: "))) == NULL) {
 		rc = dk_err(err, DK_ENOMEM, "out of memory");
 		goto fail;
 	}
-	snprintf(c->keyhdr, n, "X-API-Key: %s", token);
-	dk_prov_secret_free(token);
+	snprintf(c->keyhdr, n + sizeof("X-API-Key: "), "X-API-Key: %.*s",
+	    (int)n, t);
+	dk_secret_free(token);
 	token = NULL;
 	free(esid);
 	*ctx = c;
 	return DK_OK;
  fail:
-	dk_prov_secret_free(token);
+	dk_secret_free(token);
 	free(esid);
 	pdns_close(c);
 	return rc;

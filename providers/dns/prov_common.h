@@ -51,16 +51,6 @@ int	dk_prov_need(const struct dk_conf_section *sec, const char *key,
 	    const char *why, struct dk_error *err);
 
 /*
- * A secret (API token) from a file: regular file, not a symlink, mode
- * 0600 or 0640 (else DK_EUNSAFE, exit 77), at most 4 KiB, surrounding
- * white space dropped, not empty.  The message names the file, never
- * its content.  Free with dk_prov_secret_free (wipes it).
- */
-int	dk_prov_secret_load(const char *path, char **out,
-	    struct dk_error *err);
-void	dk_prov_secret_free(char *s);
-
-/*
  * The pace of requests of one provider section in this process, shared
  * by every context opened on it: the first call sets its rate.
  */
@@ -98,29 +88,5 @@ enum dk_prov_cas {
 /* Decide from the n TXT RRs found at the owner (cur). */
 enum dk_prov_cas dk_prov_cas(const struct dk_txt *cur, size_t n,
 	    const struct dk_txt *old, const struct dk_txt *new);
-
-/* What a program run by dk_prov_run did. */
-struct dk_prov_run_result {
-	int	 exited;	/* 1: exited with status; 0: killed by signal */
-	int	 status;	/* exit status, or the signal number */
-	int	 timed_out;	/* killed after timeout_ms */
-	char	*out;		/* stdout (at most 1 MiB), NUL-terminated */
-	size_t	 out_len;
-	char	*errout;	/* stderr's first 4 KiB, NUL-terminated */
-};
-
-/*
- * Run argv[0] (an absolute path; no shell) with argv, stdin fed from a
- * pipe with in (in_len octets, or nothing), stdout and stderr captured,
- * a minimal environment (PATH, LC_ALL=C) and no other descriptors, in a
- * process group of its own that is killed (SIGKILL) after timeout_ms.
- * DK_OK once the program has ended, however it ended (see *res; clear
- * with dk_prov_run_clear); DK_EIO when it cannot be started.  The one
- * process runner of the providers: a shared one can replace it here.
- */
-int	dk_prov_run(char *const *argv, const char *in, size_t in_len,
-	    int timeout_ms, struct dk_prov_run_result *res,
-	    struct dk_error *err);
-void	dk_prov_run_clear(struct dk_prov_run_result *res);
 
 #endif

@@ -89,7 +89,7 @@ def _script(env, name, body):
 def test_exec_exit_codes_and_stderr(env):
     cases = [("75", 75, "temporary failure"),
              ("69", 69, "refused"),
-             ("3", 69, "exit status 3")]
+             ("3", 69, "exited with status 3")]
     for code, want, word in cases:
         path = _script(env, "fail%s" % code,
                        'echo "api says no: quota $1" >&2\n'
