@@ -135,6 +135,21 @@ def test_powerdns_token_file_mode_exits_77(env):
     rotate_and_verify(k, s, "mail1")
 
 
+def test_powerdns_token_file_symlink_and_fifo_refused(env):
+    k, s = _setup(env)
+    real = s.token_file + ".real"
+    os.rename(s.token_file, real)
+    os.symlink(real, s.token_file)
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 77 and "symbolic link" in r.err, r.describe()
+    os.unlink(s.token_file)
+    os.mkfifo(s.token_file, 0o600)
+    r = run(s, "rotate", "--domain", s.domain, timeout=20)
+    assert r.code == 78 and "not a regular file" in r.err, r.describe()
+    assert k.bind.api_key not in r.err + r.out
+    assert managed_record(k.bind, s, "mail1") is None
+
+
 def test_powerdns_bad_section_keys_exit_78(env):
     k, s = _setup(env)
     with open(s.conf) as f:
