@@ -548,3 +548,142 @@ dk_servers_result_clear(struct dk_servers_result *r, size_t n)
 		r[i].n = 0;
 	}
 }
+
+int
+dk_dns_find_zone(const struct dk_addr *resolver, const char *name,
+    int timeout_ms, char **zone, struct dk_error *err)
+{
+	struct dk_answer a;
+	ldns_rdf *cur = NULL, *parent, *z = NULL;
+	char *s = NULL, what[300];
+	int rc, i;
+
+	memset(&a, 0, sizeof(a));
+	if ((rc = dk_dns_make_dname(name, &cur, err)) != DK_OK)
+		return rc;
+	for (i = 0; i < MAX_ZONE_WALK; i++) {
+		if ((s = dk_dns_name_str(cur)) == NULL) {
+			rc = dk_err(err, DK_ENOMEM, "out of memory");
+			goto out;
+		}
+		if ((rc = dk_dns_query(resolver, s, DK_T_SOA, 1, timeout_ms,
+		    &a, err)) != DK_OK)
+			goto out;
+		snprintf(what, sizeof(what), "SOA of %s", s);
+		if ((rc = dk_dns_answer_error(resolver, what, &a, err)) !=
+		    DK_OK)
+			goto out;
+		/*
+		 * The SOA owner (answer at the name, or the authority of a
+		 * negative answer) is the zone, provided it encloses name.
+		 */
+		if (a.soa_owner != NULL &&
+		    (z = ldns_dname_new_frm_str(a.soa_owner)) != NULL &&
+		    (ldns_dname_compare(z, cur) == 0 ||
+		    ldns_dname_is_subdomain(cur, z))) {
+			*zone = a.soa_owner;
+			a.soa_owner = NULL;
+			rc = DK_OK;
+			goto out;
+		}
+		ldns_rdf_deep_free(z);
+		z = NULL;
+		dk_answer_clear(&a);
+		free(s);
+		s = NULL;
+		if (ldns_dname_label_count(cur) == 0)
+			break;
+		if ((parent = ldns_dname_left_chop(cur)) == NULL) {
+			rc = dk_err(err, DK_ENOMEM, "out of memory");
+			goto out;
+		}
+		ldns_rdf_deep_free(cur);
+		cur = parent;
+	}
+	rc = dk_err(err, DK_ETEMP, "%s: no zone found for %s (no SOA in "
+	    "answers)", resolver->text, name);
+ out:
+	ldns_rdf_deep_free(z);
+	ldns_rdf_deep_free(cur);
+	dk_answer_clear(&a);
+	free(s);
+	return rc;
+}
+
+int
+dk_dns_ns_addrs(const struct dk_addr *resolver, const char *zone,
+    uint16_t port, int timeout_ms, struct dk_addr **out, size_t *n,
+    struct dk_error *err)
+{
+	static const int types[] = { DK_T_A, DK_T_AAAA };
+	struct dk_answer ns, a;
+	struct dk_addr *list = NULL, *nl, ad;
+	char what[300];
+	size_t cnt = 0, i, j, k;
+	int rc, t;
+
+	memset(&ns, 0, sizeof(ns));
+	memset(&a, 0, sizeof(a));
+	if ((rc = dk_dns_query(resolver, zone, DK_T_NS, 1, timeout_ms, &ns,
+	    err)) != DK_OK)
+		goto out;
+	snprintf(what, sizeof(what), "NS of %s", zone);
+	if ((rc = dk_dns_answer_error(resolver, what, &ns, err)) != DK_OK)
+		goto out;
+	if (ns.nnames == 0) {
+		rc = dk_err(err, DK_ETEMP, "%s: no NS records for %s",
+		    resolver->text, zone);
+		goto out;
+	}
+	for (i = 0; i < ns.nnames; i++) {
+		for (t = 0; t < 2; t++) {
+			/*
+			 * A failed lookup fails the whole list: probing only
+			 * some servers could declare a record visible while
+			 * another server does not serve it.
+			 */
+			if ((rc = dk_dns_query(resolver, ns.names[i], types[t],
+			    1, timeout_ms, &a, err)) != DK_OK)
+				goto out;
+			snprintf(what, sizeof(what), "%s of %s",
+			    t == 0 ? "A" : "AAAA", ns.names[i]);
+			rc = dk_dns_answer_error(resolver, what, &a, err);
+			if (rc != DK_OK)
+				goto out;
+			for (j = 0; j < a.nnames; j++) {
+				if (dk_addr_parse(a.names[j], port, &ad,
+				    NULL) != DK_OK)
+					continue;
+				for (k = 0; k < cnt; k++)
+					if (dk_dns_addr_equal(&list[k].ss, &ad.ss))
+						break;
+				if (k < cnt)
+					continue;
+				nl = reallocarray(list, cnt + 1,
+				    sizeof(*list));
+				if (nl == NULL) {
+					rc = dk_err(err, DK_ENOMEM,
+					    "out of memory");
+					goto out;
+				}
+				list = nl;
+				list[cnt++] = ad;
+			}
+			dk_answer_clear(&a);
+		}
+	}
+	if (cnt == 0) {
+		rc = dk_err(err, DK_ETEMP, "%s: no addresses for the "
+		    "nameservers of %s", resolver->text, zone);
+		goto out;
+	}
+	*out = list;
+	*n = cnt;
+	list = NULL;
+	rc = DK_OK;
+ out:
+	free(list);
+	dk_answer_clear(&ns);
+	dk_answer_clear(&a);
+	return rc;
+}
