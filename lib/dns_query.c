@@ -381,8 +381,8 @@ dk_dns_query(const struct dk_addr *server, const char *name, int type,
 	    timeout_ms, &reply, &tc, err)) != DK_OK)
 		goto out;
 	if (tc) {
-		if ((rc = dk_dns_tcp_exchange(server, wire, wlen, timeout_ms, &twire,
-		    &tlen, err)) != DK_OK)
+		if ((rc = dk_dns_tcp_exchange(server, wire, wlen, timeout_ms,
+		    &twire, &tlen, err)) != DK_OK)
 			goto out;
 		if (ldns_wire2pkt(&reply, twire, tlen) != LDNS_STATUS_OK) {
 			reply = NULL;

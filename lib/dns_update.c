@@ -207,8 +207,8 @@ send_update(const struct dk_addr *primary, const char *zone,
 		goto out;
 	}
 	if (tsig != NULL) {
-		if ((rc = dk_dns_tsig_sign(tsig, wire, wlen, &swire, &swlen, qmac,
-		    &qmaclen, err)) != DK_OK) {
+		if ((rc = dk_dns_tsig_sign(tsig, wire, wlen, &swire, &swlen,
+		    qmac, &qmaclen, err)) != DK_OK) {
 			dk_err_prefix(err, "cannot sign UPDATE of %s", what);
 			goto out;
 		}
@@ -232,8 +232,8 @@ send_update(const struct dk_addr *primary, const char *zone,
 		goto out;
 	}
 	if (tsig != NULL) {
-		if ((rc = dk_dns_tsig_check_reply(primary, what, tsig, reply, rwire,
-		    rlen, qmac, qmaclen, &signed_ok, err)) != DK_OK)
+		if ((rc = dk_dns_tsig_check_reply(primary, what, tsig, reply,
+		    rwire, rlen, qmac, qmaclen, &signed_ok, err)) != DK_OK)
 			goto out;
 		if (!signed_ok && ldns_pkt_get_rcode(reply) ==
 		    LDNS_RCODE_NOERROR) {
@@ -471,7 +471,8 @@ dk_dns_update_cname(const struct dk_addr *primary, const char *zone,
 
 	if ((rc = owner_in_zone(owner, zone, &oname, err)) != DK_OK)
 		return rc;
-	if (target != NULL && (rc = dk_dns_make_dname(target, &tname, err)) != DK_OK)
+	if (target != NULL &&
+	    (rc = dk_dns_make_dname(target, &tname, err)) != DK_OK)
 		goto out;
 	if ((pr = ldns_rr_list_new()) == NULL ||
 	    (up = ldns_rr_list_new()) == NULL)
