@@ -1,6 +1,7 @@
 /*
  * lib/dns.h — DNS queries, RFC 2136 updates and TSIG (ldns).  The only
- * module that calls ldns; ldns's ownership rules stay inside dns.c.
+ * module that calls ldns (lib/dns*.c, listed in dns.c); ldns's ownership
+ * rules stay inside it.
  *
  * Queries go out on our own sockets: UDP replies are accepted only from
  * the queried address and port with the query's ID and question (ldns does
@@ -100,20 +101,13 @@ void		 dk_answer_clear(struct dk_answer *);
 
 /*
  * Find the zone holding name by asking resolver for its SOA (walking up
- * on NODATA/NXDOMAIN authority sections).  *zone malloc'd, no trailing
- * dot.
+ * on NODATA/NXDOMAIN authority sections): the walk of dk_dns_discover
+ * (lib/probe.h, which also finds the zone's nameservers) for one name.
+ * *zone malloc'd, lower case, no trailing dot.
  */
 int		 dk_dns_find_zone(const struct dk_addr *resolver,
 		    const char *name, int timeout_ms, char **zone,
 		    struct dk_error *err);
-
-/*
- * Every address of every NS of zone, as resolver reports them (A and
- * AAAA), each with port.  DK_ETEMP when no address can be found.
- */
-int		 dk_dns_ns_addrs(const struct dk_addr *resolver,
-		    const char *zone, uint16_t port, int timeout_ms,
-		    struct dk_addr **out, size_t *n, struct dk_error *err);
 
 /*
  * Replace the TXT RRset at owner in one UPDATE over TCP, signed with tsig

@@ -66,8 +66,7 @@ const char	*dk_dns_rcode_name(int rcode);
 /*
  * Does a resolver's answer mean the lookup failed?  NOERROR and NXDOMAIN
  * are answers; REFUSED is DK_EPERM, any other rcode DK_ETEMP, with a
- * message "SERVER: WHAT: RCODE (n)".  Discovery one owner at a time
- * (dns.c) and many at once (dns_discover.c) word their errors alike.
+ * message "SERVER: WHAT: RCODE (n)" (discovery's wording).
  */
 int		 dk_dns_answer_error(const struct dk_addr *srv,
 		    const char *what, const struct dk_answer *a,

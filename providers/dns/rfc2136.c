@@ -406,6 +406,28 @@ rfc2136_replace_cname(void *arg, const char *owner, const char *target,
 	return rc;
 }
 
+/* The nameserver addresses of owner (in zone, when not NULL). */
+static int
+discover_one(struct rfc2136 *c, const char *owner, const char *zone,
+    struct dk_addr **out, size_t *n, struct dk_error *err)
+{
+	struct dk_servers_result r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	if ((rc = dk_dns_discover(&c->resolver, &owner, 1, zone,
+	    c->probe_port, c->timeout_ms, &r, err)) != DK_OK)
+		return rc;
+	if (r.rc != DK_OK) {
+		if (err != NULL)
+			*err = r.err;
+		return r.rc;
+	}
+	*out = r.a;
+	*n = r.n;
+	return DK_OK;
+}
+
 /*
  * A name in another zone: its NS set through the resolver, whatever
  * zone = says.  Without a configured resolver, probe_servers stands for
@@ -417,7 +439,6 @@ rfc2136_zone_servers(void *arg, const char *owner, struct dk_addr **out,
 {
 	struct rfc2136 *c = arg;
 	struct dk_addr *l;
-	char *zone = NULL;
 	int rc;
 
 	if (c->probe != NULL && !c->resolver_set) {
@@ -430,13 +451,7 @@ rfc2136_zone_servers(void *arg, const char *owner, struct dk_addr **out,
 	}
 	if ((rc = get_resolver(c, err)) != DK_OK)
 		return rc;
-	if ((rc = dk_dns_find_zone(&c->resolver, owner, c->timeout_ms, &zone,
-	    err)) != DK_OK)
-		return rc;
-	rc = dk_dns_ns_addrs(&c->resolver, zone, c->probe_port,
-	    c->timeout_ms, out, n, err);
-	free(zone);
-	return rc;
+	return discover_one(c, owner, NULL, out, n, err);
 }
 
 static unsigned
@@ -453,7 +468,6 @@ rfc2136_servers(void *arg, const char *owner, struct dk_addr **out,
 {
 	struct rfc2136 *c = arg;
 	struct dk_addr *l;
-	char *zone = NULL;
 	int rc;
 
 	if (c->probe != NULL) {
@@ -464,13 +478,9 @@ rfc2136_servers(void *arg, const char *owner, struct dk_addr **out,
 		*n = c->nprobe;
 		return DK_OK;
 	}
-	if ((rc = find_zone(c, owner, &zone, err)) != DK_OK)
+	if ((rc = get_resolver(c, err)) != DK_OK)
 		return rc;
-	if ((rc = get_resolver(c, err)) == DK_OK)
-		rc = dk_dns_ns_addrs(&c->resolver, zone, c->probe_port,
-		    c->timeout_ms, out, n, err);
-	free(zone);
-	return rc;
+	return discover_one(c, owner, c->zone, out, n, err);
 }
 
 /*
