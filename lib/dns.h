@@ -55,14 +55,22 @@ struct dk_tsig {
  * Algorithms: hmac-sha256 (the default when none is given), hmac-sha1,
  * hmac-sha224, hmac-sha384, hmac-sha512; hmac-md5 (also spelled
  * hmac-md5.sig-alg.reg.int) only when allow_md5.  Names are
- * case-insensitive and stored lower case, md5 as "hmac-md5".  File mode:
- * owner-only (0600) or group-readable (0640) allowed, anything more
- * (group-writable, any access by others) refused with DK_EUNSAFE.
+ * case-insensitive and stored lower case, md5 as "hmac-md5".  The file
+ * is read by dk_secret_load (lib/secret.h): a symbolic link, a FIFO or
+ * other non-regular file, a mode allowing more than owner-only (0600) or
+ * group-readable (0640) are refused (DK_EUNSAFE; DK_ECONFIG when not a
+ * regular file), without blocking.
  * DK_ECONFIG with "file:line: ..." for syntax errors and unknown or
  * refused algorithms.
  */
 int		 dk_tsig_load(const char *path, int allow_md5,
 		    struct dk_tsig *out, struct dk_error *err);
+
+/*
+ * The type and mode rule of dk_tsig_load on path without reading it
+ * (no read permission needed): DK_EUNSAFE or DK_ECONFIG as there.
+ */
+int		 dk_tsig_check_file(const char *path, struct dk_error *err);
 void		 dk_tsig_clear(struct dk_tsig *);
 
 /* What a server answered about one name and type. */

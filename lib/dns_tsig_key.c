@@ -1,21 +1,18 @@
 /*
  * lib/dns_tsig_key.c — the TSIG key file (BIND's tsig-keygen format),
- * Part of the DNS module (lib/dns.h).
+ * read through the secret-file loader (lib/secret.h).  Part of the DNS
+ * module (lib/dns.h).
  */
-#include <sys/stat.h>
-
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <ldns/ldns.h>
 
 #include "dns.h"
 #include "dns_int.h"
+#include "secret.h"
 
 #define KEYFILE_MAX	(64 * 1024)
 
@@ -152,215 +149,191 @@ static const char *const tsig_algs[] = {
 	"hmac-sha512", NULL
 };
 
-int
-dk_tsig_load(const char *path, int allow_md5, struct dk_tsig *out,
+/* The "algorithm NAME;" option: the name kept lower case. */
+static int
+parse_algorithm(struct lexer *lx, struct dk_tsig *k, int *alg_line,
     struct dk_error *err)
 {
-	struct lexer lx;
-	struct stat st;
-	struct dk_tsig k;
-	char *buf = NULL;
-	size_t len = 0, i;
-	int fd = -1, rc, have_alg = 0, alg_line = 0, nkeys = 0;
+	size_t i;
+	int rc;
+
+	if (*alg_line != 0)
+		return dk_err(err, DK_ECONFIG, "%s:%d: duplicate algorithm",
+		    lx->path, lx->tokline);
+	if ((rc = expect(lx, T_WORD, "algorithm name", err)) != DK_OK)
+		return rc;
+	*alg_line = lx->tokline;
+	if (strlen(lx->tok) >= sizeof(k->algorithm))
+		return dk_err(err, DK_ECONFIG, "%s:%d: unknown TSIG algorithm "
+		    "%s", lx->path, lx->tokline, lx->tok);
+	for (i = 0; lx->tok[i] != '\0'; i++)
+		k->algorithm[i] = (char)tolower((unsigned char)lx->tok[i]);
+	k->algorithm[i] = '\0';
+	return DK_OK;
+}
+
+/* The "secret "BASE64";" option. */
+static int
+parse_secret(struct lexer *lx, struct dk_tsig *k, struct dk_error *err)
+{
+	int rc;
+
+	if (k->secret_b64 != NULL)
+		return dk_err(err, DK_ECONFIG, "%s:%d: duplicate secret",
+		    lx->path, lx->tokline);
+	if ((rc = expect(lx, T_WORD, "secret", err)) != DK_OK)
+		return rc;
+	if (!b64_valid(lx->tok))
+		return dk_err(err, DK_ECONFIG, "%s:%d: secret is not valid "
+		    "base64", lx->path, lx->tokline);
+	if ((k->secret_b64 = dk_strdup(lx->tok)) == NULL)
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	return DK_OK;
+}
+
+/* key "NAME" { OPTIONS }; after the word key. */
+static int
+parse_key(struct lexer *lx, struct dk_tsig *k, int *alg_line,
+    struct dk_error *err)
+{
 	enum tok_type t;
+	ldns_rdf *kn;
+	int rc;
 
-	memset(&k, 0, sizeof(k));
+	if ((rc = expect(lx, T_WORD, "key name", err)) != DK_OK)
+		return rc;
+	if (lx->tok[0] == '\0' || strlen(lx->tok) + 2 > sizeof(k->name))
+		return dk_err(err, DK_ECONFIG, "%s:%d: bad key name",
+		    lx->path, lx->tokline);
+	snprintf(k->name, sizeof(k->name), "%s%s", lx->tok,
+	    lx->tok[strlen(lx->tok) - 1] == '.' ? "" : ".");
+	if ((kn = ldns_dname_new_frm_str(k->name)) == NULL)
+		return dk_err(err, DK_ECONFIG, "%s:%d: key name \"%s\" is not "
+		    "a domain name", lx->path, lx->tokline, lx->tok);
+	ldns_rdf_deep_free(kn);
+	if ((rc = expect(lx, T_LBRACE, "'{'", err)) != DK_OK)
+		return rc;
+	for (;;) {
+		if ((t = lex(lx, err)) == T_ERR)
+			return DK_ECONFIG;
+		if (t == T_RBRACE)
+			break;
+		if (t != T_WORD)
+			return dk_err(err, DK_ECONFIG, "%s:%d: expected "
+			    "algorithm, secret or '}', found %s", lx->path,
+			    lx->tokline, t == T_EOF ? "end of file" : lx->tok);
+		if (strcmp(lx->tok, "algorithm") == 0)
+			rc = parse_algorithm(lx, k, alg_line, err);
+		else if (strcmp(lx->tok, "secret") == 0)
+			rc = parse_secret(lx, k, err);
+		else
+			rc = dk_err(err, DK_ECONFIG, "%s:%d: unknown key "
+			    "option \"%s\"", lx->path, lx->tokline, lx->tok);
+		if (rc != DK_OK ||
+		    (rc = expect(lx, T_SEMI, "';'", err)) != DK_OK)
+			return rc;
+	}
+	return expect(lx, T_SEMI, "';' after '}'", err);
+}
+
+/* Is the algorithm one we sign with?  md5 only when allowed. */
+static int
+check_algorithm(const char *path, struct dk_tsig *k, int allow_md5,
+    int alg_line, struct dk_error *err)
+{
+	size_t i;
+
+	if (strcmp(k->algorithm, "hmac-md5") == 0 ||
+	    strcmp(k->algorithm, "hmac-md5.sig-alg.reg.int") == 0 ||
+	    strcmp(k->algorithm, "hmac-md5.sig-alg.reg.int.") == 0) {
+		if (!allow_md5)
+			return dk_err(err, DK_ECONFIG, "%s:%d: hmac-md5 is "
+			    "weak; generate a new key with tsig-keygen -a "
+			    "hmac-sha256 (or set allow_md5 = yes)", path,
+			    alg_line);
+		snprintf(k->algorithm, sizeof(k->algorithm), "hmac-md5");
+		return DK_OK;
+	}
+	for (i = 0; tsig_algs[i] != NULL; i++)
+		if (strcmp(k->algorithm, tsig_algs[i]) == 0)
+			return DK_OK;
+	return dk_err(err, DK_ECONFIG, "%s:%d: unknown TSIG algorithm %s; use "
+	    "hmac-sha256, hmac-sha1, hmac-sha224, hmac-sha384 or hmac-sha512",
+	    path, alg_line, k->algorithm);
+}
+
+/* The key of a key file's contents (buf, len octets). */
+static int
+tsig_parse(const char *path, const char *buf, size_t len, int allow_md5,
+    struct dk_tsig *k, struct dk_error *err)
+{
+	struct lexer lx;
+	enum tok_type t;
+	int rc, alg_line = 0, nkeys = 0;
+
 	memset(&lx, 0, sizeof(lx));
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
-		rc = dk_err(err, errno == EACCES ? DK_EUNSAFE : DK_ECONFIG,
-		    "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (fstat(fd, &st) == -1) {
-		rc = dk_err(err, DK_EIO, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = dk_err(err, DK_ECONFIG, "%s: not a regular file", path);
-		goto out;
-	}
-	/* Group read is allowed (0640 to the daemon's group), no more. */
-	if ((st.st_mode & 027) != 0) {
-		rc = dk_err(err, DK_EUNSAFE,
-		    "%s: TSIG key file has mode %04o, readable or writable by "
-		    "others; run chmod 600 %s (or 640 for a group)", path,
-		    (unsigned)(st.st_mode & 07777), path);
-		goto out;
-	}
-	if (st.st_size > KEYFILE_MAX) {
-		rc = dk_err(err, DK_ECONFIG, "%s: too large for a key file",
-		    path);
-		goto out;
-	}
-	if ((buf = malloc(KEYFILE_MAX + 1)) == NULL) {
-		rc = dk_err(err, DK_ENOMEM, "out of memory");
-		goto out;
-	}
-	if ((rc = dk_read_fd(fd, buf, KEYFILE_MAX, &len, path, err)) != DK_OK)
-		goto out;
-	buf[len] = '\0';
-
 	lx.path = path;
 	lx.p = buf;
 	lx.end = buf + len;
 	lx.line = 1;
-	snprintf(k.algorithm, sizeof(k.algorithm), "hmac-sha256");
-
+	snprintf(k->algorithm, sizeof(k->algorithm), "hmac-sha256");
 	while ((t = lex(&lx, err)) != T_EOF) {
 		if (t == T_ERR) {
 			rc = DK_ECONFIG;
 			goto out;
 		}
 		if (t != T_WORD || strcmp(lx.tok, "key") != 0) {
-			rc = dk_err(err, DK_ECONFIG,
-			    "%s:%d: expected key statement, found %s", path,
-			    lx.tokline, lx.tok);
+			rc = dk_err(err, DK_ECONFIG, "%s:%d: expected key "
+			    "statement, found %s", path, lx.tokline, lx.tok);
 			goto out;
 		}
 		if (++nkeys > 1) {
-			rc = dk_err(err, DK_ECONFIG,
-			    "%s:%d: more than one key in the file", path,
-			    lx.tokline);
+			rc = dk_err(err, DK_ECONFIG, "%s:%d: more than one key "
+			    "in the file", path, lx.tokline);
 			goto out;
 		}
-		if ((rc = expect(&lx, T_WORD, "key name", err)) != DK_OK)
-			goto out;
-		if (lx.tok[0] == '\0' || strlen(lx.tok) + 2 > sizeof(k.name)) {
-			rc = dk_err(err, DK_ECONFIG, "%s:%d: bad key name",
-			    path, lx.tokline);
-			goto out;
-		}
-		snprintf(k.name, sizeof(k.name), "%s%s", lx.tok,
-		    lx.tok[strlen(lx.tok) - 1] == '.' ? "" : ".");
-		{
-			ldns_rdf *kn = ldns_dname_new_frm_str(k.name);
-
-			if (kn == NULL) {
-				rc = dk_err(err, DK_ECONFIG,
-				    "%s:%d: key name \"%s\" is not a domain "
-				    "name", path, lx.tokline, lx.tok);
-				goto out;
-			}
-			ldns_rdf_deep_free(kn);
-		}
-		if ((rc = expect(&lx, T_LBRACE, "'{'", err)) != DK_OK)
-			goto out;
-		for (;;) {
-			if ((t = lex(&lx, err)) == T_ERR) {
-				rc = DK_ECONFIG;
-				goto out;
-			}
-			if (t == T_RBRACE)
-				break;
-			if (t != T_WORD) {
-				rc = dk_err(err, DK_ECONFIG,
-				    "%s:%d: expected algorithm, secret or "
-				    "'}', found %s", path, lx.tokline,
-				    t == T_EOF ? "end of file" : lx.tok);
-				goto out;
-			}
-			if (strcmp(lx.tok, "algorithm") == 0) {
-				if (have_alg) {
-					rc = dk_err(err, DK_ECONFIG,
-					    "%s:%d: duplicate algorithm", path,
-					    lx.tokline);
-					goto out;
-				}
-				if ((rc = expect(&lx, T_WORD, "algorithm name",
-				    err)) != DK_OK)
-					goto out;
-				have_alg = 1;
-				alg_line = lx.tokline;
-				if (strlen(lx.tok) >= sizeof(k.algorithm)) {
-					rc = dk_err(err, DK_ECONFIG,
-					    "%s:%d: unknown TSIG algorithm %s",
-					    path, lx.tokline, lx.tok);
-					goto out;
-				}
-				for (i = 0; lx.tok[i] != '\0'; i++)
-					k.algorithm[i] = (char)tolower(
-					    (unsigned char)lx.tok[i]);
-				k.algorithm[i] = '\0';
-			} else if (strcmp(lx.tok, "secret") == 0) {
-				if (k.secret_b64 != NULL) {
-					rc = dk_err(err, DK_ECONFIG,
-					    "%s:%d: duplicate secret", path,
-					    lx.tokline);
-					goto out;
-				}
-				if ((rc = expect(&lx, T_WORD, "secret", err))
-				    != DK_OK)
-					goto out;
-				if (!b64_valid(lx.tok)) {
-					rc = dk_err(err, DK_ECONFIG,
-					    "%s:%d: secret is not valid base64",
-					    path, lx.tokline);
-					goto out;
-				}
-				if ((k.secret_b64 = dk_strdup(lx.tok)) ==
-				    NULL) {
-					rc = dk_err(err, DK_ENOMEM,
-					    "out of memory");
-					goto out;
-				}
-			} else {
-				rc = dk_err(err, DK_ECONFIG,
-				    "%s:%d: unknown key option \"%s\"", path,
-				    lx.tokline, lx.tok);
-				goto out;
-			}
-			if ((rc = expect(&lx, T_SEMI, "';'", err)) != DK_OK)
-				goto out;
-		}
-		if ((rc = expect(&lx, T_SEMI, "';' after '}'", err)) !=
-		    DK_OK)
+		if ((rc = parse_key(&lx, k, &alg_line, err)) != DK_OK)
 			goto out;
 	}
-	if (nkeys == 0) {
+	if (nkeys == 0)
 		rc = dk_err(err, DK_ECONFIG, "%s: no key statement", path);
-		goto out;
-	}
-	if (k.secret_b64 == NULL) {
+	else if (k->secret_b64 == NULL)
 		rc = dk_err(err, DK_ECONFIG, "%s: key \"%s\" has no secret",
-		    path, k.name);
-		goto out;
-	}
-	if (strcmp(k.algorithm, "hmac-md5") == 0 ||
-	    strcmp(k.algorithm, "hmac-md5.sig-alg.reg.int") == 0 ||
-	    strcmp(k.algorithm, "hmac-md5.sig-alg.reg.int.") == 0) {
-		if (!allow_md5) {
-			rc = dk_err(err, DK_ECONFIG,
-			    "%s:%d: hmac-md5 is weak; generate a new key with "
-			    "tsig-keygen -a hmac-sha256 (or set allow_md5 = "
-			    "yes)", path, alg_line);
-			goto out;
-		}
-		snprintf(k.algorithm, sizeof(k.algorithm), "hmac-md5");
-	} else {
-		for (i = 0; tsig_algs[i] != NULL; i++)
-			if (strcmp(k.algorithm, tsig_algs[i]) == 0)
-				break;
-		if (tsig_algs[i] == NULL) {
-			rc = dk_err(err, DK_ECONFIG,
-			    "%s:%d: unknown TSIG algorithm %s; use "
-			    "hmac-sha256, hmac-sha1, hmac-sha224, hmac-sha384 "
-			    "or hmac-sha512", path, alg_line, k.algorithm);
-			goto out;
-		}
-	}
-	*out = k;
-	memset(&k, 0, sizeof(k));
-	rc = DK_OK;
+		    path, k->name);
+	else
+		rc = check_algorithm(path, k, allow_md5, alg_line, err);
  out:
-	if (buf != NULL) {
-		explicit_bzero(buf, KEYFILE_MAX + 1);
-		free(buf);
-	}
-	explicit_bzero(lx.tok, sizeof(lx.tok));
-	dk_tsig_clear(&k);
-	if (fd != -1)
-		close(fd);
+	/* The lexer's buffer held the secret last time it read one. */
+	dk_secret_cleanse(lx.tok, sizeof(lx.tok));
 	return rc;
+}
+
+int
+dk_tsig_load(const char *path, int allow_md5, struct dk_tsig *out,
+    struct dk_error *err)
+{
+	struct dk_secret *file = NULL;
+	struct dk_tsig k;
+	int rc;
+
+	memset(&k, 0, sizeof(k));
+	if ((rc = dk_secret_load(path, "TSIG key file", KEYFILE_MAX, &file,
+	    err)) != DK_OK)
+		return rc;
+	if ((rc = tsig_parse(path, file->data, file->len, allow_md5, &k,
+	    err)) == DK_OK) {
+		*out = k;
+		memset(&k, 0, sizeof(k));
+	}
+	dk_secret_free(file);
+	dk_tsig_clear(&k);
+	return rc;
+}
+
+int
+dk_tsig_check_file(const char *path, struct dk_error *err)
+{
+	return dk_secret_check(path, "TSIG key file", err);
 }
 
 void
@@ -369,8 +342,8 @@ dk_tsig_clear(struct dk_tsig *k)
 	if (k == NULL)
 		return;
 	if (k->secret_b64 != NULL) {
-		explicit_bzero(k->secret_b64, strlen(k->secret_b64));
+		dk_secret_cleanse(k->secret_b64, strlen(k->secret_b64));
 		free(k->secret_b64);
 	}
-	explicit_bzero(k, sizeof(*k));
+	dk_secret_cleanse(k, sizeof(*k));
 }
