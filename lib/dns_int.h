@@ -72,6 +72,13 @@ int		 dk_dns_answer_error(const struct dk_addr *srv,
 		    const char *what, const struct dk_answer *a,
 		    struct dk_error *err);
 
+/*
+ * ldns_wire2pkt, but refusing (LDNS_STATUS_ERR) a message with more
+ * than one TSIG RR, which ldns would leak: every message from outside
+ * goes through here.
+ */
+ldns_status	 dk_dns_wire2pkt(ldns_pkt **out, const uint8_t *m, size_t n);
+
 /* A random message ID. */
 uint16_t	 dk_dns_random_id(void);
 

@@ -323,7 +323,7 @@ udp_exchange(const struct dk_addr *srv, const uint8_t *q, size_t qlen,
 			*tc = 1;
 			rc = DK_OK;
 			goto out;
-		} else if (ldns_wire2pkt(&pkt, buf, (size_t)n) !=
+		} else if (dk_dns_wire2pkt(&pkt, buf, (size_t)n) !=
 		    LDNS_STATUS_OK) {
 			pkt = NULL;
 			why = "malformed reply";
@@ -384,7 +384,7 @@ dk_dns_query(const struct dk_addr *server, const char *name, int type,
 		if ((rc = dk_dns_tcp_exchange(server, wire, wlen, timeout_ms,
 		    &twire, &tlen, err)) != DK_OK)
 			goto out;
-		if (ldns_wire2pkt(&reply, twire, tlen) != LDNS_STATUS_OK) {
+		if (dk_dns_wire2pkt(&reply, twire, tlen) != LDNS_STATUS_OK) {
 			reply = NULL;
 			rc = dk_err(err, DK_EINVAL, "%s: malformed TCP reply "
 			    "for %s", server->text, name);

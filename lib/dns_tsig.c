@@ -408,6 +408,49 @@ find_tsig(const uint8_t *m, size_t n, struct tsig_rr *t)
 	return 1;
 }
 
+/* TSIG RRs in the additional section of m; -1 when the walk fails. */
+static int
+additional_tsigs(const uint8_t *m, size_t n)
+{
+	size_t p = 12, i, nonadd, total;
+	int count = 0;
+
+	if (n < 12)
+		return -1;
+	for (i = 0; i < get16(m + 4); i++) {
+		if (skip_name(m, n, &p) == -1 || p + 4 > n)
+			return -1;
+		p += 4;
+	}
+	nonadd = (size_t)get16(m + 6) + get16(m + 8);
+	total = nonadd + get16(m + 10);
+	for (i = 0; i < total; i++) {
+		if (skip_name(m, n, &p) == -1 || p + 10 > n)
+			return -1;
+		if (i >= nonadd && get16(m + p) == T_TSIG)
+			count++;
+		p += 10 + (size_t)get16(m + p + 8);
+		if (p > n)
+			return -1;
+	}
+	return count;
+}
+
+/*
+ * ldns_wire2pkt for a message from outside.  ldns 1.8 keeps one TSIG RR
+ * per message (ldns_pkt_set_tsig) and leaks any earlier one it replaces,
+ * so a hostile reply with several would leak on every query.  RFC 8945
+ * §5.2 allows one, as the last additional RR: a message with more is
+ * malformed and never reaches ldns.
+ */
+ldns_status
+dk_dns_wire2pkt(ldns_pkt **out, const uint8_t *m, size_t n)
+{
+	if (additional_tsigs(m, n) > 1)
+		return LDNS_STATUS_ERR;
+	return ldns_wire2pkt(out, m, n);
+}
+
 /* Compare MACs in time that does not depend on where they differ. */
 static int
 mac_equal(const uint8_t *a, const uint8_t *b, size_t n)

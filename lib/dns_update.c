@@ -219,7 +219,7 @@ send_update(const struct dk_addr *primary, const char *zone,
 		dk_err_prefix(err, "UPDATE of %s", what);
 		goto out;
 	}
-	if (ldns_wire2pkt(&reply, rwire, rlen) != LDNS_STATUS_OK) {
+	if (dk_dns_wire2pkt(&reply, rwire, rlen) != LDNS_STATUS_OK) {
 		reply = NULL;
 		rc = dk_err(err, DK_ETEMP, "%s: UPDATE of %s: malformed reply",
 		    primary->text, what);
