@@ -74,10 +74,18 @@ int		 dk_dns_answer_error(const struct dk_addr *srv,
 
 /*
  * ldns_wire2pkt, but refusing (LDNS_STATUS_ERR) a message with more
- * than one TSIG RR, which ldns would leak: every message from outside
- * goes through here.
+ * than one TSIG RR or with fewer records than its counts, on which ldns
+ * would leak: every message from outside goes through here.
  */
 ldns_status	 dk_dns_wire2pkt(ldns_pkt **out, const uint8_t *m, size_t n);
+
+/*
+ * The key of a TSIG key file's contents (buf, len octets, path for
+ * messages), as dk_tsig_load reads it after the file checks.
+ */
+int		 dk_dns_tsig_parse(const char *path, const char *buf,
+		    size_t len, int allow_md5, struct dk_tsig *k,
+		    struct dk_error *err);
 
 /* A random message ID. */
 uint16_t	 dk_dns_random_id(void);

@@ -439,14 +439,18 @@ additional_tsigs(const uint8_t *m, size_t n)
 /*
  * ldns_wire2pkt for a message from outside.  ldns 1.8 keeps one TSIG RR
  * per message (ldns_pkt_set_tsig) and leaks any earlier one it replaces,
- * so a hostile reply with several would leak on every query.  RFC 8945
- * §5.2 allows one, as the last additional RR: a message with more is
- * malformed and never reaches ldns.
+ * also when it then fails on a later RR, so a hostile reply with several
+ * would leak on every query.  RFC 8945 §5.2 allows one TSIG RR, and a
+ * message whose records do not fit its counts is malformed anyway (ldns
+ * stops reading early once it has seen a TSIG RR): either never reaches
+ * ldns.
  */
 ldns_status
 dk_dns_wire2pkt(ldns_pkt **out, const uint8_t *m, size_t n)
 {
-	if (additional_tsigs(m, n) > 1)
+	int tsigs = additional_tsigs(m, n);
+
+	if (tsigs == -1 || tsigs > 1)
 		return LDNS_STATUS_ERR;
 	return ldns_wire2pkt(out, m, n);
 }

@@ -263,8 +263,8 @@ check_algorithm(const char *path, struct dk_tsig *k, int allow_md5,
 }
 
 /* The key of a key file's contents (buf, len octets). */
-static int
-tsig_parse(const char *path, const char *buf, size_t len, int allow_md5,
+int
+dk_dns_tsig_parse(const char *path, const char *buf, size_t len, int allow_md5,
     struct dk_tsig *k, struct dk_error *err)
 {
 	struct lexer lx;
@@ -320,8 +320,8 @@ dk_tsig_load(const char *path, int allow_md5, struct dk_tsig *out,
 	if ((rc = dk_secret_load(path, "TSIG key file", KEYFILE_MAX, &file,
 	    err)) != DK_OK)
 		return rc;
-	if ((rc = tsig_parse(path, file->data, file->len, allow_md5, &k,
-	    err)) == DK_OK) {
+	if ((rc = dk_dns_tsig_parse(path, file->data, file->len, allow_md5,
+	    &k, err)) == DK_OK) {
 		*out = k;
 		memset(&k, 0, sizeof(k));
 	}
