@@ -1,7 +1,7 @@
 /*
  * lib/dns_int.h — private to the DNS module (lib/dns*.c).
- * It names ldns types, so nothing outside the module may include it:
- * ldns's ownership rules stay inside the module.
+ * It names ldns types, so nothing outside the module (and its fuzz
+ * targets) may include it: ldns's ownership rules stay inside the module.
  */
 #ifndef DK_DNS_INT_H
 #define DK_DNS_INT_H

@@ -67,6 +67,28 @@ def test_configtest_still_reads_the_tsig_key(env):
     assert s.tsig_key_file in r.err and "base64" in r.err, r.describe()
 
 
+def test_a_fifo_or_symlink_as_tsig_key_file_is_refused_at_once(env):
+    s = env.config()
+    os.unlink(s.tsig_key_file)
+    os.mkfifo(s.tsig_key_file, 0o600)
+    for args in (("configtest",), ("rotate", "--domain", s.domain),
+                 ("status",)):
+        # Refused by type, never opened: no command waits for a writer.
+        r = run(s, *args, timeout=20)
+        assert r.code == 78, r.describe()
+        assert s.tsig_key_file in r.err and "not a regular file" in r.err, \
+            r.describe()
+    os.unlink(s.tsig_key_file)
+    real = os.path.join(s.tmp, "real.key")
+    with open(real, "w") as f:
+        f.write(env.bind.key_text)
+    os.chmod(real, 0o600)
+    os.symlink(real, s.tsig_key_file)
+    r = run(s, "configtest")
+    assert r.code == 77 and "symbolic link" in r.err, r.describe()
+    assert not os.listdir(s.key_dir), "a key was generated anyway"
+
+
 def test_check_and_status_create_no_directories(env):
     s = env.config()
     for d in (s.key_dir, s.state_dir):
