@@ -23,6 +23,10 @@
 #include "dns.h"
 #include "dns_int.h"
 
+/*
+ * Probes
+ */
+
 static void
 probe_one(const struct dk_addr *addr, const char *owner,
     const struct dk_record *expected, int timeout_ms, struct dk_probe *res)
