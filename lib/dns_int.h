@@ -74,8 +74,9 @@ int		 dk_dns_answer_error(const struct dk_addr *srv,
 
 /*
  * ldns_wire2pkt, but refusing (LDNS_STATUS_ERR) a message with more
- * than one TSIG RR or with fewer records than its counts, on which ldns
- * would leak: every message from outside goes through here.
+ * than one TSIG RR, a TSIG RR that is not the last, or fewer records
+ * than its counts, and hiding a good TSIG RR from ldns (which leaks on
+ * such messages): every message from outside goes through here.
  */
 ldns_status	 dk_dns_wire2pkt(ldns_pkt **out, const uint8_t *m, size_t n);
 
