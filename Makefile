@@ -165,6 +165,7 @@ clean:
 FUZZ_SECONDS ?= 30
 FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 fuzz:
+	@sh contrib/install-deps.sh clang
 	@mkdir -p build-fuzz
 	@for f in $(FUZZ_SRC); do \
 	    n=$$(basename $$f .c); \

@@ -206,9 +206,11 @@ dk_domain_open(const struct dk_conf *conf, const struct dk_conf_domain *dom,
 		return dk_err(err, DK_ECONFIG, "%s:%d: [domain %s]: unknown "
 		    "provider or signer type", dom->file, dom->line,
 		    dom->name);
-	if ((rc = mkdir_private(conf->state_dir, 0700, err)) != DK_OK ||
+	/* check only reads: it creates no directory. */
+	if (strcmp(command, "check") != 0 &&
+	    ((rc = mkdir_private(conf->state_dir, 0700, err)) != DK_OK ||
 	    (rc = mkdir_private(conf->key_dir,
-	    conf->key_group ? 0750 : 0700, err)) != DK_OK)
+	    conf->key_group ? 0750 : 0700, err)) != DK_OK))
 		goto fail;
 	if (lock_wait >= 0 && (rc = dk_lock_domain(conf->state_dir, dom->name,
 	    command, lock_wait, &c->lockfd, err)) != DK_OK)

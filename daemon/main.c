@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "daemon.h"
@@ -105,6 +107,50 @@ looks_like_old_age(const char *arg)
 	return dk_duration_parse(arg, &v) == DK_OK && stat(arg, &sb) != 0;
 }
 
+/*
+ * TSIG secrets and the private keys being generated must not end up in
+ * core dumps: no core (RLIMIT_CORE 0, which children inherit) and not
+ * dumpable (which also keeps other users' ptrace and /proc/PID/mem
+ * away), unless DKIMKEYD_CORE_DUMPS=1 asks for cores to debug a crash.
+ */
+static void
+no_core_dumps(void)
+{
+	const char *v = getenv("DKIMKEYD_CORE_DUMPS");
+	struct rlimit rl;
+
+	if (v != NULL && strcmp(v, "1") == 0)
+		return;
+	if (getrlimit(RLIMIT_CORE, &rl) == 0) {
+		rl.rlim_cur = 0;
+		(void)setrlimit(RLIMIT_CORE, &rl);
+	}
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* configtest reads what updates would read later: the TSIG key files. */
+static int
+check_secrets(const struct dk_conf *conf, struct dk_error *err)
+{
+	const struct dk_dns_provider_ops *pops;
+	void *ctx;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < conf->nproviders; i++) {
+		pops = dk_dns_provider_find(conf->providers[i].type);
+		if (pops == NULL || pops->check_secrets == NULL)
+			continue;
+		if ((rc = pops->open(&conf->providers[i], &ctx, err)) != DK_OK)
+			return rc;
+		rc = pops->check_secrets(ctx, err);
+		pops->close(ctx);
+		if (rc != DK_OK)
+			return rc;
+	}
+	return DK_OK;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -138,6 +184,7 @@ main(int argc, char **argv)
 	int checkonly = 0;
 	char *end;
 
+	no_core_dumps();
 	umask(077);
 	while ((ch = getopt_long(argc, argv, "+c:qhV", gopts, NULL)) != -1) {
 		switch (ch) {
@@ -262,8 +309,14 @@ main(int argc, char **argv)
 		return dk_exit_code(rc);
 	}
 
-	if (strcmp(cmd, "configtest") == 0)
+	if (strcmp(cmd, "configtest") == 0) {
+		if ((rc = check_secrets(conf, &err)) != DK_OK) {
+			complain("%s", err.msg);
+			dk_conf_free(conf);
+			return dk_exit_code(rc);
+		}
 		rc = 0;
+	}
 	else if (strcmp(cmd, "rotate") == 0)
 		rc = cmd_rotate(conf, domain, dry_run);
 	else if (strcmp(cmd, "revoke") == 0)

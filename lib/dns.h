@@ -1,6 +1,7 @@
 /*
  * lib/dns.h — DNS queries, RFC 2136 updates and TSIG (ldns).  The only
- * module that calls ldns; ldns's ownership rules stay inside dns.c.
+ * module that calls ldns (lib/dns*.c, listed in dns.c); ldns's ownership
+ * rules stay inside it.
  *
  * Queries go out on our own sockets: UDP replies are accepted only from
  * the queried address and port with the query's ID and question (ldns does
@@ -54,14 +55,22 @@ struct dk_tsig {
  * Algorithms: hmac-sha256 (the default when none is given), hmac-sha1,
  * hmac-sha224, hmac-sha384, hmac-sha512; hmac-md5 (also spelled
  * hmac-md5.sig-alg.reg.int) only when allow_md5.  Names are
- * case-insensitive and stored lower case, md5 as "hmac-md5".  File mode:
- * owner-only (0600) or group-readable (0640) allowed, anything more
- * (group-writable, any access by others) refused with DK_EUNSAFE.
+ * case-insensitive and stored lower case, md5 as "hmac-md5".  The file
+ * is read by dk_secret_load (lib/secret.h): a symbolic link, a FIFO or
+ * other non-regular file, a mode allowing more than owner-only (0600) or
+ * group-readable (0640) are refused (DK_EUNSAFE; DK_ECONFIG when not a
+ * regular file), without blocking.
  * DK_ECONFIG with "file:line: ..." for syntax errors and unknown or
  * refused algorithms.
  */
 int		 dk_tsig_load(const char *path, int allow_md5,
 		    struct dk_tsig *out, struct dk_error *err);
+
+/*
+ * The type and mode rule of dk_tsig_load on path without reading it
+ * (no read permission needed): DK_EUNSAFE or DK_ECONFIG as there.
+ */
+int		 dk_tsig_check_file(const char *path, struct dk_error *err);
 void		 dk_tsig_clear(struct dk_tsig *);
 
 /* What a server answered about one name and type. */
@@ -100,20 +109,13 @@ void		 dk_answer_clear(struct dk_answer *);
 
 /*
  * Find the zone holding name by asking resolver for its SOA (walking up
- * on NODATA/NXDOMAIN authority sections).  *zone malloc'd, no trailing
- * dot.
+ * on NODATA/NXDOMAIN authority sections): the walk of dk_dns_discover
+ * (lib/probe.h, which also finds the zone's nameservers) for one name.
+ * *zone malloc'd, lower case, no trailing dot.
  */
 int		 dk_dns_find_zone(const struct dk_addr *resolver,
 		    const char *name, int timeout_ms, char **zone,
 		    struct dk_error *err);
-
-/*
- * Every address of every NS of zone, as resolver reports them (A and
- * AAAA), each with port.  DK_ETEMP when no address can be found.
- */
-int		 dk_dns_ns_addrs(const struct dk_addr *resolver,
-		    const char *zone, uint16_t port, int timeout_ms,
-		    struct dk_addr **out, size_t *n, struct dk_error *err);
 
 /*
  * Replace the TXT RRset at owner in one UPDATE over TCP, signed with tsig

@@ -390,7 +390,7 @@ accept_reply(struct engine *e, struct slot *s, const uint8_t *m, size_t len)
 	ldns_pkt *pkt = NULL;
 	int rc;
 
-	if (ldns_wire2pkt(&pkt, m, len) != LDNS_STATUS_OK) {
+	if (dk_dns_wire2pkt(&pkt, m, len) != LDNS_STATUS_OK) {
 		s->why = "malformed reply";
 		q->discarded++;
 		return 0;

@@ -1,17 +1,17 @@
 /*
- * lib/dns_discover.c — the nameservers of many owners at once
- * (dk_dns_discover, lib/probe.h).  Part of the DNS module.
+ * lib/dns_discover.c — discovery, the module's only one: the zone of a
+ * name (dk_dns_find_zone, lib/dns.h) and the nameserver addresses of many
+ * owners at once (dk_dns_discover, lib/probe.h).  Part of the DNS module.
  *
- * dk_dns_find_zone and dk_dns_ns_addrs ask a resolver one question at a
- * time: about seven round trips per owner, which for thousands of owners
- * is minutes against a real resolver.  Here every owner advances one step
- * per round and a round's questions go out together through dk_probe_run:
- * the next SOA question of each owner's walk up, the NS question of each
- * zone found so far, A and AAAA of each nameserver name found so far.  A
- * question asked for several owners is asked once.  The replies are read
- * by the module's one parser (dk_dns_answer_from_pkt, as dk_dns_query
- * reads them) and judged step by step as dns.c judges them, so that each
- * owner's result is the one the per-owner functions would give.
+ * Asking a resolver one question at a time costs about seven round
+ * trips per owner, which for thousands of owners is minutes against a
+ * real resolver.  Here every owner advances one step per round and a
+ * round's questions go out together through dk_probe_run: the next SOA
+ * question of each owner's walk up, the NS question of each zone found
+ * so far, A and AAAA of each nameserver name found so far.  A question
+ * asked for several owners is asked once.  The replies are read by the
+ * module's one parser (dk_dns_answer_from_pkt, as dk_dns_query reads
+ * them).  One owner is just a batch of one.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -23,7 +23,7 @@
 #include "dns_int.h"
 #include "probe.h"
 
-#define MAX_ZONE_WALK	16	/* as dk_dns_find_zone */
+#define MAX_ZONE_WALK	16	/* SOA questions per owner, at most */
 
 /* Strings interned to indices: an open-addressing table over names[]. */
 struct names {
@@ -72,6 +72,7 @@ struct disc {
 	struct oent		*o;
 	struct dk_query		*q;
 	size_t			 nq, qcap;
+	int			 zones_only;	/* find zones, not servers */
 };
 
 static void
@@ -185,7 +186,7 @@ zone_add(struct disc *d, const char *name)
 		return SIZE_MAX;
 	d->z = nz;
 	memset(&d->z[i], 0, sizeof(d->z[i]));
-	d->z[i].st = Z_NEED;
+	d->z[i].st = d->zones_only ? Z_DONE : Z_NEED;
 	return i;
 }
 
@@ -218,7 +219,7 @@ owner_fail(struct oent *o, struct dk_servers_result *r, int rc,
 	o->st = O_DONE;
 }
 
-/* One step of an owner's walk up, as one turn of dk_dns_find_zone. */
+/* One step of an owner's walk up: the SOA answer for o->cur. */
 static int
 walk_step(struct disc *d, struct oent *o, const char *owner,
     struct dk_servers_result *r)
@@ -267,7 +268,7 @@ walk_step(struct disc *d, struct oent *o, const char *owner,
 	return DK_OK;
 }
 
-/* A zone's NS answer, as the start of dk_dns_ns_addrs. */
+/* A zone's NS answer: the names whose addresses to ask next. */
 static int
 zone_answer(struct disc *d, size_t zi)
 {
@@ -323,10 +324,10 @@ host_answer(struct disc *d, struct hent *h, const char *name)
 }
 
 /*
- * An owner's addresses from its zone's answers, in dk_dns_ns_addrs's
- * order: each NS name in turn, A then AAAA, duplicates dropped.  The
- * first failed lookup in that order fails the owner, as it stops
- * dk_dns_ns_addrs.
+ * An owner's addresses from its zone's answers: each NS name in turn,
+ * A then AAAA, duplicates dropped.  The first failed lookup in that
+ * order fails the owner: probing only some servers could declare a
+ * record visible while another server does not serve it.
  */
 static int
 owner_result(struct disc *d, size_t zi, uint16_t port,
@@ -456,84 +457,145 @@ round_run(struct disc *d, const char *const *owners, size_t n,
 	return rc;
 }
 
+static void
+disc_free(struct disc *d, size_t n)
+{
+	size_t i;
+
+	for (i = 0; d->o != NULL && i < n; i++)
+		ldns_rdf_deep_free(d->o[i].cur);
+	free(d->o);
+	for (i = 0; i < d->zn.n; i++) {
+		free(d->z[i].msg);
+		free(d->z[i].host);
+	}
+	for (i = 0; i < d->hn.n; i++) {
+		free(d->h[i].msg[0]);
+		free(d->h[i].msg[1]);
+		dk_answer_clear(&d->h[i].ans[0]);
+		dk_answer_clear(&d->h[i].ans[1]);
+	}
+	free(d->z);
+	free(d->h);
+	names_free(&d->zn);
+	names_free(&d->hn);
+	free(d->q);
+	memset(d, 0, sizeof(*d));
+}
+
+/*
+ * Run the rounds for n owners (n >= 1) until each has its zone (zone
+ * given: every owner's) and, unless d->zones_only, the zone's nameserver
+ * addresses.  res (n slots, zeroed) receives the owners' failures; the
+ * others are left at O_ZONE with their zone index.
+ */
+static int
+disc_run(struct disc *d, const char *const *owners, size_t n,
+    const char *zone, int timeout_ms, struct dk_servers_result *res,
+    struct dk_error *err)
+{
+	struct dk_probe_opts po;
+	struct dk_error e;
+	size_t i, zi = 0;
+	int rc, more = 1;
+
+	memset(&po, 0, sizeof(po));
+	po.timeout_ms = timeout_ms;
+	po.rd = 1;
+	if ((d->o = calloc(n, sizeof(*d->o))) == NULL ||
+	    (zone != NULL && (zi = zone_add(d, zone)) == SIZE_MAX))
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	for (i = 0; i < n; i++) {
+		if (zone != NULL) {
+			d->o[i].st = O_ZONE;
+			d->o[i].zone = zi;
+			continue;
+		}
+		d->o[i].st = O_WALK;
+		if (owners[i] == NULL || *owners[i] == '\0' ||
+		    (d->o[i].cur = ldns_dname_new_frm_str(owners[i])) ==
+		    NULL) {
+			memset(&e, 0, sizeof(e));
+			dk_err(&e, DK_EINVAL, "\"%s\": not a domain name",
+			    owners[i] == NULL ? "" : owners[i]);
+			owner_fail(&d->o[i], &res[i], e.code, e.msg);
+		}
+	}
+	/* Each round moves every owner one step; the walk is bounded. */
+	while (more)
+		if ((rc = round_run(d, owners, n, &po, res, &more, err)) !=
+		    DK_OK)
+			return rc;
+	return DK_OK;
+}
+
 int
 dk_dns_discover(const struct dk_addr *resolver, const char *const *owners,
     size_t n, const char *zone, uint16_t port, int timeout_ms,
     struct dk_servers_result *out, struct dk_error *err)
 {
-	struct dk_probe_opts po;
 	struct dk_servers_result *res = NULL;
-	struct dk_error e;
 	struct disc d;
-	size_t i, zi = 0;
-	int rc = DK_OK, more = 1;
+	size_t i;
+	int rc;
 
 	memset(&d, 0, sizeof(d));
 	d.resolver = resolver;
-	memset(&po, 0, sizeof(po));
-	po.timeout_ms = timeout_ms;
-	po.rd = 1;
 	if (n == 0)
 		return DK_OK;
-	if ((res = calloc(n, sizeof(*res))) == NULL ||
-	    (d.o = calloc(n, sizeof(*d.o))) == NULL)
-		goto nomem;
-	if (zone != NULL && (zi = zone_add(&d, zone)) == SIZE_MAX)
-		goto nomem;
-	for (i = 0; i < n; i++) {
-		if (zone != NULL) {
-			d.o[i].st = O_ZONE;
-			d.o[i].zone = zi;
-			continue;
-		}
-		d.o[i].st = O_WALK;
-		if (owners[i] == NULL || *owners[i] == '\0' ||
-		    (d.o[i].cur = ldns_dname_new_frm_str(owners[i])) ==
-		    NULL) {
-			memset(&e, 0, sizeof(e));
-			dk_err(&e, DK_EINVAL, "\"%s\": not a domain name",
-			    owners[i] == NULL ? "" : owners[i]);
-			owner_fail(&d.o[i], &res[i], e.code, e.msg);
-		}
+	if ((res = calloc(n, sizeof(*res))) == NULL) {
+		rc = dk_err(err, DK_ENOMEM, "out of memory");
+		goto out;
 	}
-	/* Each round moves every owner one step; the walk is bounded. */
-	while (more)
-		if ((rc = round_run(&d, owners, n, &po, res, &more, err)) !=
-		    DK_OK)
-			goto out;
+	if ((rc = disc_run(&d, owners, n, zone, timeout_ms, res, err)) !=
+	    DK_OK)
+		goto out;
 	for (i = 0; i < n; i++)
 		if (d.o[i].st == O_ZONE &&
-		    owner_result(&d, d.o[i].zone, port, &res[i]) != DK_OK)
-			goto nomem;
+		    owner_result(&d, d.o[i].zone, port, &res[i]) != DK_OK) {
+			rc = dk_err(err, DK_ENOMEM, "out of memory");
+			goto out;
+		}
 	memcpy(out, res, n * sizeof(*res));
 	free(res);
 	res = NULL;
 	rc = DK_OK;
-	goto out;
- nomem:
-	rc = dk_err(err, DK_ENOMEM, "out of memory");
  out:
 	if (res != NULL)
 		dk_servers_result_clear(res, n);
 	free(res);
-	for (i = 0; d.o != NULL && i < n; i++)
-		ldns_rdf_deep_free(d.o[i].cur);
-	free(d.o);
-	for (i = 0; i < d.zn.n; i++) {
-		free(d.z[i].msg);
-		free(d.z[i].host);
+	disc_free(&d, n);
+	return rc;
+}
+
+/*
+ * The walk of dk_dns_discover alone, for one name: where updates go
+ * needs the zone, not its nameservers.
+ */
+int
+dk_dns_find_zone(const struct dk_addr *resolver, const char *name,
+    int timeout_ms, char **zone, struct dk_error *err)
+{
+	struct dk_servers_result res;
+	struct disc d;
+	int rc;
+
+	memset(&d, 0, sizeof(d));
+	memset(&res, 0, sizeof(res));
+	d.resolver = resolver;
+	d.zones_only = 1;
+	if ((rc = disc_run(&d, &name, 1, NULL, timeout_ms, &res, err)) !=
+	    DK_OK)
+		goto out;
+	if ((rc = res.rc) != DK_OK) {
+		if (err != NULL)
+			*err = res.err;
+		goto out;
 	}
-	for (i = 0; i < d.hn.n; i++) {
-		free(d.h[i].msg[0]);
-		free(d.h[i].msg[1]);
-		dk_answer_clear(&d.h[i].ans[0]);
-		dk_answer_clear(&d.h[i].ans[1]);
-	}
-	free(d.z);
-	free(d.h);
-	names_free(&d.zn);
-	names_free(&d.hn);
-	free(d.q);
+	if ((*zone = dk_strdup(d.zn.s[d.o[0].zone])) == NULL)
+		rc = dk_err(err, DK_ENOMEM, "out of memory");
+ out:
+	disc_free(&d, 1);
 	return rc;
 }
 

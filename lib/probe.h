@@ -82,10 +82,13 @@ struct dk_servers_result {
 };
 
 /*
- * For each of n owners, what dk_dns_find_zone (skipped when zone is not
- * NULL: every owner is then in zone) and then dk_dns_ns_addrs report
- * through resolver: the same rc, message and address list, in the same
- * order.  The queries go out in rounds of dk_probe_run (RD set), each
+ * For each of n owners, its zone as dk_dns_find_zone finds it (skipped
+ * when zone is not NULL: every owner is then in zone), then every
+ * address of every NS of that zone (A, then AAAA, of each NS name in
+ * turn, duplicates dropped, each with port) through resolver.  An
+ * owner fails (rc, message) when a lookup fails or no address is found
+ * (DK_ETEMP): probing only some servers could declare a record visible
+ * while another does not serve it.  The queries go out in rounds of dk_probe_run (RD set), each
  * distinct question once per round: every owner's next SOA question of
  * its walk up, the NS of each zone found, then A and AAAA of each
  * nameserver name.  out has n slots, each written (free them with

@@ -82,6 +82,12 @@ struct dk_dns_provider_ops {
 	/* Query timeout in milliseconds for probes. */
 	int	(*timeout_ms)(void *ctx);
 
+	/*
+	 * Optional: read and validate now the secrets that updates read
+	 * when first needed (configtest); nothing of them is kept.
+	 */
+	int	(*check_secrets)(void *ctx, struct dk_error *);
+
 	void	(*close)(void *ctx);
 };
 

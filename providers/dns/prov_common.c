@@ -133,27 +133,39 @@ copy_probe(const struct dk_prov_probe *p, struct dk_addr **out, size_t *n,
 	return DK_OK;
 }
 
+/* The nameserver addresses of owner (in zone, when not NULL). */
+static int
+discover_one(struct dk_prov_probe *p, const char *owner, const char *zone,
+    struct dk_addr **out, size_t *n, struct dk_error *err)
+{
+	struct dk_servers_result r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	if ((rc = dk_dns_discover(&p->resolver, &owner, 1, zone,
+	    p->probe_port, p->timeout_ms, &r, err)) != DK_OK)
+		return rc;
+	if (r.rc != DK_OK) {
+		if (err != NULL)
+			*err = r.err;
+		return r.rc;
+	}
+	*out = r.a;
+	*n = r.n;
+	return DK_OK;
+}
+
 int
 dk_prov_servers(struct dk_prov_probe *p, const char *owner,
     struct dk_addr **out, size_t *n, struct dk_error *err)
 {
-	char *zone = NULL;
 	int rc;
 
 	if (p->probe != NULL)
 		return copy_probe(p, out, n, err);
 	if ((rc = get_resolver(p, err)) != DK_OK)
 		return rc;
-	if (p->zone != NULL) {
-		if ((zone = dk_strdup(p->zone)) == NULL)
-			return dk_err(err, DK_ENOMEM, "out of memory");
-	} else if ((rc = dk_dns_find_zone(&p->resolver, owner, p->timeout_ms,
-	    &zone, err)) != DK_OK)
-		return rc;
-	rc = dk_dns_ns_addrs(&p->resolver, zone, p->probe_port, p->timeout_ms,
-	    out, n, err);
-	free(zone);
-	return rc;
+	return discover_one(p, owner, p->zone, out, n, err);
 }
 
 int
@@ -194,20 +206,13 @@ int
 dk_prov_zone_servers(struct dk_prov_probe *p, const char *owner,
     struct dk_addr **out, size_t *n, struct dk_error *err)
 {
-	char *zone = NULL;
 	int rc;
 
 	if (p->probe != NULL && !p->resolver_set)
 		return copy_probe(p, out, n, err);
 	if ((rc = get_resolver(p, err)) != DK_OK)
 		return rc;
-	if ((rc = dk_dns_find_zone(&p->resolver, owner, p->timeout_ms, &zone,
-	    err)) != DK_OK)
-		return rc;
-	rc = dk_dns_ns_addrs(&p->resolver, zone, p->probe_port, p->timeout_ms,
-	    out, n, err);
-	free(zone);
-	return rc;
+	return discover_one(p, owner, NULL, out, n, err);
 }
 
 /*

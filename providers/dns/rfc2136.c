@@ -18,8 +18,12 @@
 
 struct rfc2136 {
 	struct dk_addr	 server;
-	struct dk_tsig	 tsig;
+	struct dk_tsig	 tsig;		/* read at the first update */
 	int		 signed_updates;
+	int		 tsig_loaded;
+	int		 allow_md5;
+	char		*tsig_path;	/* tsig_key_file = */
+	char		*tsig_where;	/* "file:line: tsig_key_file" */
 	char		*zone;		/* configured, or NULL: find it */
 	struct dk_addr	*probe;		/* configured, or NULL: the NS set */
 	size_t		 nprobe;
@@ -44,6 +48,8 @@ rfc2136_close(void *arg)
 	if (c == NULL)
 		return;
 	dk_tsig_clear(&c->tsig);
+	free(c->tsig_path);
+	free(c->tsig_where);
 	free(c->zone);
 	free(c->probe);
 	free(c);
@@ -149,15 +155,24 @@ rfc2136_open(const struct dk_conf_section *sec, void **ctx,
 		c->resolver_set = 1;
 	}
 	/*
-	 * The key is read once, here: a later reload re-opens the
-	 * provider.  Without a key, updates go unsigned (address-based
-	 * allow-update on the primary).
+	 * The key is read at the first update (need_tsig), not here: "whom
+	 * to probe" (check, status) needs no secret, and may run as a user
+	 * who cannot read it.  Its type and mode are judged now, which
+	 * needs no read permission, so that an unsafe key file stops a
+	 * command before it generates anything.  Without a key, updates go
+	 * unsigned (address-based allow-update on the primary).
 	 */
 	if ((v = dk_conf_section_get(sec, "tsig_key_file", &kv)) != NULL) {
-		if ((rc = dk_tsig_load(v, allow_md5, &c->tsig, err)) !=
-		    DK_OK) {
-			dk_err_prefix(err, "%s:%d: tsig_key_file", kv->file,
-			    kv->line);
+		c->allow_md5 = allow_md5;
+		if ((c->tsig_path = dk_strdup(v)) == NULL ||
+		    asprintf(&c->tsig_where, "%s:%d: tsig_key_file", kv->file,
+		    kv->line) == -1) {
+			c->tsig_where = NULL;
+			rc = dk_err(err, DK_ENOMEM, "out of memory");
+			goto fail;
+		}
+		if ((rc = dk_tsig_check_file(v, err)) != DK_OK) {
+			dk_err_prefix(err, "%s", c->tsig_where);
 			goto fail;
 		}
 		c->signed_updates = 1;
@@ -167,6 +182,37 @@ rfc2136_open(const struct dk_conf_section *sec, void **ctx,
  fail:
 	rfc2136_close(c);
 	return rc;
+}
+
+/* The TSIG key, read the first time an update needs it. */
+static int
+need_tsig(struct rfc2136 *c, struct dk_error *err)
+{
+	int rc;
+
+	if (!c->signed_updates || c->tsig_loaded)
+		return DK_OK;
+	if ((rc = dk_tsig_load(c->tsig_path, c->allow_md5, &c->tsig, err)) !=
+	    DK_OK) {
+		dk_err_prefix(err, "%s", c->tsig_where);
+		return rc;
+	}
+	c->tsig_loaded = 1;
+	return DK_OK;
+}
+
+/* configtest: the key file must load; nothing of it is kept. */
+static int
+rfc2136_check_secrets(void *arg, struct dk_error *err)
+{
+	struct rfc2136 *c = arg;
+	int rc;
+
+	if ((rc = need_tsig(c, err)) != DK_OK)
+		return rc;
+	dk_tsig_clear(&c->tsig);
+	c->tsig_loaded = 0;
+	return DK_OK;
 }
 
 static int
@@ -250,7 +296,8 @@ rfc2136_replace(void *arg, const char *owner, const struct dk_txt *old,
 	char *zone = NULL;
 	int rc, yes = 0;
 
-	if ((rc = find_zone(c, owner, &zone, err)) != DK_OK)
+	if ((rc = need_tsig(c, err)) != DK_OK ||
+	    (rc = find_zone(c, owner, &zone, err)) != DK_OK)
 		goto out;
 	c->messages++;
 	rc = dk_dns_update_txt(&c->server, zone,
@@ -357,7 +404,8 @@ rfc2136_replace_many(void *arg, const struct dk_dns_change *changes,
 	}
 	for (i = 0; i < n; i++) {
 		memset(&errs[i], 0, sizeof(errs[i]));
-		if ((status[i] = find_zone(c, changes[i].owner, &zones[i],
+		if ((status[i] = need_tsig(c, &errs[i])) != DK_OK ||
+		    (status[i] = find_zone(c, changes[i].owner, &zones[i],
 		    &errs[i])) != DK_OK)
 			done[i] = 1;
 	}
@@ -393,7 +441,8 @@ rfc2136_replace_cname(void *arg, const char *owner, const char *target,
 	char *zone = NULL;
 	int rc;
 
-	if ((rc = find_zone(c, owner, &zone, err)) != DK_OK)
+	if ((rc = need_tsig(c, err)) != DK_OK ||
+	    (rc = find_zone(c, owner, &zone, err)) != DK_OK)
 		return rc;
 	c->messages++;
 	rc = dk_dns_update_cname(&c->server, zone, c->signed_updates ?
@@ -404,6 +453,28 @@ rfc2136_replace_cname(void *arg, const char *owner, const char *target,
 		    "record to delegate the selector)", owner);
 	free(zone);
 	return rc;
+}
+
+/* The nameserver addresses of owner (in zone, when not NULL). */
+static int
+discover_one(struct rfc2136 *c, const char *owner, const char *zone,
+    struct dk_addr **out, size_t *n, struct dk_error *err)
+{
+	struct dk_servers_result r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	if ((rc = dk_dns_discover(&c->resolver, &owner, 1, zone,
+	    c->probe_port, c->timeout_ms, &r, err)) != DK_OK)
+		return rc;
+	if (r.rc != DK_OK) {
+		if (err != NULL)
+			*err = r.err;
+		return r.rc;
+	}
+	*out = r.a;
+	*n = r.n;
+	return DK_OK;
 }
 
 /*
@@ -417,7 +488,6 @@ rfc2136_zone_servers(void *arg, const char *owner, struct dk_addr **out,
 {
 	struct rfc2136 *c = arg;
 	struct dk_addr *l;
-	char *zone = NULL;
 	int rc;
 
 	if (c->probe != NULL && !c->resolver_set) {
@@ -430,13 +500,7 @@ rfc2136_zone_servers(void *arg, const char *owner, struct dk_addr **out,
 	}
 	if ((rc = get_resolver(c, err)) != DK_OK)
 		return rc;
-	if ((rc = dk_dns_find_zone(&c->resolver, owner, c->timeout_ms, &zone,
-	    err)) != DK_OK)
-		return rc;
-	rc = dk_dns_ns_addrs(&c->resolver, zone, c->probe_port,
-	    c->timeout_ms, out, n, err);
-	free(zone);
-	return rc;
+	return discover_one(c, owner, NULL, out, n, err);
 }
 
 static unsigned
@@ -453,7 +517,6 @@ rfc2136_servers(void *arg, const char *owner, struct dk_addr **out,
 {
 	struct rfc2136 *c = arg;
 	struct dk_addr *l;
-	char *zone = NULL;
 	int rc;
 
 	if (c->probe != NULL) {
@@ -464,13 +527,9 @@ rfc2136_servers(void *arg, const char *owner, struct dk_addr **out,
 		*n = c->nprobe;
 		return DK_OK;
 	}
-	if ((rc = find_zone(c, owner, &zone, err)) != DK_OK)
+	if ((rc = get_resolver(c, err)) != DK_OK)
 		return rc;
-	if ((rc = get_resolver(c, err)) == DK_OK)
-		rc = dk_dns_ns_addrs(&c->resolver, zone, c->probe_port,
-		    c->timeout_ms, out, n, err);
-	free(zone);
-	return rc;
+	return discover_one(c, owner, c->zone, out, n, err);
 }
 
 /*
@@ -536,5 +595,6 @@ const struct dk_dns_provider_ops dk_dns_rfc2136_ops = {
 	.zone_servers = rfc2136_zone_servers,
 	.messages = rfc2136_messages,
 	.timeout_ms = rfc2136_timeout_ms,
+	.check_secrets = rfc2136_check_secrets,
 	.close = rfc2136_close,
 };

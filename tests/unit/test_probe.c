@@ -837,19 +837,39 @@ resolver_addr(void)
 	return a;
 }
 
-/* What dk_dns_find_zone, then dk_dns_ns_addrs, report for owner. */
+/*
+ * What discovery reports for owner alone; its zone, as dk_dns_find_zone
+ * finds it, gives the same addresses.
+ */
 static struct dk_servers_result
 per_owner(const char *owner)
 {
 	struct dk_addr res = resolver_addr();
-	struct dk_servers_result r;
+	struct dk_servers_result r, z;
+	struct dk_error e;
 	char *zone = NULL;
+	size_t i;
+	int rc;
 
 	memset(&r, 0, sizeof(r));
-	r.rc = dk_dns_find_zone(&res, owner, 2000, &zone, &r.err);
-	if (r.rc == DK_OK)
-		r.rc = dk_dns_ns_addrs(&res, zone, PROBE_PORT, 2000, &r.a,
-		    &r.n, &r.err);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(dk_dns_discover(&res, &owner, 1, NULL, PROBE_PORT,
+	    2000, &r, NULL), DK_OK);
+	rc = dk_dns_find_zone(&res, owner, 2000, &zone, &e);
+	if (rc != DK_OK) {
+		/* The walk failed: discovery fails alike. */
+		assert_int_equal(r.rc, rc);
+		assert_string_equal(r.err.msg, e.msg);
+		return r;
+	}
+	memset(&z, 0, sizeof(z));
+	assert_int_equal(dk_dns_discover(&res, &owner, 1, zone, PROBE_PORT,
+	    2000, &z, NULL), DK_OK);
+	assert_int_equal(z.rc, r.rc);
+	assert_int_equal(z.n, r.n);
+	for (i = 0; i < r.n; i++)
+		assert_string_equal(z.a[i].text, r.a[i].text);
+	dk_servers_result_clear(&z, 1);
 	free(zone);
 	return r;
 }
@@ -977,23 +997,52 @@ static void
 test_discover_with_a_known_zone_asks_its_ns_only(void **state)
 {
 	const char *const owners[] = { "anything.example", "x.y" };
+	const char *apex = "b.test";
 	struct dk_addr res = resolver_addr();
-	struct dk_servers_result out[2];
-	struct dk_addr *a = NULL;
-	size_t n = 0, i;
+	struct dk_servers_result out[2], b;
+	size_t i;
 
 	(void)state;
 	assert_int_equal(dk_dns_discover(&res, owners, 2, "b.test",
 	    PROBE_PORT, 2000, out, NULL), DK_OK);
-	assert_int_equal(dk_dns_ns_addrs(&res, "b.test", PROBE_PORT, 2000,
-	    &a, &n, NULL), DK_OK);
+	assert_int_equal(dk_dns_discover(&res, &apex, 1, NULL, PROBE_PORT,
+	    2000, &b, NULL), DK_OK);
+	assert_int_equal(b.rc, DK_OK);
 	for (i = 0; i < 2; i++) {
 		assert_int_equal(out[i].rc, DK_OK);
-		assert_int_equal(out[i].n, n);
-		assert_string_equal(out[i].a[0].text, a[0].text);
+		assert_int_equal(out[i].n, b.n);
+		assert_string_equal(out[i].a[0].text, b.a[0].text);
 	}
-	free(a);
+	dk_servers_result_clear(&b, 1);
 	dk_servers_result_clear(out, 2);
+}
+
+static void
+test_find_zone_walks_up_to_the_enclosing_soa(void **state)
+{
+	struct dk_addr res = resolver_addr();
+	struct dk_error e;
+	char *zone = NULL;
+
+	(void)state;
+	assert_int_equal(dk_dns_find_zone(&res, "Sel._domainkey.A.test",
+	    2000, &zone, NULL), DK_OK);
+	assert_string_equal(zone, "a.test");
+	free(zone);
+	zone = NULL;
+	/* No SOA on the way: the walk goes up label by label. */
+	assert_int_equal(dk_dns_find_zone(&res, "x.deep.y.b.test", 2000,
+	    &zone, NULL), DK_OK);
+	assert_string_equal(zone, "b.test");
+	free(zone);
+	zone = NULL;
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(dk_dns_find_zone(&res, "sel.none.test", 2000, &zone,
+	    &e), DK_ETEMP);
+	assert_null(zone);
+	assert_non_null(strstr(e.msg, "no zone found for sel.none.test"));
+	assert_int_equal(dk_dns_find_zone(&res, "", 2000, &zone, NULL),
+	    DK_EINVAL);
 }
 
 int
@@ -1031,6 +1080,7 @@ main(void)
 		    test_discover_fails_each_owner_as_the_per_owner_lookup),
 		cmocka_unit_test(test_discover_answers_many_owners_in_one_call),
 		cmocka_unit_test(test_discover_with_a_known_zone_asks_its_ns_only),
+		cmocka_unit_test(test_find_zone_walks_up_to_the_enclosing_soa),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

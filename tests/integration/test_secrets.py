@@ -1,0 +1,164 @@
+"""Secrets stay where they belong: `check` and `status` run as a user who
+cannot read the TSIG key file and create no directories; a crashed daemon
+leaves no core dump (it is not dumpable, RLIMIT_CORE 0) unless
+DKIMKEYD_CORE_DUMPS=1 asks for one."""
+
+import os
+import resource
+import signal
+import subprocess
+import tempfile
+import time
+
+from harness import DKIMKEYD, rotate_and_verify, run, wait_until
+
+NOBODY = 65534
+
+
+def as_nobody(setup, *args):
+    argv = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY,
+            "--clear-groups", DKIMKEYD, "-c", setup.conf] + list(args)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+
+
+def give_to_nobody(setup):
+    """What check and status read becomes nobody's; the TSIG key file
+    stays root's, mode 0600."""
+    os.chmod(setup.tmp, 0o711)
+    paths = [setup.conf, setup.key_table, setup.signing_table]
+    for d in (setup.state_dir, setup.key_dir):
+        paths.append(d)
+        paths += [os.path.join(d, f) for f in os.listdir(d)]
+    for p in paths:
+        os.lchown(p, NOBODY, NOBODY)
+    os.chown(setup.tsig_key_file, 0, 0)
+    os.chmod(setup.tsig_key_file, 0o600)
+
+
+def test_check_and_status_work_without_reading_the_tsig_key(env):
+    s = env.config()
+    rotate_and_verify(env, s, "mail1")
+    give_to_nobody(s)
+    r = subprocess.run(["setpriv", "--reuid=%d" % NOBODY,
+                        "--regid=%d" % NOBODY, "--clear-groups", "cat",
+                        s.tsig_key_file], capture_output=True)
+    assert r.returncode != 0, "nobody can read the TSIG key file"
+    r = as_nobody(s, "check")
+    assert r.returncode == 0 and r.stdout.startswith("DKIM OK"), \
+        (r.returncode, r.stdout, r.stderr)
+    r = as_nobody(s, "status")
+    assert r.returncode == 0 and "mail1" in r.stdout, \
+        (r.returncode, r.stdout, r.stderr)
+    assert r.stderr == "", r.stderr
+    # The publisher still reads it, at its first update.
+    r = as_nobody(s, "rotate", "--domain", s.domain)
+    assert r.returncode == 77 and s.tsig_key_file in r.stderr, \
+        (r.returncode, r.stdout, r.stderr)
+
+
+def test_configtest_still_reads_the_tsig_key(env):
+    s = env.config()
+    with open(s.tsig_key_file, "w") as f:
+        f.write('key "k" { algorithm hmac-sha256; secret "not base64!"; };\n')
+    os.chmod(s.tsig_key_file, 0o600)
+    r = run(s, "configtest")
+    assert r.code == 78, r.describe()
+    assert s.tsig_key_file in r.err and "base64" in r.err, r.describe()
+
+
+def test_a_fifo_or_symlink_as_tsig_key_file_is_refused_at_once(env):
+    s = env.config()
+    os.unlink(s.tsig_key_file)
+    os.mkfifo(s.tsig_key_file, 0o600)
+    for args in (("configtest",), ("rotate", "--domain", s.domain),
+                 ("status",)):
+        # Refused by type, never opened: no command waits for a writer.
+        r = run(s, *args, timeout=20)
+        assert r.code == 78, r.describe()
+        assert s.tsig_key_file in r.err and "not a regular file" in r.err, \
+            r.describe()
+    os.unlink(s.tsig_key_file)
+    real = os.path.join(s.tmp, "real.key")
+    with open(real, "w") as f:
+        f.write(env.bind.key_text)
+    os.chmod(real, 0o600)
+    os.symlink(real, s.tsig_key_file)
+    r = run(s, "configtest")
+    assert r.code == 77 and "symbolic link" in r.err, r.describe()
+    assert not os.listdir(s.key_dir), "a key was generated anyway"
+
+
+def test_check_and_status_create_no_directories(env):
+    s = env.config()
+    for d in (s.key_dir, s.state_dir):
+        os.rmdir(d)
+    run(s, "check")
+    run(s, "status")
+    for d in (s.key_dir, s.state_dir):
+        assert not os.path.exists(d), "%s was created" % d
+
+
+def core_files(d):
+    return [f for f in os.listdir(d) if f == "core" or f.startswith("core.")]
+
+
+def crash_daemon(env, s, extra_env):
+    """Run the daemon until it has published and activated (the TSIG key
+    was used), read its core limit, then SIGABRT it.  Returns (limit line,
+    core files in its cwd)."""
+    cwd = tempfile.mkdtemp(prefix="core-", dir=env.tmp)
+    os.chmod(cwd, 0o777)
+    out = os.path.join(cwd, "out")
+    environ = dict(os.environ)
+    environ.pop("NOTIFY_SOCKET", None)
+    environ.pop("DKIMKEYD_CORE_DUMPS", None)
+    environ.update(extra_env)
+
+    def unlimited():
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY,
+                                                  resource.RLIM_INFINITY))
+
+    with open(out, "wb") as o:
+        p = subprocess.Popen([DKIMKEYD, "-c", s.conf, "run"], cwd=cwd,
+                             stdin=subprocess.DEVNULL, stdout=o,
+                             stderr=subprocess.STDOUT, env=environ,
+                             preexec_fn=unlimited)
+    try:
+        wait_until(lambda: b"event=active" in open(out, "rb").read(), 60,
+                   "the daemon's first activation")
+        with open("/proc/%d/limits" % p.pid) as f:
+            limit = [ln for ln in f if ln.startswith("Max core file size")]
+        os.kill(p.pid, signal.SIGABRT)
+        p.wait(timeout=30)
+        # The kernel writes the core before the parent sees the exit.
+        time.sleep(0.5)
+        return limit[0].split()[4], core_files(cwd), cwd
+    finally:
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def test_a_crashed_daemon_leaves_no_core_dump(env):
+    s = env.config(extra_domain_lines=("rotate_every = 1h",))
+    limit, cores, _ = crash_daemon(env, s, {})
+    assert limit == "0", "RLIMIT_CORE soft limit is %s" % limit
+    assert cores == [], "core dump written: %r" % cores
+
+
+def test_core_dumps_on_request_hold_no_tsig_secret_after_use(env):
+    with open("/proc/sys/kernel/core_pattern") as f:
+        pattern = f.read().strip()
+    s = env.config(extra_domain_lines=("rotate_every = 1h",))
+    limit, cores, cwd = crash_daemon(env, s, {"DKIMKEYD_CORE_DUMPS": "1"})
+    assert limit == "unlimited", limit
+    if pattern.startswith("|") or "/" in pattern:
+        return      # cores go elsewhere on this system: nothing to read
+    assert cores, "no core dump although DKIMKEYD_CORE_DUMPS=1"
+    for c in cores:
+        with open(os.path.join(cwd, c), "rb") as f:
+            data = f.read()
+        os.unlink(os.path.join(cwd, c))
+        assert env.bind.secret.encode() not in data, \
+            "the TSIG secret is still in memory after the update"
