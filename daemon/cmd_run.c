@@ -843,38 +843,57 @@ sleep_until(int64_t t)
 
 /*
  * Slots for conf (only `only` when not NULL), each looked at now.  A
- * domain already scheduled keeps its backoff.
+ * domain already scheduled (a slot of old, whose domains belong to
+ * oldconf) keeps its backoff.  Linear: each new domain is found in the old
+ * configuration by its hash index, and mapped to its old slot through a
+ * table indexed by the old domain's position.
  */
 static struct slot *
 make_slots(const struct dk_conf *conf, const char *only,
-    const struct slot *old, size_t nold, size_t *np, int64_t now)
+    const struct dk_conf *oldconf, const struct slot *old, size_t nold,
+    size_t *np, int64_t now)
 {
+	const struct dk_conf_domain *want = NULL, *od;
 	struct slot *slots;
-	size_t i, j, n = 0;
+	size_t i, n = 0, *oldslot = NULL;
 
+	if (only != NULL)
+		want = dk_conf_domain_find(conf, only);
 	if ((slots = calloc(conf->ndomains + 1, sizeof(*slots))) == NULL)
 		return NULL;
+	if (old != NULL) {
+		if ((oldslot = calloc(oldconf->ndomains + 1,
+		    sizeof(*oldslot))) == NULL) {
+			free(slots);
+			return NULL;
+		}
+		for (i = 0; i < nold; i++)	/* old slot index + 1 */
+			oldslot[old[i].dom - oldconf->domains] = i + 1;
+	}
 	for (i = 0; i < conf->ndomains; i++) {
 		const struct dk_conf_domain *d = &conf->domains[i];
+		const struct slot *o = NULL;
 
-		if (only != NULL && dk_conf_domain_find(conf, only) != d)
+		if (only != NULL && want != d)
 			continue;
 		slots[n].dom = d;
 		slots[n].due = now;
 		slots[n].step_at = now;
-		for (j = 0; j < nold; j++)
-			if (strcasecmp(old[j].dom->name, d->name) == 0) {
-				slots[n].backoff = old[j].backoff;
-				slots[n].blocked = old[j].blocked;
-				slots[n].active_at = old[j].active_at;
-				slots[n].rotations = old[j].rotations;
-				slots[n].errors = old[j].errors;
-				break;
-			}
-		if (old != NULL && j == nold)
+		if (old != NULL &&
+		    (od = dk_conf_domain_find(oldconf, d->name)) != NULL &&
+		    oldslot[od - oldconf->domains] != 0)
+			o = &old[oldslot[od - oldconf->domains] - 1];
+		if (o != NULL) {
+			slots[n].backoff = o->backoff;
+			slots[n].blocked = o->blocked;
+			slots[n].active_at = o->active_at;
+			slots[n].rotations = o->rotations;
+			slots[n].errors = o->errors;
+		} else if (old != NULL)
 			say("%s: now configured", d->name);
 		n++;
 	}
+	free(oldslot);
 	*np = n;
 	return slots;
 }
@@ -895,6 +914,7 @@ reload(const char *path, const char *only, struct dk_conf **owned,
 	size_t n, i;
 	int rc;
 
+	dk_keydir_forget();	/* leftovers of runs since: look again */
 	if ((rc = dk_conf_load(path, &nc, &err)) != DK_OK ||
 	    (rc = dk_conf_check_integrations(nc, &err)) != DK_OK) {
 		complain("reload: %s; still running with the previous "
@@ -908,8 +928,8 @@ reload(const char *path, const char *only, struct dk_conf **owned,
 		dk_conf_free(nc);
 		return;
 	}
-	if ((ns = make_slots(nc, only, *slots, *nslots, &n, dk_now())) ==
-	    NULL) {
+	if ((ns = make_slots(nc, only, *cur, *slots, *nslots, &n,
+	    dk_now())) == NULL) {
 		complain("reload: out of memory; still running with the "
 		    "previous configuration");
 		dk_conf_free(nc);
@@ -1020,7 +1040,7 @@ run_daemon(const struct dk_conf *conf, const char *domain)
 	ms.started = now;
 	ms.partial = domain != NULL;
 	if ((b.p = calloc(BATCH_MAX, sizeof(*b.p))) == NULL ||
-	    (slots = make_slots(cur, domain, NULL, 0, &n, now)) == NULL) {
+	    (slots = make_slots(cur, domain, NULL, NULL, 0, &n, now)) == NULL) {
 		complain("out of memory");
 		code = 71;
 		goto out;
