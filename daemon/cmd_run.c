@@ -726,19 +726,39 @@ jitter(int64_t d)
 }
 
 /*
- * After a failed visit: temporary failures (unreachable, locked, local
- * I/O) back off exponentially; anything else needs an operator and is
- * retried at the cap.  Either way only this domain waits.
+ * Whether a failure may clear by itself, by the error taxonomy: TEMP
+ * (unreachable, 5xx, deadline), NOTFOUND (answered absent: not yet
+ * propagated), a held lock, local I/O and memory pressure.  PERM,
+ * MISMATCH, corrupt data, unsafe modes and configuration errors need an
+ * operator.
+ */
+static int
+transient(int rc)
+{
+	switch (rc) {
+	case DK_ETEMP:
+	case DK_ENOTFOUND:
+	case DK_EBUSY:
+	case DK_EIO:
+	case DK_ENOMEM:
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * After a failed visit: transient failures back off exponentially;
+ * anything else is retried at the cap.  Either way only this domain
+ * waits.
  */
 static void
 retry_later(struct slot *s, int rc, const struct dk_error *err, int64_t now)
 {
-	int code = dk_exit_code(rc);
 	int64_t d;
 	char dur[32];
 
 	s->errors++;
-	if (code == 75 || code == 74 || code == 71) {
+	if (transient(rc)) {
 		d = s->backoff == 0 ? BACKOFF_MIN : s->backoff * 2;
 		if (d > BACKOFF_MAX)
 			d = BACKOFF_MAX;
