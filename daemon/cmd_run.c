@@ -36,6 +36,7 @@
 #include "../lib/spread.h"
 #include "daemon.h"
 #include "publish.h"
+#include "run.h"
 
 /* A failing domain is retried after 30s, doubling up to an hour. */
 #define BACKOFF_MIN	30
@@ -102,66 +103,6 @@ struct batch {
 /* What becomes of a domain once its steps end (run --once, daemon). */
 typedef void (*done_fn)(struct slot *, int rc, const struct dk_error *,
     void *arg);
-
-static volatile sig_atomic_t reload_requested;
-static sigset_t run_blocked, run_unblocked;
-static int signals_blocked;
-
-static void
-on_hup(int sig)
-{
-	(void)sig;
-	reload_requested = 1;
-}
-
-/*
- * Signals are blocked while a step runs, so that none interrupts a
- * network exchange or a commit halfway (a poll() interrupted by a signal
- * would fail the step); they are delivered between steps and during the
- * sleep.  Reload commands get a clean mask from dk_signer_run.
- */
-static void
-signals_setup(int daemon)
-{
-	struct sigaction sa;
-
-	dk_stop_handlers();
-	sigemptyset(&run_blocked);
-	sigaddset(&run_blocked, SIGTERM);
-	sigaddset(&run_blocked, SIGINT);
-	if (daemon) {
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_hup;
-		sigemptyset(&sa.sa_mask);
-		sigaction(SIGHUP, &sa, NULL);
-		sigaddset(&run_blocked, SIGHUP);
-	}
-	sigprocmask(SIG_BLOCK, &run_blocked, &run_unblocked);
-	sigdelset(&run_unblocked, SIGTERM);
-	sigdelset(&run_unblocked, SIGINT);
-	sigdelset(&run_unblocked, SIGHUP);
-	signals_blocked = 1;
-}
-
-/* Let pending signals in (their handlers only set flags), then block. */
-static void
-take_signals(void)
-{
-	sigset_t old;
-
-	if (!signals_blocked)
-		return;
-	sigprocmask(SIG_SETMASK, &run_unblocked, &old);
-	sigprocmask(SIG_SETMASK, &old, NULL);
-}
-
-static void
-signals_restore(void)
-{
-	if (signals_blocked)
-		sigprocmask(SIG_UNBLOCK, &run_blocked, NULL);
-	signals_blocked = 0;
-}
 
 static void
 fmt_time(int64_t t, char *buf, size_t len)
@@ -839,28 +780,6 @@ report(const struct slot *slots, size_t n)
 	dk_notify("STATUS=%s", buf);
 }
 
-/* Sleep until t (dk_now() time) or a signal. */
-static void
-sleep_until(int64_t t)
-{
-	struct timespec now, ts;
-
-	clock_gettime(CLOCK_REALTIME, &now);
-	if (t > now.tv_sec) {
-		ts.tv_sec = (time_t)(t - now.tv_sec - 1);
-		ts.tv_nsec = 1000000000L - now.tv_nsec;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-	} else {
-		/* time() lags the precise clock by up to a tick. */
-		ts.tv_sec = 0;
-		ts.tv_nsec = 10000000L;
-	}
-	(void)ppoll(NULL, 0, &ts, &run_unblocked);
-}
-
 /*
  * Slots for conf (only `only` when not NULL), each looked at now.  A
  * domain already scheduled (a slot of old, whose domains belong to
@@ -968,77 +887,6 @@ reload(const char *path, const char *only, struct dk_conf **owned,
 	say("reloaded %s: %zu domain%s", path, n, n == 1 ? "" : "s");
 }
 
-/*
- * Take the pid file: created if missing, locked with flock so that a
- * second daemon is refused while the first lives (a stale file left by a
- * crash holds no lock), then truncated and filled with our pid.  Returns
- * the open descriptor (the lock lives as long as it), or -1 after saying
- * why; *code is the exit code then.
- */
-static int
-pidfile_take(const char *path, int *code)
-{
-	struct stat a, b;
-	char holder[32];
-	ssize_t n;
-	int fd, tries;
-
-	for (tries = 0; tries < 10; tries++) {
-		fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-		    0644);
-		if (fd == -1) {
-			complain("%s: %s", path, strerror(errno));
-			*code = errno == ELOOP ? 77 : 74;
-			return -1;
-		}
-		if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
-			if (errno == EWOULDBLOCK) {
-				n = pread(fd, holder, sizeof(holder) - 1, 0);
-				holder[n > 0 ? n : 0] = '\0';
-				holder[strcspn(holder, "\n")] = '\0';
-				complain("%s: held by running process %s; not "
-				    "starting a second daemon", path,
-				    holder[0] ? holder : "(unknown pid)");
-				*code = 75;
-			} else {
-				complain("%s: flock: %s", path,
-				    strerror(errno));
-				*code = 74;
-			}
-			close(fd);
-			return -1;
-		}
-		/*
-		 * The previous holder removes the file on exit: if that
-		 * happened between our open and our lock, we hold a lock on
-		 * an unlinked file.  Lock what the path names now.
-		 */
-		if (fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
-		    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-			break;
-		close(fd);
-		fd = -1;
-	}
-	if (fd == -1) {
-		complain("%s: keeps being replaced; not starting", path);
-		*code = 75;
-		return -1;
-	}
-	if (!S_ISREG(a.st_mode)) {
-		complain("%s: not a regular file", path);
-		close(fd);
-		*code = 77;
-		return -1;
-	}
-	if (ftruncate(fd, 0) == -1 || dprintf(fd, "%ld\n", (long)getpid()) <
-	    0) {
-		complain("%s: %s", path, strerror(errno));
-		close(fd);
-		*code = 74;
-		return -1;
-	}
-	return fd;
-}
 
 static int
 run_daemon(const struct dk_conf *conf, const char *domain)
