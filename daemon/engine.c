@@ -226,10 +226,11 @@ dk_domain_close(struct dk_domain_ctx *c)
 	c->lockfd = -1;
 }
 
-static const char *
-alg_tag(const struct dk_key_state *ks)
+static enum dk_alg
+key_alg(const struct dk_key_state *ks)
 {
-	return strncmp(ks->algorithm, "ed25519", 7) == 0 ? "ed25519" : "rsa";
+	return strncmp(ks->algorithm, "ed25519", 7) == 0 ? DK_ALG_ED25519 :
+	    DK_ALG_RSA;
 }
 
 int
@@ -249,9 +250,18 @@ dk_expected_txt(const struct dk_key_state *ks, enum dk_kstate s,
 	if (ks->pubkey == NULL)
 		return dk_err(err, DK_ECORRUPT, "key %s has no public key in "
 		    "the state", ks->key_id);
-	if (asprintf(&text, "v=DKIM1; k=%s; p=%s", alg_tag(ks),
-	    s == DK_KS_REVOKED ? "" : ks->pubkey) == -1)
-		return dk_err(err, DK_ENOMEM, "out of memory");
+	/* Records are built in one place: lib/record.c. */
+	if (s == DK_KS_REVOKED)
+		rc = dk_record_format_revoked(key_alg(ks), &text) == DK_OK ?
+		    DK_OK : dk_err(err, DK_ENOMEM, "out of memory");
+	else if ((rc = dk_record_format_public(key_alg(ks), ks->pubkey,
+	    &text, err)) != DK_OK) {
+		dk_err_prefix(err, "state key %s", ks->key_id);
+		if (rc == DK_EINVAL)
+			rc = DK_ECORRUPT;
+	}
+	if (rc != DK_OK)
+		return rc;
 	if ((rc = dk_record_parse(text, strlen(text), &rec, err)) != DK_OK) {
 		dk_err_prefix(err, "state key %s", ks->key_id);
 		rc = DK_ECORRUPT;
