@@ -16,7 +16,7 @@ MANDIR	?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 
 CC	?= cc
-PKGS	 = ldns libcurl libcrypto inih libpsl
+PKGS	 = ldns libcurl libcrypto inih libpsl jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -133,15 +133,17 @@ clean:
 	rm -rf build build-san build-crash build-san-crash dkimkeyd
 
 # libFuzzer targets for every parser: make fuzz FUZZ_SECONDS=60
+# (a target's " * FUZZ_EXTRA_SRC: FILES" comment line adds sources)
 FUZZ_SECONDS ?= 30
 FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 fuzz:
 	@mkdir -p build-fuzz
 	@for f in $(FUZZ_SRC); do \
 	    n=$$(basename $$f .c); \
+	    x=$$(sed -n 's/^ \* FUZZ_EXTRA_SRC: //p' $$f); \
 	    clang -g -O1 -std=c11 -D_GNU_SOURCE -Ilib \
 	        -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) \
-	        -o build-fuzz/$$n $$f $(LIB_SRC) $(PKG_LIBS) || exit 1; \
+	        -o build-fuzz/$$n $$f $$x $(LIB_SRC) $(PKG_LIBS) || exit 1; \
 	    mkdir -p build-fuzz/$$n.corpus; \
 	    echo "fuzzing $$n for $(FUZZ_SECONDS)s"; \
 	    build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) \

@@ -9,7 +9,8 @@ set -eu
 PKGS="gcc make pkg-config libldns-dev libcurl4-openssl-dev libssl-dev
 libinih-dev libcmocka-dev bind9 bind9-utils bind9-dnsutils ldnsutils
 python3 python3-dkim python3-nacl python3-dnspython knot knot-dnsutils opendkim
-opendkim-tools openssl libpsl-dev publicsuffix"
+opendkim-tools openssl libpsl-dev publicsuffix rspamd exim4-daemon-heavy swaks
+python3-aiosmtpd libjansson-dev pdns-server pdns-backend-sqlite3 faketime"
 [ "$#" -gt 0 ] && PKGS="$*"
 
 missing=
@@ -27,7 +28,7 @@ fi
 
 echo "dkimkeyd: installing:$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
-# The packaged services (named, knotd, opendkim) are not wanted running: the
+# The packaged services (named, knotd, opendkim, rspamd, exim4) are not wanted running: the
 # tests and the demo start their own instances on loopback.  policy-rc.d
 # keeps the maintainer scripts from starting them, only for this install.
 prc=/usr/sbin/policy-rc.d

@@ -20,6 +20,7 @@
 #include "../lib/dmarc.h"
 #include "../lib/key.h"
 #include "../lib/metrics.h"
+#include "../lib/observe.h"
 #include "../lib/probe.h"
 #include "../lib/record.h"
 #include "daemon.h"
@@ -207,6 +208,8 @@ struct live {
 	int		 usable;	/* loaded and signed */
 	size_t		 q0;
 	const struct servers *srv;
+	char		 key_id[32];	/* of the key in keyfile, once read */
+	char		 why[256];	/* why keyfile could not be read */
 };
 
 struct dom {
@@ -736,17 +739,6 @@ plan_queries(struct run *r, struct dom *d)
 	}
 }
 
-static const char *
-rcode_name(int rc)
-{
-	static const char *const n[] = { "NOERROR", "FORMERR", "SERVFAIL",
-	    "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
-	    "NXRRSET", "NOTAUTH", "NOTZONE" };
-
-	return rc >= 0 && rc < (int)(sizeof(n) / sizeof(n[0])) ? n[rc] :
-	    "rcode";
-}
-
 /*
  * Is a query's answer usable?  Sets *sev and writes why not.  An answer
  * that is not authoritative (REFUSED, NOTAUTH, AA=0) proves the server
@@ -755,26 +747,13 @@ rcode_name(int rc)
 static int
 usable(const struct dk_query *q, int *sev, char *why, size_t len)
 {
-	/* The probe's detail names the server already. */
-	if (q->status != DK_OK) {
-		*sev = ST_UNKNOWN;
-		note(why, len, "no answer from %s", q->detail);
-		return 0;
-	}
-	if (q->answer.rcode != 0 && q->answer.rcode != 3) {
-		*sev = q->answer.rcode == 2 ? ST_UNKNOWN : ST_CRITICAL;
-		note(why, len, "%s answered %s%s", q->server.text,
-		    rcode_name(q->answer.rcode), *sev == ST_CRITICAL ?
-		    " (not authoritative for the zone)" : "");
-		return 0;
-	}
-	if (!q->answer.aa) {
-		*sev = ST_CRITICAL;
-		note(why, len, "%s: answer is not authoritative (AA=0): lame "
-		    "delegation or a resolver", q->server.text);
-		return 0;
-	}
-	return 1;
+	enum dk_obs_kind kind;
+
+	if (dk_answer_usable(q->status == DK_OK ? &q->answer : NULL,
+	    q->detail, q->server.text, &kind, why, len))
+		return 1;
+	*sev = kind == DK_OBS_LAME ? ST_CRITICAL : ST_UNKNOWN;
+	return 0;
 }
 
 /* The servers of an item (indices in mask) as "a, b". */
@@ -869,18 +848,11 @@ lint(struct item *it, const struct dk_record *rec, const char *where)
 	return worst;
 }
 
-/* Same key as dkimkeyd holds: k= and the decoded p= bytes. */
-static int
-same_key(const struct dk_record *a, const struct dk_record *b)
-{
-	return a->k == b->k && a->plen == b->plen &&
-	    (a->plen == 0 || memcmp(a->p, b->p, a->plen) == 0);
-}
-
 /* One distinct answer among the servers of an item. */
 struct variant {
 	char	*text;		/* joined record, or NULL: absent */
 	size_t	 multi;		/* several TXT RRs: how many, else 0 */
+	struct dk_observation obs; /* the first server's, judged */
 	int	 mask[MAX_SERVERS];
 	size_t	 count;
 };
@@ -889,10 +861,9 @@ static void
 judge_item(struct run *r, struct dom *d, struct item *it)
 {
 	struct variant v[MAX_SERVERS];
-	struct dk_error err = { 0, "" };
-	struct dk_record *rec = NULL;
+	struct dk_observation co;
 	const struct dk_query *q;
-	char names[1024], why[300], *text;
+	char names[1024], *text;
 	size_t i, k, nv = 0, n;
 	int sev, vs, answered = 0;
 
@@ -905,40 +876,56 @@ judge_item(struct run *r, struct dom *d, struct item *it)
 	}
 	n = it->srv->n;
 	for (i = 0; i < n; i++) {
+		struct dk_observation o;
+
 		q = &r->q[it->q0 + i];
-		if (!usable(q, &sev, why, sizeof(why))) {
+		if (dk_observe_txt(q->status == DK_OK ? &q->answer : NULL,
+		    q->detail, q->server.text, it->owner, it->expect, &o) !=
+		    DK_OK) {
+			dk_observation_clear(&o);
+			continue;
+		}
+		if (o.kind == DK_OBS_NOANSWER || o.kind == DK_OBS_LAME) {
+			sev = o.kind == DK_OBS_LAME ? ST_CRITICAL : ST_UNKNOWN;
 			it->srv_sev[i] = sev;
-			padd(&it->probs, sev, "%s: %s", it->owner, why);
+			padd(&it->probs, sev, "%s: %s", it->owner, o.why);
+			dk_observation_clear(&o);
 			continue;
 		}
 		answered++;
-		text = NULL;
-		if (q->answer.ntxt == 1 && dk_txt_join(&q->answer.txt[0],
-		    &text) != DK_OK)
+		/* A CNAME where a key record belongs is judged as absent. */
+		text = o.text;
+		if (o.kind == DK_OBS_SEVERAL && asprintf(&text, "(%zu records)",
+		    o.nrr) == -1) {
+			dk_observation_clear(&o);
 			continue;
-		if (q->answer.ntxt > 1 && asprintf(&text, "(%zu records)",
-		    q->answer.ntxt) == -1)
-			continue;
+		}
 		/* Same text, same count: one variant. */
 		for (k = 0; k < nv; k++)
-			if (v[k].multi == (q->answer.ntxt > 1 ?
-			    q->answer.ntxt : 0) &&
-			    ((v[k].text == NULL && text == NULL) ||
+			if (v[k].multi == (o.kind == DK_OBS_SEVERAL ? o.nrr :
+			    0) && ((v[k].text == NULL && text == NULL) ||
 			    (v[k].text != NULL && text != NULL &&
 			    strcmp(v[k].text, text) == 0)))
 				break;
 		if (k == nv) {
-			/* Cleared as taken: the whole array is 18 KiB. */
+			/* Cleared as taken: the whole array is large. */
 			memset(&v[nv], 0, sizeof(v[nv]));
 			v[nv].text = text;
-			v[nv].multi = q->answer.ntxt > 1 ? q->answer.ntxt : 0;
+			v[nv].multi = o.kind == DK_OBS_SEVERAL ? o.nrr : 0;
+			v[nv].obs = o;
+			v[nv].obs.text = NULL;	/* owned by the variant */
 			nv++;
-		} else
-			free(text);
+		} else {
+			if (text != o.text)
+				free(text);
+			dk_observation_clear(&o);
+		}
 		v[k].mask[i] = 1;
 		v[k].count++;
 	}
 	for (k = 0; k < nv; k++) {
+		const struct dk_observation *ob = &v[k].obs;
+
 		server_names(it->srv, v[k].mask, 1, names, sizeof(names));
 		vs = ST_OK;
 		if (v[k].text == NULL) {
@@ -966,26 +953,33 @@ judge_item(struct run *r, struct dom *d, struct item *it)
 			padd(&it->probs, vs, "%s: still published on %s after "
 			    "key %s was removed", it->owner, names,
 			    it->ks->key_id);
-		} else if (dk_record_parse(v[k].text, strlen(v[k].text), &rec,
-		    &err) != DK_OK) {
+		} else if (ob->kind == DK_OBS_INVALID || ob->rec == NULL) {
 			vs = ST_CRITICAL;
 			padd(&it->probs, vs, "%s: invalid record on %s: %s",
-			    it->owner, names, err.msg);
+			    it->owner, names, ob->why);
 		} else {
-			if (it->kind == K_MANAGED && !same_key(rec,
-			    it->expect)) {
+			if (it->kind == K_MANAGED && ob->kind == DK_OBS_OTHER &&
+			    ob->differs == DK_DIFF_KEY) {
 				vs = ST_CRITICAL;
 				padd(&it->probs, vs, "%s: %s serves %s than key "
 				    "%s (%s) that dkimkeyd holds", it->owner,
-				    names, rec->plen == 0 ? "a revoked record "
-				    "rather" : "another key", it->ks->key_id,
+				    names, ob->rec->plen == 0 ? "a revoked "
+				    "record rather" : "another key",
+				    it->ks->key_id, dk_kstate_name(it->kstate));
+			} else if (it->kind == K_MANAGED &&
+			    ob->kind == DK_OBS_OTHER) {
+				vs = ST_WARNING;
+				padd(&it->probs, vs, "%s: %s serves key %s (%s) "
+				    "with h=, s= or t= tags other than "
+				    "dkimkeyd published: the record was changed "
+				    "outside dkimkeyd, and a record like it "
+				    "would not pass the activation gate",
+				    it->owner, names, it->ks->key_id,
 				    dk_kstate_name(it->kstate));
 			}
-			sev = lint(it, rec, names);
+			sev = lint(it, ob->rec, names);
 			if (sev > vs)
 				vs = sev;
-			dk_record_free(rec);
-			rec = NULL;
 		}
 		for (i = 0; i < n; i++)
 			if (v[k].mask[i] && vs > it->srv_sev[i])
@@ -1006,8 +1000,10 @@ judge_item(struct run *r, struct dom *d, struct item *it)
 			if (it->srv_sev[i] < ST_WARNING && answered > 0)
 				it->srv_sev[i] = ST_WARNING;
 	}
-	for (k = 0; k < nv; k++)
+	for (k = 0; k < nv; k++) {
 		free(v[k].text);
+		dk_observation_clear(&v[k].obs);
+	}
 
 	/* cname mode: the customer's name must point at our record. */
 	for (i = 0; it->csrv != NULL && it->cname_owner[0] != '\0'; i++) {
@@ -1020,21 +1016,29 @@ judge_item(struct run *r, struct dom *d, struct item *it)
 		if (i >= it->csrv->n)
 			break;
 		q = &r->q[it->cq0 + i];
-		if (!usable(q, &sev, why, sizeof(why))) {
+		if (dk_observe_cname(q->status == DK_OK ? &q->answer : NULL,
+		    q->detail, q->server.text, it->cname_owner, it->owner,
+		    &co) != DK_OK) {
+			dk_observation_clear(&co);
+			continue;
+		}
+		if (co.kind == DK_OBS_NOANSWER || co.kind == DK_OBS_LAME) {
+			sev = co.kind == DK_OBS_LAME ? ST_CRITICAL : ST_UNKNOWN;
 			it->csrv_sev[i] = sev;
-			padd(&it->probs, sev, "%s: %s", it->cname_owner, why);
-		} else if (q->answer.nnames == 0) {
+			padd(&it->probs, sev, "%s: %s", it->cname_owner, co.why);
+		} else if (co.kind == DK_OBS_ABSENT) {
 			it->csrv_sev[i] = ST_CRITICAL;
 			padd(&it->probs, ST_CRITICAL, "%s: no CNAME on %s; the "
 			    "customer must publish %s CNAME %s.",
 			    it->cname_owner, q->server.text, it->cname_owner,
 			    it->owner);
-		} else if (strcasecmp(q->answer.names[0], it->owner) != 0) {
+		} else if (co.kind != DK_OBS_SERVED) {
 			it->csrv_sev[i] = ST_CRITICAL;
 			padd(&it->probs, ST_CRITICAL, "%s: CNAME on %s points "
 			    "to %s, expected %s", it->cname_owner,
-			    q->server.text, q->answer.names[0], it->owner);
+			    q->server.text, co.cname, it->owner);
 		}
+		dk_observation_clear(&co);
 	}
 }
 
@@ -1183,6 +1187,31 @@ judge_senders(struct run *r, struct dom *d)
 }
 
 /* The signer must point at exactly the active keys. */
+/*
+ * Is the key the signer reads from l->keyfile the key ks?  Judged by what
+ * the key is (its key id, a digest of the public key), never by path: a
+ * signer may hold its own copy (the files signer, other hosts).  The
+ * same path is the same key without reading it.
+ */
+static int
+live_is_key(struct live *l, const struct dk_key_state *ks)
+{
+	struct dk_error err = { 0, "" };
+	struct dk_key *key = NULL;
+
+	if (ks->file != NULL && strcmp(l->keyfile, ks->file) == 0)
+		return 1;
+	if (l->key_id[0] == '\0' && l->why[0] == '\0') {
+		if (dk_key_load(l->keyfile, &key, &err) != DK_OK)
+			snprintf(l->why, sizeof(l->why), "%s", err.msg);
+		else
+			snprintf(l->key_id, sizeof(l->key_id), "%s",
+			    dk_key_id(key));
+		dk_key_free(key);
+	}
+	return l->key_id[0] != '\0' && strcmp(l->key_id, ks->key_id) == 0;
+}
+
 static void
 judge_signer(struct run *r, struct dom *d)
 {
@@ -1209,11 +1238,22 @@ judge_signer(struct run *r, struct dom *d)
 
 		for (j = 0; j < d->nlive; j++)
 			if (strcmp(d->live[j].selector, ks->selector) == 0 &&
-			    ks->file != NULL &&
-			    strcmp(d->live[j].keyfile, ks->file) == 0)
+			    live_is_key(&d->live[j], ks))
 				break;
 		if (j < d->nlive)
 			continue;
+		for (j = 0; j < d->nlive; j++)
+			if (d->live[j].why[0] != '\0' &&
+			    strcmp(d->live[j].selector, ks->selector) == 0)
+				break;
+		if (j < d->nlive) {
+			padd(&d->probs, ST_UNKNOWN, "%s: signer %s uses %s "
+			    "(%s), which cannot be compared with the active "
+			    "key %s: %s", d->cd->name, d->c.ssec->name,
+			    d->live[j].selector, d->live[j].keyfile,
+			    ks->key_id, d->live[j].why);
+			continue;
+		}
 		if (d->nlive == 0)
 			padd(&d->probs, ST_CRITICAL, "%s: signer %s has no key "
 			    "for the domain; expected %s (%s)", d->cd->name,
@@ -1326,6 +1366,29 @@ judge_canary(struct run *r, struct dom *d)
 	}
 }
 
+/*
+ * "active key mail1 is 3s old (critical at 2s)": the age in the unit the
+ * threshold was given in (its largest exact unit), so that a threshold of
+ * seconds does not print "0d".
+ */
+static void
+age_problem(struct dom *d, int sev, const char *what, int64_t limit)
+{
+	static const struct { int64_t n; char u; } units[] = {
+		{ 7 * 86400, 'w' }, { 86400, 'd' }, { 3600, 'h' }, { 60, 'm' },
+		{ 1, 's' },
+	};
+	size_t i;
+
+	for (i = 0; i + 1 < sizeof(units) / sizeof(units[0]); i++)
+		if (limit % units[i].n == 0)
+			break;
+	padd(&d->probs, sev, "%s: active key %s is %" PRId64 "%c old (%s at "
+	    "%" PRId64 "%c); rotate: dkimkeyd rotate --domain %s", d->cd->name,
+	    d->active_sel, d->active_age / units[i].n, units[i].u, what,
+	    limit / units[i].n, units[i].u, d->cd->name);
+}
+
 static void
 judge_domain(struct run *r, struct dom *d)
 {
@@ -1356,18 +1419,10 @@ judge_domain(struct run *r, struct dom *d)
 		d->active_age = r->now - st->keys[act].active_at;
 		d->active_sel = st->keys[act].selector;
 		if (r->o->crit_age > 0 && d->active_age >= r->o->crit_age)
-			padd(&d->probs, ST_CRITICAL, "%s: active key %s is "
-			    "%" PRId64 "d old (critical at %" PRId64 "d); "
-			    "rotate: dkimkeyd rotate --domain %s", d->cd->name,
-			    d->active_sel, d->active_age / 86400,
-			    r->o->crit_age / 86400, d->cd->name);
+			age_problem(d, ST_CRITICAL, "critical", r->o->crit_age);
 		else if (r->o->warn_age > 0 && d->active_age >=
 		    r->o->warn_age)
-			padd(&d->probs, ST_WARNING, "%s: active key %s is "
-			    "%" PRId64 "d old (warning at %" PRId64 "d); "
-			    "rotate: dkimkeyd rotate --domain %s", d->cd->name,
-			    d->active_sel, d->active_age / 86400,
-			    r->o->warn_age / 86400, d->cd->name);
+			age_problem(d, ST_WARNING, "warning", r->o->warn_age);
 	}
 	dk_plan_next(st, &d->c.pol, 0, r->now, &p);
 	if (p.action != DK_ACT_NONE)
@@ -1402,14 +1457,40 @@ json_problems(struct str *o, const struct plist *l)
 static void
 json_domain(struct run *r, struct dom *d, struct str *o)
 {
-	size_t i, j;
+	const char *first;
+	size_t i, j, na;
+	int act[8];
 
 	sappend(o, "{\"domain\":");
 	sjson(o, d->cd->name);
 	sappend(o, ",\"status\":\"%s\",\"mode\":\"%s\",\"active_selector\":",
 	    st_name[d->worst], d->cd->mode == DK_MODE_CNAME ? "cname" :
 	    "txt");
-	sjson(o, d->active_sel);
+	/*
+	 * active_selector: the first track's (RSA of a dual domain);
+	 * active_keys: every active key, both of a dual-algorithm domain.
+	 */
+	na = d->c.st != NULL ? dk_plan_active_keys(d->c.st, r->now, act, 8) :
+	    0;
+	if (na > 8)
+		na = 8;
+	for (i = 0, first = NULL; i < na && first == NULL; i++)
+		if (strncmp(d->c.st->keys[act[i]].algorithm, "ed25519", 7) != 0)
+			first = d->c.st->keys[act[i]].selector;
+	sjson(o, first != NULL ? first : d->active_sel);
+	sappend(o, ",\"active_keys\":[");
+	for (i = 0; i < na; i++) {
+		const struct dk_key_state *ks = &d->c.st->keys[act[i]];
+
+		sappend(o, "%s{\"selector\":", i ? "," : "");
+		sjson(o, ks->selector);
+		sappend(o, ",\"key_id\":");
+		sjson(o, ks->key_id);
+		sappend(o, ",\"algorithm\":");
+		sjson(o, ks->algorithm);
+		sappend(o, "}");
+	}
+	sappend(o, "]");
 	if (d->active_age >= 0)
 		sappend(o, ",\"active_age\":%" PRId64, d->active_age);
 	else

@@ -6,6 +6,7 @@
 #define DK_DAEMON_H
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "../lib/conf.h"
@@ -19,6 +20,8 @@
 extern int dk_quiet;
 void	say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Write msg to f with every non-printable byte as \\xHH (no newline). */
+void	dk_log_write(FILE *f, const char *msg);
 
 /* The clock: one replaceable function. */
 int64_t	dk_now(void);
@@ -144,6 +147,8 @@ int	cmd_revoke(const struct dk_conf *, const char *domain,
 int	cmd_run(const struct dk_conf *, const char *domain, int once,
 	    const char *pidfile);
 int	cmd_status(const struct dk_conf *, const char *domain, int json);
+/* state seal: check a state file edited by hand and seal it again. */
+int	cmd_state_seal(const struct dk_conf *, const char *domain);
 /* Options of `check`. */
 struct dk_check_opts {
 	int		 json;		/* --json instead of plugin output */

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../lib/key.h"
+#include "../lib/observe.h"
 #include "../lib/record.h"
 #include "daemon.h"
 #include "publish.h"
@@ -113,10 +114,7 @@ mkdir_private(const char *path, mode_t mode, struct dk_error *err)
 	}
 	if (!S_ISDIR(sb.st_mode))
 		return dk_err(err, DK_EIO, "%s: not a directory", tmp);
-	if (sb.st_mode & S_IWOTH)
-		return dk_err(err, DK_EUNSAFE, "%s: world-writable directory; "
-		    "chmod o-w %s", tmp, tmp);
-	return DK_OK;
+	return dk_conf_dir_safe(tmp, err);
 }
 
 int
@@ -162,6 +160,18 @@ dk_domain_load_state(const struct dk_conf *conf,
 	int rc;
 
 	rc = dk_state_load(conf->state_dir, dom->name, &st, err);
+	/* Invariant 4: no file outside key_dir is ever read or destroyed. */
+	if (rc == DK_OK && (rc = dk_state_check_files(st, conf->key_dir,
+	    dom->name, err)) != DK_OK) {
+		dk_err_prefix(err, "%s/%s.state", conf->state_dir, dom->name);
+		dk_state_free(st);
+	}
+	/*
+	 * A bounded history of removed keys, dropped at load (key indices
+	 * stay fixed while a command runs) and so by the next commit.
+	 */
+	if (rc == DK_OK)
+		dk_state_compact(st, (size_t)dom->keep_removed);
 	if (rc == DK_ENOTFOUND) {
 		if ((st = dk_state_new(dom->name)) == NULL)
 			return dk_err(err, DK_ENOMEM, "out of memory");
@@ -280,11 +290,19 @@ out:
 	return rc;
 }
 
-/* The private key behind a state entry must exist, be safe, and match. */
+/*
+ * The private key behind a state entry must exist, be safe, and match:
+ * its key id, and the public key the state would publish, derived from
+ * the private key itself, so that a damaged public: line never reaches
+ * DNS or the signer.
+ */
 static int
 check_key_file(const struct dk_key_state *ks, struct dk_error *err)
 {
 	struct dk_key *key = NULL;
+	unsigned char *pub = NULL;
+	size_t publen;
+	char *b64 = NULL;
 	int rc;
 
 	if (ks->file == NULL)
@@ -299,8 +317,69 @@ check_key_file(const struct dk_key_state *ks, struct dk_error *err)
 	if (strcmp(dk_key_id(key), ks->key_id) != 0)
 		rc = dk_err(err, DK_ECORRUPT, "%s: key id %s does not match "
 		    "the state (%s)", ks->file, dk_key_id(key), ks->key_id);
+	else if ((rc = dk_key_public(key, &pub, &publen, err)) == DK_OK &&
+	    (rc = dk_base64_encode(pub, publen, &b64)) != DK_OK)
+		rc = dk_err(err, DK_ENOMEM, "out of memory");
+	else if (rc == DK_OK && (ks->pubkey == NULL ||
+	    strcmp(b64, ks->pubkey) != 0))
+		rc = dk_err(err, DK_ECORRUPT, "%s: the public key in the "
+		    "state for %s %s is not the one of this private key; not "
+		    "publishing or activating it", ks->file, ks->selector,
+		    ks->key_id);
+	free(pub);
+	free(b64);
 	dk_key_free(key);
 	return rc;
+}
+
+/*
+ * A clock behind the last recorded step (stepped back, or a state written
+ * on a host whose clock ran ahead) would earn a timestamp the state
+ * cannot record, after the provider call: refuse before acting, as a
+ * temporary failure that clears once the clock passes that step.
+ */
+static int
+check_clock(const struct dk_domain_ctx *c, int64_t now, struct dk_error *err)
+{
+	int64_t latest = dk_state_latest(c->st);
+	char t1[32], t2[32];
+
+	if (now >= latest)
+		return DK_OK;
+	dk_format_time(now, "?", t1, sizeof(t1));
+	dk_format_time(latest, "?", t2, sizeof(t2));
+	return dk_err(err, DK_ETEMP, "%s: the clock (%s) is %" PRId64 "s "
+	    "behind the last step recorded in the state (%s): was it "
+	    "stepped back?  Not acting until it passes that time",
+	    c->dom->name, t1, latest - now, t2);
+}
+
+/*
+ * The signer's tables must be readable before a record goes out, or a
+ * key would be published that the signer can then not be switched to.
+ * A table the signer provider cannot parse is the signer's configuration,
+ * not dkimkeyd's state: DK_ECONFIG (exit 78), never DK_ECORRUPT (65).
+ */
+static int
+signer_err(int rc, struct dk_error *err)
+{
+	if (rc == DK_ECORRUPT) {
+		err->code = DK_ECONFIG;
+		return DK_ECONFIG;
+	}
+	return rc;
+}
+
+static int
+check_signer(struct dk_domain_ctx *c, struct dk_error *err)
+{
+	int rc;
+
+	if (c->sops->check == NULL ||
+	    (rc = c->sops->check(c->sctx, err)) == DK_OK)
+		return DK_OK;
+	dk_err_prefix(err, "signer %s: not publishing", c->ssec->name);
+	return signer_err(rc, err);
 }
 
 static int
@@ -309,7 +388,9 @@ commit(struct dk_domain_ctx *c, struct dk_error *err)
 	int rc;
 
 	CRASHPOINT("before-commit");
-	rc = dk_state_commit(c->conf->state_dir, c->st, err);
+	/* A bounded history: status shows the last keep_removed keys. */
+	rc = dk_state_commit_keep(c->conf->state_dir, c->st,
+	    (size_t)c->dom->keep_removed, err);
 	CRASHPOINT("after-commit");
 	return rc;
 }
@@ -478,8 +559,8 @@ do_generate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 	} else {
 		if ((rc = dk_key_generate(spec, &key, err)) != DK_OK)
 			return rc;
-		if (asprintf(&path, "%s/%s.%s.%s.pem", c->conf->key_dir,
-		    c->dom->name, selector, dk_key_id(key)) == -1) {
+		if (dk_state_key_file(c->conf->key_dir, c->dom->name,
+		    selector, dk_key_id(key), &path) != DK_OK) {
 			dk_key_free(key);
 			return dk_err(err, DK_ENOMEM, "out of memory");
 		}
@@ -518,8 +599,10 @@ observe_drain(struct dk_domain_ctx *c, const char *owner,
 {
 	struct dk_answer ans;
 	struct dk_error qerr = { 0, "" };
+	enum dk_obs_kind kind;
 	int64_t d = 0, t;
 	size_t i, answered = 0;
+	char why[256];
 	int rc;
 
 	/*
@@ -534,10 +617,9 @@ observe_drain(struct dk_domain_ctx *c, const char *owner,
 		    c->pops->timeout_ms(c->pctx), &ans, &qerr);
 		if (rc != DK_OK)
 			continue;
-		if ((ans.rcode != 0 && ans.rcode != 3) || !ans.aa) {
-			dk_err(&qerr, DK_ETEMP, "%s: %s for %s", addrs[i].text,
-			    ans.aa ? "error rcode" : "not authoritative",
-			    owner);
+		if (!dk_answer_usable(&ans, NULL, addrs[i].text, &kind, why,
+		    sizeof(why))) {
+			dk_err(&qerr, DK_ETEMP, "%s for %s", why, owner);
 			dk_answer_clear(&ans);
 			continue;
 		}
@@ -604,10 +686,14 @@ dk_publish_prepare(struct dk_domain_ctx *c, int k, int *pending,
 	int rc;
 
 	*pending = 0;
+	if ((rc = check_clock(c, now, err)) != DK_OK)
+		return rc;
 	if ((rc = dk_txt_owner(c->dom, ks->selector, owner, sizeof(owner),
 	    err)) != DK_OK)
 		return rc;
 	if ((rc = check_key_file(ks, err)) != DK_OK)
+		return rc;
+	if ((rc = check_signer(c, err)) != DK_OK)
 		return rc;
 	if ((rc = dk_expected_txt(ks, DK_KS_PUBLISHED, &txt, &rec, err)) !=
 	    DK_OK)
@@ -698,7 +784,10 @@ dk_publish_finish(struct dk_domain_ctx *c, const struct dk_publish *pb,
 			return rc;
 		CRASHPOINT("after-cname");
 	}
+	/* Never before an earlier step, should the clock step meanwhile. */
 	ks->published_at = dk_now();
+	if (ks->published_at < dk_state_latest(c->st))
+		ks->published_at = dk_state_latest(c->st);
 	if ((rc = commit(c, err)) != DK_OK)
 		return rc;
 	dk_duration_format(ks->drain, d1, sizeof(d1));
@@ -727,6 +816,74 @@ do_publish(struct dk_domain_ctx *c, int k, int *pending,
 	return rc;
 }
 
+/*
+ * Ask one authoritative address (RD=0) about owner and judge the answer
+ * (observe.h): the gate and `check` read replies by the same rule.
+ * cname_target NULL: owner's TXT against expected; else owner's CNAME.
+ */
+static int
+observe_one(struct dk_domain_ctx *c, const struct dk_addr *addr,
+    const char *owner, const struct dk_record *expected,
+    const char *cname_target, struct dk_observation *o)
+{
+	struct dk_answer ans;
+	struct dk_error qerr = { 0, "" };
+	int qrc, rc;
+
+	memset(&ans, 0, sizeof(ans));
+	qrc = dk_dns_query(addr, owner, cname_target != NULL ? DK_T_CNAME :
+	    DK_T_TXT, 0, c->pops->timeout_ms(c->pctx), &ans, &qerr);
+	if (cname_target != NULL)
+		rc = dk_observe_cname(qrc == DK_OK ? &ans : NULL, qerr.msg,
+		    addr->text, owner, cname_target, o);
+	else
+		rc = dk_observe_txt(qrc == DK_OK ? &ans : NULL, qerr.msg,
+		    addr->text, owner, expected, o);
+	dk_answer_clear(&ans);
+	return rc;
+}
+
+/* Append "; phrase" to why (cut when full). */
+static void
+why_add(char *why, size_t len, size_t *off, const char *phrase)
+{
+	*off += (size_t)snprintf(why + *off, *off < len ? len - *off : 0,
+	    "%s%s", *off ? "; " : "", phrase);
+	if (*off >= len)
+		*off = len - 1;
+}
+
+/*
+ * Observe every address: *okp of *np serve exactly what is expected
+ * (expected NULL: nothing); why lists the others.
+ */
+static int
+observe_all(struct dk_domain_ctx *c, const struct dk_addr *addrs, size_t n,
+    const char *owner, const struct dk_record *expected,
+    const char *cname_target, size_t *okp, char *why, size_t whylen,
+    struct dk_error *err)
+{
+	struct dk_observation o;
+	size_t i, ok = 0, off = 0;
+
+	why[0] = '\0';
+	for (i = 0; i < n; i++) {
+		if (observe_one(c, &addrs[i], owner, expected, cname_target,
+		    &o) != DK_OK) {
+			dk_observation_clear(&o);
+			return dk_err(err, DK_ENOMEM, "%s: out of memory",
+			    owner);
+		}
+		if (dk_obs_ok(&o, cname_target == NULL && expected == NULL))
+			ok++;
+		else
+			why_add(why, whylen, &off, o.why);
+		dk_observation_clear(&o);
+	}
+	*okp = ok;
+	return DK_OK;
+}
+
 /* Probe every address; DK_OK when all serve exactly what is expected. */
 static int
 probe_all(struct dk_domain_ctx *c, const struct dk_key_state *ks,
@@ -736,8 +893,7 @@ probe_all(struct dk_domain_ctx *c, const struct dk_key_state *ks,
 	struct dk_txt txt = { NULL, 0 };
 	struct dk_record *rec = NULL;
 	struct dk_addr *addrs = NULL;
-	struct dk_probe *res = NULL;
-	size_t n = 0, ok, i, off = 0;
+	size_t n = 0;
 	char owner[512];
 	int rc;
 
@@ -748,27 +904,14 @@ probe_all(struct dk_domain_ctx *c, const struct dk_key_state *ks,
 		return rc;
 	if ((rc = c->pops->servers(c->pctx, owner, &addrs, &n, err)) != DK_OK)
 		goto out;
-	if (n == 0 || (res = calloc(n, sizeof(*res))) == NULL) {
+	if (n == 0) {
 		rc = dk_err(err, DK_ETEMP, "%s: no servers to probe", owner);
 		goto out;
 	}
-	ok = dk_dns_probe_txt(addrs, n, owner, rec,
-	    c->pops->timeout_ms(c->pctx), res);
-	why[0] = '\0';
-	for (i = 0; i < n; i++) {
-		if (res[i].status == DK_OK)
-			continue;
-		off += snprintf(why + off, off < whylen ? whylen - off : 0,
-		    "%s%s: %s", off ? "; " : "", res[i].addr.text,
-		    res[i].detail);
-		if (off >= whylen)
-			off = whylen - 1;
-	}
-	*okp = ok;
-	*np = n;
-	rc = DK_OK;
+	if ((rc = observe_all(c, addrs, n, owner, rec, NULL, okp, why, whylen,
+	    err)) == DK_OK)
+		*np = n;
 out:
-	free(res);
 	free(addrs);
 	dk_txt_free(&txt);
 	dk_record_free(rec);
@@ -787,11 +930,8 @@ probe_cname(struct dk_domain_ctx *c, const char *selector, size_t *okp,
     size_t *np, char *msg, size_t msglen, struct dk_error *err)
 {
 	struct dk_addr *addrs = NULL;
-	struct dk_answer ans;
-	struct dk_error qerr;
-	size_t n = 0, i, ok = 0;
+	size_t n = 0;
 	char owner[512], target[512], why[768];
-	size_t off = 0;
 	int rc;
 
 	dk_owner(selector, c->dom->name, owner, sizeof(owner));
@@ -809,45 +949,16 @@ probe_cname(struct dk_domain_ctx *c, const char *selector, size_t *okp,
 		return dk_err(err, DK_ETEMP, "%s: no servers found for %s",
 		    c->dom->name, owner);
 	}
-	why[0] = '\0';
-	for (i = 0; i < n; i++) {
-		char one[320];
-
-		memset(&ans, 0, sizeof(ans));
-		memset(&qerr, 0, sizeof(qerr));
-		rc = dk_dns_query(&addrs[i], owner, DK_T_CNAME, 0,
-		    c->pops->timeout_ms(c->pctx), &ans, &qerr);
-		if (rc != DK_OK)
-			snprintf(one, sizeof(one), "%.300s", qerr.msg);
-		else if ((ans.rcode != 0 && ans.rcode != 3) || !ans.aa)
-			snprintf(one, sizeof(one), "%s %s", addrs[i].text,
-			    !ans.aa && ans.rcode == 0 ? "is not authoritative" :
-			    "answers with an error");
-		else if (ans.nnames == 0)
-			snprintf(one, sizeof(one), "%s has none",
-			    addrs[i].text);
-		else if (strcasecmp(ans.names[0], target) != 0)
-			snprintf(one, sizeof(one), "%s has one to %s",
-			    addrs[i].text, ans.names[0]);
-		else {
-			ok++;
-			one[0] = '\0';
-		}
-		dk_answer_clear(&ans);
-		if (one[0] == '\0')
-			continue;
-		off += snprintf(why + off, off < sizeof(why) ?
-		    sizeof(why) - off : 0, "%s%s", off ? "; " : "", one);
-		if (off >= sizeof(why))
-			off = sizeof(why) - 1;
-	}
+	rc = observe_all(c, addrs, n, owner, NULL, target, okp, why,
+	    sizeof(why), err);
 	free(addrs);
+	if (rc != DK_OK)
+		return rc;
 	/* Cut when long: the expected record comes first. */
 	if (snprintf(msg, msglen, "%s: %s must be a CNAME to %s on every "
 	    "server of %s; %s", c->dom->name, owner, target, c->dom->name,
 	    why) < 0)
 		msg[0] = '\0';
-	*okp = ok;
 	*np = n;
 	return DK_OK;
 }
@@ -864,6 +975,7 @@ do_probe(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 	if ((rc = dk_txt_owner(c->dom, ks->selector, owner, sizeof(owner),
 	    err)) != DK_OK)
 		return rc;
+	CRASHPOINT("before-probe");
 	if ((rc = probe_all(c, ks, DK_KS_VISIBLE, &ok, &n, why, sizeof(why),
 	    err)) != DK_OK)
 		return rc;
@@ -1108,8 +1220,12 @@ dk_domain_step(struct dk_domain_ctx *c, const struct dk_plan *p,
     int *pending, struct dk_error *err)
 {
 	int64_t now = dk_now();
+	int rc;
 
 	*pending = 0;
+	if (p->action != DK_ACT_NONE && (rc = check_clock(c, now, err)) !=
+	    DK_OK)
+		return rc;
 	switch (p->action) {
 	case DK_ACT_GENERATE:
 		return do_generate(c, p, now, err);

@@ -13,6 +13,77 @@
 
 int dk_quiet;
 
+/* Length of the well-formed UTF-8 sequence at s (RFC 3629), 0 if none. */
+static size_t
+utf8_len(const unsigned char *s)
+{
+	size_t n, i;
+	uint32_t cp;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	/* Overlong forms, surrogates, beyond U+10FFFF, C1 controls. */
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff ||
+	    (cp >= 0x80 && cp < 0xa0))
+		return 0;
+	return n;
+}
+
+void
+dk_log_write(FILE *f, const char *msg)
+{
+	const unsigned char *s = (const unsigned char *)msg;
+	size_t n;
+
+	/*
+	 * Messages quote configuration and state files: a byte that is not
+	 * printable (ESC and other controls, DEL, malformed UTF-8) is written
+	 * as \xHH, so that a hostile file cannot drive the terminal or
+	 * forge log lines of whoever reads them.
+	 */
+	while (*s != '\0') {
+		if (*s >= 0x20 && *s < 0x7f) {
+			fputc(*s++, f);
+		} else if (*s >= 0x80 && (n = utf8_len(s)) > 0) {
+			fwrite(s, 1, n, f);
+			s += n;
+		} else {
+			fprintf(f, "\\x%02x", *s++);
+		}
+	}
+}
+
+static void
+vlog(FILE *f, const char *prefix, const char *fmt, va_list ap)
+{
+	char buf[4096], *msg = buf;
+	va_list aq;
+	int n;
+
+	va_copy(aq, ap);
+	n = vsnprintf(buf, sizeof(buf), fmt, aq);
+	va_end(aq);
+	if (n >= (int)sizeof(buf) && vasprintf(&msg, fmt, ap) < 0)
+		msg = buf;
+	fputs(prefix, f);
+	dk_log_write(f, msg);
+	fputc('\n', f);
+	if (msg != buf)
+		free(msg);
+}
+
 void
 say(const char *fmt, ...)
 {
@@ -21,9 +92,8 @@ say(const char *fmt, ...)
 	if (dk_quiet)
 		return;
 	va_start(ap, fmt);
-	vfprintf(stdout, fmt, ap);
+	vlog(stdout, "", fmt, ap);
 	va_end(ap);
-	fputc('\n', stdout);
 	fflush(stdout);
 }
 
@@ -33,11 +103,9 @@ complain(const char *fmt, ...)
 	va_list ap;
 
 	fflush(stdout);
-	fputs("dkimkeyd: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vlog(stderr, "dkimkeyd: ", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 int64_t

@@ -11,25 +11,98 @@
 
 #define DK_VERSION	"0.1.0"
 
+/* Each command's synopsis and options, for usage and COMMAND --help. */
+static const struct cmd_help {
+	const char	*name;
+	const char	*synopsis;
+	const char	*what;
+	const char	*options;
+} cmds[] = {
+	{ "rotate", "rotate --domain D [--dry-run]",
+	  "move D to a new key on its idle selector",
+"  -d, --domain D    the domain (required)\n"
+"  -n, --dry-run     print the steps, change nothing\n" },
+	{ "revoke", "revoke --domain D [--selector S]",
+	  "compromised key: rotate away at once, then publish p=",
+"  -d, --domain D    the domain (required)\n"
+"  -s, --selector S  the compromised key's selector (default: the active\n"
+"                    keys)\n" },
+	{ "run", "run [--once] [--domain D] [--pidfile FILE]",
+	  "the scheduler (--once: the due steps, for cron)",
+"  -o, --once        take the due steps and exit\n"
+"  -d, --domain D    only this domain\n"
+"  -p, --pidfile F   write the daemon's PID to F\n" },
+	{ "status", "status [--domain D] [--json]",
+	  "each selector's key and the next step",
+"  -d, --domain D    only this domain\n"
+"  -j, --json        JSON instead of text\n" },
+	{ "check", "check [--domain D] [--json] [--canary] [--warn-age AGE]\n"
+"        [--crit-age AGE] [--max-inflight N] [--rate N]",
+	  "verify DNS and signer; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
+"  -d, --domain D    only this domain\n"
+"  -j, --json        JSON instead of the monitoring-plugin line\n"
+"      --canary      sign a test message with each key the signer uses\n"
+"                    and verify it against every authoritative server\n"
+"  -w, --warn-age AGE  WARNING when the active key is older (\"90d\")\n"
+"      --crit-age AGE  CRITICAL when the active key is older\n"
+"      --max-inflight N  queries in flight at once (default 256)\n"
+"      --rate N      queries per second to one server (default: no limit)\n" },
+	{ "configtest", "configtest",
+	  "load and validate the configuration", "" },
+	{ "state", "state seal --domain D",
+	  "check a state file edited by hand, then seal it",
+"  -d, --domain D    the domain (required)\n" },
+};
+
+#define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))
+
+static const struct cmd_help *
+find_cmd(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NCMDS; i++)
+		if (strcmp(cmds[i].name, name) == 0)
+			return &cmds[i];
+	return NULL;
+}
+
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-"usage: dkimkeyd [-q] [-c FILE] COMMAND [options]\n"
-"\n"
-"commands:\n"
-"  rotate --domain D [--dry-run]   move D to a new key on its idle selector\n"
-"  revoke --domain D [--selector S]\n"
-"                                  compromised key: rotate away at once, p=\n"
-"  run [--once] [--domain D] [--pidfile FILE]\n"
-"                                  the scheduler (--once: due steps, cron)\n"
-"  status [--domain D] [--json]    each selector's key and the next step\n"
-"  check [--domain D] [--json] [--canary] [-w AGE] [-c AGE]\n"
-"                                  verify DNS and signer (exit 0/1/2/3)\n"
-"  configtest                      load and validate the configuration\n"
-"\n"
-"  -c FILE   configuration (default " DK_CONF_DEFAULT ")\n"
-"  -q        print nothing but errors\n");
+	size_t i;
+
+	fprintf(f, "usage: dkimkeyd [-q] [-c FILE] COMMAND [options]\n\n"
+	    "commands:\n");
+	for (i = 0; i < NCMDS; i++)
+		fprintf(f, "  %-12s %s\n", cmds[i].name, cmds[i].what);
+	fprintf(f, "\n"
+"  -c FILE   configuration (default " DK_CONF_DEFAULT "); also accepted\n"
+"            after the command\n"
+"  -q        print nothing but errors\n"
+"  -h, --help  this text; dkimkeyd COMMAND --help: the command's options\n"
+"  -V, --version\n");
+}
+
+static void
+cmd_usage(FILE *f, const struct cmd_help *c)
+{
+	fprintf(f, "usage: dkimkeyd [-q] [-c FILE] %s\n\n%s\n", c->synopsis,
+	    c->what);
+	if (c->options[0] != '\0')
+		fprintf(f, "\noptions:\n%s", c->options);
+	fprintf(f, "  -c FILE           configuration (default "
+	    DK_CONF_DEFAULT ")\n  -h, --help        this text\n");
+}
+
+/* "-c 30d" after check: the age option of older versions, not a file. */
+static int
+looks_like_old_age(const char *arg)
+{
+	struct stat sb;
+	int64_t v;
+
+	return dk_duration_parse(arg, &v) == DK_OK && stat(arg, &sb) != 0;
 }
 
 int
@@ -45,9 +118,17 @@ main(int argc, char **argv)
 		{ "canary",	no_argument,	   NULL, 'C' },
 		{ "max-inflight", required_argument, NULL, 'I' },
 		{ "rate",	required_argument, NULL, 'R' },
+		{ "warn-age",	required_argument, NULL, 'w' },
+		{ "crit-age",	required_argument, NULL, 'A' },
 		{ "help",	no_argument,	   NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
+	static const struct option gopts[] = {
+		{ "help",	no_argument,	   NULL, 'h' },
+		{ "version",	no_argument,	   NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const struct cmd_help *ch_help;
 	const char *confpath = DK_CONF_DEFAULT, *cmd, *domain = NULL;
 	const char *pidfile = NULL, *selector = NULL;
 	struct dk_conf *conf = NULL;
@@ -58,7 +139,7 @@ main(int argc, char **argv)
 	char *end;
 
 	umask(077);
-	while ((ch = getopt(argc, argv, "+c:qhV")) != -1) {
+	while ((ch = getopt_long(argc, argv, "+c:qhV", gopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': confpath = optarg; break;
 		case 'q': dk_quiet = 1; break;
@@ -72,10 +153,25 @@ main(int argc, char **argv)
 		return 64;
 	}
 	cmd = argv[optind];
-	/* Command options follow the command. */
+	if ((ch_help = find_cmd(cmd)) == NULL) {
+		fprintf(stderr, "dkimkeyd: unknown command: %s\n", cmd);
+		usage(stderr);
+		return 64;
+	}
+	/* Command options follow the command ("state" has a subcommand). */
 	argc -= optind;
 	argv += optind;
 	optind = 1;
+	if (strcmp(cmd, "state") == 0 && !(argc >= 2 &&
+	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))) {
+		if (argc < 2 || strcmp(argv[1], "seal") != 0) {
+			fprintf(stderr, "dkimkeyd: state needs a subcommand: "
+			    "seal\n");
+			return 64;
+		}
+		argc--;
+		argv++;
+	}
 	while ((ch = getopt_long(argc, argv, "d:nojp:s:w:c:h", lopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd': domain = optarg; break;
@@ -85,13 +181,25 @@ main(int argc, char **argv)
 		case 'p': pidfile = optarg; break;
 		case 's': selector = optarg; break;
 		case 'C': copts.canary = 1; checkonly = 1; break;
-		case 'w':
 		case 'c':
+			/* The configuration, after the command as before it. */
+			if (strcmp(cmd, "check") == 0 &&
+			    looks_like_old_age(optarg)) {
+				fprintf(stderr, "dkimkeyd: check -c %s: -c names "
+				    "the configuration file; the critical key "
+				    "age is --crit-age %s\n", optarg, optarg);
+				return 64;
+			}
+			confpath = optarg;
+			break;
+		case 'w':
+		case 'A':
 			/* Key age thresholds of check: durations ("90d"). */
 			if (dk_duration_parse(optarg, ch == 'w' ?
 			    &copts.warn_age : &copts.crit_age) != DK_OK) {
-				fprintf(stderr, "dkimkeyd: -%c %s: not a "
-				    "duration\n", ch, optarg);
+				fprintf(stderr, "dkimkeyd: --%s %s: not a "
+				    "duration\n", ch == 'w' ? "warn-age" :
+				    "crit-age", optarg);
 				return 64;
 			}
 			checkonly = 1;
@@ -116,8 +224,8 @@ main(int argc, char **argv)
 			}
 			checkonly = 1;
 			break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 64;
+		case 'h': cmd_usage(stdout, ch_help); return 0;
+		default: cmd_usage(stderr, ch_help); return 64;
 		}
 	}
 	if (optind != argc) {
@@ -126,16 +234,8 @@ main(int argc, char **argv)
 		return 64;
 	}
 	is_check = strcmp(cmd, "check") == 0;
-	if (strcmp(cmd, "rotate") != 0 && strcmp(cmd, "run") != 0 &&
-	    strcmp(cmd, "revoke") != 0 &&
-	    strcmp(cmd, "status") != 0 && !is_check &&
-	    strcmp(cmd, "configtest") != 0) {
-		fprintf(stderr, "dkimkeyd: unknown command: %s\n", cmd);
-		usage(stderr);
-		return 64;
-	}
-	if ((strcmp(cmd, "rotate") == 0 || strcmp(cmd, "revoke") == 0) &&
-	    domain == NULL) {
+	if ((strcmp(cmd, "rotate") == 0 || strcmp(cmd, "revoke") == 0 ||
+	    strcmp(cmd, "state") == 0) && domain == NULL) {
 		fprintf(stderr, "dkimkeyd: %s needs --domain\n", cmd);
 		return 64;
 	}
@@ -151,7 +251,9 @@ main(int argc, char **argv)
 	if ((rc = dk_conf_load(confpath, &conf, &err)) != DK_OK ||
 	    (rc = dk_conf_check_integrations(conf, &err)) != DK_OK) {
 		if (is_check) {
-			printf("DKIM UNKNOWN - %s\n", err.msg);
+			fputs("DKIM UNKNOWN - ", stdout);
+			dk_log_write(stdout, err.msg);
+			fputc('\n', stdout);
 			dk_conf_free(conf);
 			return 3;
 		}
@@ -170,6 +272,8 @@ main(int argc, char **argv)
 		rc = cmd_run(conf, domain, once, pidfile);
 	else if (strcmp(cmd, "status") == 0)
 		rc = cmd_status(conf, domain, json);
+	else if (strcmp(cmd, "state") == 0)
+		rc = cmd_state_seal(conf, domain);
 	else {
 		copts.json = json;
 		rc = cmd_check(conf, domain, &copts);

@@ -18,10 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <ini.h>
 
 #include "conf.h"
+#include "fileio.h"
 #include "dns.h"
 
 #define INCLUDE_DEPTH_MAX	8
@@ -46,13 +48,14 @@ enum {
 	DK_PROVIDER, DK_SIGNER, DK_SELECTORS, DK_ALGORITHM, DK_WEAK, DK_TTL,
 	DK_RETIRE, DK_PROPAGATION, DK_SAFETY, DK_ROTATE_EVERY, DK_MODE,
 	DK_CNAME_TARGET, DK_CNAME_PROVIDER, DK_ED25519, DK_WATCH, DK_SENDERS,
-	DK_CNAME_SERVERS, DK_N
+	DK_CNAME_SERVERS, DK_KEEP_REMOVED, DK_N
 };
 static const char *const domain_keys[DK_N] = {
 	"provider", "signer", "selectors", "algorithm", "allow_weak_keys",
 	"ttl", "retire_after", "propagation_timeout", "safety_margin",
 	"rotate_every", "mode", "cname_target", "cname_provider",
 	"ed25519_selectors", "watch_selectors", "senders", "cname_servers",
+	"keep_removed",
 };
 
 /* What the parser remembers about a domain beyond struct dk_conf_domain. */
@@ -74,6 +77,17 @@ struct parse {
 	size_t		 ndomx;
 	size_t		*dset;		/* open addressing: domain index + 1 */
 	size_t		 dsetcap;	/* a power of two, or 0 */
+	struct kvslot	*kset;		/* open addressing: keys of every
+					   [provider] and [signer] section */
+	size_t		 ksetcap;	/* a power of two, or 0 */
+	size_t		 ksetn;
+};
+
+/* A key of a [provider] or [signer] section, in parse.kset. */
+struct kvslot {
+	unsigned	 kind;		/* enum seckind + 1, 0: free */
+	size_t		 idx;		/* section index in its array */
+	size_t		 kv;		/* index into that section's kv */
 };
 
 /* One file being read; inih's user pointer. */
@@ -177,6 +191,69 @@ domain_lookup(struct parse *p, const char *name, int add)
 			return (ssize_t)p->dset[i] - 1;
 	if (add)
 		p->dset[i] = c->ndomains + 1;
+	return -1;
+}
+
+static uint64_t
+kv_hash(unsigned kind, size_t idx, const char *key)
+{
+	uint64_t h = dk_hash_bytes(DK_HASH_INIT, &kind, sizeof(kind));
+
+	h = dk_hash_bytes(h, &idx, sizeof(idx));
+	return dk_hash_bytes(h, key, strlen(key));
+}
+
+/*
+ * The kv index of key in section idx of kind (kind + 1 in the set), or
+ * -1; with add, key (the section's next kv, index s->nkv) is entered when
+ * absent; -2 when out of memory.  A hash set over every such section: a
+ * linear search made a section of 100,000 keys take minutes.
+ */
+static ssize_t
+kv_lookup(struct parse *p, unsigned kind, size_t idx,
+    const struct dk_conf_section *s, const char *key, int add)
+{
+	const struct dk_conf *c = p->conf;
+	const struct dk_conf_section *os;
+	struct kvslot *nset, *e;
+	size_t ncap, i, j, mask;
+
+	if (add && (p->ksetn + 1) * 2 > p->ksetcap) {
+		ncap = p->ksetcap == 0 ? 64 : p->ksetcap * 2;
+		if ((nset = calloc(ncap, sizeof(*nset))) == NULL)
+			return -2;
+		for (j = 0; j < p->ksetcap; j++) {
+			e = &p->kset[j];
+			if (e->kind == 0)
+				continue;
+			os = e->kind - 1 == SEC_PROVIDER ?
+			    &c->providers[e->idx] : &c->signers[e->idx];
+			i = kv_hash(e->kind, e->idx, os->kv[e->kv].key) &
+			    (ncap - 1);
+			while (nset[i].kind != 0)
+				i = (i + 1) & (ncap - 1);
+			nset[i] = *e;
+		}
+		free(p->kset);
+		p->kset = nset;
+		p->ksetcap = ncap;
+	}
+	if (p->ksetcap == 0)
+		return -1;
+	mask = p->ksetcap - 1;
+	for (i = kv_hash(kind, idx, key) & mask; p->kset[i].kind != 0;
+	    i = (i + 1) & mask) {
+		e = &p->kset[i];
+		if (e->kind == kind && e->idx == idx &&
+		    strcmp(s->kv[e->kv].key, key) == 0)
+			return (ssize_t)e->kv;
+	}
+	if (add) {
+		p->kset[i].kind = kind;
+		p->kset[i].idx = idx;
+		p->kset[i].kv = s->nkv;
+		p->ksetn++;
+	}
 	return -1;
 }
 
@@ -515,6 +592,7 @@ open_domain(struct file *f, const char *rawname)
 	d->retire_after = 7 * 86400;
 	d->propagation_timeout = 3600;
 	d->safety_margin = 300;
+	d->keep_removed = DK_KEEP_REMOVED_DEFAULT;
 	d->line = f->line;
 	c->ndomains++;
 	f->idx = c->ndomains - 1;
@@ -912,6 +990,20 @@ domain_key(struct file *f, const char *name, const char *value)
 			return nomem(p);
 		return DK_OK;
 	}
+	case DK_KEEP_REMOVED: {
+		char *end;
+		unsigned long long v;
+
+		errno = 0;
+		v = strtoull(value, &end, 10);
+		if (!isdigit((unsigned char)*value) || *end != '\0' ||
+		    errno != 0 || v > DK_KEEP_REMOVED_MAX)
+			return fail(f, "bad value %s for keep_removed (a "
+			    "number from 0 to %d)", value,
+			    DK_KEEP_REMOVED_MAX);
+		d->keep_removed = (int64_t)v;
+		return DK_OK;
+	}
 	default:
 		return set_name_list(f, value, 1, 256, NULL, &d->senders,
 		    &d->nsenders, 0);
@@ -924,7 +1016,7 @@ section_key(struct file *f, const char *name, const char *value)
 {
 	struct dk_conf_section *s = cursec(f, f->kind);
 	struct dk_conf_kv *kv;
-	size_t i;
+	ssize_t i;
 
 	if (strcmp(name, "type") == 0) {
 		if (s->type != NULL)
@@ -936,14 +1028,21 @@ section_key(struct file *f, const char *name, const char *value)
 			return nomem(f->p);
 		return DK_OK;
 	}
-	for (i = 0; i < s->nkv; i++)
-		if (strcmp(s->kv[i].key, name) == 0)
-			return fail(f, "duplicate key %s in [%s %s] (first at "
-			    "line %d)", name, s->kind, s->name, s->kv[i].line);
+	if ((i = kv_lookup(f->p, (unsigned)f->kind + 1, f->idx, s, name, 0)) >=
+	    0)
+		return fail(f, "duplicate key %s in [%s %s] (first at "
+		    "line %d)", name, s->kind, s->name, s->kv[i].line);
 	if (grow(&s->kv, s->nkv, sizeof(*s->kv)) != DK_OK)
 		return nomem(f->p);
-	kv = &s->kv[s->nkv++];
+	kv = &s->kv[s->nkv];
 	kv->key = dk_strdup(name);
+	if (kv->key == NULL || kv_lookup(f->p, (unsigned)f->kind + 1, f->idx,
+	    s, name, 1) == -2) {
+		free(kv->key);
+		kv->key = NULL;
+		return nomem(f->p);
+	}
+	s->nkv++;
 	kv->value = dk_strdup(value);
 	kv->file = dk_strdup(f->path);
 	kv->line = f->line;
@@ -998,6 +1097,43 @@ handler(void *user, const char *section, const char *name,
 }
 
 /*
+ * Longest raw line (comments included) read from a configuration file:
+ * getline would read a line of any length whole into memory.
+ */
+#define CONF_LINE_MAX	65536
+
+/*
+ * The next line of f into f->buf, newline included, NUL-terminated: its
+ * length, -1 at the end of the file or on a read error, -2 when it is
+ * longer than CONF_LINE_MAX (the rest is not read).
+ */
+static ssize_t
+read_line(struct file *f)
+{
+	size_t n = 0;
+	int ch;
+
+	if (f->buf == NULL) {
+		if ((f->buf = malloc(CONF_LINE_MAX + 2)) == NULL) {
+			nomem(f->p);
+			return -1;
+		}
+		f->bufsz = CONF_LINE_MAX + 2;
+	}
+	while ((ch = getc_unlocked(f->fp)) != EOF) {
+		if (n == CONF_LINE_MAX + 1)
+			return -2;
+		f->buf[n++] = (char)ch;
+		if (ch == '\n')
+			break;
+	}
+	if (n == CONF_LINE_MAX + 1 && f->buf[n - 1] != '\n')
+		return -2;
+	f->buf[n] = '\0';
+	return n == 0 ? -1 : (ssize_t)n;
+}
+
+/*
  * inih reader: one whole line per call, so f->line is the line inih is
  * working on when it calls the handler.  Comments go here: ';' or '#'
  * at the start or after white space.  Leading white space goes too, so
@@ -1015,8 +1151,12 @@ reader(char *str, int num, void *stream)
 	if (f->p->failed)
 		return NULL;
 	errno = 0;
-	if ((n = getline(&f->buf, &f->bufsz, f->fp)) < 0) {
-		if (ferror(f->fp)) {
+	if ((n = read_line(f)) < 0) {
+		if (n == -2) {
+			f->line++;
+			fail(f, "line too long (more than %d characters with "
+			    "comments)", CONF_LINE_MAX);
+		} else if (ferror(f->fp)) {
 			f->line++;
 			dk_err(&f->p->err, DK_EIO, "%s:%d: read error: %s",
 			    f->path, f->line, strerror(errno));
@@ -1070,34 +1210,99 @@ reader(char *str, int num, void *stream)
 	return str;
 }
 
+/*
+ * The configuration names commands (reload =) that run as dkimkeyd's
+ * user, often root, so it is guarded like a key file: its owner is root
+ * or the user running dkimkeyd; nobody else may write it, except the
+ * group when owner and group are both root (a root:root 0664 file gives
+ * nobody new the power to write it).  Applied to every include.
+ */
+static int
+file_safe(struct parse *p, struct file *parent, const char *path,
+    const struct stat *st)
+{
+	const char *why = NULL;
+	char where[DK_ERRMSG_MAX / 2];
+
+	if (st->st_uid != 0 && st->st_uid != geteuid())
+		why = "is owned by another user";
+	else if (st->st_mode & S_IWOTH)
+		why = "is writable by others";
+	else if ((st->st_mode & S_IWGRP) && !(st->st_uid == 0 &&
+	    st->st_gid == 0))
+		why = "is writable by its group";
+	if (why == NULL)
+		return DK_OK;
+	if (parent != NULL)
+		snprintf(where, sizeof(where), "%s:%d: include ", parent->path,
+		    parent->line);
+	else
+		where[0] = '\0';
+	dk_err(&p->err, DK_EUNSAFE, "%s%s: configuration file %s (owner %ld, "
+	    "mode %04o): it names commands dkimkeyd runs; chown it to root "
+	    "or to dkimkeyd's user and chmod go-w", where, path, why,
+	    (long)st->st_uid, (unsigned)(st->st_mode & 07777));
+	p->failed = 1;
+	return DK_EUNSAFE;
+}
+
+int
+dk_conf_dir_safe(const char *path, struct dk_error *err)
+{
+	struct stat sb;
+
+	/* Absent is fine: dkimkeyd creates it, private. */
+	if (stat(path, &sb) == -1)
+		return DK_OK;
+	if (S_ISDIR(sb.st_mode) && (sb.st_mode & S_IWOTH))
+		return dk_err(err, DK_EUNSAFE, "%s: world-writable directory; "
+		    "chmod o-w %s, or choose another", path, path);
+	return DK_OK;
+}
+
 /* Read one file; parent is the including file, NULL for the main one. */
 static int
 parse_file(struct parse *p, const char *path, struct file *parent)
 {
+	struct dk_error oerr = { 0, "" };
 	struct file f;
 	struct stat st;
-	int r;
+	const char *why;
+	int fd = -1, e, r;
 
 	memset(&f, 0, sizeof(f));
 	f.p = p;
 	f.path = path;
-	if ((f.fp = fopen(path, "re")) == NULL) {
+	/*
+	 * Never blocks: a FIFO at the file, an include or -c is refused
+	 * as not a regular file instead of hanging every command.
+	 */
+	r = dk_file_open_input(path, 0, DK_ECONFIG, &fd, &st, &oerr);
+	e = errno;
+	if (r == DK_OK && (f.fp = fdopen(fd, "r")) == NULL) {
+		e = errno;
+		close(fd);
+		r = DK_EIO;
+	}
+	if (r != DK_OK) {
+		/* Not a regular file: "PATH: not a regular file (a FIFO)". */
+		why = r == DK_ECONFIG ? oerr.msg + strlen(path) + 2 : NULL;
+		if (parent != NULL && why != NULL)
+			return fail(parent, "include %s: %s", path, why);
 		if (parent != NULL)
 			return fail(parent, "include %s: cannot open: %s",
-			    path, strerror(errno));
-		dk_err(&p->err, DK_ECONFIG, "%s: cannot open: %s", path,
-		    strerror(errno));
+			    path, strerror(e));
+		if (why != NULL)
+			dk_err(&p->err, DK_ECONFIG, "%s: %s", path, why);
+		else
+			dk_err(&p->err, DK_ECONFIG, "%s: cannot open: %s",
+			    path, strerror(e));
 		p->failed = 1;
 		return DK_ECONFIG;
 	}
-	if (fstat(fileno(f.fp), &st) == -1 || !S_ISREG(st.st_mode)) {
+	if ((r = file_safe(p, parent, path, &st)) != DK_OK) {
 		fclose(f.fp);
-		if (parent != NULL)
-			return fail(parent, "include %s: not a regular file",
-			    path);
-		dk_err(&p->err, DK_ECONFIG, "%s: not a regular file", path);
-		p->failed = 1;
-		return DK_ECONFIG;
+		return r;
 	}
 	if ((f.dir = dk_dirname(path)) == NULL) {
 		fclose(f.fp);
@@ -1145,6 +1350,14 @@ finish(struct parse *p)
 			c->key_dir = NULL;
 			return nomem(p);
 		}
+	}
+	/* The same check rotate makes before it writes a key there. */
+	if (dk_conf_dir_safe(c->state_dir, &p->err) != DK_OK ||
+	    dk_conf_dir_safe(c->key_dir, &p->err) != DK_OK) {
+		dk_err_prefix(&p->err, "%s", p->main_file != NULL ?
+		    p->main_file : c->path);
+		p->failed = 1;
+		return DK_EUNSAFE;
 	}
 	memset(&f, 0, sizeof(f));
 	f.p = p;
@@ -1203,6 +1416,7 @@ dk_conf_load(const char *path, struct dk_conf **out, struct dk_error *err)
 		free(p.domx[i].algorithm);
 	free(p.domx);
 	free(p.dset);
+	free(p.kset);
 	free(p.main_file);
 	dk_conf_free(p.conf);
 	return r;

@@ -43,6 +43,9 @@ enum dk_conf_mode {
 				   selector name is a CNAME to it */
 };
 
+#define DK_KEEP_REMOVED_DEFAULT	20
+#define DK_KEEP_REMOVED_MAX	1000
+
 struct dk_conf_domain {
 	char			*name;		/* lower case, no trailing dot */
 	char			*provider;	/* section name */
@@ -55,6 +58,8 @@ struct dk_conf_domain {
 	int64_t			 propagation_timeout; /* 1h */
 	int64_t			 safety_margin;	/* 5m */
 	int64_t			 rotate_every;	/* 0: only by hand */
+	int64_t			 keep_removed;	/* removed keys kept in the
+						   state for status (20) */
 	enum dk_conf_mode	 mode;		/* txt (default) or cname */
 	char			*cname_target;	/* template with {selector},
 						   {domain}; mode = cname */
@@ -97,10 +102,19 @@ struct dk_conf {
  * section or key, a duplicate section or key, a missing required key, a
  * bad value, a domain naming an undefined provider or signer: DK_ECONFIG
  * with "file:line: what is wrong".  A missing or unreadable main file:
- * DK_ECONFIG naming it.
+ * DK_ECONFIG naming it.  DK_EUNSAFE for a file (main or include) that
+ * someone other than root or the running user could write (see
+ * dk_conf_load's file rule in conf.c), and for a state_dir or key_dir
+ * that is world-writable (dk_conf_dir_safe).
  */
 int		 dk_conf_load(const char *path, struct dk_conf **out,
 		    struct dk_error *err);
+
+/*
+ * A directory dkimkeyd keeps state or keys in must not be world-writable
+ * (/tmp): DK_EUNSAFE naming it.  An absent one is DK_OK (created later).
+ */
+int		 dk_conf_dir_safe(const char *path, struct dk_error *err);
 
 void		 dk_conf_free(struct dk_conf *);
 

@@ -85,6 +85,10 @@ int		 dk_read_fd(int fd, char *buf, size_t cap, size_t *len,
  */
 int		 dk_duration_parse(const char *s, int64_t *out);
 
+/* Milliseconds of CLOCK_MONOTONIC, for timeouts the wall clock must not
+ * move. */
+int64_t		 dk_monotonic_ms(void);
+
 /* Format seconds as the largest exact unit ("7d", "90s"). */
 void		 dk_duration_format(int64_t secs, char *buf, size_t len);
 

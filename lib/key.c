@@ -21,9 +21,9 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/x509.h>
 
+#include "fileio.h"
 #include "key.h"
 
 #define ED25519_PUBLEN	32
@@ -260,63 +260,15 @@ out:
 	return rc;
 }
 
-/*
- * A new or removed directory entry is durable only once the directory
- * itself is fsynced; without this a crash can resurrect a destroyed key or
- * lose a saved one.
- */
-static int
-fsync_dir_of(const char *path, struct dk_error *err)
-{
-	char *dir;
-	int fd, rc = DK_OK;
-
-	if ((dir = dk_dirname(path)) == NULL)
-		return dk_err(err, DK_ENOMEM, "out of memory");
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1) {
-		rc = dk_err(err, DK_EIO, "%s: %s", dir, strerror(errno));
-		goto out;
-	}
-	if (fsync(fd) == -1)
-		rc = dk_err(err, DK_EIO, "%s: fsync: %s", dir,
-		    strerror(errno));
-	close(fd);
-out:
-	free(dir);
-	return rc;
-}
-
-static int
-write_all(int fd, const char *buf, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, buf, len);
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int
 dk_key_save(const struct dk_key *key, const char *path, gid_t gid,
     struct dk_error *err)
 {
 	struct stat st;
+	struct dk_file_attr attr;
 	BIO *bio = NULL;
 	BUF_MEM *mem = NULL;
-	unsigned char rnd[4];
-	char *tmp = NULL;
-	size_t tmplen;
-	mode_t mode = gid != (gid_t)-1 ? 0640 : 0600;
-	int fd = -1, tries, rc, linked = 0;
+	int rc;
 
 	/* Cheap early refusal: do not even put the secret in a temp file. */
 	if (lstat(path, &st) == 0)
@@ -334,85 +286,19 @@ dk_key_save(const struct dk_key *key, const char *path, gid_t gid,
 		    path);
 		goto out;
 	}
-
-	tmplen = strlen(path) + sizeof(".tmp.") + 2 * sizeof(rnd);
-	if ((tmp = malloc(tmplen)) == NULL) {
-		rc = dk_err(err, DK_ENOMEM, "out of memory");
-		goto out;
-	}
 	/*
-	 * O_EXCL|O_NOFOLLOW: never write a secret through a planted
-	 * symlink or into a file someone else already holds open.
+	 * "PATH.tmp.HEX", the name the daemon sweeps after a crash; never
+	 * replacing a key (link, not rename).
 	 */
-	for (tries = 0; tries < 16; tries++) {
-		if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-			rc = dk_err(err, DK_EIO, "random generator failed");
-			goto out;
-		}
-		snprintf(tmp, tmplen, "%s.tmp.%02x%02x%02x%02x", path,
-		    rnd[0], rnd[1], rnd[2], rnd[3]);
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC, mode);
-		if (fd != -1 || errno != EEXIST)
-			break;
-	}
-	if (fd == -1) {
-		rc = dk_err(err, errno == EACCES || errno == EPERM ?
-		    DK_EUNSAFE : DK_EIO, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	/* fchown may clear mode bits and the umask may have removed some:
-	 * set the final mode last. */
-	if (gid != (gid_t)-1 && fchown(fd, (uid_t)-1, gid) == -1) {
-		rc = dk_err(err, DK_EUNSAFE, "%s: cannot give group %ld: %s",
-		    tmp, (long)gid, strerror(errno));
-		goto out;
-	}
-	if (fchmod(fd, mode) == -1) {
-		rc = dk_err(err, DK_EIO, "%s: chmod: %s", tmp,
-		    strerror(errno));
-		goto out;
-	}
-	if (write_all(fd, mem->data, mem->length) == -1) {
-		rc = dk_err(err, DK_EIO, "%s: write: %s", tmp,
-		    strerror(errno));
-		goto out;
-	}
-	if (fsync(fd) == -1) {
-		rc = dk_err(err, DK_EIO, "%s: fsync: %s", tmp,
-		    strerror(errno));
-		goto out;
-	}
-	if (close(fd) == -1) {
-		fd = -1;
-		rc = dk_err(err, DK_EIO, "%s: close: %s", tmp,
-		    strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	/* link, unlike rename, fails instead of replacing an existing key. */
-	if (link(tmp, path) == -1) {
-		if (errno == EEXIST)
-			rc = dk_err(err, DK_EEXIST, "%s: already exists; "
-			    "refusing to overwrite a key", path);
-		else
-			rc = dk_err(err, DK_EIO, "%s: link: %s", path,
-			    strerror(errno));
-		goto out;
-	}
-	linked = 1;
-	if (unlink(tmp) == -1) {
-		rc = dk_err(err, DK_EIO, "%s: unlink: %s", tmp,
-		    strerror(errno));
-		goto out;
-	}
-	rc = fsync_dir_of(path, err);
+	attr.mode = gid != (gid_t)-1 ? 0640 : 0600;
+	attr.uid = (uid_t)-1;
+	attr.gid = gid;
+	attr.flags = DK_WRITE_NOREPLACE | DK_WRITE_TMP_SUFFIX;
+	rc = dk_file_write(path, mem->data, mem->length, &attr, err);
+	if (rc == DK_EEXIST)
+		rc = dk_err(err, DK_EEXIST, "%s: already exists; refusing "
+		    "to overwrite a key", path);
 out:
-	if (fd != -1)
-		close(fd);
-	if (tmp != NULL && rc != DK_OK && !linked)
-		unlink(tmp);
-	free(tmp);
 	if (mem != NULL && mem->data != NULL)
 		OPENSSL_cleanse(mem->data, mem->length);
 	BIO_free(bio);
@@ -434,34 +320,15 @@ dk_key_load(const char *path, struct dk_key **out, struct dk_error *err)
 	EVP_PKEY *pkey = NULL;
 	BIO *bio = NULL;
 	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	int fd = -1, rc;
+	size_t len = 0;
+	int rc;
 
-	/* O_NONBLOCK: a FIFO planted at path must not hang us; it is then
-	 * refused as not a regular file. */
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (fd == -1) {
-		if (errno == ENOENT)
-			rc = dk_err(err, DK_ENOTFOUND, "%s: no such key file",
-			    path);
-		else if (errno == ELOOP)
-			rc = dk_err(err, DK_EUNSAFE, "%s: is a symbolic link; "
-			    "refusing to read a key through it", path);
-		else if (errno == EACCES || errno == EPERM)
-			rc = dk_err(err, DK_EUNSAFE, "%s: %s", path,
-			    strerror(errno));
-		else
-			rc = dk_err(err, DK_EIO, "%s: %s", path,
-			    strerror(errno));
-		goto out;
-	}
-	if (fstat(fd, &st) == -1) {
-		rc = dk_err(err, DK_EIO, "%s: fstat: %s", path,
-		    strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = dk_err(err, DK_EUNSAFE, "%s: not a regular file", path);
+	/* Never blocks on a FIFO planted at path; never follows a link. */
+	if ((rc = dk_file_read(path, KEYFILE_MAX, DK_READ_NOFOLLOW |
+	    DK_READ_WIPE, DK_EUNSAFE, DK_ECORRUPT, &buf, &len, &st, err)) !=
+	    DK_OK) {
+		if (rc == DK_ENOTFOUND)
+			dk_err(err, rc, "%s: no such key file", path);
 		goto out;
 	}
 	/* Group read is allowed: the signer may read keys through its
@@ -470,25 +337,6 @@ dk_key_load(const char *path, struct dk_key **out, struct dk_error *err)
 		rc = dk_err(err, DK_EUNSAFE, "%s: mode %04o is unsafe "
 		    "(group/world writable or world readable); chmod 600 %s",
 		    path, (unsigned)(st.st_mode & 07777), path);
-		goto out;
-	}
-	if (st.st_size > KEYFILE_MAX) {
-		rc = dk_err(err, DK_ECORRUPT, "%s: too large for a key file",
-		    path);
-		goto out;
-	}
-	/* Read in one buffer we can wipe, sized from fstat plus slack in
-	 * case the file grows while we read. */
-	cap = (size_t)st.st_size + 1;
-	if ((buf = malloc(cap)) == NULL) {
-		rc = dk_err(err, DK_ENOMEM, "out of memory");
-		goto out;
-	}
-	if ((rc = dk_read_fd(fd, buf, cap, &len, path, err)) != DK_OK)
-		goto out;
-	if (len == cap) {
-		rc = dk_err(err, DK_ECORRUPT, "%s: changed while being read",
-		    path);
 		goto out;
 	}
 	if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL) {
@@ -505,12 +353,7 @@ dk_key_load(const char *path, struct dk_key **out, struct dk_error *err)
 	pkey = NULL;
 out:
 	BIO_free(bio);
-	if (buf != NULL) {
-		OPENSSL_cleanse(buf, cap);
-		free(buf);
-	}
-	if (fd != -1)
-		close(fd);
+	dk_file_read_free(buf, len, 1);
 	EVP_PKEY_free(pkey);
 	return rc;
 }
@@ -538,6 +381,24 @@ dk_key_public(const struct dk_key *key, unsigned char **out, size_t *outlen,
     struct dk_error *err)
 {
 	return public_bytes(key->pkey, key->alg, out, outlen, err);
+}
+
+int
+dk_sha256_hex(const void *data, size_t len, char hex[65])
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+
+	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen != 32)
+		return DK_ENOMEM;
+	for (i = 0; i < mdlen; i++) {
+		hex[2 * i] = digits[md[i] >> 4];
+		hex[2 * i + 1] = digits[md[i] & 0xf];
+	}
+	hex[64] = '\0';
+	return DK_OK;
 }
 
 /*
@@ -735,7 +596,7 @@ dk_key_destroy(const char *path, struct dk_error *err)
 		    strerror(errno));
 	/* Also when already absent: an earlier unlink may have crashed
 	 * before its directory reached the disk. */
-	return fsync_dir_of(path, err);
+	return dk_file_sync_dir(path, err);
 }
 
 /* TSIG algorithm names (RFC 8945 §6) and the digests behind them. */

@@ -121,6 +121,12 @@ int		 dk_hmac(const char *alg, const unsigned char *key,
 		    size_t keylen, const unsigned char *data, size_t len,
 		    unsigned char *mac, size_t *maclen, struct dk_error *err);
 
+/*
+ * SHA-256 of data as 64 lower-case hex digits and a NUL in hex (65
+ * bytes): the state file's integrity seal.  DK_ENOMEM on failure.
+ */
+int		 dk_sha256_hex(const void *data, size_t len, char hex[65]);
+
 /* Base64 (RFC 4648, no line breaks).  *out is malloc'd and NUL-terminated. */
 int		 dk_base64_encode(const unsigned char *in, size_t len,
 		    char **out);

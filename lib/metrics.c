@@ -2,7 +2,6 @@
  * lib/metrics.c — Prometheus text format, written atomically; merged
  * into a file that other writers share.
  */
-#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -14,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "metrics.h"
 
 struct sample {
@@ -399,97 +399,29 @@ dk_metrics_accumulate(struct dk_metrics *m, const char *name)
 	return DK_OK;
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		w = write(fd, p, n);
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /*
- * Replace path with text atomically.  Once the rename is done the new
- * file is in place: a failure to make the directory entry durable goes
- * to warn when the caller passes one (so that it does not count the
- * write as failed), to err otherwise.
+ * Replace path with text atomically (a dot-file temporary the collector
+ * never reads, which only ends in .prom once renamed).  Once the rename
+ * is done the new file is in place: a failure to make the directory
+ * entry durable goes to warn when the caller passes one (so that it does
+ * not count the write as failed), to err otherwise.
  */
 static int
 write_atomic(const char *path, const char *text, struct dk_error *warn,
     struct dk_error *err)
 {
-	char *tmp = NULL, *dir = NULL;
-	int fd = -1, dfd = -1, rc;
-
-	if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) == -1) {
-		tmp = NULL;
-		rc = dk_err(err, DK_ENOMEM, "out of memory");
-		goto out;
-	}
-	/*
-	 * The collector ignores files not ending in .prom, so the
-	 * temporary name is never read half-written; a stale one left by
-	 * a crash is replaced.
-	 */
-	(void)unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    0644);
-	if (fd == -1) {
-		rc = dk_err(err, DK_EIO, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
 	/* The exporter runs as another user: readable whatever the umask. */
-	if (fchmod(fd, 0644) == -1 || write_all(fd, text, strlen(text)) ==
-	    -1 || fsync(fd) == -1) {
-		rc = dk_err(err, DK_EIO, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	if (close(fd) == -1) {
-		fd = -1;
-		rc = dk_err(err, DK_EIO, "%s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path) == -1) {
-		rc = dk_err(err, DK_EIO, "rename %s to %s: %s", tmp, path,
-		    strerror(errno));
-		goto out;
-	}
-	free(tmp);
-	tmp = NULL;
-	/* rename is durable only once the directory entry is on disk. */
-	if ((dir = dk_dirname(path)) == NULL) {
-		rc = dk_err(warn != NULL ? warn : err, DK_ENOMEM,
-		    "out of memory");
-		rc = warn != NULL ? DK_OK : rc;
-		goto out;
-	}
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
-	    fsync(dfd) == -1) {
-		rc = dk_err(warn != NULL ? warn : err, DK_EIO, "%s: %s", dir,
-		    strerror(errno));
-		rc = warn != NULL ? DK_OK : rc;
-		goto out;
-	}
-	rc = DK_OK;
- out:
-	if (fd != -1)
-		close(fd);
-	if (tmp != NULL)
-		(void)unlink(tmp);
-	if (dfd != -1)
-		close(dfd);
-	free(tmp);
-	free(dir);
-	return rc;
+	const struct dk_file_attr attr = { 0644, (uid_t)-1, (gid_t)-1,
+	    DK_WRITE_NODIRSYNC };
+	char *tmp;
+	int rc;
+
+	if ((rc = dk_file_stage(path, text, strlen(text), &attr, &tmp,
+	    err)) != DK_OK ||
+	    (rc = dk_file_commit(tmp, path, attr.flags, err)) != DK_OK)
+		return rc;
+	rc = dk_file_sync_dir(path, warn != NULL ? warn : err);
+	return warn != NULL ? DK_OK : rc;
 }
 
 int
@@ -916,49 +848,32 @@ parse_free(struct parse *ps)
 /*
  * The file's text, malloc'd ("" when missing).  A file that is not a
  * regular one is not read (a symbolic link could make us publish what
- * it points at); the write then replaces it, with a warning.
+ * it points at, a FIFO would hang us); the write then replaces it, with
+ * a warning.
  */
 static int
 read_existing(const char *path, char **out, size_t *n, struct dk_error *warn,
     struct dk_error *err)
 {
-	struct stat sb;
-	char *p = NULL;
-	size_t len = 0;
-	int fd, rc;
+	struct dk_error rerr = { 0, "" };
+	struct stat ls;
+	int rc;
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd == -1 && errno != ENOENT && errno != ELOOP)
-		return dk_err(err, DK_EIO, "%s: %s", path, strerror(errno));
-	if (fd == -1 || fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) ||
-	    sb.st_size > FILE_MAX) {
-		if (fd != -1 || errno == ELOOP)
-			dk_err(warn, DK_ECORRUPT, "%s: %s; replacing it", path,
-			    fd != -1 && S_ISREG(sb.st_mode) ? "too large" :
-			    "not a regular file");
-		if (fd != -1)
-			close(fd);
-		if ((*out = dk_strdup("")) == NULL)
-			return dk_err(err, DK_ENOMEM, "out of memory");
-		*n = 0;
+	rc = dk_file_read(path, FILE_MAX, DK_READ_NOFOLLOW, DK_ECORRUPT,
+	    DK_ECORRUPT, out, n, NULL, &rerr);
+	if (rc == DK_OK)
 		return DK_OK;
-	}
-	if ((p = malloc((size_t)sb.st_size + 1)) == NULL) {
-		rc = dk_err(err, DK_ENOMEM, "out of memory");
-		goto out;
-	}
-	if ((rc = dk_read_fd(fd, p, (size_t)sb.st_size, &len, path, err)) !=
-	    DK_OK)
-		goto out;
-	p[len] = '\0';
-	*out = p;
-	*n = len;
-	p = NULL;
-	rc = DK_OK;
- out:
-	free(p);
-	close(fd);
-	return rc;
+	if (rc == DK_ECORRUPT || (rc == DK_EUNSAFE && lstat(path, &ls) == 0 &&
+	    S_ISLNK(ls.st_mode)))
+		dk_err(warn, DK_ECORRUPT, "%s; replacing it", rc ==
+		    DK_ECORRUPT ? rerr.msg : "not a regular file");
+	else if (rc != DK_ENOTFOUND)
+		return dk_err(err, rc == DK_ENOMEM ? rc : DK_EIO, "%s",
+		    rerr.msg);
+	if ((*out = dk_strdup("")) == NULL)
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	*n = 0;
+	return DK_OK;
 }
 
 /*
@@ -967,14 +882,13 @@ read_existing(const char *path, char **out, size_t *n, struct dk_error *warn,
  * replaced by every write, and a lock file would sit in the collector's
  * directory and need to be writable by every user that writes metrics.
  */
-#define LOCK_TRIES	250		/* of 20 ms: 5 seconds */
+#define LOCK_WAIT_MS	5000
 
 static int
 lock_dir(const char *path, int *fdp, struct dk_error *err)
 {
-	struct timespec ts = { 0, 20 * 1000 * 1000 };
 	char *dir;
-	int fd, i, rc;
+	int fd, rc;
 
 	if ((dir = dk_dirname(path)) == NULL)
 		return dk_err(err, DK_ENOMEM, "out of memory");
@@ -982,17 +896,13 @@ lock_dir(const char *path, int *fdp, struct dk_error *err)
 		rc = dk_err(err, DK_EIO, "%s: %s", dir, strerror(errno));
 		goto out;
 	}
-	for (i = 0; flock(fd, LOCK_EX | LOCK_NB) == -1; i++) {
-		if ((errno != EWOULDBLOCK && errno != EINTR) ||
-		    i == LOCK_TRIES) {
-			rc = dk_err(err, errno == EWOULDBLOCK ? DK_ETEMP :
-			    DK_EIO, "%s: lock of %s: %s", path, dir,
-			    errno == EWOULDBLOCK ? "held by another writer; "
-			    "metrics not written" : strerror(errno));
-			close(fd);
-			goto out;
-		}
-		nanosleep(&ts, NULL);
+	if (dk_flock_wait(fd, LOCK_WAIT_MS) == -1) {
+		rc = dk_err(err, errno == EWOULDBLOCK ? DK_ETEMP : DK_EIO,
+		    "%s: lock of %s: %s", path, dir, errno == EWOULDBLOCK ?
+		    "held by another writer; metrics not written" :
+		    strerror(errno));
+		close(fd);
+		goto out;
 	}
 	*fdp = fd;
 	rc = DK_OK;
@@ -1024,6 +934,8 @@ dk_metrics_merge(const struct dk_metrics *m, const char *path,
 		return dk_err(err, DK_ENOMEM, "out of memory");
 	if ((rc = lock_dir(path, &lockfd, err)) != DK_OK)
 		goto out;
+	/* Under the lock: temporaries left by a writer that crashed. */
+	(void)dk_file_sweep(&path, 1, NULL);
 	if ((rc = read_existing(path, &text, &n, warn, err)) != DK_OK)
 		goto out;
 	parse_text(&ps, text, n);

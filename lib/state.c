@@ -17,11 +17,19 @@
  *	  created: 1795392000	# 2026-11-23T00:00:00Z
  *	  ...
  *	  compromised: 1795478400	# only when set, by `revoke`
- *	end
+ *	end sha256=9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
  *
  * The parser is strict: anything it does not understand is corruption,
  * because a state file that is misread could make the planner touch DNS
  * records it must not (DESIGN.md invariant 4).
+ *
+ * The end line seals the file: the SHA-256 of every byte before it.  A
+ * flipped bit anywhere (a timestamp digit that would make an activation
+ * premature, a public key byte that would be published) fails the seal
+ * before any field is believed.  A file edited by hand is checked and
+ * sealed again by `dkimkeyd state seal`.  A file with a bare `end` (written
+ * before files were sealed) is read as it is and sealed by the next
+ * commit.
  */
 #include <sys/stat.h>
 
@@ -37,12 +45,27 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
+#include "key.h"
 #include "state.h"
 
 #define STATE_FILE_MAX	(1024 * 1024)	/* larger is corrupt, not read */
 #define STATE_LINE_MAX	4096
 #define STATE_PATH_MAX	4000		/* key file path in the state */
 #define STATE_NUM_MAX	(INT64_MAX / 4)	/* keeps sums of times in range */
+#define SEAL_PREFIX	"end sha256="
+#define SEAL_HEXLEN	64
+
+/*
+ * What the configuration can produce, so that a value that parses but no
+ * dkimkeyd could have written is corruption too: ttl is a configured
+ * duration (1 s .. 7 d); drain is a TTL observed in DNS (RFC 2181 §8:
+ * at most 2^31 - 1); timestamps end with year 9999.
+ */
+#define STATE_TTL_MAX	(7 * 86400)
+#define STATE_DRAIN_MAX	INT64_C(2147483647)
+#define STATE_TIME_MAX	INT64_C(253402300799)	/* 9999-12-31T23:59:59Z */
+#define STATE_GEN_MAX	INT64_C(2147483647)
 
 /* The seven lifecycle timestamps, in lifecycle order. */
 static const char *const ts_names[] = {
@@ -243,27 +266,31 @@ key_check(const struct dk_key_state *k, char *buf, size_t len)
 		snprintf(buf, len, "bad public key");
 		return -1;
 	}
-	if (k->ttl < 0 || k->ttl > STATE_NUM_MAX) {
-		snprintf(buf, len, "ttl out of range");
+	if (k->ttl < 1 || k->ttl > STATE_TTL_MAX) {
+		snprintf(buf, len, "ttl %" PRId64 " out of range (1 to %d)",
+		    k->ttl, STATE_TTL_MAX);
 		return -1;
 	}
-	if (k->drain < -1 || k->drain > STATE_NUM_MAX) {
-		snprintf(buf, len, "drain out of range");
+	if (k->drain < -1 || k->drain > STATE_DRAIN_MAX) {
+		snprintf(buf, len, "drain %" PRId64 " out of range (-1 to %"
+		    PRId64 ")", k->drain, STATE_DRAIN_MAX);
 		return -1;
 	}
-	if (k->generation < 1 || k->generation > STATE_NUM_MAX) {
-		snprintf(buf, len, "generation out of range");
+	if (k->generation < 1 || k->generation > STATE_GEN_MAX) {
+		snprintf(buf, len, "generation %" PRId64 " out of range (1 to %"
+		    PRId64 ")", k->generation, STATE_GEN_MAX);
 		return -1;
 	}
-	if (k->compromised_at < 0 || k->compromised_at > STATE_NUM_MAX ||
+	if (k->compromised_at < 0 || k->compromised_at > STATE_TIME_MAX ||
 	    (k->compromised_at != 0 && k->compromised_at < k->created_at)) {
 		snprintf(buf, len, "compromised out of range");
 		return -1;
 	}
 	for (i = 0; i < NTS; i++) {
 		t = ts_get(k, i);
-		if (t < 0 || t > STATE_NUM_MAX) {
-			snprintf(buf, len, "%s out of range", ts_names[i]);
+		if (t < 0 || t > STATE_TIME_MAX) {
+			snprintf(buf, len, "%s %" PRId64 " out of range (after "
+			    "year 9999)", ts_names[i], t);
 			return -1;
 		}
 		if (i == 0 && t == 0) {
@@ -492,7 +519,14 @@ dk_state_format(const struct dk_domain_state *st, char **out)
 		if (k->compromised_at != 0)
 			format_ts(&b, "compromised", k->compromised_at);
 	}
-	sbuf_printf(&b, "end\n");
+	if (!b.failed) {
+		char hex[SEAL_HEXLEN + 1];
+
+		if (dk_sha256_hex(b.p, b.len, hex) != DK_OK)
+			b.failed = 1;
+		else
+			sbuf_printf(&b, SEAL_PREFIX "%s\n", hex);
+	}
 	if (b.failed) {
 		free(b.p);
 		return DK_ENOMEM;
@@ -518,6 +552,7 @@ static const char *const field_names[] = {
 struct parser {
 	const char		*name;
 	const char		*expect;	/* domain, or NULL */
+	size_t			 seal_line;	/* line of a checked seal */
 	struct dk_error		*err;
 	size_t			 line;
 	struct dk_domain_state	*st;
@@ -573,12 +608,13 @@ static int
 end_key(struct parser *p)
 {
 	char why[128];
-	size_t i;
+	size_t i, line = p->line;
 	int rc;
 
 	if (!p->in_key)
 		return DK_OK;
 	p->in_key = 0;
+	/* Errors name the key's line; the count goes on from here after. */
 	p->line = p->key_line;
 	for (i = 0; i < sizeof(field_names) / sizeof(field_names[0]); i++)
 		if ((p->seen & (1u << i)) == 0 && i != F_COMPROMISED) {
@@ -609,6 +645,7 @@ end_key(struct parser *p)
 		rc = perr(p, "key %s %s: invalid", p->k.selector, p->k.key_id);
 	else
 		rc = DK_OK;
+	p->line = line;
  out:
 	free(p->k.file);
 	p->k.file = NULL;
@@ -721,6 +758,9 @@ parse_line(struct parser *p, char *s)
 	int64_t v;
 	int rc;
 
+	if (strncmp(s, SEAL_PREFIX, strlen(SEAL_PREFIX)) == 0 &&
+	    p->line == p->seal_line)
+		s[3] = '\0';	/* checked by check_seal */
 	if (strcmp(s, "end") == 0) {
 		if (!p->have_version)
 			return perr(p, "end before version");
@@ -760,7 +800,14 @@ parse_line(struct parser *p, char *s)
 			return perr(p, "domain: must precede the keys");
 		if (strlen(val) > DK_DOMAIN_MAX || !domain_ok(val))
 			return perr(p, "bad domain \"%.64s\"", val);
-		if (p->expect != NULL && strcasecmp(val, p->expect) != 0)
+		/*
+		 * Names are compared once, in lower case: a state file in
+		 * another case would otherwise be committed under another
+		 * file name and split the domain's history in two.
+		 */
+		for (colon = val; *colon != '\0'; colon++)
+			*colon = (char)tolower((unsigned char)*colon);
+		if (p->expect != NULL && strcmp(val, p->expect) != 0)
 			return perr(p, "state is for domain %s, not %s", val,
 			    p->expect);
 		memcpy(p->st->domain, val, strlen(val) + 1);
@@ -777,9 +824,50 @@ parse_line(struct parser *p, char *s)
 	return key_field(p, name, val);
 }
 
+/*
+ * Find the seal: the last line of the file when it starts with
+ * "end sha256=".  DK_OK with *line 0 when the file has none (a bare
+ * `end`, or no end at all: the parser reports that); *line is the seal's
+ * line number when it matches; DK_ECORRUPT when it does not.
+ */
+static int
+check_seal(const char *text, size_t len, const char *name, size_t *line,
+    struct dk_error *err)
+{
+	const char *last, *q;
+	char hex[SEAL_HEXLEN + 1];
+	size_t n, plen = strlen(SEAL_PREFIX), i;
+
+	*line = 0;
+	if (len == 0 || text[len - 1] != '\n')
+		return DK_OK;
+	for (last = text + len - 1; last > text && last[-1] != '\n'; last--)
+		;
+	n = (size_t)(text + len - 1 - last);
+	if (n < plen || memcmp(last, SEAL_PREFIX, plen) != 0)
+		return DK_OK;
+	if (n != plen + SEAL_HEXLEN ||
+	    strspn(last + plen, "0123456789abcdef") < SEAL_HEXLEN)
+		return dk_err(err, DK_ECORRUPT, "%s: malformed seal on the "
+		    "end line", name);
+	if (dk_sha256_hex(text, (size_t)(last - text), hex) != DK_OK)
+		return dk_err(err, DK_ENOMEM, "%s: out of memory", name);
+	if (memcmp(hex, last + plen, SEAL_HEXLEN) != 0)
+		return dk_err(err, DK_ECORRUPT, "%s: the file does not match "
+		    "its seal (sha256 on the end line): corrupt, or edited "
+		    "by hand; after checking it, run `dkimkeyd state seal`",
+		    name);
+	for (q = text, i = 0; q < last; q++)
+		if (*q == '\n')
+			i++;
+	*line = i + 1;
+	return DK_OK;
+}
+
 static int
 parse_text(const char *text, size_t len, const char *name,
-    const char *expect, struct dk_domain_state **out, struct dk_error *err)
+    const char *expect, int unsealed_ok, struct dk_domain_state **out,
+    struct dk_error *err)
 {
 	struct parser p;
 	char buf[STATE_LINE_MAX + 1], *s, *e;
@@ -793,6 +881,17 @@ parse_text(const char *text, size_t len, const char *name,
 	p.err = err;
 	if (len > STATE_FILE_MAX)
 		return dk_err(err, DK_ECORRUPT, "%s: larger than 1 MiB", name);
+	/* The seal first: nothing in a file that fails it is believed. */
+	if ((rc = check_seal(text, len, name, &p.seal_line, err)) != DK_OK) {
+		if (!unsealed_ok || rc != DK_ECORRUPT)
+			return rc;
+		/* `state seal`: an edited file, checked field by field. */
+		p.seal_line = 0;
+		for (off = 0; off < len; off++)
+			if (text[off] == '\n')
+				p.seal_line++;
+		off = 0;
+	}
 	if ((p.st = dk_state_new("")) == NULL)
 		return dk_err(err, DK_ENOMEM, "%s: out of memory", name);
 
@@ -869,162 +968,255 @@ int
 dk_state_parse(const char *text, size_t len, const char *name,
     struct dk_domain_state **out, struct dk_error *err)
 {
-	return parse_text(text, len, name, NULL, out, err);
+	return parse_text(text, len, name, NULL, 0, out, err);
 }
 
-int
-dk_state_load(const char *dir, const char *domain,
+static int
+load(const char *dir, const char *domain, int unsealed_ok,
     struct dk_domain_state **out, struct dk_error *err)
 {
-	struct stat sb;
 	char *path = NULL, *buf = NULL;
 	size_t len = 0;
-	int fd = -1, rc;
+	int rc;
 
 	if ((rc = dk_state_path(dir, domain, &path)) != DK_OK) {
 		rc = dk_err(err, rc, "%s: bad domain name for a state file",
 		    domain);
 		goto out;
 	}
-	/* O_NOFOLLOW: a link planted in the state directory is refused. */
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
-		if (errno == ENOENT)
-			rc = dk_err(err, DK_ENOTFOUND, "%s: no state file",
-			    path);
-		else if (errno == ELOOP)
-			rc = dk_err(err, DK_EUNSAFE,
-			    "%s: is a symbolic link", path);
-		else
-			rc = dk_err(err, DK_EIO, "%s: %s", path,
-			    strerror(errno));
+	/*
+	 * A link planted in the state directory is refused; so is a FIFO,
+	 * without blocking (one domain's bad file never holds up another).
+	 */
+	if ((rc = dk_file_read(path, STATE_FILE_MAX, DK_READ_NOFOLLOW,
+	    DK_ECORRUPT, DK_ECORRUPT, &buf, &len, NULL, err)) != DK_OK) {
+		if (rc == DK_ENOTFOUND)
+			dk_err(err, rc, "%s: no state file", path);
 		goto out;
 	}
-	if (fstat(fd, &sb) == -1) {
-		rc = dk_err(err, DK_EIO, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		rc = dk_err(err, DK_ECORRUPT, "%s: not a regular file", path);
-		goto out;
-	}
-	if (sb.st_size > STATE_FILE_MAX) {
-		rc = dk_err(err, DK_ECORRUPT, "%s: larger than 1 MiB", path);
-		goto out;
-	}
-	/* One byte more than allowed, to notice a file that grew. */
-	if ((buf = malloc(STATE_FILE_MAX + 1)) == NULL) {
-		rc = dk_err(err, DK_ENOMEM, "%s: out of memory", path);
-		goto out;
-	}
-	if ((rc = dk_read_fd(fd, buf, STATE_FILE_MAX + 1, &len, path, err)) !=
-	    DK_OK)
-		goto out;
-	if (len > STATE_FILE_MAX) {
-		rc = dk_err(err, DK_ECORRUPT, "%s: larger than 1 MiB", path);
-		goto out;
-	}
-	rc = parse_text(buf, len, path, domain, out, err);
+	rc = parse_text(buf, len, path, domain, unsealed_ok, out, err);
  out:
-	if (fd != -1)
-		close(fd);
 	free(buf);
 	free(path);
 	return rc;
 }
 
-static int
-write_all(int fd, const char *p, size_t len)
+int
+dk_state_load(const char *dir, const char *domain,
+    struct dk_domain_state **out, struct dk_error *err)
 {
-	ssize_t w;
+	return load(dir, domain, 0, out, err);
+}
 
-	while (len > 0) {
-		w = write(fd, p, len);
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w == -1)
-			return -1;
-		if (w == 0) {
-			errno = EIO;
-			return -1;
-		}
-		p += w;
-		len -= (size_t)w;
+int
+dk_state_load_edited(const char *dir, const char *domain,
+    struct dk_domain_state **out, struct dk_error *err)
+{
+	return load(dir, domain, 1, out, err);
+}
+
+int64_t
+dk_state_latest(const struct dk_domain_state *st)
+{
+	int64_t t, latest = 0;
+	size_t i, j;
+
+	for (i = 0; i < st->nkeys; i++) {
+		for (j = 0; j < NTS; j++)
+			if ((t = ts_get(&st->keys[i], j)) > latest)
+				latest = t;
+		if (st->keys[i].compromised_at > latest)
+			latest = st->keys[i].compromised_at;
 	}
-	return 0;
+	return latest;
+}
+
+/*
+ * Mark in drop[] the keys dk_state_compact drops: the oldest removed keys
+ * beyond keep, never a selector's newest removed key.  Returns how many.
+ */
+static size_t
+compact_marks(const struct dk_domain_state *st, size_t keep,
+    unsigned char *drop)
+{
+	size_t i, j, removed = 0, want, n = 0;
+	int newest;
+
+	for (i = 0; i < st->nkeys; i++) {
+		drop[i] = 0;
+		if (st->keys[i].removed_at != 0)
+			removed++;
+	}
+	if (removed <= keep)
+		return 0;
+	want = removed - keep;
+	/* Oldest first (file order). */
+	for (i = 0; i < st->nkeys && n < want; i++) {
+		if (st->keys[i].removed_at == 0)
+			continue;
+		newest = 1;
+		for (j = i + 1; j < st->nkeys && newest; j++)
+			if (st->keys[j].removed_at != 0 &&
+			    strcmp(st->keys[j].selector,
+			    st->keys[i].selector) == 0)
+				newest = 0;
+		if (!newest) {
+			drop[i] = 1;
+			n++;
+		}
+	}
+	return n;
+}
+
+size_t
+dk_state_compact(struct dk_domain_state *st, size_t keep)
+{
+	unsigned char *drop;
+	size_t i, w, n;
+
+	if (st->nkeys == 0 || (drop = malloc(st->nkeys)) == NULL)
+		return 0;
+	if ((n = compact_marks(st, keep, drop)) > 0) {
+		for (i = 0, w = 0; i < st->nkeys; i++) {
+			if (drop[i]) {
+				free(st->keys[i].file);
+				free(st->keys[i].pubkey);
+				continue;
+			}
+			if (w != i)
+				st->keys[w] = st->keys[i];
+			w++;
+		}
+		st->nkeys = w;
+	}
+	free(drop);
+	return n;
+}
+
+int
+dk_state_key_file(const char *key_dir, const char *domain,
+    const char *selector, const char *key_id, char **out)
+{
+	size_t n = strlen(key_dir);
+
+	/* One trailing slash or none: "keys/" and "keys" are one place. */
+	while (n > 1 && key_dir[n - 1] == '/')
+		n--;
+	if (asprintf(out, "%.*s/%s.%s.%s.pem", (int)n, key_dir, domain,
+	    selector, key_id) == -1) {
+		*out = NULL;
+		return DK_ENOMEM;
+	}
+	return DK_OK;
+}
+
+/* Equal paths once runs of '/' count as one ("keys//x" is "keys/x"). */
+static int
+same_key_file(const char *a, const char *b)
+{
+	while (*a != '\0' && *b != '\0') {
+		if (*a != *b)
+			return 0;
+		if (*a == '/') {
+			a += strspn(a, "/");
+			b += strspn(b, "/");
+			continue;
+		}
+		a++;
+		b++;
+	}
+	return *a == '\0' && *b == '\0';
+}
+
+int
+dk_state_check_files(const struct dk_domain_state *st, const char *key_dir,
+    const char *name, struct dk_error *err)
+{
+	const struct dk_key_state *k;
+	char *want = NULL;
+	size_t i;
+	int rc = DK_OK;
+
+	for (i = 0; i < st->nkeys && rc == DK_OK; i++) {
+		k = &st->keys[i];
+		if (dk_state_key_file(key_dir, st->domain, k->selector,
+		    k->key_id, &want) != DK_OK)
+			return dk_err(err, DK_ENOMEM, "out of memory");
+		/*
+		 * A removed key's file is gone: what it says no longer
+		 * matters, but it must still be the file dkimkeyd made.
+		 */
+		if (!same_key_file(k->file, want))
+			rc = dk_err(err, DK_ECORRUPT, "%s: key %s %s: file %s "
+			    "is not %s, the name dkimkeyd gives that key in "
+			    "key_dir; refusing to touch it", name,
+			    k->selector, k->key_id, k->file, want);
+		free(want);
+		want = NULL;
+	}
+	return rc;
+}
+
+int
+dk_state_commit_keep(const char *dir, const struct dk_domain_state *st,
+    size_t keep, struct dk_error *err)
+{
+	struct dk_domain_state view;
+	unsigned char *drop = NULL;
+	size_t i;
+	int rc;
+
+	/*
+	 * A view without the dropped keys (their structs shared, not
+	 * copied): st and the indices into it stay as they are.
+	 */
+	view = *st;
+	view.keys = NULL;
+	view.nkeys = 0;
+	if (st->nkeys > 0 && ((drop = malloc(st->nkeys)) == NULL ||
+	    (view.keys = calloc(st->nkeys, sizeof(*view.keys))) == NULL)) {
+		free(drop);
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	}
+	if (st->nkeys > 0)
+		compact_marks(st, keep, drop);
+	for (i = 0; i < st->nkeys; i++)
+		if (!drop[i])
+			view.keys[view.nkeys++] = st->keys[i];
+	rc = dk_state_commit(dir, &view, err);
+	free(view.keys);
+	free(drop);
+	return rc;
 }
 
 int
 dk_state_commit(const char *dir, const struct dk_domain_state *st,
     struct dk_error *err)
 {
-	char tmp[DK_DOMAIN_MAX + 16], final[DK_DOMAIN_MAX + 16];
-	char *text = NULL;
-	int dfd = -1, fd = -1, created = 0, rc;
+	/*
+	 * The fixed temporary ".DOMAIN.state.tmp": one left by a crash is
+	 * never used (the rename had not happened, so the state file still
+	 * holds the last commit) and the next commit replaces it.  The
+	 * caller holds the domain lock, so no one else is writing it.
+	 */
+	const struct dk_file_attr attr = { 0600, (uid_t)-1, (gid_t)-1,
+	    DK_WRITE_TMP_FIXED };
+	char *text = NULL, *path = NULL;
+	int rc;
 
 	if ((rc = dk_state_format(st, &text)) != DK_OK) {
 		rc = dk_err(err, rc, "%s/%s.state: cannot serialise state: %s",
 		    dir, st->domain, dk_strerror(rc));
 		goto out;
 	}
-	snprintf(tmp, sizeof(tmp), ".%s.state.tmp", st->domain);
-	snprintf(final, sizeof(final), "%s.state", st->domain);
-
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
-		rc = dk_err(err, DK_EIO, "%s: %s", dir, strerror(errno));
+	if ((rc = dk_state_path(dir, st->domain, &path)) != DK_OK) {
+		rc = dk_err(err, rc, "%s: bad domain name for a state file",
+		    st->domain);
 		goto out;
 	}
-	/*
-	 * A temp file left by a crash is never used: the rename had not
-	 * happened, so the state file still holds the last commit.  The
-	 * caller holds the domain lock, so no one else is writing it.
-	 */
-	if (unlinkat(dfd, tmp, 0) == -1 && errno != ENOENT) {
-		rc = dk_err(err, DK_EIO, "%s/%s: %s", dir, tmp,
-		    strerror(errno));
-		goto out;
-	}
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-	    O_CLOEXEC, 0600);
-	if (fd == -1) {
-		rc = dk_err(err, DK_EIO, "%s/%s: %s", dir, tmp,
-		    strerror(errno));
-		goto out;
-	}
-	created = 1;
-	/* The umask may have narrowed it; the state is the operator's. */
-	if (fchmod(fd, 0600) == -1 ||
-	    write_all(fd, text, strlen(text)) == -1 || fsync(fd) == -1) {
-		rc = dk_err(err, DK_EIO, "%s/%s: %s", dir, tmp,
-		    strerror(errno));
-		goto out;
-	}
-	if (close(fd) == -1) {
-		fd = -1;
-		rc = dk_err(err, DK_EIO, "%s/%s: %s", dir, tmp,
-		    strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	if (renameat(dfd, tmp, dfd, final) == -1) {
-		rc = dk_err(err, DK_EIO, "%s/%s: %s", dir, final,
-		    strerror(errno));
-		goto out;
-	}
-	created = 0;
-	/* The rename is durable only once the directory entry is. */
-	if (fsync(dfd) == -1) {
-		rc = dk_err(err, DK_EIO, "%s: fsync: %s", dir,
-		    strerror(errno));
-		goto out;
-	}
-	rc = DK_OK;
+	rc = dk_file_write(path, text, strlen(text), &attr, err);
  out:
-	if (fd != -1)
-		close(fd);
-	if (created)
-		unlinkat(dfd, tmp, 0);
-	if (dfd != -1)
-		close(dfd);
+	free(path);
 	free(text);
 	return rc;
 }

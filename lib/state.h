@@ -4,6 +4,7 @@
  * A key's lifecycle state is derived from the timestamps (never stored as
  * an enum): the latest of them that is set and not in the future wins.
  * The file is versioned, commented `key: value` text (see dk_state_format)
+ * sealed by the SHA-256 of its body on the end line,
  * committed durably: temp file O_EXCL|O_NOFOLLOW 0600 in the same
  * directory, write, fsync, rename, fsync of the directory.
  */
@@ -97,9 +98,52 @@ int		 dk_state_path(const char *dir, const char *domain, char **out);
 int		 dk_state_load(const char *dir, const char *domain,
 		    struct dk_domain_state **out, struct dk_error *err);
 
+/*
+ * Load a file edited by hand for `dkimkeyd state seal`: like
+ * dk_state_load, but a seal that does not match is not an error (every
+ * field is still checked).
+ */
+int		 dk_state_load_edited(const char *dir, const char *domain,
+		    struct dk_domain_state **out, struct dk_error *err);
+
+/* The latest timestamp recorded in the state (0 for none). */
+int64_t		 dk_state_latest(const struct dk_domain_state *);
+
+/*
+ * Bound the history of removed keys: drop the oldest removed keys until
+ * at most keep are left, never the newest removed key of a selector
+ * (selector reuse waits out its TTL).  Returns how many were dropped.
+ */
+size_t		 dk_state_compact(struct dk_domain_state *, size_t keep);
+
+/*
+ * The key file dkimkeyd gives a key: KEY_DIR/DOMAIN.SELECTOR.ID.pem
+ * (*out malloc'd).  DK_ENOMEM.
+ */
+int		 dk_state_key_file(const char *key_dir, const char *domain,
+		    const char *selector, const char *key_id, char **out);
+
+/*
+ * Every key's file must be the one dk_state_key_file names in key_dir:
+ * anything else is DK_ECORRUPT naming name (the state file), so that a
+ * state file can never make dkimkeyd read or destroy another file.
+ */
+int		 dk_state_check_files(const struct dk_domain_state *,
+		    const char *key_dir, const char *name,
+		    struct dk_error *err);
+
 /* Commit durably (see above).  On any failure the old file is intact. */
 int		 dk_state_commit(const char *dir,
 		    const struct dk_domain_state *, struct dk_error *err);
+
+/*
+ * dk_state_commit of st without the removed keys dk_state_compact(st,
+ * keep) would drop; st itself is left as it is (callers may hold indices
+ * into it).
+ */
+int		 dk_state_commit_keep(const char *dir,
+		    const struct dk_domain_state *, size_t keep,
+		    struct dk_error *err);
 
 /* Serialise to a malloc'd string (what dk_state_commit writes). */
 int		 dk_state_format(const struct dk_domain_state *, char **out);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dk.h"
@@ -206,4 +207,13 @@ dk_read_fd(int fd, char *buf, size_t cap, size_t *len, const char *path,
 	}
 	*len = got;
 	return DK_OK;
+}
+
+int64_t
+dk_monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -9,6 +9,8 @@
 
 static const struct dk_dns_provider_ops *const providers[] = {
 	&dk_dns_rfc2136_ops,
+	&dk_dns_powerdns_ops,
+	&dk_dns_exec_ops,
 	NULL
 };
 

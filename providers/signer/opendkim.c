@@ -28,6 +28,7 @@
 
 #include "signer.h"
 #include "signer_priv.h"
+#include "table.h"
 
 struct odk {
 	char	 *key_table;
@@ -37,194 +38,12 @@ struct odk {
 	int64_t	  reload_timeout;	/* seconds */
 };
 
-/* A growing output buffer. */
-struct obuf {
-	char	*p;
-	size_t	 len;
-	size_t	 cap;
-};
-
 static const char *const odk_keys[] = {
 	"key_table", "signing_table", "reload", "reload_timeout", NULL
 };
 
-static int
-obuf_add(struct obuf *b, const char *s, size_t n)
-{
-	char *np;
-	size_t ncap;
-
-	if (n > b->cap - b->len) {
-		ncap = b->cap == 0 ? 4096 : b->cap;
-		while (ncap - b->len < n)
-			ncap *= 2;
-		if ((np = realloc(b->p, ncap)) == NULL)
-			return -1;
-		b->p = np;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	return 0;
-}
-
-static int
-is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-/* Field idx (0-based, whitespace-separated) of a line; 0 when absent. */
-static int
-field(const char *p, size_t len, int idx, const char **fp, size_t *flen)
-{
-	size_t i = 0, s;
-
-	for (;;) {
-		while (i < len && is_space(p[i]))
-			i++;
-		if (i == len)
-			return 0;
-		s = i;
-		while (i < len && !is_space(p[i]))
-			i++;
-		if (idx-- == 0) {
-			*fp = p + s;
-			*flen = i - s;
-			return 1;
-		}
-	}
-}
-
-static int
-is_comment(const char *p, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len && is_space(p[i]))
-		i++;
-	return i < len && p[i] == '#';
-}
-
-static int
-field_is(const char *f, size_t flen, const char *s)
-{
-	return flen == strlen(s) && strncasecmp(f, s, flen) == 0;
-}
-
-/* Next line of buf from *off, newline included; 0 at the end. */
-static int
-next_line(const char *buf, size_t len, size_t *off, const char **lp,
-    size_t *ll)
-{
-	const char *nl;
-
-	if (*off >= len)
-		return 0;
-	*lp = buf + *off;
-	nl = memchr(*lp, '\n', len - *off);
-	*ll = nl == NULL ? len - *off : (size_t)(nl - *lp) + 1;
-	*off += *ll;
-	return 1;
-}
-
-/*
- * Read a table: a missing file reads as empty (*exists = 0).  A NUL byte
- * or an overlong line means this is not the table we think it is.
- */
-static int
-read_table(const char *path, char **bufp, size_t *lenp, struct stat *st,
-    int *exists, struct dk_error *err)
-{
-	const char *l;
-	char *buf = NULL;
-	size_t len = 0, off = 0, ll, lineno = 0;
-	int rc;
-
-	rc = dk_signer_file_read(path, DK_SIGNER_FILE_MAX, &buf, &len, st,
-	    err);
-	if (rc == DK_ENOTFOUND) {
-		if ((buf = dk_strdup("")) == NULL)
-			return dk_err(err, DK_ENOMEM, "out of memory");
-		*bufp = buf;
-		*lenp = 0;
-		*exists = 0;
-		return DK_OK;
-	}
-	if (rc != DK_OK)
-		return rc;
-	if (memchr(buf, '\0', len) != NULL) {
-		rc = dk_err(err, DK_ECORRUPT, "%s: contains a NUL byte", path);
-		goto out;
-	}
-	while (next_line(buf, len, &off, &l, &ll)) {
-		lineno++;
-		if (ll - (l[ll - 1] == '\n') > DK_SIGNER_LINE_MAX) {
-			rc = dk_err(err, DK_ECORRUPT, "%s:%zu: line longer "
-			    "than %d bytes", path, lineno, DK_SIGNER_LINE_MAX);
-			goto out;
-		}
-	}
-	*bufp = buf;
-	*lenp = len;
-	*exists = 1;
-	buf = NULL;
-	rc = DK_OK;
-out:
-	free(buf);
-	return rc;
-}
-
-/*
- * Rewrite path without the lines whose field fidx is one of names, with
- * add appended.  The old file's mode and owner are kept.  Unchanged
- * content is not rewritten.
- */
-static int
-update_table(const char *path, int fidx, char *const *names, size_t nnames,
-    const char *add, struct dk_error *err)
-{
-	struct stat st;
-	struct obuf out = { NULL, 0, 0 };
-	const char *l, *f;
-	char *buf = NULL;
-	size_t len, off = 0, ll, fl, i;
-	int exists, drop, rc;
-
-	if ((rc = read_table(path, &buf, &len, &st, &exists, err)) != DK_OK)
-		return rc;
-	while (next_line(buf, len, &off, &l, &ll)) {
-		drop = 0;
-		if (!is_comment(l, ll) && field(l, ll, fidx, &f, &fl))
-			for (i = 0; i < nnames && !drop; i++)
-				drop = field_is(f, fl, names[i]);
-		if (!drop && obuf_add(&out, l, ll) == -1)
-			goto nomem;
-	}
-	if (out.len > 0 && out.p[out.len - 1] != '\n' &&
-	    obuf_add(&out, "\n", 1) == -1)
-		goto nomem;
-	if (obuf_add(&out, add, strlen(add)) == -1)
-		goto nomem;
-
-	if (exists && out.len == len && memcmp(out.p, buf, len) == 0) {
-		rc = DK_OK;
-		goto out;
-	}
-	if (exists)
-		rc = dk_signer_file_write(path, out.p, out.len,
-		    st.st_mode & 0777, st.st_uid, st.st_gid, err);
-	else
-		rc = dk_signer_file_write(path, out.p, out.len, 0644,
-		    (uid_t)-1, (gid_t)-1, err);
-	goto out;
-nomem:
-	rc = dk_err(err, DK_ENOMEM, "%s: out of memory", path);
-out:
-	free(out.p);
-	free(buf);
-	return rc;
-}
+/* OpenDKIM tables: blank-separated fields, '#' comments. */
+#define FMT	(&dk_table_fmt_blank)
 
 static void
 odk_close(void *ctx)
@@ -277,7 +96,7 @@ odk_activate(void *ctx, const char *domain, const char *const *managed,
     struct dk_error *err)
 {
 	struct odk *o = ctx;
-	struct obuf kadd = { NULL, 0, 0 }, sadd = { NULL, 0, 0 };
+	struct dk_tbuf kadd = { NULL, 0, 0 }, sadd = { NULL, 0, 0 };
 	const char *tables[2];
 	char **names = NULL, *line = NULL;
 	size_t nnames = 0, i;
@@ -332,7 +151,7 @@ odk_activate(void *ctx, const char *domain, const char *const *managed,
 			line = NULL;
 			goto nomem;
 		}
-		if (obuf_add(&kadd, line, (size_t)n) == -1)
+		if (dk_tbuf_add(&kadd, line, (size_t)n) == -1)
 			goto nomem;
 		free(line);
 		if ((n = asprintf(&line, "*@%s %s._domainkey.%s\n", domain,
@@ -340,12 +159,12 @@ odk_activate(void *ctx, const char *domain, const char *const *managed,
 			line = NULL;
 			goto nomem;
 		}
-		if (obuf_add(&sadd, line, (size_t)n) == -1)
+		if (dk_tbuf_add(&sadd, line, (size_t)n) == -1)
 			goto nomem;
 		free(line);
 		line = NULL;
 	}
-	if (obuf_add(&kadd, "", 1) == -1 || obuf_add(&sadd, "", 1) == -1)
+	if (dk_tbuf_add(&kadd, "", 1) == -1 || dk_tbuf_add(&sadd, "", 1) == -1)
 		goto nomem;
 
 	/*
@@ -371,12 +190,12 @@ odk_activate(void *ctx, const char *domain, const char *const *managed,
 	 *     at once;
 	 *  3. KeyTable without the managed entries nothing names now.
 	 */
-	if ((rc = update_table(o->key_table, 0, names + nsel, nkeys, kadd.p,
-	    err)) != DK_OK ||
-	    (rc = update_table(o->signing_table, 1, names, nnames, sadd.p,
-	    err)) != DK_OK ||
-	    (rc = update_table(o->key_table, 0, names, nnames, kadd.p,
-	    err)) != DK_OK)
+	if ((rc = dk_table_update(FMT, o->key_table, 0, names + nsel, nkeys,
+	    kadd.p, NULL, err)) != DK_OK ||
+	    (rc = dk_table_update(FMT, o->signing_table, 1, names, nnames,
+	    sadd.p, NULL, err)) != DK_OK ||
+	    (rc = dk_table_update(FMT, o->key_table, 0, names, nnames, kadd.p,
+	    NULL, err)) != DK_OK)
 		goto out;
 	/* The reload reads the tables only: others may write meanwhile. */
 	dk_signer_unlock(lockfd);
@@ -411,43 +230,12 @@ is_key_name(const char *f, size_t fl, const char *domain)
 }
 
 /*
- * Names are looked up by hash: check resolves thousands of domains in one
- * pass, and scanning a table per domain (or per key) would be quadratic
- * in the number of domains.  The hash folds case with tolower(), as
- * strncasecmp() compares, so that equal names always share a bucket.
+ * Names are looked up by hash (dk_table_hash folds case as the
+ * comparisons do): check resolves thousands of domains in one pass, and
+ * scanning a table per domain (or per key) would be quadratic in the
+ * number of domains.
  */
-#define NONE	SIZE_MAX
-
-static uint64_t
-hash_name(const char *s, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;	/* FNV-1a */
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= (unsigned char)tolower((unsigned char)s[i]);
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-/* Empty buckets (NONE) for n entries: *mask + 1 of them, at least 2n. */
-static size_t *
-buckets_new(size_t n, size_t *mask)
-{
-	size_t nb = 16, i, *h;
-
-	if (n > SIZE_MAX / 4 / sizeof(*h))
-		return NULL;
-	while (nb < 2 * n)
-		nb *= 2;
-	if ((h = malloc(nb * sizeof(*h))) == NULL)
-		return NULL;
-	for (i = 0; i < nb; i++)
-		h[i] = NONE;
-	*mask = nb - 1;
-	return h;
-}
+#define NONE	DK_TABLE_NONE
 
 /* A KeyTable line that OpenDKIM would use for its key name. */
 struct kline {
@@ -483,7 +271,7 @@ ktab_find(const struct ktab *kt, const char *kn, size_t knl)
 {
 	size_t i;
 
-	for (i = kt->head[hash_name(kn, knl) & kt->mask]; i != NONE;
+	for (i = kt->head[dk_table_hash(kn, knl) & kt->mask]; i != NONE;
 	    i = kt->next[i])
 		if (kt->lines[i].nl == knl &&
 		    strncasecmp(kt->lines[i].name, kn, knl) == 0)
@@ -499,27 +287,28 @@ ktab_find(const struct ktab *kt, const char *kn, size_t knl)
 static int
 ktab_load(const struct odk *o, struct ktab *kt, struct dk_error *err)
 {
-	struct stat st;
+	struct dk_table t;
 	struct kline *k;
 	const char *l, *f;
 	size_t off, ll, fl, lineno, nlines, b;
-	int exists, rc;
+	int rc;
 
 	memset(kt, 0, sizeof(*kt));
-	if ((rc = read_table(o->key_table, &kt->buf, &kt->len, &st, &exists,
-	    err)) != DK_OK)
+	if ((rc = dk_table_read(o->key_table, &t, err)) != DK_OK)
 		return rc;
-	for (off = 0, nlines = 0; next_line(kt->buf, kt->len, &off, &l, &ll);)
+	kt->buf = t.buf;
+	kt->len = t.len;
+	for (off = 0, nlines = 0; dk_table_next_line(kt->buf, kt->len, &off, &l, &ll);)
 		nlines++;
-	if ((kt->head = buckets_new(nlines, &kt->mask)) == NULL ||
+	if ((kt->head = dk_table_buckets(nlines, &kt->mask)) == NULL ||
 	    (kt->lines = calloc(nlines + 1, sizeof(*kt->lines))) == NULL ||
 	    (kt->next = calloc(nlines + 1, sizeof(*kt->next))) == NULL) {
 		ktab_free(kt);
 		return dk_err(err, DK_ENOMEM, "out of memory");
 	}
-	for (off = 0, lineno = 1; next_line(kt->buf, kt->len, &off, &l, &ll);
+	for (off = 0, lineno = 1; dk_table_next_line(kt->buf, kt->len, &off, &l, &ll);
 	    lineno++) {
-		if (is_comment(l, ll) || !field(l, ll, 0, &f, &fl) ||
+		if (dk_table_is_comment(FMT, l, ll) || !dk_table_field(FMT, l, ll, 0, &f, &fl) ||
 		    ktab_find(kt, f, fl) != NONE)
 			continue;
 		k = &kt->lines[kt->n];
@@ -528,7 +317,7 @@ ktab_load(const struct odk *o, struct ktab *kt, struct dk_error *err)
 		k->l = l;
 		k->ll = ll;
 		k->lineno = lineno;
-		b = hash_name(f, fl) & kt->mask;
+		b = dk_table_hash(f, fl) & kt->mask;
 		kt->next[kt->n] = kt->head[b];
 		kt->head[b] = kt->n++;
 	}
@@ -551,7 +340,7 @@ lookup_key(const struct odk *o, const struct ktab *kt, const char *kn,
 		    "%s", o->signing_table, sline, (int)knl, kn,
 		    o->key_table);
 	k = &kt->lines[i];
-	if (!field(k->l, k->ll, 1, &v, &vl))
+	if (!dk_table_field(FMT, k->l, k->ll, 1, &v, &vl))
 		return dk_err(err, DK_ECORRUPT, "%s:%zu: key %.*s has no "
 		    "value", o->key_table, k->lineno, (int)knl, kn);
 	/* DOMAIN:SELECTOR:KEYFILE */
@@ -596,7 +385,7 @@ static int
 odk_current_many(void *ctx, const char *const *domains, size_t n,
     struct dk_signer_current *out, struct dk_error *err)
 {
-	struct stat st;
+	struct dk_table t;
 	struct odk *o = ctx;
 	struct dk_signer_current *res = NULL, *r;
 	struct dk_signer_key *nk;
@@ -606,14 +395,16 @@ odk_current_many(void *ctx, const char *const *domains, size_t n,
 	char *sbuf = NULL;
 	size_t *dhead = NULL, *dnext = NULL, *dlen = NULL, dmask, slen = 0;
 	size_t off, ll, fl, knl, lineno, i, b;
-	int exists, rc, krc = DK_OK, have_kt = 0;
+	int rc, krc = DK_OK, have_kt = 0;
 
 	memset(&kt, 0, sizeof(kt));
 	if (n == 0)
 		return DK_OK;
 	if ((res = calloc(n, sizeof(*res))) == NULL)
 		goto nomem;
-	rc = read_table(o->signing_table, &sbuf, &slen, &st, &exists, &serr);
+	rc = dk_table_read(o->signing_table, &t, &serr);
+	sbuf = t.buf;
+	slen = t.len;
 	if (rc == DK_ENOMEM)
 		goto nomem;
 	if (rc != DK_OK) {
@@ -621,13 +412,13 @@ odk_current_many(void *ctx, const char *const *domains, size_t n,
 			fail_one(&res[i], rc, &serr);
 		goto done;
 	}
-	if ((dhead = buckets_new(n, &dmask)) == NULL ||
+	if ((dhead = dk_table_buckets(n, &dmask)) == NULL ||
 	    (dnext = calloc(n, sizeof(*dnext))) == NULL ||
 	    (dlen = calloc(n, sizeof(*dlen))) == NULL)
 		goto nomem;
 	for (i = 0; i < n; i++) {
 		dlen[i] = strlen(domains[i]);
-		b = hash_name(domains[i], dlen[i]) & dmask;
+		b = dk_table_hash(domains[i], dlen[i]) & dmask;
 		dnext[i] = dhead[b];
 		dhead[b] = i;
 	}
@@ -635,17 +426,17 @@ odk_current_many(void *ctx, const char *const *domains, size_t n,
 	 * Every matching line, in order: with MultipleSignatures OpenDKIM
 	 * signs with each of them (a dual-algorithm domain has two).
 	 */
-	for (off = 0, lineno = 1; next_line(sbuf, slen, &off, &l, &ll);
+	for (off = 0, lineno = 1; dk_table_next_line(sbuf, slen, &off, &l, &ll);
 	    lineno++) {
-		if (is_comment(l, ll) || !field(l, ll, 0, &f, &fl) || fl < 2 ||
+		if (dk_table_is_comment(FMT, l, ll) || !dk_table_field(FMT, l, ll, 0, &f, &fl) || fl < 2 ||
 		    f[0] != '*' || f[1] != '@')
 			continue;
-		b = hash_name(f + 2, fl - 2) & dmask;
+		b = dk_table_hash(f + 2, fl - 2) & dmask;
 		for (i = dhead[b]; i != NONE; i = dnext[i]) {
 			r = &res[i];
 			if (r->rc != DK_OK || dlen[i] != fl - 2 ||
 			    strncasecmp(domains[i], f + 2, fl - 2) != 0 ||
-			    !field(l, ll, 1, &kn, &knl) ||
+			    !dk_table_field(FMT, l, ll, 1, &kn, &knl) ||
 			    !is_key_name(kn, knl, domains[i]))
 				continue;
 			if (!have_kt) {
@@ -716,6 +507,24 @@ odk_current(void *ctx, const char *domain, struct dk_signer_key **keysp,
 	return DK_OK;
 }
 
+/* Both tables must read as activate reads them (a missing one is empty). */
+static int
+odk_check(void *ctx, struct dk_error *err)
+{
+	struct odk *o = ctx;
+	const char *tables[2] = { o->key_table, o->signing_table };
+	struct dk_table t;
+	size_t i;
+	int rc = DK_OK;
+
+	for (i = 0; i < 2 && rc == DK_OK; i++) {
+		memset(&t, 0, sizeof(t));
+		rc = dk_table_read(tables[i], &t, err);
+		free(t.buf);
+	}
+	return rc;
+}
+
 const struct dk_signer_ops dk_signer_opendkim_ops = {
 	.name = "opendkim",
 	.keys = odk_keys,
@@ -723,5 +532,6 @@ const struct dk_signer_ops dk_signer_opendkim_ops = {
 	.activate = odk_activate,
 	.current = odk_current,
 	.current_many = odk_current_many,
+	.check = odk_check,
 	.close = odk_close,
 };

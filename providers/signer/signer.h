@@ -65,6 +65,13 @@ struct dk_signer_ops {
 		    size_t n, struct dk_signer_current *out,
 		    struct dk_error *);
 
+	/*
+	 * Optional (NULL: nothing to check).  Read what activate will
+	 * rewrite and fail as activate would on what it cannot read or
+	 * parse, changing nothing: called before a key is published, so
+	 * that no record goes out that the signer cannot be switched to.
+	 */
+	int	(*check)(void *ctx, struct dk_error *);
 	void	(*close)(void *ctx);
 };
 
@@ -75,6 +82,8 @@ void	dk_signer_keys_free(struct dk_signer_key *keys, size_t nkeys);
 
 extern const struct dk_signer_ops dk_signer_opendkim_ops;
 extern const struct dk_signer_ops dk_signer_files_ops;
+extern const struct dk_signer_ops dk_signer_rspamd_ops;
+extern const struct dk_signer_ops dk_signer_exim_ops;
 
 /* How long a reload command may run unless reload_timeout = says. */
 #define DK_SIGNER_RELOAD_TIMEOUT	30

@@ -1,7 +1,7 @@
 /*
  * providers/signer/signer_priv.h — what the signer activators share
- * (private to providers/signer/, implemented in registry.c): durable
- * file writes and section parsing.
+ * (private to providers/signer/, implemented in registry.c): the
+ * lib/fileio.c helpers with the signers' codes, and section parsing.
  */
 #ifndef DK_SIGNER_PRIV_H
 #define DK_SIGNER_PRIV_H
@@ -69,10 +69,10 @@ int	dk_signer_file_sweep(const char *const *paths, size_t npaths,
 #define DK_SIGNER_LOCK_WAIT	10
 
 /*
- * Take an exclusive flock(2) on the lock file path (created 0600 when
- * missing, never removed, holding the holder's process id), waiting at
- * most wait seconds: still held then is DK_ETEMP naming the file and the
- * process holding it.  *fdp is the descriptor to pass to
+ * Take an exclusive flock(2) on the lock file path (dk_file_lock: created
+ * 0600 when missing, never removed, holding the holder's pid and host),
+ * waiting at most wait seconds: still held then is DK_ETEMP naming the
+ * file and the process holding it.  *fdp is the descriptor to pass to
  * dk_signer_unlock.
  */
 int	dk_signer_lock(const char *path, int wait, int *fdp,

@@ -380,13 +380,15 @@ def test_check_age_thresholds(env):
                 "dkimkeyd rotate --domain example.test")
     assert re.search(r"'example\.test_active_age'=\d+s;1;", _perf(r)), \
         r.describe()
-    r = _expect(_check(s, "-w", "1s", "-c", "2s"), "WARNING")
-    wait_until(lambda: _check(s, "-c", "2s").code == 2, 10,
+    r = _expect(_check(s, "-w", "1s", "--crit-age", "2s"), "WARNING")
+    wait_until(lambda: _check(s, "--crit-age", "2s").code == 2, 10,
                "the active key to be two seconds old")
-    r = _expect(_check(s, "-w", "1s", "-c", "2s"), "CRITICAL",
-                "critical at")
+    r = _expect(_check(s, "-w", "1s", "--crit-age", "2s"), "CRITICAL",
+                "critical at 2s)")
+    # The age in the unit of the threshold, never "0d old".
+    assert re.search(r"active key mail1 is \d+s old", r.out), r.describe()
     assert re.search(r"_active_age'=\d+s;1;2", _perf(r)), r.describe()
-    _expect(_check(s, "-w", "30d", "-c", "60d"), "OK")
+    _expect(_check(s, "-w", "30d", "--crit-age", "60d"), "OK")
     r = _check(s, "-w", "soon")
     assert r.code == 64 and "not a duration" in r.err, r.describe()
     r = run(s, "status", "-w", "1d")

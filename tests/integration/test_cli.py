@@ -3,7 +3,9 @@ line, usage errors, status of a domain with no state yet."""
 
 import os
 
-from harness import check_status_schema, run, status_json
+import subprocess
+
+from harness import DKIMKEYD, check_status_schema, run, run_ok, status_json
 
 
 def _insert_after(path, anchor, new_line):
@@ -80,3 +82,32 @@ def test_status_of_new_domain(env):
     doms = [d for d in st["domains"] if d["domain"] == "example.test"]
     assert len(doms) == 1 and doms[0]["keys"] == [], st
     assert not os.listdir(s.key_dir)
+
+
+def test_help_for_the_program_and_every_command(env):
+    """--help is exit 0 on stdout: the program's commands, and for each
+    command its own options."""
+    p = subprocess.run([DKIMKEYD, "--help"], capture_output=True, text=True,
+                       timeout=10)
+    assert p.returncode == 0 and p.stderr == "", (p.returncode, p.stderr)
+    for cmd, opt in (("rotate", "--dry-run"), ("revoke", "--selector"),
+                     ("run", "--pidfile"), ("status", "--json"),
+                     ("check", "--crit-age"), ("configtest", "-c FILE")):
+        assert cmd in p.stdout, p.stdout
+        q = subprocess.run([DKIMKEYD, cmd, "--help"], capture_output=True,
+                           text=True, timeout=10)
+        assert q.returncode == 0, (cmd, q.returncode, q.stderr)
+        assert q.stdout.startswith("usage: dkimkeyd") and opt in q.stdout, \
+            (cmd, q.stdout)
+
+
+def test_check_c_is_the_configuration_after_the_command(env):
+    s = env.config()
+    run_ok(s, "rotate", "--domain", "example.test")
+    p = subprocess.run([DKIMKEYD, "check", "-c", s.conf], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    p = subprocess.run([DKIMKEYD, "-c", s.conf, "check", "-c", "30d"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 64 and "--crit-age" in p.stderr, \
+        (p.returncode, p.stderr)

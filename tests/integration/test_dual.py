@@ -68,6 +68,12 @@ def test_dual_rotation_lifecycle(env):
     with open(s.state_file()) as f:
         state = f.read()
     assert state.count("generation: 1\n") == 2, state
+    # check --json names both active keys; active_selector the RSA one.
+    r = run(s, "check", "--json", "--domain", s.domain)
+    dom = __import__("json").loads(r.out)["domains"][0]
+    assert dom["active_selector"] == "mail1", dom
+    assert sorted(k["selector"] for k in dom["active_keys"]) == \
+        ["ed1", "mail1"], dom["active_keys"]
 
     # Second rotation moves both; both old keys retired together, their
     # records unchanged (invariant 2).

@@ -1151,6 +1151,118 @@ test_conf_split_words_rejects_unterminated_quote(void **state)
 
 #define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* Load must fail with DK_EUNSAFE and a message containing want. */
+static void
+expect_unsafe(struct fixture *fx, const char *want)
+{
+	struct dk_error err = { 0 };
+	struct dk_conf *c = NULL;
+
+	assert_int_equal(dk_conf_load(fx->main, &c, &err), DK_EUNSAFE);
+	assert_null(c);
+	if (strstr(err.msg, want) == NULL)
+		fail_msg("message \"%s\" lacks \"%s\"", err.msg, want);
+}
+
+static const char one_domain[] =
+    "[domain example.com]\n"
+    "provider = primary\n"
+    "signer = opendkim\n"
+    "selectors = mail1 mail2\n";
+
+static void
+test_conf_refuses_configuration_writable_by_others(void **state)
+{
+	struct fixture *fx = *state;
+	char path[PATH_MAX], want[2 * PATH_MAX + 64];
+	struct dk_conf *c;
+
+	put_main(fx, one_domain);
+	assert_int_equal(chmod(fx->main, 0600), 0);
+	c = expect_ok(fx);
+	dk_conf_free(c);
+	assert_int_equal(chmod(fx->main, 0666), 0);
+	snprintf(want, sizeof(want), "%s: configuration file is writable by "
+	    "others (owner %ld, mode 0666)", fx->main, (long)geteuid());
+	expect_unsafe(fx, want);
+	/* Group write: only when owner and group are root. */
+	assert_int_equal(chmod(fx->main, 0664), 0);
+	if (geteuid() == 0 && chown(fx->main, 0, 0) == 0) {
+		c = expect_ok(fx);
+		dk_conf_free(c);
+		assert_int_equal(chown(fx->main, 0, 1), 0);
+	}
+	expect_unsafe(fx, "is writable by its group");
+	assert_int_equal(chmod(fx->main, 0644), 0);
+	if (geteuid() == 0) {
+		/* Owned by someone else: refused. */
+		assert_int_equal(chown(fx->main, 1, 0), 0);
+		expect_unsafe(fx, "is owned by another user");
+		assert_int_equal(chown(fx->main, 0, 0), 0);
+	}
+	/* Every include, naming the including line. */
+	put(fx, "dkimkeyd.conf", "[dkimkeyd]\ninclude = conf.d/*.conf\n");
+	assert_int_equal(chmod(fx->main, 0644), 0);
+	put(fx, "conf.d/a.conf", provider_signer);
+	snprintf(path, sizeof(path), "%s/conf.d/a.conf", fx->dir);
+	assert_int_equal(chmod(path, 0646), 0);
+	snprintf(want, sizeof(want), "%s:2: include %s: configuration file "
+	    "is writable by others", fx->main, path);
+	expect_unsafe(fx, want);
+}
+
+static void
+test_conf_refuses_world_writable_key_dir(void **state)
+{
+	struct fixture *fx = *state;
+	char buf[PATH_MAX + 256], dir[PATH_MAX];
+	struct dk_conf *c;
+
+	snprintf(buf, sizeof(buf), "[dkimkeyd]\nkey_dir = /tmp\n%s",
+	    one_domain);
+	put_main(fx, buf);
+	expect_unsafe(fx, "/tmp: world-writable directory");
+	/* state_dir too, and a missing one is fine (created later). */
+	snprintf(dir, sizeof(dir), "%s/state", fx->dir);
+	snprintf(buf, sizeof(buf), "[dkimkeyd]\nstate_dir = %s\n%s", dir,
+	    one_domain);
+	put_main(fx, buf);
+	c = expect_ok(fx);
+	dk_conf_free(c);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(chmod(dir, 01777), 0);
+	expect_unsafe(fx, "state: world-writable directory");
+	assert_int_equal(dk_conf_dir_safe(dir, NULL), DK_EUNSAFE);
+	assert_int_equal(chmod(dir, 0700), 0);
+	assert_int_equal(dk_conf_dir_safe(dir, NULL), DK_OK);
+}
+
+static void
+test_conf_keep_removed(void **state)
+{
+	struct fixture *fx = *state;
+	char buf[4096];
+	struct dk_conf *c;
+
+	put_main(fx, one_domain);
+	c = expect_ok(fx);
+	assert_int_equal(c->domains[0].keep_removed, DK_KEEP_REMOVED_DEFAULT);
+	dk_conf_free(c);
+	snprintf(buf, sizeof(buf), "%skeep_removed = 3\n", one_domain);
+	put_main(fx, buf);
+	c = expect_ok(fx);
+	assert_int_equal(c->domains[0].keep_removed, 3);
+	dk_conf_free(c);
+	snprintf(buf, sizeof(buf), "%skeep_removed = 1001\n", one_domain);
+	put_main(fx, buf);
+	expect_error(fx, "dkimkeyd.conf", "11: bad value 1001 for "
+	    "keep_removed");
+	snprintf(buf, sizeof(buf), "%skeep_removed = -1\n", one_domain);
+	put_main(fx, buf);
+	expect_error(fx, "dkimkeyd.conf", "11: bad value -1 for "
+	    "keep_removed");
+}
+
 int
 main(void)
 {
@@ -1158,6 +1270,9 @@ main(void)
 		T(test_conf_loads_full_config_with_sorted_includes),
 		T(test_conf_applies_defaults),
 		T(test_conf_key_dir_follows_state_dir),
+		T(test_conf_refuses_configuration_writable_by_others),
+		T(test_conf_refuses_world_writable_key_dir),
+		T(test_conf_keep_removed),
 		T(test_conf_parses_durations_with_units),
 		T(test_conf_strips_inline_comments),
 		T(test_conf_rejects_duplicate_key_in_domain),

@@ -566,6 +566,57 @@ test_metrics_many_samples_each_set_once(void **state)
 	dk_metrics_free(m);
 }
 
+static void
+test_metrics_merge_replaces_fifo_without_blocking(void **state)
+{
+	struct tdir t;
+	struct dk_metrics *m = dk_metrics_new();
+	struct dk_error warn, err = { 0, "" };
+	struct stat sb;
+	char *text;
+
+	(void)state;
+	tdir_make(&t);
+	assert_int_equal(mkfifo(t.path, 0644), 0);
+	dk_metrics_declare(m, "mine", DK_METRIC_GAUGE, "h");
+	dk_metrics_set(m, "mine", 1, NULL);
+	alarm(20);	/* a blocking open would hang: fail instead */
+	assert_int_equal(dk_metrics_merge(m, t.path, &warn, &err), DK_OK);
+	alarm(0);
+	assert_int_equal(warn.code, DK_ECORRUPT);
+	assert_non_null(strstr(warn.msg, "not a regular file (a FIFO)"));
+	assert_int_equal(lstat(t.path, &sb), 0);
+	assert_true(S_ISREG(sb.st_mode));
+	text = slurp(t.path);
+	assert_non_null(strstr(text, "mine 1"));
+	free(text);
+	dk_metrics_free(m);
+	tdir_remove(&t);
+}
+
+static void
+test_metrics_merge_sweeps_temporaries_of_a_crashed_writer(void **state)
+{
+	struct tdir t;
+	struct dk_metrics *m = dk_metrics_new();
+	struct dk_error warn, err = { 0, "" };
+	char stale[192], other[192];
+
+	(void)state;
+	tdir_make(&t);
+	snprintf(stale, sizeof(stale), "%s/.m.prom.00112233aabbccdd", t.dir);
+	snprintf(other, sizeof(other), "%s/.n.prom.00112233aabbccdd", t.dir);
+	put_file(stale, "half written");
+	put_file(other, "another file's");
+	dk_metrics_declare(m, "mine", DK_METRIC_GAUGE, "h");
+	assert_int_equal(dk_metrics_merge(m, t.path, &warn, &err), DK_OK);
+	assert_int_equal(access(stale, F_OK), -1);
+	assert_int_equal(access(other, F_OK), 0);
+	assert_int_equal(unlink(other), 0);
+	dk_metrics_free(m);
+	tdir_remove(&t);
+}
+
 int
 main(void)
 {
@@ -582,6 +633,10 @@ main(void)
 		    test_metrics_write_failure_names_path_and_keeps_old_file),
 		cmocka_unit_test(
 		    test_metrics_merge_keeps_foreign_families_verbatim),
+		cmocka_unit_test(
+		    test_metrics_merge_replaces_fifo_without_blocking),
+		cmocka_unit_test(
+		    test_metrics_merge_sweeps_temporaries_of_a_crashed_writer),
 		cmocka_unit_test(
 		    test_metrics_merge_adds_counter_increments_to_file),
 		cmocka_unit_test(

@@ -20,6 +20,7 @@
 
 #include "../../providers/signer/signer.h"
 #include "../../providers/signer/signer_priv.h"
+#include "../../providers/signer/table.h"
 
 struct fix {
 	char	dir[64];
@@ -635,6 +636,20 @@ test_signer_run_reports_exit_status(void **state)
 	assert_int_equal(dk_signer_run(argv, &err), DK_ETEMP);
 	assert_string_equal(err.msg,
 	    "reload command '/bin/sh' exited with status 3");
+}
+
+static void
+test_signer_run_quotes_first_stderr_line(void **state)
+{
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c",
+	    (char *)"printf '\\n  opendkim: \\033[31mbad\\n"
+	    "second line\\n' >&2; exit 2", NULL };
+	struct dk_error err = { 0 };
+
+	assert_int_equal(dk_signer_run(argv, &err), DK_ETEMP);
+	/* Control characters are not echoed to the terminal or log. */
+	assert_string_equal(err.msg, "reload command '/bin/sh' exited with "
+	    "status 2: opendkim: ?[31mbad");
 }
 
 static void
@@ -1295,7 +1310,7 @@ test_signer_lock_times_out_naming_holder(void **state)
 	assert_int_equal(dk_signer_lock(f->lock, 1, &fd, &err), DK_OK);
 	assert_int_equal(dk_signer_lock(f->lock, 1, &fd2, &err), DK_ETEMP);
 	assert_int_equal(fd2, -1);
-	snprintf(want, sizeof(want), "locked by process %ld", (long)getpid());
+	snprintf(want, sizeof(want), "locked by pid %ld on ", (long)getpid());
 	assert_non_null(strstr(err.msg, want));
 	assert_non_null(strstr(err.msg, f->lock));
 	dk_signer_unlock(fd);
@@ -1737,10 +1752,102 @@ test_opendkim_current_many_bad_table_as_current(void **state)
 	assert_null(dk_signer_files_ops.current_many);
 }
 
+/* ---- the shared table editor ---------------------------------------- */
+
+static void
+test_table_edit_keeps_every_other_byte(void **state)
+{
+	static const char in[] =
+	    "# managed by hand: mail1._domainkey.example.com\n"
+	    "\n"
+	    "other.org other.org:s:/k\n"
+	    "MAIL1._domainkey.Example.COM example.com:mail1:/old\n"
+	    "  mail9._domainkey.example.com example.com:mail9:/x";
+	static const char want[] =
+	    "# managed by hand: mail1._domainkey.example.com\n"
+	    "\n"
+	    "other.org other.org:s:/k\n"
+	    "  mail9._domainkey.example.com example.com:mail9:/x\n"
+	    "mail2._domainkey.example.com example.com:mail2:/new\n";
+	char *names[] = { (char *)"mail1._domainkey.example.com" };
+	struct dk_tbuf out = { NULL, 0, 0 };
+
+	(void)state;
+	assert_int_equal(dk_table_edit(&dk_table_fmt_blank, in, strlen(in), 0,
+	    names, 1, "mail2._domainkey.example.com example.com:mail2:/new\n",
+	    &out), 0);
+	assert_int_equal(out.len, strlen(want));
+	assert_string_equal(out.p, want);
+	free(out.p);
+}
+
+static void
+test_table_edit_splits_on_format_delimiters(void **state)
+{
+	/* An Exim lsearch file: "key: value". */
+	static const struct dk_table_fmt exim = { '#', ":" };
+	static const char in[] = "example.com: mail1\nexample.org: x\n";
+	char *names[] = { (char *)"example.com" };
+	struct dk_tbuf out = { NULL, 0, 0 };
+	const char *f;
+	size_t fl;
+
+	(void)state;
+	assert_int_equal(dk_table_field(&exim, in, 18, 1, &f, &fl), 1);
+	assert_int_equal(fl, 5);
+	assert_memory_equal(f, "mail1", 5);
+	assert_int_equal(dk_table_edit(&exim, in, strlen(in), 0, names, 1,
+	    "example.com: mail2\n", &out), 0);
+	assert_string_equal(out.p, "example.org: x\nexample.com: mail2\n");
+	free(out.p);
+}
+
+static void
+test_table_update_leaves_unchanged_file_alone(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	struct dk_table t;
+	char *names[] = { (char *)"a" };
+	struct stat before, after;
+
+	write_file(f->kt, "x 1\na 2\n", 0640);
+	assert_int_equal(stat(f->kt, &before), 0);
+	assert_int_equal(dk_table_update(&dk_table_fmt_blank, f->kt, 0, names,
+	    1, "a 2\n", &t, &err), DK_OK);
+	assert_string_equal(t.buf, "x 1\na 2\n");
+	free(t.buf);
+	assert_int_equal(stat(f->kt, &after), 0);
+	assert_int_equal(after.st_ino, before.st_ino);
+	/* A change is a new file, with the old mode. */
+	assert_int_equal(dk_table_update(&dk_table_fmt_blank, f->kt, 0, names,
+	    1, "a 3\n", NULL, &err), DK_OK);
+	assert_int_equal(stat(f->kt, &after), 0);
+	assert_true(after.st_ino != before.st_ino);
+	assert_int_equal(after.st_mode & 0777, 0640);
+	assert_file(f->kt, "x 1\na 3\n");
+}
+
+static void
+test_table_read_refuses_fifo(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	struct dk_table t;
+
+	assert_int_equal(mkfifo(f->kt, 0600), 0);
+	assert_int_equal(dk_table_read(f->kt, &t, &err), DK_ECORRUPT);
+	assert_non_null(strstr(err.msg, "not a regular file (a FIFO)"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		T(test_table_edit_keeps_every_other_byte),
+		T(test_table_edit_splits_on_format_delimiters),
+		T(test_table_update_leaves_unchanged_file_alone),
+		T(test_table_read_refuses_fifo),
 		T(test_signer_find_knows_builtin_types),
 		T(test_opendkim_activate_creates_missing_tables),
 		T(test_opendkim_activate_into_empty_tables),
@@ -1763,6 +1870,7 @@ main(void)
 		T(test_opendkim_reload_failure_is_temporary),
 		T(test_signer_run_succeeds_on_exit_zero),
 		T(test_signer_run_reports_exit_status),
+		T(test_signer_run_quotes_first_stderr_line),
 		T(test_signer_run_reports_signal),
 		T(test_signer_run_rejects_relative_command),
 		T(test_signer_run_reports_exec_failure),

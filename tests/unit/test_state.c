@@ -129,7 +129,7 @@ sample_state(void)
 	make_key(&k, "mail1", "ffee", "/k/mail1b.pem");
 	k.generation = 3;
 	k.compromised_at = T0 + 30;
-	k.ttl = 0;
+	k.ttl = 1;
 	assert_int_equal(dk_state_add_key(st, &k), 2);
 	return st;
 }
@@ -244,8 +244,8 @@ test_state_round_trip_format_then_parse_is_equal(void **unused)
 	char *text = NULL, *again = NULL;
 
 	assert_int_equal(dk_state_format(st, &text), DK_OK);
-	assert_int_equal(dk_state_parse(text, strlen(text), "rt", &back,
-	    &err), DK_OK);
+	if (dk_state_parse(text, strlen(text), "rt", &back, &err) != DK_OK)
+		fail_msg("%s", err.msg);
 	assert_states_equal(st, back);
 	assert_int_equal(dk_state_format(back, &again), DK_OK);
 	assert_string_equal(text, again);
@@ -265,7 +265,12 @@ test_state_format_writes_documented_layout(void **unused)
 	assert_int_equal(dk_state_parse(valid, strlen(valid), "v", &st, &err),
 	    DK_OK);
 	assert_int_equal(dk_state_format(st, &text), DK_OK);
-	assert_string_equal(text, valid);
+	/* valid is an unsealed file: the writer adds the seal. */
+	assert_int_equal(strncmp(text, valid, strlen(valid) - 4), 0);
+	assert_int_equal(strncmp(text + strlen(valid) - 4, "end sha256=", 11),
+	    0);
+	assert_int_equal(strlen(text), strlen(valid) - 4 + 11 + 64 + 1);
+	assert_int_equal(text[strlen(text) - 1], '\n');
 	free(text);
 	dk_state_free(st);
 }
@@ -741,7 +746,7 @@ test_state_writes_generation_and_compromised_only_when_set(void **unused)
 	assert_non_null(strstr(text, "key: mail2 5f3c0a1b2c3d4e5f\n"
 	    "  algorithm: rsa-2048\n  generation: 2\n"));
 	assert_non_null(strstr(text, "  compromised: 1795392030\t# "
-	    "2026-11-23T00:00:30Z\nend\n"));
+	    "2026-11-23T00:00:30Z\nend sha256="));
 	/* Only the compromised key carries the field. */
 	assert_null(strstr(strstr(text, "compromised:") + 1,
 	    "compromised:"));
@@ -878,6 +883,299 @@ test_state_compromised_key_may_skip_to_revoked(void **unused)
 	dk_state_free(st);
 }
 
+/* Every single-bit flip of a sealed file is refused as corrupt. */
+static void
+test_state_seal_refuses_every_single_bit_flip(void **unused)
+{
+	struct dk_domain_state *st = sample_state(), *back = NULL;
+	struct dk_error err = { 0 };
+	char *text = NULL;
+	size_t len, i, flips = 0;
+	int bit, rc;
+
+	assert_int_equal(dk_state_format(st, &text), DK_OK);
+	len = strlen(text);
+	for (i = 0; i < len; i++)
+		for (bit = 0; bit < 8; bit++) {
+			text[i] ^= (char)(1 << bit);
+			back = NULL;
+			rc = dk_state_parse(text, len, "f", &back, &err);
+			if (rc != DK_ECORRUPT)
+				fail_msg("flip of bit %d at offset %zu: %d",
+				    bit, i, rc);
+			dk_state_free(back);
+			text[i] ^= (char)(1 << bit);
+			flips++;
+		}
+	assert_int_equal(flips, 8 * len);
+	/* And the file itself still loads. */
+	assert_int_equal(dk_state_parse(text, len, "f", &back, &err), DK_OK);
+	dk_state_free(back);
+	free(text);
+	dk_state_free(st);
+}
+
+static void
+test_state_seal_mismatch_names_the_seal_command(void **unused)
+{
+	struct dk_domain_state *st = sample_state(), *back = NULL;
+	struct dk_error err = { 0 };
+	char *text = NULL, *t;
+
+	assert_int_equal(dk_state_format(st, &text), DK_OK);
+	/* A hand edit that is itself valid: still refused until sealed. */
+	t = edit(text, "ttl: 3600", "ttl: 3601");
+	assert_int_equal(dk_state_parse(t, strlen(t), "e.state", &back, &err),
+	    DK_ECORRUPT);
+	assert_non_null(strstr(err.msg, "e.state: the file does not match "
+	    "its seal"));
+	assert_non_null(strstr(err.msg, "dkimkeyd state seal"));
+	free(t);
+	/* A seal that is not 64 lower-case hex digits is malformed. */
+	t = edit(text, "end sha256=", "end sha256=A");
+	t[strlen(t) - 2] = '\n';
+	t[strlen(t) - 1] = '\0';
+	assert_int_equal(parse_str(t, &err), DK_ECORRUPT);
+	assert_non_null(strstr(err.msg, "malformed seal"));
+	free(t);
+	/* The seal is the last line only. */
+	t = edit(text, "\nkey: mail2", "\nend sha256=00\nkey: mail2");
+	assert_int_equal(parse_str(t, &err), DK_ECORRUPT);
+	free(t);
+	free(text);
+	dk_state_free(st);
+}
+
+/* An edited file: load_edited checks every field but not the seal. */
+static void
+test_state_load_edited_ignores_seal_but_checks_fields(void **unused)
+{
+	struct dk_domain_state *st = sample_state(), *back = NULL;
+	struct dk_error err = { 0 };
+	char *dir = mktemp_dir(), *text = NULL, *t, path[4096];
+	FILE *f;
+
+	assert_int_equal(dk_state_format(st, &text), DK_OK);
+	snprintf(path, sizeof(path), "%s/example.com.state", dir);
+	t = edit(text, "ttl: 3600", "ttl: 3601");
+	assert_non_null(f = fopen(path, "w"));
+	fputs(t, f);
+	fclose(f);
+	free(t);
+	assert_int_equal(dk_state_load(dir, "example.com", &back, &err),
+	    DK_ECORRUPT);
+	assert_int_equal(dk_state_load_edited(dir, "example.com", &back,
+	    &err), DK_OK);
+	assert_int_equal(back->keys[0].ttl, 3601);
+	/* Commit seals it again: a plain load accepts it. */
+	assert_int_equal(dk_state_commit(dir, back, &err), DK_OK);
+	dk_state_free(back);
+	assert_int_equal(dk_state_load(dir, "example.com", &back, &err),
+	    DK_OK);
+	dk_state_free(back);
+	/* A bad field is still refused. */
+	t = edit(text, "ttl: 3600", "ttl: 36x0");
+	assert_non_null(f = fopen(path, "w"));
+	fputs(t, f);
+	fclose(f);
+	free(t);
+	assert_int_equal(dk_state_load_edited(dir, "example.com", &back,
+	    &err), DK_ECORRUPT);
+	assert_non_null(strstr(err.msg, "bad ttl"));
+	unlink(path);
+	rmdir(dir);
+	free(dir);
+	free(text);
+	dk_state_free(st);
+}
+
+/* A file written before files were sealed is read as it is. */
+static void
+test_state_accepts_unsealed_file(void **unused)
+{
+	struct dk_error err = { 0 };
+
+	assert_int_equal(parse_str(valid, &err), DK_OK);
+}
+
+static void
+test_state_domain_is_canonical_lower_case(void **unused)
+{
+	struct dk_domain_state *st = NULL;
+	struct dk_error err = { 0 };
+	char *dir = mktemp_dir(), path[4096];
+	char *t = edit(valid, "domain: example.com", "domain: EXAMPLE.Com");
+	FILE *f;
+
+	assert_int_equal(dk_state_parse(t, strlen(t), "c", &st, &err), DK_OK);
+	assert_string_equal(st->domain, "example.com");
+	dk_state_free(st);
+	st = NULL;
+	snprintf(path, sizeof(path), "%s/example.com.state", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(t, f);
+	fclose(f);
+	free(t);
+	assert_int_equal(dk_state_load(dir, "example.com", &st, &err), DK_OK);
+	assert_string_equal(st->domain, "example.com");
+	dk_state_free(st);
+	st = NULL;
+	t = edit(valid, "domain: example.com", "domain: EXAMPLE.ORG");
+	assert_non_null(f = fopen(path, "w"));
+	fputs(t, f);
+	fclose(f);
+	free(t);
+	assert_int_equal(dk_state_load(dir, "example.com", &st, &err),
+	    DK_ECORRUPT);
+	assert_non_null(strstr(err.msg, "state is for domain example.org, "
+	    "not example.com"));
+	unlink(path);
+	rmdir(dir);
+	free(dir);
+}
+
+/* Values that parse but no configuration can produce. */
+static void
+test_state_rejects_values_out_of_range(void **unused)
+{
+	assert_corrupt_edit("ttl: 3600", "ttl: 4294967296", "ttl 4294967296 "
+	    "out of range");
+	assert_corrupt_edit("ttl: 3600", "ttl: 0", "ttl 0 out of range");
+	assert_corrupt_edit("ttl: 3600", "ttl: 604801", "out of range");
+	assert_corrupt_edit("drain: 3600", "drain: 99999999999",
+	    "drain 99999999999 out of range");
+	assert_corrupt_edit("drain: 3600", "drain: 2147483648",
+	    "out of range");
+	assert_corrupt_edit("generation: 1", "generation: 2147483648",
+	    "generation 2147483648 out of range");
+	assert_corrupt_edit("published: 1795392010",
+	    "published: 999999999999", "published 999999999999 out of range");
+	assert_corrupt_edit("removed: 0",
+	    "compromised: 999999999999\n  removed: 0", "compromised out of "
+	    "range");
+	/* The largest values the configuration gives still load. */
+	{
+		struct dk_error err = { 0 };
+		char *t = edit(valid, "ttl: 3600", "ttl: 604800");
+		char *t2 = edit(t, "drain: 3600", "drain: 2147483647");
+
+		assert_int_equal(parse_str(t2, &err), DK_OK);
+		free(t);
+		free(t2);
+	}
+}
+
+/* Removed keys beyond the bound go, oldest first, never a selector's last. */
+static void
+test_state_compact_bounds_removed_history(void **unused)
+{
+	struct dk_domain_state *st = dk_state_new("example.com");
+	struct dk_key_state k;
+	char id[32];
+	int64_t g;
+
+	assert_non_null(st);
+	for (g = 1; g <= 30; g++) {
+		snprintf(id, sizeof(id), "%02llx", (unsigned long long)g);
+		make_key(&k, g % 2 ? "mail1" : "mail2", id, "/k/x.pem");
+		k.generation = g;
+		k.created_at = T0 + g * 100;
+		if (g <= 28) {
+			k.published_at = k.created_at + 1;
+			k.visible_at = k.created_at + 2;
+			k.active_at = k.created_at + 3;
+			k.retired_at = k.created_at + 100;
+			k.revoked_at = k.created_at + 150;
+			k.removed_at = k.created_at + 160;
+		}
+		assert_true(dk_state_add_key(st, &k) >= 0);
+	}
+	assert_int_equal(dk_state_compact(st, 30), 0);
+	assert_int_equal(st->nkeys, 30);
+	/* Committed with a bound: the file is compacted, st is not. */
+	{
+		struct dk_domain_state *back = NULL;
+		struct dk_error err = { 0 };
+		char *dir = mktemp_dir(), path[4096];
+
+		assert_int_equal(dk_state_commit_keep(dir, st, 5, &err),
+		    DK_OK);
+		assert_int_equal(st->nkeys, 30);
+		assert_int_equal(dk_state_load(dir, "example.com", &back,
+		    &err), DK_OK);
+		assert_int_equal(back->nkeys, 7);
+		assert_string_equal(back->keys[0].key_id, "18");
+		dk_state_free(back);
+		snprintf(path, sizeof(path), "%s/example.com.state", dir);
+		unlink(path);
+		rmdir(dir);
+		free(dir);
+	}
+	assert_int_equal(dk_state_compact(st, 5), 23);
+	assert_int_equal(st->nkeys, 7);
+	/* The newest five removed keys and the two live ones, in order. */
+	assert_string_equal(st->keys[0].key_id, "18");
+	assert_string_equal(st->keys[4].key_id, "1c");
+	assert_string_equal(st->keys[6].key_id, "1e");
+	assert_int_equal(dk_state_compact(st, 5), 0);
+	/* Keep 0: each selector's newest removed key still stays. */
+	assert_int_equal(dk_state_compact(st, 0), 3);
+	assert_int_equal(st->nkeys, 4);
+	assert_string_equal(st->keys[0].key_id, "1b");
+	assert_string_equal(st->keys[1].key_id, "1c");
+	dk_state_free(st);
+}
+
+static void
+test_state_check_files_only_accepts_key_dir_names(void **unused)
+{
+	struct dk_domain_state *st = dk_state_new("example.com");
+	struct dk_error err = { 0 };
+	struct dk_key_state k;
+	char *p = NULL;
+
+	assert_non_null(st);
+	assert_int_equal(dk_state_key_file("/var/k/", "example.com", "mail1",
+	    "ab", &p), DK_OK);
+	assert_string_equal(p, "/var/k/example.com.mail1.ab.pem");
+	make_key(&k, "mail1", "ab", p);
+	assert_int_equal(dk_state_add_key(st, &k), 0);
+	free(p);
+	assert_int_equal(dk_state_check_files(st, "/var/k", "s", &err), DK_OK);
+	assert_int_equal(dk_state_check_files(st, "/var/k//", "s", &err),
+	    DK_OK);
+	assert_int_equal(dk_state_check_files(st, "/var/other", "s", &err),
+	    DK_ECORRUPT);
+	assert_non_null(strstr(err.msg, "s: key mail1 ab: file "
+	    "/var/k/example.com.mail1.ab.pem is not "
+	    "/var/other/example.com.mail1.ab.pem"));
+	free(st->keys[0].file);
+	st->keys[0].file = strdup("/etc/passwd");
+	assert_int_equal(dk_state_check_files(st, "/var/k", "s", &err),
+	    DK_ECORRUPT);
+	free(st->keys[0].file);
+	st->keys[0].file = strdup("/var/k/../k/example.com.mail1.ab.pem");
+	assert_int_equal(dk_state_check_files(st, "/var/k", "s", &err),
+	    DK_ECORRUPT);
+	free(st->keys[0].file);
+	st->keys[0].file = strdup("/var/k/example.com.mail1.cd.pem");
+	assert_int_equal(dk_state_check_files(st, "/var/k", "s", &err),
+	    DK_ECORRUPT);
+	dk_state_free(st);
+}
+
+static void
+test_state_latest_is_the_last_recorded_step(void **unused)
+{
+	struct dk_domain_state *st = sample_state();
+
+	assert_int_equal(dk_state_latest(st), T0 + 30);
+	dk_state_free(st);
+	st = dk_state_new("example.com");
+	assert_int_equal(dk_state_latest(st), 0);
+	dk_state_free(st);
+}
+
 int
 main(void)
 {
@@ -917,6 +1215,15 @@ main(void)
 		cmocka_unit_test(test_state_rejects_bad_compromised),
 		cmocka_unit_test(test_state_generation_groups_keys_of_one_rotation),
 		cmocka_unit_test(test_state_compromised_key_may_skip_to_revoked),
+		cmocka_unit_test(test_state_seal_refuses_every_single_bit_flip),
+		cmocka_unit_test(test_state_seal_mismatch_names_the_seal_command),
+		cmocka_unit_test(test_state_load_edited_ignores_seal_but_checks_fields),
+		cmocka_unit_test(test_state_accepts_unsealed_file),
+		cmocka_unit_test(test_state_domain_is_canonical_lower_case),
+		cmocka_unit_test(test_state_rejects_values_out_of_range),
+		cmocka_unit_test(test_state_compact_bounds_removed_history),
+		cmocka_unit_test(test_state_check_files_only_accepts_key_dir_names),
+		cmocka_unit_test(test_state_latest_is_the_last_recorded_step),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,423 @@
+/*
+ * providers/dns/prov_common.c — the parts the powerdns and exec
+ * publishers share; see prov_common.h.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../../lib/http.h"
+#include "prov_common.h"
+
+#define MAX_TIMEOUT_S	300
+
+int
+dk_prov_kv_err(const struct dk_conf_kv *kv, struct dk_error *err)
+{
+	dk_err_prefix(err, "%s:%d: %s", kv->file, kv->line, kv->key);
+	if (err != NULL)
+		err->code = DK_ECONFIG;
+	return DK_ECONFIG;
+}
+
+int
+dk_prov_need(const struct dk_conf_section *sec, const char *key,
+    const char *why, struct dk_error *err)
+{
+	return dk_err(err, DK_ECONFIG, "%s:%d: [%s %s] (type %s) needs %s = "
+	    "(%s)", sec->file, sec->line, sec->kind, sec->name, sec->type,
+	    key, why);
+}
+
+int
+dk_prov_probe_open(const struct dk_conf_section *sec, int default_timeout_ms,
+    struct dk_prov_probe *p, struct dk_error *err)
+{
+	const struct dk_conf_kv *kv;
+	const char *v;
+	int64_t secs;
+	size_t n;
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	p->timeout_ms = default_timeout_ms;
+	p->probe_port = 53;
+	if ((v = dk_conf_section_get(sec, "timeout", &kv)) != NULL) {
+		if (dk_duration_parse(v, &secs) != DK_OK || secs <= 0 ||
+		    secs > MAX_TIMEOUT_S) {
+			rc = dk_err(err, DK_ECONFIG, "%s:%d: timeout: \"%s\" is "
+			    "not a duration between 1s and %ds", kv->file,
+			    kv->line, v, MAX_TIMEOUT_S);
+			goto fail;
+		}
+		p->timeout_ms = (int)secs * 1000;
+	}
+	if ((v = dk_conf_section_get(sec, "zone", &kv)) != NULL) {
+		if ((n = strlen(v)) == 0) {
+			rc = dk_err(err, DK_ECONFIG, "%s:%d: zone: empty",
+			    kv->file, kv->line);
+			goto fail;
+		}
+		if ((p->zone = dk_strdup(v)) == NULL) {
+			rc = dk_err(err, DK_ENOMEM, "out of memory");
+			goto fail;
+		}
+		if (n > 1 && p->zone[n - 1] == '.')
+			p->zone[n - 1] = '\0';
+	}
+	if ((v = dk_conf_section_get(sec, "probe_port", &kv)) != NULL) {
+		char *end;
+		long port = strtol(v, &end, 10);
+
+		if (*v == '\0' || *end != '\0' || port < 1 || port > 65535) {
+			rc = dk_err(err, DK_ECONFIG, "%s:%d: probe_port: \"%s\" "
+			    "is not a port number", kv->file, kv->line, v);
+			goto fail;
+		}
+		p->probe_port = (uint16_t)port;
+	}
+	if ((v = dk_conf_section_get(sec, "probe_servers", &kv)) != NULL &&
+	    (rc = dk_addr_parse_list(v, p->probe_port, &p->probe, &p->nprobe,
+	    err)) != DK_OK) {
+		rc = dk_prov_kv_err(kv, err);
+		goto fail;
+	}
+	if ((v = dk_conf_section_get(sec, "resolver", &kv)) != NULL) {
+		if ((rc = dk_addr_parse(v, 53, &p->resolver, err)) != DK_OK) {
+			rc = dk_prov_kv_err(kv, err);
+			goto fail;
+		}
+		p->have_resolver = 1;
+		p->resolver_set = 1;
+	}
+	return DK_OK;
+ fail:
+	dk_prov_probe_clear(p);
+	return rc;
+}
+
+void
+dk_prov_probe_clear(struct dk_prov_probe *p)
+{
+	free(p->zone);
+	free(p->probe);
+	memset(p, 0, sizeof(*p));
+}
+
+static int
+get_resolver(struct dk_prov_probe *p, struct dk_error *err)
+{
+	int rc;
+
+	if (p->have_resolver)
+		return DK_OK;
+	if ((rc = dk_addr_system_resolver(&p->resolver, err)) != DK_OK)
+		return rc;
+	p->have_resolver = 1;
+	return DK_OK;
+}
+
+static int
+copy_probe(const struct dk_prov_probe *p, struct dk_addr **out, size_t *n,
+    struct dk_error *err)
+{
+	struct dk_addr *l;
+
+	if ((l = calloc(p->nprobe, sizeof(*l))) == NULL)
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	memcpy(l, p->probe, p->nprobe * sizeof(*l));
+	*out = l;
+	*n = p->nprobe;
+	return DK_OK;
+}
+
+int
+dk_prov_servers(struct dk_prov_probe *p, const char *owner,
+    struct dk_addr **out, size_t *n, struct dk_error *err)
+{
+	char *zone = NULL;
+	int rc;
+
+	if (p->probe != NULL)
+		return copy_probe(p, out, n, err);
+	if ((rc = get_resolver(p, err)) != DK_OK)
+		return rc;
+	if (p->zone != NULL) {
+		if ((zone = dk_strdup(p->zone)) == NULL)
+			return dk_err(err, DK_ENOMEM, "out of memory");
+	} else if ((rc = dk_dns_find_zone(&p->resolver, owner, p->timeout_ms,
+	    &zone, err)) != DK_OK)
+		return rc;
+	rc = dk_dns_ns_addrs(&p->resolver, zone, p->probe_port, p->timeout_ms,
+	    out, n, err);
+	free(zone);
+	return rc;
+}
+
+int
+dk_prov_servers_many(struct dk_prov_probe *p, const char *const *owners,
+    size_t n, struct dk_servers_result *out, struct dk_error *err)
+{
+	struct dk_servers_result *r;
+	struct dk_error e = { 0, "" };
+	size_t i;
+	int rc;
+
+	if ((r = calloc(n ? n : 1, sizeof(*r))) == NULL)
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	if (p->probe != NULL) {
+		for (i = 0; i < n; i++)
+			if ((rc = copy_probe(p, &r[i].a, &r[i].n, err)) !=
+			    DK_OK) {
+				dk_servers_result_clear(r, i);
+				free(r);
+				return rc;
+			}
+	} else if ((rc = get_resolver(p, &e)) != DK_OK) {
+		for (i = 0; i < n; i++) {
+			r[i].rc = rc;
+			r[i].err = e;
+		}
+	} else if ((rc = dk_dns_discover(&p->resolver, owners, n, p->zone,
+	    p->probe_port, p->timeout_ms, r, err)) != DK_OK) {
+		free(r);
+		return rc;
+	}
+	memcpy(out, r, n * sizeof(*r));
+	free(r);
+	return DK_OK;
+}
+
+int
+dk_prov_zone_servers(struct dk_prov_probe *p, const char *owner,
+    struct dk_addr **out, size_t *n, struct dk_error *err)
+{
+	char *zone = NULL;
+	int rc;
+
+	if (p->probe != NULL && !p->resolver_set)
+		return copy_probe(p, out, n, err);
+	if ((rc = get_resolver(p, err)) != DK_OK)
+		return rc;
+	if ((rc = dk_dns_find_zone(&p->resolver, owner, p->timeout_ms, &zone,
+	    err)) != DK_OK)
+		return rc;
+	rc = dk_dns_ns_addrs(&p->resolver, zone, p->probe_port, p->timeout_ms,
+	    out, n, err);
+	free(zone);
+	return rc;
+}
+
+/*
+ * One pace per provider section and process: contexts come and go with
+ * each domain, the API's limit does not.  Sections are told apart by
+ * where they were written (file and line), the only identity that lasts
+ * across reloads of the same file.
+ */
+struct pace_slot {
+	char			*file;
+	int			 line;
+	struct dk_http_pace	 pace;
+};
+static struct pace_slot *paces;
+static size_t npaces;
+
+struct dk_http_pace *
+dk_prov_pace(const struct dk_conf_section *sec, double rate)
+{
+	struct pace_slot *np;
+	size_t i;
+
+	for (i = 0; i < npaces; i++)
+		if (paces[i].line == sec->line &&
+		    strcmp(paces[i].file, sec->file) == 0) {
+			paces[i].pace.rate = rate;
+			return &paces[i].pace;
+		}
+	if ((np = realloc(paces, (npaces + 1) * sizeof(*np))) == NULL)
+		return NULL;
+	paces = np;
+	if ((np[npaces].file = dk_strdup(sec->file)) == NULL)
+		return NULL;
+	np[npaces].line = sec->line;
+	np[npaces].pace.rate = rate;
+	np[npaces].pace.next_ns = 0;
+	return &np[npaces++].pace;
+}
+
+int
+dk_prov_rate(const struct dk_conf_section *sec, double def, double *out,
+    struct dk_error *err)
+{
+	const struct dk_conf_kv *kv;
+	const char *v;
+	char *end;
+	double r;
+
+	if ((v = dk_conf_section_get(sec, "max_requests_per_second", &kv)) ==
+	    NULL) {
+		*out = def;
+		return DK_OK;
+	}
+	errno = 0;
+	r = strtod(v, &end);
+	if (*v == '\0' || *end != '\0' || errno != 0 || !(r > 0) ||
+	    r > 10000)
+		return dk_err(err, DK_ECONFIG, "%s:%d: max_requests_per_second:"
+		    " \"%s\" is not a number above 0 and at most 10000",
+		    kv->file, kv->line, v);
+	*out = r;
+	return DK_OK;
+}
+
+int
+dk_prov_txt_format(const struct dk_txt *txt, char **out)
+{
+	size_t i, j, n = 1;
+	char *s, *p;
+
+	for (i = 0; i < txt->nstr; i++)
+		n += 2 * strlen(txt->str[i]) + 3;
+	if ((s = malloc(n)) == NULL)
+		return DK_ENOMEM;
+	p = s;
+	for (i = 0; i < txt->nstr; i++) {
+		if (i > 0)
+			*p++ = ' ';
+		*p++ = '"';
+		for (j = 0; txt->str[i][j] != '\0'; j++) {
+			if (txt->str[i][j] == '"' || txt->str[i][j] == '\\')
+				*p++ = '\\';
+			*p++ = txt->str[i][j];
+		}
+		*p++ = '"';
+	}
+	*p = '\0';
+	*out = s;
+	return DK_OK;
+}
+
+static int
+txt_push(struct dk_txt *t, const char *s, size_t n)
+{
+	char **ns, *c;
+
+	if (n > 255)
+		return DK_EINVAL;
+	if ((c = malloc(n + 1)) == NULL)
+		return DK_ENOMEM;
+	memcpy(c, s, n);
+	c[n] = '\0';
+	if ((ns = realloc(t->str, (t->nstr + 1) * sizeof(*ns))) == NULL) {
+		free(c);
+		return DK_ENOMEM;
+	}
+	t->str = ns;
+	t->str[t->nstr++] = c;
+	return DK_OK;
+}
+
+int
+dk_prov_txt_parse(const char *s, struct dk_txt *out)
+{
+	struct dk_txt t = { NULL, 0 };
+	size_t cap = strlen(s) + 1, n;
+	char *w;
+	int rc = DK_OK, q;
+
+	if ((w = malloc(cap)) == NULL)
+		return DK_ENOMEM;
+	for (;;) {
+		while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+			s++;
+		if (*s == '\0')
+			break;
+		q = *s == '"';
+		if (q)
+			s++;
+		n = 0;
+		for (;;) {
+			if (*s == '\0') {
+				if (q)
+					rc = DK_EINVAL;
+				break;
+			}
+			if (q && *s == '"') {
+				s++;
+				break;
+			}
+			if (!q && (*s == ' ' || *s == '\t' || *s == '\n' ||
+			    *s == '\r'))
+				break;
+			if (*s == '\\') {
+				s++;
+				if (s[0] >= '0' && s[0] <= '9' &&
+				    s[1] >= '0' && s[1] <= '9' &&
+				    s[2] >= '0' && s[2] <= '9') {
+					int d = (s[0] - '0') * 100 +
+					    (s[1] - '0') * 10 + (s[2] - '0');
+
+					if (d > 255) {
+						rc = DK_EINVAL;
+						break;
+					}
+					w[n++] = (char)d;
+					s += 3;
+					continue;
+				}
+				if (*s == '\0') {
+					rc = DK_EINVAL;
+					break;
+				}
+			}
+			w[n++] = *s++;
+		}
+		if (rc != DK_OK || (rc = txt_push(&t, w, n)) != DK_OK)
+			break;
+	}
+	free(w);
+	if (rc == DK_OK && t.nstr == 0)
+		rc = txt_push(&t, "", 0);
+	if (rc != DK_OK) {
+		dk_txt_free(&t);
+		return rc;
+	}
+	*out = t;
+	return DK_OK;
+}
+
+int
+dk_prov_txt_same(const struct dk_txt *a, const struct dk_txt *b)
+{
+	struct dk_record *ra = NULL, *rb = NULL;
+	char *ja = NULL, *jb = NULL;
+	int same = 0;
+
+	if (dk_txt_join(a, &ja) != DK_OK || dk_txt_join(b, &jb) != DK_OK)
+		goto out;
+	/* By meaning when both are key records, else octet for octet. */
+	if (dk_record_parse(ja, strlen(ja), &ra, NULL) == DK_OK &&
+	    dk_record_parse(jb, strlen(jb), &rb, NULL) == DK_OK)
+		same = dk_record_equal(ra, rb);
+	else
+		same = strcmp(ja, jb) == 0;
+ out:
+	dk_record_free(ra);
+	dk_record_free(rb);
+	free(ja);
+	free(jb);
+	return same;
+}
+
+enum dk_prov_cas
+dk_prov_cas(const struct dk_txt *cur, size_t n, const struct dk_txt *old,
+    const struct dk_txt *new)
+{
+	if (new == NULL ? n == 0 : n == 1 && dk_prov_txt_same(&cur[0], new))
+		return DK_CAS_DONE;
+	if (old == NULL ? n == 0 : n == 1 && dk_prov_txt_same(&cur[0], old))
+		return DK_CAS_WRITE;
+	return DK_CAS_FOREIGN;
+}

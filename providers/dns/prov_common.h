@@ -1,0 +1,92 @@
+/*
+ * providers/dns/prov_common.h — what the API and exec publishers share:
+ * the probe keys (zone, probe_servers, probe_port, resolver, timeout),
+ * secret files, request pacing per section, TXT presentation format and
+ * the read-compare-write decision.
+ */
+#ifndef DK_PROV_COMMON_H
+#define DK_PROV_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dns_provider.h"
+
+/* The probe side of a section: whom to probe, with what timeout. */
+struct dk_prov_probe {
+	char		*zone;		/* configured, or NULL */
+	struct dk_addr	*probe;		/* configured, or NULL: the NS set */
+	size_t		 nprobe;
+	uint16_t	 probe_port;
+	struct dk_addr	 resolver;
+	int		 have_resolver;
+	int		 resolver_set;
+	int		 timeout_ms;
+};
+
+/* The section keys read by dk_prov_probe_open. */
+#define DK_PROV_PROBE_KEYS \
+	"zone", "probe_servers", "probe_port", "resolver", "timeout"
+
+/* Read the probe keys of sec (DK_ECONFIG "file:line: key: why"). */
+int	dk_prov_probe_open(const struct dk_conf_section *sec,
+	    int default_timeout_ms, struct dk_prov_probe *p,
+	    struct dk_error *err);
+void	dk_prov_probe_clear(struct dk_prov_probe *p);
+
+/* As the rfc2136 ops of the same name, for any provider. */
+int	dk_prov_servers(struct dk_prov_probe *p, const char *owner,
+	    struct dk_addr **out, size_t *n, struct dk_error *err);
+int	dk_prov_servers_many(struct dk_prov_probe *p,
+	    const char *const *owners, size_t n,
+	    struct dk_servers_result *out, struct dk_error *err);
+int	dk_prov_zone_servers(struct dk_prov_probe *p, const char *owner,
+	    struct dk_addr **out, size_t *n, struct dk_error *err);
+
+/* A bad value: "file:line: key: <message>", DK_ECONFIG. */
+int	dk_prov_kv_err(const struct dk_conf_kv *kv, struct dk_error *err);
+
+/* A required key is missing: "file:line: [provider N] needs KEY = (why)". */
+int	dk_prov_need(const struct dk_conf_section *sec, const char *key,
+	    const char *why, struct dk_error *err);
+
+/*
+ * The pace of requests of one provider section in this process, shared
+ * by every context opened on it: the first call sets its rate.
+ */
+struct dk_http_pace *dk_prov_pace(const struct dk_conf_section *sec,
+	    double rate);
+
+/* Read max_requests_per_second (> 0, <= 10000) or default. */
+int	dk_prov_rate(const struct dk_conf_section *sec, double def,
+	    double *out, struct dk_error *err);
+
+/*
+ * TXT RDATA in presentation format: each string quoted, '"' and '\'
+ * escaped, separated by one space ("\"v=DKIM1; k=rsa; p=...\" \"...\"").
+ * *out malloc'd.
+ */
+int	dk_prov_txt_format(const struct dk_txt *txt, char **out);
+
+/*
+ * Parse presentation-format TXT RDATA: quoted strings (with \" \\ \DDD
+ * escapes) or bare words, separated by white space.  DK_EINVAL on an
+ * unterminated quote or a string over 255 octets.
+ */
+int	dk_prov_txt_parse(const char *s, struct dk_txt *out);
+
+/* Do a and b hold the same key record (decoded key bytes and tags)? */
+int	dk_prov_txt_same(const struct dk_txt *a, const struct dk_txt *b);
+
+/* What a read-compare-write does with the RRset found at an owner. */
+enum dk_prov_cas {
+	DK_CAS_DONE,		/* already new: nothing to write */
+	DK_CAS_WRITE,		/* holds old (or nothing, old NULL) */
+	DK_CAS_FOREIGN,		/* someone else's record */
+};
+
+/* Decide from the n TXT RRs found at the owner (cur). */
+enum dk_prov_cas dk_prov_cas(const struct dk_txt *cur, size_t n,
+	    const struct dk_txt *old, const struct dk_txt *new);
+
+#endif
