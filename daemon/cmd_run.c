@@ -36,6 +36,7 @@
 #include "../lib/spread.h"
 #include "daemon.h"
 #include "publish.h"
+#include "run.h"
 
 /* A failing domain is retried after 30s, doubling up to an hour. */
 #define BACKOFF_MIN	30
@@ -102,66 +103,6 @@ struct batch {
 /* What becomes of a domain once its steps end (run --once, daemon). */
 typedef void (*done_fn)(struct slot *, int rc, const struct dk_error *,
     void *arg);
-
-static volatile sig_atomic_t reload_requested;
-static sigset_t run_blocked, run_unblocked;
-static int signals_blocked;
-
-static void
-on_hup(int sig)
-{
-	(void)sig;
-	reload_requested = 1;
-}
-
-/*
- * Signals are blocked while a step runs, so that none interrupts a
- * network exchange or a commit halfway (a poll() interrupted by a signal
- * would fail the step); they are delivered between steps and during the
- * sleep.  Reload commands get a clean mask from dk_signer_run.
- */
-static void
-signals_setup(int daemon)
-{
-	struct sigaction sa;
-
-	dk_stop_handlers();
-	sigemptyset(&run_blocked);
-	sigaddset(&run_blocked, SIGTERM);
-	sigaddset(&run_blocked, SIGINT);
-	if (daemon) {
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_hup;
-		sigemptyset(&sa.sa_mask);
-		sigaction(SIGHUP, &sa, NULL);
-		sigaddset(&run_blocked, SIGHUP);
-	}
-	sigprocmask(SIG_BLOCK, &run_blocked, &run_unblocked);
-	sigdelset(&run_unblocked, SIGTERM);
-	sigdelset(&run_unblocked, SIGINT);
-	sigdelset(&run_unblocked, SIGHUP);
-	signals_blocked = 1;
-}
-
-/* Let pending signals in (their handlers only set flags), then block. */
-static void
-take_signals(void)
-{
-	sigset_t old;
-
-	if (!signals_blocked)
-		return;
-	sigprocmask(SIG_SETMASK, &run_unblocked, &old);
-	sigprocmask(SIG_SETMASK, &old, NULL);
-}
-
-static void
-signals_restore(void)
-{
-	if (signals_blocked)
-		sigprocmask(SIG_UNBLOCK, &run_blocked, NULL);
-	signals_blocked = 0;
-}
 
 static void
 fmt_time(int64_t t, char *buf, size_t len)
@@ -726,19 +667,39 @@ jitter(int64_t d)
 }
 
 /*
- * After a failed visit: temporary failures (unreachable, locked, local
- * I/O) back off exponentially; anything else needs an operator and is
- * retried at the cap.  Either way only this domain waits.
+ * Whether a failure may clear by itself, by the error taxonomy: TEMP
+ * (unreachable, 5xx, deadline), NOTFOUND (answered absent: not yet
+ * propagated), a held lock, local I/O and memory pressure.  PERM,
+ * MISMATCH, corrupt data, unsafe modes and configuration errors need an
+ * operator.
+ */
+static int
+transient(int rc)
+{
+	switch (rc) {
+	case DK_ETEMP:
+	case DK_ENOTFOUND:
+	case DK_EBUSY:
+	case DK_EIO:
+	case DK_ENOMEM:
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * After a failed visit: transient failures back off exponentially;
+ * anything else is retried at the cap.  Either way only this domain
+ * waits.
  */
 static void
 retry_later(struct slot *s, int rc, const struct dk_error *err, int64_t now)
 {
-	int code = dk_exit_code(rc);
 	int64_t d;
 	char dur[32];
 
 	s->errors++;
-	if (code == 75 || code == 74 || code == 71) {
+	if (transient(rc)) {
 		d = s->backoff == 0 ? BACKOFF_MIN : s->backoff * 2;
 		if (d > BACKOFF_MAX)
 			d = BACKOFF_MAX;
@@ -819,62 +780,59 @@ report(const struct slot *slots, size_t n)
 	dk_notify("STATUS=%s", buf);
 }
 
-/* Sleep until t (dk_now() time) or a signal. */
-static void
-sleep_until(int64_t t)
-{
-	struct timespec now, ts;
-
-	clock_gettime(CLOCK_REALTIME, &now);
-	if (t > now.tv_sec) {
-		ts.tv_sec = (time_t)(t - now.tv_sec - 1);
-		ts.tv_nsec = 1000000000L - now.tv_nsec;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-	} else {
-		/* time() lags the precise clock by up to a tick. */
-		ts.tv_sec = 0;
-		ts.tv_nsec = 10000000L;
-	}
-	(void)ppoll(NULL, 0, &ts, &run_unblocked);
-}
-
 /*
  * Slots for conf (only `only` when not NULL), each looked at now.  A
- * domain already scheduled keeps its backoff.
+ * domain already scheduled (a slot of old, whose domains belong to
+ * oldconf) keeps its backoff.  Linear: each new domain is found in the old
+ * configuration by its hash index, and mapped to its old slot through a
+ * table indexed by the old domain's position.
  */
 static struct slot *
 make_slots(const struct dk_conf *conf, const char *only,
-    const struct slot *old, size_t nold, size_t *np, int64_t now)
+    const struct dk_conf *oldconf, const struct slot *old, size_t nold,
+    size_t *np, int64_t now)
 {
+	const struct dk_conf_domain *want = NULL, *od;
 	struct slot *slots;
-	size_t i, j, n = 0;
+	size_t i, n = 0, *oldslot = NULL;
 
+	if (only != NULL)
+		want = dk_conf_domain_find(conf, only);
 	if ((slots = calloc(conf->ndomains + 1, sizeof(*slots))) == NULL)
 		return NULL;
+	if (old != NULL) {
+		if ((oldslot = calloc(oldconf->ndomains + 1,
+		    sizeof(*oldslot))) == NULL) {
+			free(slots);
+			return NULL;
+		}
+		for (i = 0; i < nold; i++)	/* old slot index + 1 */
+			oldslot[old[i].dom - oldconf->domains] = i + 1;
+	}
 	for (i = 0; i < conf->ndomains; i++) {
 		const struct dk_conf_domain *d = &conf->domains[i];
+		const struct slot *o = NULL;
 
-		if (only != NULL && dk_conf_domain_find(conf, only) != d)
+		if (only != NULL && want != d)
 			continue;
 		slots[n].dom = d;
 		slots[n].due = now;
 		slots[n].step_at = now;
-		for (j = 0; j < nold; j++)
-			if (strcasecmp(old[j].dom->name, d->name) == 0) {
-				slots[n].backoff = old[j].backoff;
-				slots[n].blocked = old[j].blocked;
-				slots[n].active_at = old[j].active_at;
-				slots[n].rotations = old[j].rotations;
-				slots[n].errors = old[j].errors;
-				break;
-			}
-		if (old != NULL && j == nold)
+		if (old != NULL &&
+		    (od = dk_conf_domain_find(oldconf, d->name)) != NULL &&
+		    oldslot[od - oldconf->domains] != 0)
+			o = &old[oldslot[od - oldconf->domains] - 1];
+		if (o != NULL) {
+			slots[n].backoff = o->backoff;
+			slots[n].blocked = o->blocked;
+			slots[n].active_at = o->active_at;
+			slots[n].rotations = o->rotations;
+			slots[n].errors = o->errors;
+		} else if (old != NULL)
 			say("%s: now configured", d->name);
 		n++;
 	}
+	free(oldslot);
 	*np = n;
 	return slots;
 }
@@ -895,6 +853,7 @@ reload(const char *path, const char *only, struct dk_conf **owned,
 	size_t n, i;
 	int rc;
 
+	dk_keydir_forget();	/* leftovers of runs since: look again */
 	if ((rc = dk_conf_load(path, &nc, &err)) != DK_OK ||
 	    (rc = dk_conf_check_integrations(nc, &err)) != DK_OK) {
 		complain("reload: %s; still running with the previous "
@@ -908,8 +867,8 @@ reload(const char *path, const char *only, struct dk_conf **owned,
 		dk_conf_free(nc);
 		return;
 	}
-	if ((ns = make_slots(nc, only, *slots, *nslots, &n, dk_now())) ==
-	    NULL) {
+	if ((ns = make_slots(nc, only, *cur, *slots, *nslots, &n,
+	    dk_now())) == NULL) {
 		complain("reload: out of memory; still running with the "
 		    "previous configuration");
 		dk_conf_free(nc);
@@ -928,77 +887,6 @@ reload(const char *path, const char *only, struct dk_conf **owned,
 	say("reloaded %s: %zu domain%s", path, n, n == 1 ? "" : "s");
 }
 
-/*
- * Take the pid file: created if missing, locked with flock so that a
- * second daemon is refused while the first lives (a stale file left by a
- * crash holds no lock), then truncated and filled with our pid.  Returns
- * the open descriptor (the lock lives as long as it), or -1 after saying
- * why; *code is the exit code then.
- */
-static int
-pidfile_take(const char *path, int *code)
-{
-	struct stat a, b;
-	char holder[32];
-	ssize_t n;
-	int fd, tries;
-
-	for (tries = 0; tries < 10; tries++) {
-		fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-		    0644);
-		if (fd == -1) {
-			complain("%s: %s", path, strerror(errno));
-			*code = errno == ELOOP ? 77 : 74;
-			return -1;
-		}
-		if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
-			if (errno == EWOULDBLOCK) {
-				n = pread(fd, holder, sizeof(holder) - 1, 0);
-				holder[n > 0 ? n : 0] = '\0';
-				holder[strcspn(holder, "\n")] = '\0';
-				complain("%s: held by running process %s; not "
-				    "starting a second daemon", path,
-				    holder[0] ? holder : "(unknown pid)");
-				*code = 75;
-			} else {
-				complain("%s: flock: %s", path,
-				    strerror(errno));
-				*code = 74;
-			}
-			close(fd);
-			return -1;
-		}
-		/*
-		 * The previous holder removes the file on exit: if that
-		 * happened between our open and our lock, we hold a lock on
-		 * an unlinked file.  Lock what the path names now.
-		 */
-		if (fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
-		    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-			break;
-		close(fd);
-		fd = -1;
-	}
-	if (fd == -1) {
-		complain("%s: keeps being replaced; not starting", path);
-		*code = 75;
-		return -1;
-	}
-	if (!S_ISREG(a.st_mode)) {
-		complain("%s: not a regular file", path);
-		close(fd);
-		*code = 77;
-		return -1;
-	}
-	if (ftruncate(fd, 0) == -1 || dprintf(fd, "%ld\n", (long)getpid()) <
-	    0) {
-		complain("%s: %s", path, strerror(errno));
-		close(fd);
-		*code = 74;
-		return -1;
-	}
-	return fd;
-}
 
 static int
 run_daemon(const struct dk_conf *conf, const char *domain)
@@ -1020,7 +908,7 @@ run_daemon(const struct dk_conf *conf, const char *domain)
 	ms.started = now;
 	ms.partial = domain != NULL;
 	if ((b.p = calloc(BATCH_MAX, sizeof(*b.p))) == NULL ||
-	    (slots = make_slots(cur, domain, NULL, 0, &n, now)) == NULL) {
+	    (slots = make_slots(cur, domain, NULL, NULL, 0, &n, now)) == NULL) {
 		complain("out of memory");
 		code = 71;
 		goto out;

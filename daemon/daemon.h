@@ -118,6 +118,18 @@ const char *dk_owner(const char *selector, const char *domain, char *buf,
 int	dk_expected_txt(const struct dk_key_state *, enum dk_kstate,
 	    struct dk_txt *out, struct dk_record **rec, struct dk_error *);
 
+/*
+ * Key files an interrupted run may have left: the names in dir beginning
+ * with prefix that end in .pem or hold .pem.tmp. (*out borrowed, valid
+ * until the next call).  The directory is read on first use and kept for
+ * the process; dk_keydir_taken drops a name once it has been handled,
+ * dk_keydir_forget makes the next call read the directory again (reload).
+ */
+size_t	dk_keydir_leftovers(const char *dir, const char *prefix,
+	    const char ***out);
+void	dk_keydir_taken(const char *name);
+void	dk_keydir_forget(void);
+
 /* Validate every provider and signer section (configtest and all). */
 int	dk_conf_check_integrations(const struct dk_conf *, struct dk_error *);
 

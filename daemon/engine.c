@@ -6,9 +6,7 @@
  * the state where a later retry needs it; call the provider (idempotent);
  * commit the timestamp that the action earns.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <glob.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -240,10 +238,11 @@ dk_domain_close(struct dk_domain_ctx *c)
 	c->lockfd = -1;
 }
 
-static const char *
-alg_tag(const struct dk_key_state *ks)
+static enum dk_alg
+key_alg(const struct dk_key_state *ks)
 {
-	return strncmp(ks->algorithm, "ed25519", 7) == 0 ? "ed25519" : "rsa";
+	return strncmp(ks->algorithm, "ed25519", 7) == 0 ? DK_ALG_ED25519 :
+	    DK_ALG_RSA;
 }
 
 int
@@ -263,9 +262,18 @@ dk_expected_txt(const struct dk_key_state *ks, enum dk_kstate s,
 	if (ks->pubkey == NULL)
 		return dk_err(err, DK_ECORRUPT, "key %s has no public key in "
 		    "the state", ks->key_id);
-	if (asprintf(&text, "v=DKIM1; k=%s; p=%s", alg_tag(ks),
-	    s == DK_KS_REVOKED ? "" : ks->pubkey) == -1)
-		return dk_err(err, DK_ENOMEM, "out of memory");
+	/* Records are built in one place: lib/record.c. */
+	if (s == DK_KS_REVOKED)
+		rc = dk_record_format_revoked(key_alg(ks), &text) == DK_OK ?
+		    DK_OK : dk_err(err, DK_ENOMEM, "out of memory");
+	else if ((rc = dk_record_format_public(key_alg(ks), ks->pubkey,
+	    &text, err)) != DK_OK) {
+		dk_err_prefix(err, "state key %s", ks->key_id);
+		if (rc == DK_EINVAL)
+			rc = DK_ECORRUPT;
+	}
+	if (rc != DK_OK)
+		return rc;
 	if ((rc = dk_record_parse(text, strlen(text), &rec, err)) != DK_OK) {
 		dk_err_prefix(err, "state key %s", ks->key_id);
 		rc = DK_ECORRUPT;
@@ -428,24 +436,36 @@ static struct dk_key *
 adopt_orphan(struct dk_domain_ctx *c, const struct dk_keyspec *want,
     const char *selector, char **pathp)
 {
-	char pat[4096];
-	glob_t g;
-	size_t i, k;
+	char prefix[512], path[4096];
+	const char **names, *rest, *dot;
+	size_t i, k, nn, plen;
 	struct dk_key *key = NULL;
 	struct dk_keyspec spec;
+	int n;
 
-	snprintf(pat, sizeof(pat), "%s/%s.%s.*.pem", c->conf->key_dir,
-	    c->dom->name, selector);
-	if (glob(pat, 0, NULL, &g) != 0)
+	n = snprintf(prefix, sizeof(prefix), "%s.%s.", c->dom->name,
+	    selector);
+	if (n < 0 || (size_t)n >= sizeof(prefix))
 		return NULL;
-	for (i = 0; i < g.gl_pathc && key == NULL; i++) {
+	plen = (size_t)n;
+	nn = dk_keydir_leftovers(c->conf->key_dir, prefix, &names);
+	for (i = 0; i < nn && key == NULL; i++) {
+		/* exactly DOMAIN.SELECTOR.ID.pem, ID without dots */
+		rest = names[i] + plen;
+		if ((dot = strchr(rest, '.')) == NULL || dot == rest ||
+		    strcmp(dot, ".pem") != 0)
+			continue;
+		n = snprintf(path, sizeof(path), "%s/%s", c->conf->key_dir,
+		    names[i]);
+		if (n < 0 || (size_t)n >= sizeof(path))
+			continue;
 		for (k = 0; k < c->st->nkeys; k++)
 			if (c->st->keys[k].file != NULL &&
-			    strcmp(c->st->keys[k].file, g.gl_pathv[i]) == 0)
+			    strcmp(c->st->keys[k].file, path) == 0)
 				break;
 		if (k < c->st->nkeys)
 			continue;
-		if (dk_key_load(g.gl_pathv[i], &key, NULL) != DK_OK) {
+		if (dk_key_load(path, &key, NULL) != DK_OK) {
 			key = NULL;
 			continue;
 		}
@@ -457,9 +477,9 @@ adopt_orphan(struct dk_domain_ctx *c, const struct dk_keyspec *want,
 			key = NULL;
 			continue;
 		}
-		*pathp = dk_strdup(g.gl_pathv[i]);
+		*pathp = dk_strdup(path);
+		dk_keydir_taken(names[i]);	/* invalidates names */
 	}
-	globfree(&g);
 	return key;
 }
 
@@ -475,39 +495,41 @@ static void
 sweep_key_temps(struct dk_domain_ctx *c, const char *selector)
 {
 	char prefix[512], path[4096], buf[512];
-	const char *rest, *dot;
+	const char **names, *rest, *dot;
 	struct dk_error err;
-	struct dirent *de;
-	size_t plen;
-	DIR *d;
+	size_t i, nn, plen;
 	int n;
 
 	n = snprintf(prefix, sizeof(prefix), "%s.%s.", c->dom->name,
 	    selector);
-	if (n < 0 || (size_t)n >= sizeof(prefix) ||
-	    (d = opendir(c->conf->key_dir)) == NULL)
+	if (n < 0 || (size_t)n >= sizeof(prefix))
 		return;
 	plen = (size_t)n;
-	while ((de = readdir(d)) != NULL) {
-		if (strncmp(de->d_name, prefix, plen) != 0)
-			continue;
-		rest = de->d_name + plen;
+	nn = dk_keydir_leftovers(c->conf->key_dir, prefix, &names);
+	for (i = 0; i < nn; ) {
+		rest = names[i] + plen;
 		if ((dot = strchr(rest, '.')) == NULL || dot == rest ||
 		    strncmp(dot, ".pem.tmp.", 9) != 0 || dot[9] == '\0' ||
-		    strchr(dot + 9, '.') != NULL)
+		    strchr(dot + 9, '.') != NULL) {
+			i++;
 			continue;
+		}
 		n = snprintf(path, sizeof(path), "%s/%s", c->conf->key_dir,
-		    de->d_name);
-		if (n < 0 || (size_t)n >= sizeof(path))
+		    names[i]);
+		if (n < 0 || (size_t)n >= sizeof(path)) {
+			i++;
 			continue;
-		if (dk_key_destroy(path, &err) != DK_OK)
+		}
+		if (dk_key_destroy(path, &err) != DK_OK) {
 			complain("%s", err.msg);
-		else
-			say("%s: removed %s, left incomplete by an "
-			    "interrupted run", dk_owner(selector,
-			    c->dom->name, buf, sizeof(buf)), path);
+			i++;
+			continue;
+		}
+		say("%s: removed %s, left incomplete by an interrupted run",
+		    dk_owner(selector, c->dom->name, buf, sizeof(buf)), path);
+		dk_keydir_taken(names[i]);	/* names[i] is the next one */
+		nn--;
 	}
-	closedir(d);
 }
 
 static int

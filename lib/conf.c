@@ -1404,6 +1404,9 @@ dk_conf_load(const char *path, struct dk_conf **out, struct dk_error *err)
 		goto out;
 	if ((r = finish(&p)) != DK_OK)
 		goto out;
+	p.conf->dset = p.dset;		/* the lookup index outlives loading */
+	p.conf->dcap = p.dsetcap;
+	p.dset = NULL;
 	*out = p.conf;
 	p.conf = NULL;
  out:
@@ -1440,23 +1443,35 @@ dk_conf_free(struct dk_conf *c)
 	free(c->key_dir);
 	free(c->key_group);
 	free(c->metrics_file);
+	free(c->dset);
 	free(c);
 }
 
+/*
+ * A hash lookup in the index built while loading: commands that look up
+ * one domain per configured domain must stay linear at 100,000 domains.
+ * Stored names are lower case without a trailing dot; so is the key.
+ */
 const struct dk_conf_domain *
 dk_conf_domain_find(const struct dk_conf *c, const char *name)
 {
-	size_t i, n;
+	char key[256];
+	size_t i, n, mask;
 
-	if (name == NULL)
+	if (name == NULL || c->dcap == 0)
 		return NULL;
 	n = strlen(name);
 	if (n > 1 && name[n - 1] == '.')
 		n--;
-	for (i = 0; i < c->ndomains; i++)
-		if (strlen(c->domains[i].name) == n &&
-		    strncasecmp(c->domains[i].name, name, n) == 0)
-			return &c->domains[i];
+	if (n >= sizeof(key))
+		return NULL;
+	for (i = 0; i < n; i++)
+		key[i] = (char)tolower((unsigned char)name[i]);
+	key[n] = '\0';
+	mask = c->dcap - 1;
+	for (i = dk_hash_str(key) & mask; c->dset[i] != 0; i = (i + 1) & mask)
+		if (strcmp(c->domains[c->dset[i] - 1].name, key) == 0)
+			return &c->domains[c->dset[i] - 1];
 	return NULL;
 }
 

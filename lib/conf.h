@@ -90,6 +90,10 @@ struct dk_conf {
 	size_t			 nsigners;
 	struct dk_conf_domain	*domains;
 	size_t			 ndomains;
+	/* dk_conf_domain_find's index, kept from loading: open addressing
+	 * over the lower-case names, domain index + 1; dcap a power of two */
+	size_t			*dset;
+	size_t			 dcap;
 };
 
 /*

@@ -5,6 +5,7 @@
  * The parser reads untrusted DNS data: it is bounded by (text, len), never
  * relies on a terminating NUL, and is a single loop without recursion.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -325,6 +326,24 @@ out:
 	free(b64);
 	free(pub);
 	return rc;
+}
+
+int
+dk_record_format_public(enum dk_alg alg, const char *b64, char **out,
+    struct dk_error *err)
+{
+	const char *c;
+	char *buf;
+
+	for (c = b64; *c != '\0'; c++)
+		if (!isalnum((unsigned char)*c) && *c != '+' && *c != '/' &&
+		    *c != '=' && !is_wsp((unsigned char)*c))
+			return dk_err(err, DK_EINVAL, "p=: invalid base64 "
+			    "character '%c'", *c);
+	if (asprintf(&buf, "v=DKIM1; k=%s; p=%s", alg_name(alg), b64) == -1)
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	*out = buf;
+	return DK_OK;
 }
 
 int

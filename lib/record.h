@@ -39,6 +39,15 @@ int		 dk_record_parse(const char *text, size_t len,
 int		 dk_record_format_key(const struct dk_key *, const char *flags,
 		    char **out, struct dk_error *err);
 
+/*
+ * The record of a public key already in base64 (as the state keeps it):
+ * "v=DKIM1; k=ALG; p=B64" (*out malloc'd).  DK_EINVAL when b64 holds
+ * anything but base64 characters and whitespace (it would change the
+ * record's tags).
+ */
+int		 dk_record_format_public(enum dk_alg, const char *b64,
+		    char **out, struct dk_error *err);
+
 /* The revoked form: "v=DKIM1; k=ALG; p=" */
 int		 dk_record_format_revoked(enum dk_alg, char **out);
 

@@ -421,3 +421,39 @@ def test_pidfile_written_removed_and_second_daemon_refused(env):
         d.stop()
     assert not os.path.exists(pidfile)
 
+
+
+def _timed(setup, *args):
+    t0 = time.monotonic()
+    rc, out, err = run(setup, *args, timeout=120)
+    return rc, out, err, time.monotonic() - t0
+
+
+def test_domain_commands_stay_linear_at_20000_domains(env):
+    # 20,000 domains without state: `status --domain` of the last one must
+    # cost about what the first one costs (reading the configuration
+    # dominates both), not 20,000 lookups of 20,000 names.
+    s = env.config()
+    n = 20000
+    append_config(s, "".join(
+        "\n[domain d%05d.scale.test]\nprovider = primary\n"
+        "signer = opendkim\nselectors = mail1 mail2\n" % i
+        for i in range(n)))
+    times = {}
+    for name, args in (
+            ("configtest", ("configtest",)),
+            ("first", ("status", "--domain", "d00000.scale.test")),
+            ("last", ("status", "--domain", "d%05d.scale.test" % (n - 1))),
+            ("LAST.", ("status", "--domain",
+                       "D%05d.SCALE.TEST." % (n - 1)))):
+        best = None
+        for _ in range(3):
+            rc, out, err, t = _timed(s, *args)
+            assert rc == 0, "%s: exit %d\n%s%s" % (name, rc, out, err)
+            best = t if best is None else min(best, t)
+        times[name] = best
+    assert "d%05d.scale.test" % (n - 1) in out, out
+    # A quadratic lookup took 20x configtest at 20k; the allowance is wide
+    # for a loaded machine.
+    assert times["last"] < 3 * times["first"] + 0.2, times
+    assert times["last"] < 4 * times["configtest"] + 0.2, times

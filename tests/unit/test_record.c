@@ -194,6 +194,37 @@ test_record_format_rejects_flags_that_break_the_list(void **state)
 }
 
 static void
+test_record_format_public_builds_the_stored_key_record(void **state)
+{
+	struct dk_error err = { 0, "" };
+	struct dk_record *r, *r2;
+	char *text, *text2;
+
+	(void)state;
+	assert_int_equal(dk_record_format_key(ed_key, NULL, &text, &err), 0);
+	assert_int_equal(parse_str(text, &r, &err), 0);
+	/* the p= value as the state stores it */
+	assert_int_equal(dk_record_format_public(DK_ALG_ED25519,
+	    strstr(text, "p=") + 2, &text2, &err), 0);
+	assert_string_equal(text, text2);
+	assert_int_equal(parse_str(text2, &r2, &err), 0);
+	assert_true(dk_record_equal(r, r2));
+	dk_record_free(r);
+	dk_record_free(r2);
+	free(text2);
+	free(text);
+
+	assert_int_equal(dk_record_format_public(DK_ALG_RSA, "QUJD", &text,
+	    &err), 0);
+	assert_string_equal(text, "v=DKIM1; k=rsa; p=QUJD");
+	free(text);
+	/* a tag smuggled into p= is refused, not published */
+	assert_int_equal(dk_record_format_public(DK_ALG_RSA, "QUJD; t=y",
+	    &text, &err), DK_EINVAL);
+	assert_non_null(strstr(err.msg, "base64"));
+}
+
+static void
 test_record_revoked_form_parses_as_revoked(void **state)
 {
 	struct dk_error err = { 0, "" };
@@ -716,6 +747,8 @@ main(void)
 		cmocka_unit_test(
 		    test_txt_split_handles_empty_and_255_boundaries),
 		cmocka_unit_test(test_txt_copy_is_deep_and_join_concatenates),
+		cmocka_unit_test(
+		    test_record_format_public_builds_the_stored_key_record),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
