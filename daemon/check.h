@@ -1,0 +1,185 @@
+/*
+ * daemon/check.h — the parts of `check` and what they share.  A run:
+ *	check_collect.c	what to ask (selectors, servers, senders, the
+ *			signer's live keys), every DNS question queued
+ *	check_judge.c	what the answers mean: pure (no I/O), linked by
+ *			the unit tests; replies judged by lib/observe.h
+ *	check_canary.c	everything --canary does, in one place
+ *	check_report.c	plugin text with perfdata, JSON, metrics
+ *	cmd_check.c	drives a run
+ */
+#ifndef DK_CHECK_H
+#define DK_CHECK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../lib/dmarc.h"
+#include "../lib/observe.h"
+#include "../lib/probe.h"
+#include "../lib/record.h"
+#include "daemon.h"
+#include "publish.h"
+
+enum { ST_OK = 0, ST_UNKNOWN, ST_WARNING, ST_CRITICAL };	/* rank */
+
+/* Name and plugin exit code of each rank. */
+extern const char *const check_st_name[];
+extern const int check_st_exit[];
+
+#define MAX_SERVERS	64	/* addresses judged per name */
+
+/* A growable string. */
+struct str {
+	char	*p;
+	size_t	 len;
+};
+
+/* One problem found, kept for the text and JSON output. */
+struct problem {
+	int	 sev;
+	char	*msg;
+};
+
+struct plist {
+	struct problem	*p;
+	size_t		 n;
+	int		 worst;
+};
+
+/* A set of server addresses (borrowed from a domain's cache). */
+struct servers {
+	struct dk_addr	*a;
+	size_t		 n;
+	int		 rc;		/* DK_OK or why they are unknown */
+	char		 why[256];
+};
+
+enum item_kind { K_MANAGED, K_WATCH };
+
+/* One selector name to judge. */
+struct item {
+	enum item_kind		 kind;
+	char			 selector[DK_SELECTOR_MAX + 1];
+	const struct dk_key_state *ks;	/* managed: newest key */
+	enum dk_kstate		 kstate;
+	struct dk_record	*expect;	/* managed: NULL = absent */
+	char			 owner[512];	/* where the TXT lives */
+	char			 cname_owner[512]; /* cname mode, or "" */
+	const struct servers	*srv;		/* for owner */
+	const struct servers	*csrv;		/* for cname_owner */
+	size_t			 q0, cq0;	/* first queries */
+	int			 srv_sev[MAX_SERVERS];
+	int			 csrv_sev[MAX_SERVERS];
+	struct plist		 probs;
+	unsigned		 bits;		/* RSA bits seen, 0 unknown */
+};
+
+/* DMARC of one sender. */
+struct sender {
+	const char	*name;
+	char		 org[256];
+	struct servers	 srv;
+	size_t		 q0;		/* _dmarc.name, then _dmarc.org */
+	size_t		 nq;
+	char		 qname[2][300];
+	/* result */
+	int		 found;		/* 0 none, 1 at name, 2 at org */
+	char		 adkim;		/* 'r', 's' or 0 */
+	char		 policy[16];
+	int		 aligned;	/* -1 unknown */
+	int		 none;		/* answered: no DMARC record */
+	char		 note[512];
+};
+
+/* The live signer's keys, for the signer check and the canary. */
+struct live {
+	char		*selector, *keyfile;
+	char		 owner[512];
+	unsigned char	*sig;		/* the canary signed with the key */
+	size_t		 siglen;
+	enum dk_alg	 alg;
+	int		 usable;	/* loaded and signed */
+	size_t		 q0;
+	const struct servers *srv;
+	char		 key_id[32];	/* of the key in keyfile, once read */
+	char		 why[256];	/* why keyfile could not be read */
+};
+
+struct dom {
+	const struct dk_conf_domain *cd;
+	struct dk_domain_ctx	 c;
+	int			 open;
+	struct plist		 probs;		/* domain-level problems */
+	struct servers		 zsrv;		/* SELECTOR._domainkey.D */
+	struct servers		 tsrv;		/* cname targets */
+	struct dk_servers_result pre;		/* zsrv looked up ahead */
+	char			 pre_owner[512];	/* for this owner */
+	int			 have_pre;
+	struct item		*items;
+	size_t			 nitems;
+	struct sender		*senders;
+	size_t			 nsenders;
+	struct live		*live;
+	size_t			 nlive;
+	struct dk_signer_current cur;		/* the signer's answer */
+	int			 have_cur;	/* cur filled (current_many) */
+	size_t			 soa_q0, nsoa;	/* per zsrv, then tsrv */
+	char			 soa_name[2][512];
+	int64_t			 active_age;	/* -1: no active key */
+	const char		*active_sel;
+	int64_t			 next_at;	/* 0: none */
+	size_t			 ok, total;
+	int			 worst;
+};
+
+struct run {
+	const struct dk_conf		*conf;
+	const struct dk_check_opts	*o;
+	int64_t				 now;
+	struct dom			*d;
+	size_t				 nd;
+	struct dk_query			*q;
+	size_t				 nq, qcap;
+	int				 oom;
+	struct dk_psl			*psl;	/* loaded for the first sender */
+	int				 psl_tried;
+	struct dk_error			 psl_err;
+};
+
+
+/* check_judge.c: problems, and what the answers mean (pure, no I/O). */
+void	check_note(char *buf, size_t len, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+void	check_padd(struct plist *l, int sev, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+void	check_pfree(struct plist *l);
+int	check_usable(const struct dk_query *q, int *sev, char *why,
+	    size_t len);
+void	check_judge_domain(struct run *r, struct dom *d);
+
+/* check_collect.c: what to ask, queued on r. */
+void	check_collect_signers(struct run *r);
+void	check_collect_servers(struct run *r);
+void	check_collect_items(struct dom *d);
+void	check_collect_senders(struct run *r, struct dom *d);
+void	check_collect_live(struct run *r, struct dom *d);
+void	check_plan_queries(struct run *r, struct dom *d);
+
+/*
+ * check_canary.c: everything --canary does.  The message signed with the
+ * live key (by check_collect_live), then verified against every server.
+ */
+extern const char check_canary_msg[];
+extern const size_t check_canary_msglen;
+void	check_judge_canary(struct run *r, struct dom *d);
+
+/* check_report.c: plugin text and perfdata, JSON, metrics. */
+void	check_sappend(struct str *s, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	check_sjson(struct str *s, const char *v);
+void	check_json_domain(struct run *r, struct dom *d, struct str *o);
+void	check_write_metrics(struct run *r);
+void	check_print_text(struct run *r, int worst);
+
+#endif

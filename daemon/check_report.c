@@ -1,0 +1,326 @@
+/*
+ * daemon/check_report.c — what `check` says: the monitoring-plugin line with
+ * perfdata and the details (worst first), the JSON document, the
+ * Prometheus metrics.  Judges nothing.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "../lib/key.h"
+#include "../lib/metrics.h"
+#include "check.h"
+
+
+void
+check_sappend(struct str *s, const char *fmt, ...)
+{
+	va_list ap;
+	char *line = NULL, *n;
+	int l;
+
+	va_start(ap, fmt);
+	l = vasprintf(&line, fmt, ap);
+	va_end(ap);
+	if (l < 0)
+		return;
+	if ((n = realloc(s->p, s->len + (size_t)l + 1)) != NULL) {
+		memcpy(n + s->len, line, (size_t)l + 1);
+		s->p = n;
+		s->len += (size_t)l;
+	}
+	free(line);
+}
+
+/* JSON string literal of s (control characters escaped). */
+void
+check_sjson(struct str *s, const char *v)
+{
+	const unsigned char *p;
+
+	if (v == NULL) {
+		check_sappend(s, "null");
+		return;
+	}
+	check_sappend(s, "\"");
+	for (p = (const unsigned char *)v; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			check_sappend(s, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			check_sappend(s, "\\u%04x", *p);
+		else
+			check_sappend(s, "%c", *p);
+	}
+	check_sappend(s, "\"");
+}
+static const char *
+item_state(const struct item *it)
+{
+	return it->kind == K_WATCH ? "watch" : dk_kstate_name(it->kstate);
+}
+
+static void
+json_problems(struct str *o, const struct plist *l)
+{
+	size_t i;
+
+	check_sappend(o, "[");
+	for (i = 0; i < l->n; i++) {
+		check_sappend(o, "%s{\"severity\":\"%s\",\"message\":", i ? "," : "",
+		    check_st_name[l->p[i].sev]);
+		check_sjson(o, l->p[i].msg);
+		check_sappend(o, "}");
+	}
+	check_sappend(o, "]");
+}
+
+void
+check_json_domain(struct run *r, struct dom *d, struct str *o)
+{
+	const char *first;
+	size_t i, j, na;
+	int act[8];
+
+	check_sappend(o, "{\"domain\":");
+	check_sjson(o, d->cd->name);
+	check_sappend(o, ",\"status\":\"%s\",\"mode\":\"%s\",\"active_selector\":",
+	    check_st_name[d->worst], d->cd->mode == DK_MODE_CNAME ? "cname" :
+	    "txt");
+	/*
+	 * active_selector: the first track's (RSA of a dual domain);
+	 * active_keys: every active key, both of a dual-algorithm domain.
+	 */
+	na = d->c.st != NULL ? dk_plan_active_keys(d->c.st, r->now, act, 8) :
+	    0;
+	if (na > 8)
+		na = 8;
+	for (i = 0, first = NULL; i < na && first == NULL; i++)
+		if (strncmp(d->c.st->keys[act[i]].algorithm, "ed25519", 7) != 0)
+			first = d->c.st->keys[act[i]].selector;
+	check_sjson(o, first != NULL ? first : d->active_sel);
+	check_sappend(o, ",\"active_keys\":[");
+	for (i = 0; i < na; i++) {
+		const struct dk_key_state *ks = &d->c.st->keys[act[i]];
+
+		check_sappend(o, "%s{\"selector\":", i ? "," : "");
+		check_sjson(o, ks->selector);
+		check_sappend(o, ",\"key_id\":");
+		check_sjson(o, ks->key_id);
+		check_sappend(o, ",\"algorithm\":");
+		check_sjson(o, ks->algorithm);
+		check_sappend(o, "}");
+	}
+	check_sappend(o, "]");
+	if (d->active_age >= 0)
+		check_sappend(o, ",\"active_age\":%" PRId64, d->active_age);
+	else
+		check_sappend(o, ",\"active_age\":null");
+	if (d->next_at > 0)
+		check_sappend(o, ",\"next_action_at\":%" PRId64 ",\"next_action_in\""
+		    ":%" PRId64, d->next_at, d->next_at - r->now);
+	else
+		check_sappend(o, ",\"next_action_at\":null,\"next_action_in\":null");
+	check_sappend(o, ",\"servers_ok\":%zu,\"servers_total\":%zu", d->ok,
+	    d->total);
+	check_sappend(o, ",\"selectors\":[");
+	for (i = 0; i < d->nitems; i++) {
+		struct item *it = &d->items[i];
+
+		check_sappend(o, "%s{\"selector\":", i ? "," : "");
+		check_sjson(o, it->selector);
+		check_sappend(o, ",\"kind\":\"%s\",\"state\":\"%s\",\"owner\":",
+		    it->kind == K_WATCH ? "watch" : "managed", item_state(it));
+		check_sjson(o, it->owner);
+		check_sappend(o, ",\"cname_owner\":");
+		check_sjson(o, it->cname_owner[0] ? it->cname_owner : NULL);
+		check_sappend(o, ",\"key_id\":");
+		check_sjson(o, it->ks != NULL ? it->ks->key_id : NULL);
+		if (it->bits > 0)
+			check_sappend(o, ",\"rsa_bits\":%u", it->bits);
+		check_sappend(o, ",\"status\":\"%s\",\"servers\":[",
+		    check_st_name[it->probs.worst]);
+		for (j = 0; it->srv != NULL && j < it->srv->n; j++) {
+			check_sappend(o, "%s{\"server\":", j ? "," : "");
+			check_sjson(o, it->srv->a[j].text);
+			check_sappend(o, ",\"status\":\"%s\"}",
+			    check_st_name[it->srv_sev[j]]);
+		}
+		check_sappend(o, "],\"problems\":");
+		json_problems(o, &it->probs);
+		check_sappend(o, "}");
+	}
+	check_sappend(o, "],\"dmarc\":[");
+	for (i = 0; i < d->nsenders; i++) {
+		struct sender *s = &d->senders[i];
+
+		check_sappend(o, "%s{\"sender\":", i ? "," : "");
+		check_sjson(o, s->name);
+		check_sappend(o, ",\"record\":");
+		check_sjson(o, s->found ? s->qname[s->found - 1] : NULL);
+		check_sappend(o, ",\"adkim\":");
+		check_sjson(o, s->adkim == 's' ? "s" : s->adkim == 'r' ? "r" : NULL);
+		check_sappend(o, ",\"policy\":");
+		check_sjson(o, s->policy[0] ? s->policy : NULL);
+		check_sappend(o, ",\"aligned\":%s,\"note\":", s->aligned < 0 ?
+		    "null" : s->aligned ? "true" : "false");
+		check_sjson(o, s->note);
+		check_sappend(o, "}");
+	}
+	check_sappend(o, "],\"signer\":[");
+	for (i = 0; i < d->nlive; i++) {
+		check_sappend(o, "%s{\"selector\":", i ? "," : "");
+		check_sjson(o, d->live[i].selector);
+		check_sappend(o, ",\"keyfile\":");
+		check_sjson(o, d->live[i].keyfile);
+		check_sappend(o, "}");
+	}
+	check_sappend(o, "],\"problems\":");
+	json_problems(o, &d->probs);
+	check_sappend(o, "}");
+}
+
+void
+check_write_metrics(struct run *r)
+{
+	struct dk_error err = { 0, "" }, warn = { 0, "" };
+	struct dk_metrics *m;
+	size_t i, j, k;
+
+	if (r->conf->metrics_file == NULL)
+		return;
+	if ((m = dk_metrics_new()) == NULL)
+		return;
+	dk_metrics_declare(m, "dkimkeyd_key_age_seconds", DK_METRIC_GAUGE,
+	    "Seconds since the key now at the selector was created.");
+	dk_metrics_declare(m, "dkimkeyd_active_key_age_seconds",
+	    DK_METRIC_GAUGE, "Seconds since the domain's active key was "
+	    "activated.");
+	dk_metrics_declare(m, "dkimkeyd_next_action_timestamp_seconds",
+	    DK_METRIC_GAUGE, "When the next lifecycle step of the domain is "
+	    "due (Unix time).");
+	dk_metrics_declare(m, "dkimkeyd_server_ok", DK_METRIC_GAUGE,
+	    "1 when the server serves the selector as expected, else 0.");
+	dk_metrics_declare(m, "dkimkeyd_check_status", DK_METRIC_GAUGE,
+	    "Result of the last check of the domain: 0 OK, 1 WARNING, "
+	    "2 CRITICAL, 3 UNKNOWN.");
+	dk_metrics_declare(m, "dkimkeyd_check_timestamp_seconds",
+	    DK_METRIC_GAUGE, "When check last ran (Unix time).");
+	for (i = 0; i < r->nd; i++) {
+		struct dom *d = &r->d[i];
+		const char *dl[] = { "domain", d->cd->name, NULL };
+
+		for (j = 0; j < d->nitems; j++) {
+			struct item *it = &d->items[j];
+			const char *sl[] = { "domain", d->cd->name,
+			    "selector", it->selector, NULL };
+
+			if (it->ks != NULL && it->kstate != DK_KS_REMOVED)
+				dk_metrics_set(m, "dkimkeyd_key_age_seconds",
+				    (double)(r->now - it->ks->created_at), sl);
+			for (k = 0; it->srv != NULL && k < it->srv->n; k++) {
+				const char *vl[] = { "domain", d->cd->name,
+				    "selector", it->selector, "server",
+				    it->srv->a[k].text, NULL };
+
+				dk_metrics_set(m, "dkimkeyd_server_ok",
+				    it->srv_sev[k] == ST_OK ? 1 : 0, vl);
+			}
+		}
+		if (d->active_age >= 0)
+			dk_metrics_set(m, "dkimkeyd_active_key_age_seconds",
+			    (double)d->active_age, dl);
+		if (d->next_at > 0)
+			dk_metrics_set(m,
+			    "dkimkeyd_next_action_timestamp_seconds",
+			    (double)d->next_at, dl);
+		dk_metrics_set(m, "dkimkeyd_check_status",
+		    check_st_exit[d->worst], dl);
+	}
+	dk_metrics_set(m, "dkimkeyd_check_timestamp_seconds", (double)r->now,
+	    NULL);
+	/*
+	 * The daemon writes its own families to the same file: replace
+	 * only ours.  A damaged file is reported, then rewritten clean.
+	 */
+	if (dk_metrics_merge(m, r->conf->metrics_file, &warn, &err) != DK_OK)
+		complain("%s", err.msg);
+	else if (warn.code != 0)
+		complain("%s", warn.msg);
+	dk_metrics_free(m);
+}
+
+void
+check_print_text(struct run *r, int worst)
+{
+	struct str perf = { NULL, 0 }, det = { NULL, 0 };
+	const char *first = NULL;
+	size_t i, j, k, nprob = 0, nsel = 0, nsrv = 0;
+	char w[32], c[32];
+
+	w[0] = c[0] = '\0';
+	if (r->o->warn_age > 0)
+		snprintf(w, sizeof(w), "%" PRId64, r->o->warn_age);
+	if (r->o->crit_age > 0)
+		snprintf(c, sizeof(c), "%" PRId64, r->o->crit_age);
+	for (i = 0; i < r->nd; i++) {
+		struct dom *d = &r->d[i];
+
+		if (d->active_age >= 0)
+			check_sappend(&perf, " '%s_active_age'=%" PRId64 "s;%s;%s",
+			    d->cd->name, d->active_age, w, c);
+		if (d->next_at > 0)
+			check_sappend(&perf, " '%s_next_action'=%" PRId64 "s",
+			    d->cd->name, d->next_at - r->now);
+		check_sappend(&perf, " '%s_servers_ok'=%zu;;;0;%zu", d->cd->name,
+		    d->ok, d->total);
+		nsel += d->nitems;
+		if (d->zsrv.n > nsrv)
+			nsrv = d->zsrv.n;
+		/* Details, worst first. */
+		for (k = ST_CRITICAL; k >= ST_UNKNOWN; k--) {
+			for (j = 0; j < d->nitems; j++) {
+				struct plist *l = &d->items[j].probs;
+				size_t m;
+
+				for (m = 0; m < l->n; m++)
+					if (l->p[m].sev == (int)k) {
+						check_sappend(&det, "%s: %s\n",
+						    check_st_name[k], l->p[m].msg);
+						nprob++;
+						if (first == NULL && (int)k ==
+						    worst)
+							first = l->p[m].msg;
+					}
+			}
+			for (j = 0; j < d->probs.n; j++)
+				if (d->probs.p[j].sev == (int)k) {
+					check_sappend(&det, "%s: %s\n", check_st_name[k],
+					    d->probs.p[j].msg);
+					nprob++;
+					if (first == NULL && (int)k == worst)
+						first = d->probs.p[j].msg;
+				}
+		}
+		for (j = 0; j < d->nsenders; j++)
+			if (d->senders[j].none)
+				check_sappend(&det, "note: %s: sender %s: %s\n",
+				    d->cd->name, d->senders[j].name,
+				    d->senders[j].note);
+	}
+	if (worst == ST_OK)
+		printf("DKIM OK - %zu domain%s, %zu selector%s as expected on "
+		    "every server |%s\n", r->nd, r->nd == 1 ? "" : "s", nsel,
+		    nsel == 1 ? "" : "s", perf.p ? perf.p : "");
+	else
+		printf("DKIM %s - %s%s |%s\n", check_st_name[worst],
+		    first ? first : "?", nprob > 1 ? " (and more below)" : "",
+		    perf.p ? perf.p : "");
+	if (det.p != NULL)
+		fputs(det.p, stdout);
+	free(perf.p);
+	free(det.p);
+}
