@@ -1,7 +1,16 @@
 /*
  * lib/dns.h — DNS queries, RFC 2136 updates and TSIG (ldns).  The only
- * module that calls ldns (lib/dns*.c, listed in dns.c); ldns's ownership
- * rules stay inside it.
+ * module that calls ldns; ldns's ownership rules stay inside it:
+ *     dns_addr.c      server addresses and the system resolver
+ *     dns_query.c     one question to one server (our own sockets)
+ *     dns_answer.c    the one reply parser
+ *     dns_tsig_key.c  the TSIG key file
+ *     dns_tsig.c      TSIG signing and reply verification (RFC 8945)
+ *     dns_update.c    RFC 2136 UPDATEs and their batches
+ *     dns_async.c     many questions at once (lib/probe.h)
+ *     dns_discover.c  zones and nameservers of many owners at once
+ * What a server's answer means is judged in lib/observe.c, for the
+ * activation gate and check alike.
  *
  * Queries go out on our own sockets: UDP replies are accepted only from
  * the queried address and port with the query's ID and question (ldns does
@@ -173,27 +182,5 @@ int		 dk_dns_update_cname(const struct dk_addr *primary,
 		    const char *zone, const struct dk_tsig *tsig,
 		    const char *owner, const char *target, uint32_t ttl,
 		    int timeout_ms, struct dk_error *err);
-
-/* Result of probing one address. */
-struct dk_probe {
-	struct dk_addr	addr;
-	int		status;		/* DK_OK: serves exactly the expected
-					   record (or nothing, when none is
-					   expected); DK_EMISMATCH: serves
-					   something else or several RRs;
-					   DK_ENOTFOUND: absent but expected;
-					   DK_ETEMP: no usable answer */
-	char		detail[256];
-};
-
-/*
- * Ask every address (RD=0) for owner's TXT and compare, by decoded key
- * bytes and tags, with expected (NULL: the name must have no TXT).
- * results has n slots.  Returns the number of addresses with status
- * DK_OK.
- */
-size_t		 dk_dns_probe_txt(const struct dk_addr *addrs, size_t n,
-		    const char *owner, const struct dk_record *expected,
-		    int timeout_ms, struct dk_probe *results);
 
 #endif

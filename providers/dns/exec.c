@@ -21,7 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib_shim.h"
+#include "../../lib/proc.h"
+#include "../../lib/secret.h"
 #include "prov_common.h"
 
 #define DEFAULT_TIMEOUT_MS	5000

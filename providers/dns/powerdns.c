@@ -17,7 +17,8 @@
 #include <jansson.h>
 
 #include "../../lib/http.h"
-#include "lib_shim.h"
+#include "../../lib/proc.h"
+#include "../../lib/secret.h"
 #include "prov_common.h"
 
 #define DEFAULT_TIMEOUT_MS	10000
