@@ -573,19 +573,8 @@ static int
 exm_current(void *ctx, const char *domain, struct dk_signer_key **keysp,
     size_t *nkeysp, struct dk_error *err)
 {
-	struct dk_signer_current c;
-	int rc;
-
-	if ((rc = exm_current_many(ctx, &domain, 1, &c, err)) != DK_OK)
-		return rc;
-	if (c.rc != DK_OK) {
-		if (err != NULL)
-			*err = c.err;
-		return c.rc;
-	}
-	*keysp = c.keys;
-	*nkeysp = c.nkeys;
-	return DK_OK;
+	return dk_signer_current_one(exm_current_many, ctx, domain, keysp,
+	    nkeysp, err);
 }
 
 const struct dk_signer_ops dk_signer_exim_ops = {

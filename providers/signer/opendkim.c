@@ -492,19 +492,8 @@ static int
 odk_current(void *ctx, const char *domain, struct dk_signer_key **keysp,
     size_t *nkeysp, struct dk_error *err)
 {
-	struct dk_signer_current r;
-	int rc;
-
-	if ((rc = odk_current_many(ctx, &domain, 1, &r, err)) != DK_OK)
-		return rc;
-	if (r.rc != DK_OK) {
-		if (err != NULL)
-			*err = r.err;
-		return r.rc;
-	}
-	*keysp = r.keys;
-	*nkeysp = r.nkeys;
-	return DK_OK;
+	return dk_signer_current_one(odk_current_many, ctx, domain, keysp,
+	    nkeysp, err);
 }
 
 /* Both tables must read as activate reads them (a missing one is empty). */

@@ -301,3 +301,24 @@ dk_signer_name_valid(const char *s)
 	}
 	return 1;
 }
+
+int
+dk_signer_current_one(int (*many)(void *, const char *const *, size_t,
+    struct dk_signer_current *, struct dk_error *), void *ctx,
+    const char *domain, struct dk_signer_key **keysp, size_t *nkeysp,
+    struct dk_error *err)
+{
+	struct dk_signer_current c;
+	int rc;
+
+	if ((rc = many(ctx, &domain, 1, &c, err)) != DK_OK)
+		return rc;
+	if (c.rc != DK_OK) {
+		if (err != NULL)
+			*err = c.err;
+		return c.rc;
+	}
+	*keysp = c.keys;
+	*nkeysp = c.nkeys;
+	return DK_OK;
+}

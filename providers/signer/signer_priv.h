@@ -112,4 +112,16 @@ int	dk_signer_conf_reload(const struct dk_conf_section *sec, char ***argv,
  */
 int	dk_signer_name_valid(const char *s);
 
+struct dk_signer_current;
+struct dk_signer_key;
+
+/*
+ * current through current_many with one domain: for signers whose
+ * current_many is the only reader of their configuration.
+ */
+int	dk_signer_current_one(int (*many)(void *, const char *const *,
+	    size_t, struct dk_signer_current *, struct dk_error *),
+	    void *ctx, const char *domain, struct dk_signer_key **keysp,
+	    size_t *nkeysp, struct dk_error *err);
+
 #endif
