@@ -1145,8 +1145,10 @@ serve_batches(int tcp, int report)
 		r[3] = (uint8_t)sn.rcode;
 		memset(r + 4, 0, 8);
 		r[5] = 1;
-		send_framed(c, r, qe);
+		/* Reported before the reply: the client may stop us once it
+		 * has its answer. */
 		(void)!write(report, &sn, sizeof(sn));
+		send_framed(c, r, qe);
 		close(c);
 	}
 }
