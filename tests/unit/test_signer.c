@@ -708,11 +708,11 @@ open_files(struct fix *f, char *out, size_t outlen)
 }
 
 static void
-test_files_activate_writes_selector_and_key_copy(void **state)
+test_files_activate_writes_index_and_key_copy(void **state)
 {
 	struct fix *f = *state;
 	struct dk_error err = { 0 };
-	char out[128], src[128], path[192];
+	char out[128], src[128], path[192], copy[192], want[512];
 	char *sel = NULL, *key = NULL;
 
 	snprintf(src, sizeof(src), "%s/mail1.pem", f->dir);
@@ -720,18 +720,20 @@ test_files_activate_writes_selector_and_key_copy(void **state)
 	open_files(f, out, sizeof(out));
 	assert_int_equal(activate(f, "example.com", "mail1", src, &err),
 	    DK_OK);
-	snprintf(path, sizeof(path), "%s/example.com.selector", out);
-	assert_file(path, "mail1\n");
+	/* The copy is named like its source (by key id in key_dir). */
+	snprintf(copy, sizeof(copy), "%s/mail1.pem", out);
+	snprintf(path, sizeof(path), "%s/example.com.keys", out);
+	snprintf(want, sizeof(want), "mail1 %s\n", copy);
+	assert_file(path, want);
 	assert_int_equal(file_mode(path), 0644);
-	snprintf(path, sizeof(path), "%s/example.com.key", out);
-	assert_file(path, "-----BEGIN PRIVATE KEY-----\nAAAA\n");
-	assert_int_equal(file_mode(path), 0600);
+	assert_file(copy, "-----BEGIN PRIVATE KEY-----\nAAAA\n");
+	assert_int_equal(file_mode(copy), 0600);
 	assert_int_equal(count_entries(out), 2);
 
 	assert_int_equal(current1(f, "example.com", &sel, &key,
 	    &err), DK_OK);
 	assert_string_equal(sel, "mail1");
-	assert_string_equal(key, path);
+	assert_string_equal(key, copy);
 	free(sel);
 	free(key);
 }
@@ -748,33 +750,70 @@ test_files_key_copy_readable_by_group_only(void **state)
 	open_files(f, out, sizeof(out));
 	assert_int_equal(activate(f, "example.com", "mail1", src, &err),
 	    DK_OK);
-	snprintf(path, sizeof(path), "%s/example.com.key", out);
+	snprintf(path, sizeof(path), "%s/mail1.pem", out);
 	assert_int_equal(file_mode(path), 0640);
 }
 
+/*
+ * A switch keeps the copy the previous index named for one more switch
+ * (a reader that read the index just before the rename still finds its
+ * key), and the switch after removes it; a rerun keeps what it kept.
+ */
 static void
-test_files_switch_replaces_both_files(void **state)
+test_files_switch_keeps_previous_copy_one_switch(void **state)
 {
 	struct fix *f = *state;
 	struct dk_error err = { 0 };
-	char out[128], src1[128], src2[128], path[192];
+	char out[128], s1[128], s2[128], s3[128], idx[192], want[512];
 
-	snprintf(src1, sizeof(src1), "%s/mail1.pem", f->dir);
-	snprintf(src2, sizeof(src2), "%s/mail2.pem", f->dir);
-	write_file(src1, "key one\n", 0600);
-	write_file(src2, "key two\n", 0600);
+	snprintf(s1, sizeof(s1), "%s/k1.pem", f->dir);
+	snprintf(s2, sizeof(s2), "%s/k2.pem", f->dir);
+	snprintf(s3, sizeof(s3), "%s/k3.pem", f->dir);
+	write_file(s1, "key one\n", 0600);
+	write_file(s2, "key two\n", 0600);
+	write_file(s3, "key three\n", 0600);
 	open_files(f, out, sizeof(out));
-	assert_int_equal(activate(f, "example.com", "mail1", src1, &err),
+	snprintf(idx, sizeof(idx), "%s/example.com.keys", out);
+	assert_int_equal(activate(f, "example.com", "mail1", s1, &err),
 	    DK_OK);
-	assert_int_equal(activate(f, "example.com", "mail2", src2, &err),
+	assert_int_equal(activate(f, "example.com", "mail2", s2, &err),
 	    DK_OK);
-	assert_int_equal(activate(f, "example.com", "mail2", src2, &err),
+	assert_int_equal(activate(f, "example.com", "mail2", s2, &err),
 	    DK_OK);
-	snprintf(path, sizeof(path), "%s/example.com.selector", out);
-	assert_file(path, "mail2\n");
-	snprintf(path, sizeof(path), "%s/example.com.key", out);
-	assert_file(path, "key two\n");
-	assert_int_equal(count_entries(out), 2);
+	snprintf(want, sizeof(want), "mail2 %s/k2.pem\n# kept %s/k1.pem\n",
+	    out, out);
+	assert_file(idx, want);
+	assert_int_equal(count_entries(out), 3);
+	assert_int_equal(activate(f, "example.com", "mail1", s3, &err),
+	    DK_OK);
+	snprintf(want, sizeof(want), "mail1 %s/k3.pem\n# kept %s/k2.pem\n",
+	    out, out);
+	assert_file(idx, want);
+	/* k1.pem is gone: no index names or keeps it. */
+	assert_int_equal(count_entries(out), 3);
+	snprintf(want, sizeof(want), "%s/k1.pem", out);
+	assert_int_equal(access(want, F_OK), -1);
+}
+
+/* A copy is never rewritten under a name an index may have named. */
+static void
+test_files_refuses_to_rewrite_a_copy(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char out[128], src[128], path[192];
+
+	snprintf(src, sizeof(src), "%s/mail1.pem", f->dir);
+	write_file(src, "new key\n", 0600);
+	open_files(f, out, sizeof(out));
+	snprintf(path, sizeof(path), "%s/mail1.pem", out);
+	write_file(path, "old key\n", 0600);
+	assert_int_equal(activate(f, "example.com", "mail1", src, &err),
+	    DK_ECORRUPT);
+	assert_non_null(strstr(err.msg, path));
+	assert_file(path, "old key\n");
+	snprintf(path, sizeof(path), "%s/example.com.keys", out);
+	assert_int_equal(access(path, F_OK), -1);
 }
 
 static void
@@ -797,19 +836,93 @@ test_files_current_not_found(void **state)
 {
 	struct fix *f = *state;
 	struct dk_error err = { 0 };
-	char out[128], path[192];
+	char out[128], path[192], text[512];
 	char *sel = NULL, *key = NULL;
 
 	open_files(f, out, sizeof(out));
 	assert_int_equal(current1(f, "example.com", &sel, &key,
 	    &err), DK_ENOTFOUND);
-	/* A selector file without its key is corrupt. */
+	/* An index naming a missing key is corrupt. */
+	snprintf(path, sizeof(path), "%s/example.com.keys", out);
+	snprintf(text, sizeof(text), "mail1 %s/gone.pem\n", out);
+	write_file(path, text, 0644);
+	assert_int_equal(current1(f, "example.com", &sel, &key,
+	    &err), DK_ECORRUPT);
+	assert_non_null(strstr(err.msg, "gone.pem"));
+	/* So is a line that is not SELECTOR KEYFILE, named by line. */
+	write_file(path, "# a comment\nmail1\n", 0644);
+	assert_int_equal(current1(f, "example.com", &sel, &key,
+	    &err), DK_ECORRUPT);
+	assert_non_null(strstr(err.msg, "example.com.keys:2:"));
+	/* Without an index, the legacy pair: a selector file without its
+	 * key is corrupt. */
+	unlink(path);
 	snprintf(path, sizeof(path), "%s/example.com.selector", out);
 	write_file(path, "mail1\n", 0644);
 	assert_int_equal(current1(f, "example.com", &sel, &key,
 	    &err), DK_ECORRUPT);
 	assert_null(sel);
 	assert_null(key);
+}
+
+/*
+ * Migration: legacy = yes also writes DOMAIN.selector and DOMAIN.key;
+ * without it an activation deletes them; current reads them while no
+ * index exists.
+ */
+static void
+test_files_legacy_pair_written_read_and_removed(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char out[128], src[128], path[192], idx[192];
+	char *sel = NULL, *key = NULL;
+
+	snprintf(src, sizeof(src), "%s/mail1.pem", f->dir);
+	write_file(src, "key one\n", 0600);
+	snprintf(out, sizeof(out), "%s/out", f->dir);
+	assert_int_equal(mkdir(out, 0755), 0);
+	/* A pair left by an older dkimkeyd: current reads it. */
+	snprintf(path, sizeof(path), "%s/example.com.selector", out);
+	write_file(path, "mail0\n", 0644);
+	snprintf(path, sizeof(path), "%s/example.com.key", out);
+	write_file(path, "old\n", 0600);
+	init_sec(f, "files");
+	add_kv(f, "dir", out);
+	add_kv(f, "legacy", "yes");
+	assert_int_equal(open_sec(f, &err), DK_OK);
+	assert_int_equal(current1(f, "example.com", &sel, &key, &err),
+	    DK_OK);
+	assert_string_equal(sel, "mail0");
+	assert_string_equal(key, path);
+	free(sel);
+	free(key);
+	assert_int_equal(activate(f, "example.com", "mail1", src, &err),
+	    DK_OK);
+	assert_file(path, "key one\n");
+	snprintf(path, sizeof(path), "%s/example.com.selector", out);
+	assert_file(path, "mail1\n");
+	snprintf(idx, sizeof(idx), "%s/example.com.keys", out);
+	assert_int_equal(access(idx, F_OK), 0);
+	assert_int_equal(count_entries(out), 4);
+	f->ops->close(f->ctx);
+	f->ctx = NULL;
+
+	init_sec(f, "files");
+	add_kv(f, "dir", out);
+	add_kv(f, "legacy", "no");
+	assert_int_equal(open_sec(f, &err), DK_OK);
+	assert_int_equal(activate(f, "example.com", "mail1", src, &err),
+	    DK_OK);
+	assert_int_equal(count_entries(out), 2);	/* index, copy */
+	f->ops->close(f->ctx);
+	f->ctx = NULL;
+
+	init_sec(f, "files");
+	add_kv(f, "dir", out);
+	add_kv(f, "legacy", "maybe");
+	assert_int_equal(open_sec(f, &err), DK_ECONFIG);
+	assert_non_null(strstr(err.msg, "test.conf:3: legacy = maybe"));
 }
 
 static void
@@ -917,12 +1030,12 @@ test_signer_activate_refuses_empty_key_list(void **state)
 }
 
 static void
-test_files_activate_two_keys_uses_ed25519_files(void **state)
+test_files_activate_two_keys_names_both_in_one_index(void **state)
 {
 	struct fix *f = *state;
 	struct dk_error err = { 0 };
 	struct dk_signer_key *keys = NULL;
-	char out[128], src1[128], src2[128], path[192];
+	char out[128], src1[128], src2[128], path[192], want[512];
 	size_t n = 0;
 
 	snprintf(src1, sizeof(src1), "%s/mail1.pem", f->dir);
@@ -932,16 +1045,14 @@ test_files_activate_two_keys_uses_ed25519_files(void **state)
 	open_files(f, out, sizeof(out));
 	assert_int_equal(activate2(f, "example.com", "mail1", src1, "ed1",
 	    src2, &err), DK_OK);
-	snprintf(path, sizeof(path), "%s/example.com.selector", out);
-	assert_file(path, "mail1\n");
-	snprintf(path, sizeof(path), "%s/example.com.key", out);
-	assert_file(path, "RSA KEY\n");
-	snprintf(path, sizeof(path), "%s/example.com.ed25519.selector", out);
-	assert_file(path, "ed1\n");
-	snprintf(path, sizeof(path), "%s/example.com.ed25519.key", out);
+	snprintf(path, sizeof(path), "%s/example.com.keys", out);
+	snprintf(want, sizeof(want), "mail1 %s/mail1.pem\ned1 %s/ed1.pem\n",
+	    out, out);
+	assert_file(path, want);
+	snprintf(path, sizeof(path), "%s/ed1.pem", out);
 	assert_file(path, "ED KEY\n");
 	assert_int_equal(file_mode(path), 0600);
-	assert_int_equal(count_entries(out), 4);
+	assert_int_equal(count_entries(out), 3);
 
 	assert_int_equal(f->ops->current(f->ctx, "example.com", &keys, &n,
 	    &err), DK_OK);
@@ -951,11 +1062,10 @@ test_files_activate_two_keys_uses_ed25519_files(void **state)
 	assert_string_equal(keys[1].keyfile, path);
 	dk_signer_keys_free(keys, n);
 
-	/* Back to one key: the Ed25519 files go, so nothing signs with a
-	 * key whose record is about to be revoked. */
+	/* Back to one key: the index names it alone, so nothing signs
+	 * with a key whose record is about to be revoked. */
 	assert_int_equal(activate(f, "example.com", "mail2", src1, &err),
 	    DK_OK);
-	assert_int_equal(count_entries(out), 2);
 	assert_int_equal(f->ops->current(f->ctx, "example.com", &keys, &n,
 	    &err), DK_OK);
 	assert_int_equal(n, 1);
@@ -1034,11 +1144,101 @@ out:
 	free(st);
 }
 
+/*
+ * The files signer as a reader sees it: after every rename into
+ * files_dir, each selector the index names must be paired with its own
+ * key (files_want[i] is selector files_sel[i]'s key), and a key file
+ * once named never changes.
+ */
+static const char *files_dir, *files_sel[4], *files_want[4];
+static char *files_seen[16], *files_seen_text[16];
+static int files_renames, files_bad;
+static char files_why[512];
+
+static void
+files_reader_check(void)
+{
+	char idx[256], *text, *line, *sp, *sel, *kf, *key;
+	size_t i, j;
+
+	snprintf(idx, sizeof(idx), "%s/example.com.keys", files_dir);
+	if ((text = slurp(idx)) == NULL) {
+		/* The pair of the layout before the index. */
+		char sp2[256], kp2[256], *s2, *k2;
+
+		snprintf(sp2, sizeof(sp2), "%s/example.com.selector",
+		    files_dir);
+		snprintf(kp2, sizeof(kp2), "%s/example.com.key", files_dir);
+		s2 = slurp(sp2);
+		k2 = slurp(kp2);
+		for (i = 0; s2 != NULL && k2 != NULL && i < 4 &&
+		    files_sel[i] != NULL; i++)
+			if (strncmp(s2, files_sel[i], strlen(files_sel[i])) ==
+			    0 && strcmp(k2, files_want[i]) != 0) {
+				files_bad++;
+				snprintf(files_why, sizeof(files_why),
+				    "selector %s paired with key '%s'",
+				    files_sel[i], k2);
+			}
+		free(s2);
+		free(k2);
+		return;
+	}
+	for (line = strtok_r(text, "\n", &sp); line != NULL;
+	    line = strtok_r(NULL, "\n", &sp)) {
+		if (line[0] == '#')
+			continue;
+		sel = line;
+		if ((kf = strchr(line, ' ')) == NULL)
+			continue;
+		*kf++ = '\0';
+		key = slurp(kf);
+		for (i = 0; i < 4 && files_sel[i] != NULL; i++)
+			if (strcmp(sel, files_sel[i]) == 0 && (key == NULL ||
+			    strcmp(key, files_want[i]) != 0)) {
+				files_bad++;
+				snprintf(files_why, sizeof(files_why),
+				    "selector %s paired with %s: '%s'", sel,
+				    kf, key != NULL ? key : "(missing)");
+			}
+		for (j = 0; j < 16 && files_seen[j] != NULL; j++)
+			if (strcmp(files_seen[j], kf) == 0)
+				break;
+		if (j < 16 && files_seen[j] == NULL) {
+			files_seen[j] = strdup(kf);
+			files_seen_text[j] = key != NULL ? strdup(key) : NULL;
+		}
+		free(key);
+	}
+	free(text);
+	/* Every key file an index ever named still holds what it held. */
+	for (j = 0; j < 16 && files_seen[j] != NULL; j++) {
+		key = slurp(files_seen[j]);
+		if (key != NULL && files_seen_text[j] != NULL &&
+		    strcmp(key, files_seen_text[j]) != 0) {
+			files_bad++;
+			snprintf(files_why, sizeof(files_why), "%s changed "
+			    "from '%s' to '%s'", files_seen[j],
+			    files_seen_text[j], key);
+		}
+		free(key);
+	}
+}
+
 int
 rename(const char *from, const char *to)
 {
 	int table = watch != NULL && (strcmp(to, watch->kt) == 0 ||
 	    strcmp(to, watch->st) == 0);
+
+	if (files_dir != NULL &&
+	    strncmp(to, files_dir, strlen(files_dir)) == 0) {
+		if (renameat(AT_FDCWD, from, AT_FDCWD, to) == -1)
+			return -1;
+		files_renames++;
+		files_reader_check();
+		return 0;
+	}
 
 	if (table && crash_at > 0 && renames + 1 == crash_at)
 		_exit(42);
@@ -1220,14 +1420,16 @@ test_files_activate_sweeps_only_its_domains_stale_temps(void **state)
 	    ".example.com.key.00112233445566aa",
 	    ".example.com.selector.00112233445566ab",
 	    ".example.com.ed25519.key.00112233445566ac",
-	    ".example.com.ed25519.selector.00112233445566ad" };
+	    ".example.com.ed25519.selector.00112233445566ad",
+	    ".example.com.keys.00112233445566ae",
+	    ".mail1.pem.00112233445566af" };
 	char out[128], src[128], path[256];
 	size_t i;
 
 	snprintf(src, sizeof(src), "%s/mail1.pem", f->dir);
 	write_file(src, "key\n", 0600);
 	open_files(f, out, sizeof(out));
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < sizeof(stale) / sizeof(stale[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", out, stale[i]);
 		write_file(path, "partial", 0600);
 	}
@@ -1237,8 +1439,54 @@ test_files_activate_sweeps_only_its_domains_stale_temps(void **state)
 	assert_int_equal(activate(f, "example.com", "mail1", src, &err),
 	    DK_OK);
 	assert_file(path, "another domain's");
-	/* example.com.key, .selector and the other domain's temp */
+	/* example.com.keys, mail1.pem and the other domain's temp */
 	assert_int_equal(count_entries(out), 3);
+}
+
+/*
+ * Each state a reader of the files signer can see, after every rename of
+ * a switch (RSA and Ed25519 rotated three times), pairs each selector
+ * with its own key, and no key file changes under a name once used:
+ * what one index rename gives, and two renames (selector file, key
+ * file) cannot.
+ */
+static void
+test_files_every_visible_state_pairs_selector_with_its_key(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	static const char *const sel[4] = { "mail1", "ed1", "mail2", "ed2" };
+	char out[128], src[4][128], text[4][32];
+	size_t i;
+	int gen;
+
+	open_files(f, out, sizeof(out));
+	for (i = 0; i < 4; i++) {
+		snprintf(src[i], sizeof(src[i]), "%s/example.com.%s.%zu.pem",
+		    f->dir, sel[i], i);
+		snprintf(text[i], sizeof(text[i]), "key of %s\n", sel[i]);
+		write_file(src[i], text[i], 0600);
+		files_sel[i] = sel[i];
+		files_want[i] = text[i];
+	}
+	files_dir = out;
+	for (gen = 0; gen < 3; gen++) {
+		i = gen % 2 == 0 ? 0 : 2;
+		assert_int_equal(activate2(f, "example.com", sel[i], src[i],
+		    sel[i + 1], src[i + 1], &err), DK_OK);
+	}
+	files_dir = NULL;
+	for (i = 0; i < 16 && files_seen[i] != NULL; i++) {
+		free(files_seen[i]);
+		free(files_seen_text[i]);
+		files_seen[i] = files_seen_text[i] = NULL;
+	}
+	memset(files_sel, 0, sizeof(files_sel));
+	if (files_bad != 0)
+		fail_msg("a reader saw %d inconsistent states, e.g. %s",
+		    files_bad, files_why);
+	assert_true(files_renames >= 3);
+	files_renames = 0;
 }
 
 /* Run n activations of domain in a child, alternating mail1 and mail2. */
@@ -1875,21 +2123,24 @@ main(void)
 		T(test_signer_run_rejects_relative_command),
 		T(test_signer_run_reports_exec_failure),
 		T(test_signer_run_stdin_is_dev_null),
-		T(test_files_activate_writes_selector_and_key_copy),
+		T(test_files_activate_writes_index_and_key_copy),
 		T(test_files_key_copy_readable_by_group_only),
-		T(test_files_switch_replaces_both_files),
+		T(test_files_switch_keeps_previous_copy_one_switch),
+		T(test_files_refuses_to_rewrite_a_copy),
 		T(test_files_activate_refuses_missing_key),
 		T(test_files_current_not_found),
+		T(test_files_legacy_pair_written_read_and_removed),
 		T(test_files_reload_runs),
 		T(test_opendkim_activate_two_keys_writes_both_lines),
 		T(test_opendkim_activate_one_key_drops_managed_second_key),
 		T(test_signer_activate_refuses_empty_key_list),
-		T(test_files_activate_two_keys_uses_ed25519_files),
+		T(test_files_activate_two_keys_names_both_in_one_index),
 		T(test_files_activate_refuses_three_keys),
 		T(test_opendkim_switch_is_consistent_after_every_rename),
 		T(test_opendkim_kill_before_any_rename_leaves_usable_tables),
 		T(test_opendkim_activate_sweeps_only_its_stale_temps),
 		T(test_files_activate_sweeps_only_its_domains_stale_temps),
+		T(test_files_every_visible_state_pairs_selector_with_its_key),
 		T(test_opendkim_concurrent_domains_keep_both_lines),
 		T(test_signer_lock_times_out_naming_holder),
 		T(test_opendkim_activate_refuses_symlinked_lock),
