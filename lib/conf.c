@@ -1383,6 +1383,18 @@ finish(struct parse *p)
 			    "there is no [signer %s]", d->name, d->signer,
 			    d->signer);
 		}
+		/* Shown with the real milter: tests/integration/
+		 * test_opendkim_milter.py. */
+		if (d->ned25519 > 0 && strcmp(dk_conf_signer_find(c,
+		    d->signer)->type, "opendkim") == 0) {
+			f.line = p->domx[i].line[DK_ED25519];
+			return fail(&f, "[domain %s] has ed25519_selectors, but "
+			    "its signer %s is OpenDKIM, which cannot sign a "
+			    "domain's mail with an RSA and an Ed25519 key "
+			    "(2.11.0 tempfails every message): use a files, "
+			    "rspamd or exim signer for it, or drop "
+			    "ed25519_selectors", d->name, d->signer);
+		}
 	}
 	return DK_OK;
 }

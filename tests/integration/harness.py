@@ -380,6 +380,8 @@ class Setup:
         self.tsig_key_file = os.path.join(tmp, "update.key")
         self.foreign_tables = False
         self.ttl = None
+        self.signer = "opendkim"
+        self.signer_dir = os.path.join(tmp, "signer")
 
     def state_file(self, domain=None):
         return os.path.join(self.state_dir, (domain or self.domain) +
@@ -398,13 +400,18 @@ FOREIGN_SIGNINGTABLE = "# managed by hand\n*@other.invalid other.invalid\n"
 def write_config(tmp, bind, domain="example.test", algorithm="rsa-2048",
                  retire_after="3s", discovery=False, selectors="mail1 mail2",
                  ttl="2s", propagation_timeout="10s", safety_margin="1s",
-                 tables=True, extra_domain_lines=(),
+                 tables=True, extra_domain_lines=(), signer="opendkim",
                  title="dkimkeyd integration test configuration"):
     """Write tmp/dkimkeyd.conf for domain served by bind and return a
     Setup.  discovery=True leaves out zone and probe_servers and lets
     dkimkeyd find them from a resolver (the test server).  tables=True
-    pre-creates the OpenDKIM tables with lines dkimkeyd must preserve."""
+    pre-creates the OpenDKIM tables with lines dkimkeyd must preserve.
+    signer="files" signs through a files signer in tmp/signer instead of
+    the OpenDKIM tables."""
     s = Setup(tmp, domain)
+    s.signer = signer
+    if signer == "files":
+        os.makedirs(s.signer_dir, mode=0o755, exist_ok=True)
     for d in (s.state_dir, s.key_dir):
         os.makedirs(d, mode=0o700, exist_ok=True)
         os.chmod(d, 0o700)
@@ -435,15 +442,20 @@ def write_config(tmp, bind, domain="example.test", algorithm="rsa-2048",
     lines += [
         "timeout = 2s",
         "",
-        "[signer opendkim]",
-        "type = opendkim",
-        "key_table = %s" % s.key_table,
-        "signing_table = %s" % s.signing_table,
+    ]
+    if signer == "files":
+        lines += ["[signer files]", "type = files",
+                  "dir = %s" % s.signer_dir]
+    else:
+        lines += ["[signer opendkim]", "type = opendkim",
+                  "key_table = %s" % s.key_table,
+                  "signing_table = %s" % s.signing_table]
+    lines += [
         "reload = /usr/bin/touch %s" % s.reloaded,
         "",
         "[domain %s]" % domain,
         "provider = primary",
-        "signer = opendkim",
+        "signer = %s" % signer,
         "selectors = %s" % selectors,
         "algorithm = %s" % algorithm,
         "ttl = %s" % ttl,
@@ -555,9 +567,30 @@ def read_tables(setup):
     return kt, stt
 
 
+def files_signer_keys(setup, domain=None):
+    """[(selector, keyfile)] the files signer's index names for domain,
+    in order (a missing index: [])."""
+    path = os.path.join(setup.signer_dir, (domain or setup.domain) +
+                        ".keys")
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return []
+    return [tuple(ln.split(" ", 1)) for ln in text.splitlines()
+            if ln and not ln.startswith("#")]
+
+
 def signer_current(setup, domain=None):
-    """(selector, keyfile) that the OpenDKIM tables use for domain."""
+    """(selector, keyfile) that the OpenDKIM tables (or the files
+    signer's index) use for domain."""
     domain = domain or setup.domain
+    if setup.signer == "files":
+        keys = files_signer_keys(setup, domain)
+        if len(keys) != 1:
+            raise AssertionError("%s.keys names %d keys: %r" % (
+                domain, len(keys), keys))
+        return keys[0]
     kt, stt = read_tables(setup)
     names = [n for p, n in stt if p.lower() == "*@" + domain]
     if len(names) != 1:

@@ -2,7 +2,9 @@
 after each rotation (reload = SIGUSR1 to its PID), the signature it
 inserts verifies with python3-dkim against the test BIND."""
 
+import os
 import re
+import subprocess
 
 import dkim
 
@@ -50,18 +52,39 @@ def test_real_milter_signs_after_first_and_second_rotation(env):
         m.stop()
 
 
+def _add_ed25519_key(env, s, selector="ed1"):
+    """Append an Ed25519 key for example.test to the tables, after the RSA
+    line dkimkeyd wrote: the layout a dual domain would need."""
+    kf = os.path.join(env.tmp, "ed25519.pem")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out",
+                    kf], check=True, capture_output=True, timeout=30)
+    name = "%s._domainkey.example.test" % selector
+    with open(s.key_table, "a") as f:
+        f.write("%s example.test:%s:%s\n" % (name, selector, kf))
+    with open(s.signing_table, "a") as f:
+        f.write("*@example.test %s\n" % name)
+
+
 def test_real_milter_cannot_sign_rsa_and_ed25519_for_one_domain(env):
-    """What the docs say of Debian 12's OpenDKIM, shown on the real milter
-    with the tables dkimkeyd writes for a dual domain (RSA line first):
-    without MultipleSignatures it signs with the RSA key alone; with it
-    it refuses the message; with SignatureAlgorithm ed25519-sha256 too it
-    labels the RSA signature ed25519 and that one does not verify."""
+    """Why configtest refuses ed25519_selectors on an opendkim signer,
+    shown on Debian 12's real milter with an RSA and an Ed25519 key for
+    one domain (RSA line first): without MultipleSignatures it signs with
+    the RSA key alone; with it it refuses the message; with
+    SignatureAlgorithm ed25519-sha256 too it labels the RSA signature
+    ed25519 and that one does not verify."""
     s = env.config(extra_domain_lines=("ed25519_selectors = ed1 ed2",))
+    r = run(s, "configtest")
+    assert r.code == 78, r.describe()
+    assert re.search(r"dkimkeyd\.conf:\d+: \[domain example\.test\] has "
+                     r"ed25519_selectors, but its signer opendkim is "
+                     r"OpenDKIM", r.err), r.describe()
+    s = env.config()
+    r = run(s, "rotate", "--domain", "example.test")
+    assert r.code == 0 and r.err == "", r.describe()
+    _add_ed25519_key(env, s)
     m = _use_milter(env, s)
     m.start()
     try:
-        r = run(s, "rotate", "--domain", "example.test")
-        assert r.code == 0 and r.err == "", r.describe()
         assert _signed_by(env, m, "example.test") == "mail1"
     finally:
         m.stop()

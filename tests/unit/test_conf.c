@@ -690,6 +690,31 @@ test_conf_rejects_undefined_provider_at_its_line(void **state)
 	    "names provider secondary");
 }
 
+/*
+ * Debian 12's OpenDKIM cannot sign with an RSA and an Ed25519 key for
+ * one domain (tests/integration/test_opendkim_milter.py): refused at the
+ * ed25519_selectors line.
+ */
+static void
+test_conf_refuses_dual_algorithms_on_opendkim(void **state)
+{
+	struct fixture *fx = *state;
+	struct dk_error err = { 0 };
+	struct dk_conf *c = NULL;
+
+	put_main(fx,
+	    "[domain example.com]\n"
+	    "provider = primary\n"
+	    "signer = opendkim\n"
+	    "selectors = mail1 mail2\n"
+	    "ed25519_selectors = ed1 ed2\n");
+	expect_error(fx, "dkimkeyd.conf", "11: [domain example.com] has "
+	    "ed25519_selectors, but its signer opendkim is OpenDKIM");
+	assert_int_equal(dk_conf_load(fx->main, &c, &err), DK_ECONFIG);
+	assert_non_null(strstr(err.msg, "use a files, rspamd or exim "
+	    "signer"));
+}
+
 static void
 test_conf_reads_cname_mode_dual_algorithms_and_lists(void **state)
 {
@@ -701,9 +726,12 @@ test_conf_reads_cname_mode_dual_algorithms_and_lists(void **state)
 	put_main(fx,
 	    "[dkimkeyd]\n"
 	    "metrics_file = /var/lib/prometheus/dkimkeyd.prom\n"
+	    "[signer exim]\n"
+	    "type = exim\n"
+	    "file = /etc/exim4/dkim\n"
 	    "[domain Customer.Example]\n"
 	    "provider = primary\n"
-	    "signer = opendkim\n"
+	    "signer = exim\n"
 	    "selectors = mail1 mail2\n"
 	    "ed25519_selectors = ed1 ed2\n"
 	    "watch_selectors = google s1\n"
@@ -1303,6 +1331,7 @@ main(void)
 		T(test_conf_rejects_unknown_algorithm),
 		T(test_conf_rejects_undefined_provider_at_its_line),
 		T(test_conf_reads_cname_mode_dual_algorithms_and_lists),
+		T(test_conf_refuses_dual_algorithms_on_opendkim),
 		T(test_conf_defaults_to_txt_mode_without_rotation),
 		T(test_conf_rejects_cname_mode_without_target),
 		T(test_conf_rejects_cname_target_in_txt_mode),
