@@ -19,7 +19,7 @@
  * "# kept" lines), so that a reader that read the index just before the
  * rename still finds its key; the switch after removes them.
  *
- * legacy = yes also writes the layout of dkimkeyd before 0.9, for readers
+ * legacy = yes also writes the layout of earlier versions, for readers
  * not moved to the index yet: DIR/DOMAIN.selector and DIR/DOMAIN.key (and
  * .ed25519.selector, .ed25519.key).  Those are two renames, so a reader
  * may pair a new selector with an old key for an instant.  Without it,
