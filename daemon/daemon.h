@@ -147,6 +147,18 @@ int	cmd_revoke(const struct dk_conf *, const char *domain,
 int	cmd_run(const struct dk_conf *, const char *domain, int once,
 	    const char *pidfile);
 int	cmd_status(const struct dk_conf *, const char *domain, int json);
+/*
+ * configtest after loading: the providers' secret files (an error is the
+ * exit code), then warnings on stderr (exit 0) where OpenDKIM's
+ * RequireSafeKeys would refuse the keys in key_dir.
+ */
+int	cmd_configtest(const struct dk_conf *);
+/*
+ * Why OpenDKIM's RequireSafeKeys would refuse the keys this process
+ * writes to dir (into why): 1; 0 when it would take them, or dir does
+ * not resolve.
+ */
+int	safekeys_unsafe(const char *dir, char *why, size_t len);
 /* state seal: check a state file edited by hand and seal it again. */
 int	cmd_state_seal(const struct dk_conf *, const char *domain);
 /* Options of `check`. */

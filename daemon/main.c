@@ -128,29 +128,6 @@ no_core_dumps(void)
 	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
-/* configtest reads what updates would read later: the TSIG key files. */
-static int
-check_secrets(const struct dk_conf *conf, struct dk_error *err)
-{
-	const struct dk_dns_provider_ops *pops;
-	void *ctx;
-	size_t i;
-	int rc;
-
-	for (i = 0; i < conf->nproviders; i++) {
-		pops = dk_dns_provider_find(conf->providers[i].type);
-		if (pops == NULL || pops->check_secrets == NULL)
-			continue;
-		if ((rc = pops->open(&conf->providers[i], &ctx, err)) != DK_OK)
-			return rc;
-		rc = pops->check_secrets(ctx, err);
-		pops->close(ctx);
-		if (rc != DK_OK)
-			return rc;
-	}
-	return DK_OK;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -309,14 +286,8 @@ main(int argc, char **argv)
 		return dk_exit_code(rc);
 	}
 
-	if (strcmp(cmd, "configtest") == 0) {
-		if ((rc = check_secrets(conf, &err)) != DK_OK) {
-			complain("%s", err.msg);
-			dk_conf_free(conf);
-			return dk_exit_code(rc);
-		}
-		rc = 0;
-	}
+	if (strcmp(cmd, "configtest") == 0)
+		rc = cmd_configtest(conf);
 	else if (strcmp(cmd, "rotate") == 0)
 		rc = cmd_rotate(conf, domain, dry_run);
 	else if (strcmp(cmd, "revoke") == 0)

@@ -39,7 +39,8 @@ struct odk {
 };
 
 static const char *const odk_keys[] = {
-	"key_table", "signing_table", "reload", "reload_timeout", NULL
+	"key_table", "signing_table", "reload", "reload_timeout",
+	"require_safe_keys", NULL
 };
 
 /* OpenDKIM tables: blank-separated fields, '#' comments. */
@@ -63,6 +64,8 @@ odk_close(void *ctx)
 static int
 odk_open(const struct dk_conf_section *sec, void **ctxp, struct dk_error *err)
 {
+	const struct dk_conf_kv *kv = NULL;
+	const char *v;
 	struct odk *o;
 	int rc;
 
@@ -78,6 +81,14 @@ odk_open(const struct dk_conf_section *sec, void **ctxp, struct dk_error *err)
 	    (rc = dk_signer_conf_timeout(sec, &o->reload_timeout, err)) !=
 	    DK_OK)
 		goto out;
+	/* What opendkim.conf says; configtest checks key_dir when yes. */
+	if ((v = dk_conf_section_get(sec, "require_safe_keys", &kv)) !=
+	    NULL && strcmp(v, "yes") != 0 && strcmp(v, "no") != 0) {
+		rc = dk_err(err, DK_ECONFIG, "%s:%d: require_safe_keys = %s: "
+		    "not yes or no", kv != NULL ? kv->file : sec->file,
+		    kv != NULL ? kv->line : sec->line, v);
+		goto out;
+	}
 	if (asprintf(&o->lock, "%s.lock", o->key_table) == -1) {
 		o->lock = NULL;
 		rc = dk_err(err, DK_ENOMEM, "out of memory");

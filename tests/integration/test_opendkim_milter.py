@@ -4,7 +4,9 @@ inserts verifies with python3-dkim against the test BIND."""
 
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 
 import dkim
 
@@ -112,3 +114,53 @@ def test_real_milter_cannot_sign_rsa_and_ed25519_for_one_domain(env):
         assert not dkim.verify(only, dnsfunc=dkim_dnsfunc(env.bind))
     finally:
         m.stop()
+
+
+def test_configtest_warns_where_require_safe_keys_refuses_the_keys(env):
+    """OpenDKIM's RequireSafeKeys (on by default) refuses keys under a
+    world-writable directory, sticky /tmp included: the real milter signs
+    nothing with them, and configtest says so unless the signer section
+    says require_safe_keys = no (as the harness, whose milter runs with
+    RequireSafeKeys no)."""
+    s = env.config()
+    r = run(s, "configtest")
+    assert r.code == 0 and r.err == "", r.describe()
+    with open(s.conf) as f:
+        text = f.read()
+    with open(s.conf, "w") as f:
+        f.write(text.replace("require_safe_keys = no\n", ""))
+    r = run(s, "configtest")
+    assert r.code == 0, r.describe()
+    assert re.search(r"warning: .*dkimkeyd\.conf:\d+: \[signer opendkim\]: "
+                     r"OpenDKIM's RequireSafeKeys .* /tmp is writable by "
+                     r"every user \(sticky or not", r.err), r.describe()
+    r = run(s, "rotate", "--domain", "example.test")
+    assert r.code == 0 and r.err == "", r.describe()
+    m = Milter(env.tmp, s.key_table, s.signing_table,
+               extra=("RequireSafeKeys yes",))
+    with open(m.conf) as f:
+        conf = f.read()
+    with open(m.conf, "w") as f:
+        f.write(conf.replace("RequireSafeKeys no\n", ""))
+    m.start()
+    try:
+        try:
+            reply, sigs, _ = m.sign("example.test")
+        except RuntimeError:        # miltertest timed out waiting
+            reply, sigs = None, []
+        assert reply != "a" and sigs == [], (reply, sigs)
+    finally:
+        m.stop()
+
+    # A key_dir only root can write, on a path only root can write: no
+    # warning (dkimkeyd runs as root here).
+    safe = tempfile.mkdtemp(prefix="dkimkeyd-test.", dir="/run")
+    try:
+        os.chmod(safe, 0o700)
+        with open(s.conf, "w") as f:
+            f.write(re.sub(r"(?m)^key_dir = .*$", "key_dir = %s" % safe,
+                           text.replace("require_safe_keys = no\n", "")))
+        r = run(s, "configtest")
+        assert r.code == 0 and r.err == "", r.describe()
+    finally:
+        shutil.rmtree(safe, ignore_errors=True)
