@@ -127,7 +127,11 @@ SUBST	 = sed -e 's,/usr/local/sbin/,$(SBINDIR)/,g' \
 	    -e 's,/etc/dkimkeyd/,$(SYSCONFDIR)/dkimkeyd/,g' \
 	    -e 's,/var/lib/dkimkeyd,$(LOCALSTATEDIR)/lib/dkimkeyd,g'
 
-install: all
+# INSTALL_BIN=FILE installs a binary built elsewhere, building nothing
+# (the tree's ./dkimkeyd link is left alone either way).
+INSTALL_BIN ?= $(BIN)
+
+install: $(INSTALL_BIN)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
 	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSCONFDIR)/dkimkeyd/conf.d \
 	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/cron.d \
@@ -135,7 +139,7 @@ install: all
 	    $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)/monitoring
 	install -d -m 750 $(DESTDIR)$(LOCALSTATEDIR)/lib/dkimkeyd \
 	    $(DESTDIR)$(LOCALSTATEDIR)/lib/dkimkeyd/keys
-	install -m 755 $(BIN) $(DESTDIR)$(SBINDIR)/dkimkeyd
+	install -m 755 $(INSTALL_BIN) $(DESTDIR)$(SBINDIR)/dkimkeyd
 	install -m 644 man/dkimkeyd.8 $(DESTDIR)$(MANDIR)/man8/dkimkeyd.8
 	install -m 644 man/dkimkeyd.conf.5 $(DESTDIR)$(MANDIR)/man5/dkimkeyd.conf.5
 	for u in dkimkeyd.service dkimkeyd-once.service dkimkeyd-once.timer; do \

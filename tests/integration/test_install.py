@@ -11,12 +11,18 @@ DKIMKEYD = os.environ.get("DKIMKEYD", os.path.join(ROOT, "dkimkeyd"))
 
 
 def _make_install(*assignments):
-    # BIN= the binary under test, so no rebuild happens here.
+    # INSTALL_BIN= the binary under test: nothing is built, and the
+    # tree's ./dkimkeyd link is not touched.
+    link = os.path.join(ROOT, "dkimkeyd")
+    before = os.readlink(link) if os.path.islink(link) else None
     r = subprocess.run(["make", "-s", "-C", ROOT, "install",
-                        "BIN=" + os.path.realpath(DKIMKEYD)] +
+                        "INSTALL_BIN=" + os.path.realpath(DKIMKEYD)] +
                        list(assignments), capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, "make install: %s%s" % (r.stdout, r.stderr)
+    after = os.readlink(link) if os.path.islink(link) else None
+    assert after == before, "make install re-pointed %s: %r -> %r" % (
+        link, before, after)
 
 
 def _listing(root):
