@@ -166,13 +166,43 @@ check_safe_keys(const struct dk_conf *conf)
 	}
 }
 
+/* canary = COMMAND (check --canary) must name a program exactly. */
+static int
+check_canaries(const struct dk_conf *conf, struct dk_error *err)
+{
+	const struct dk_conf_kv *kv;
+	const char *v;
+	char **argv;
+	size_t i, argc;
+	int bad;
+
+	for (i = 0; i < conf->nsigners; i++) {
+		kv = NULL;
+		v = dk_conf_section_get(&conf->signers[i], "canary", &kv);
+		if (v == NULL)
+			continue;
+		argv = NULL;
+		bad = dk_conf_split_words(v, &argv, &argc) != DK_OK ||
+		    argc == 0 || argv[0][0] != '/';
+		if (argv != NULL)
+			dk_conf_argv_free(argv);
+		if (bad)
+			return dk_err(err, DK_ECONFIG, "%s:%d: canary = %s: not "
+			    "a command with an absolute path",
+			    kv != NULL ? kv->file : conf->signers[i].file,
+			    kv != NULL ? kv->line : conf->signers[i].line, v);
+	}
+	return DK_OK;
+}
+
 int
 cmd_configtest(const struct dk_conf *conf)
 {
 	struct dk_error err = { 0, "" };
 	int rc;
 
-	if ((rc = check_secrets(conf, &err)) != DK_OK) {
+	if ((rc = check_secrets(conf, &err)) != DK_OK ||
+	    (rc = check_canaries(conf, &err)) != DK_OK) {
 		complain("%s", err.msg);
 		return dk_exit_code(rc);
 	}

@@ -45,7 +45,7 @@ struct exm {
 	char	*lock;		/* FILE.lock */
 };
 
-static const char *const exm_keys[] = { "file", NULL };
+static const char *const exm_keys[] = { "file", "canary", NULL };
 
 /* A growing output buffer. */
 struct obuf {

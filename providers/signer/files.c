@@ -47,7 +47,7 @@ struct fsig {
 };
 
 static const char *const fsig_keys[] = { "dir", "reload", "reload_timeout",
-	"legacy", NULL };
+	"legacy", "canary", NULL };
 
 /* Two keys at most: the domain's, and the Ed25519 key of a dual domain. */
 #define NSLOTS	2

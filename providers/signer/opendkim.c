@@ -40,7 +40,7 @@ struct odk {
 
 static const char *const odk_keys[] = {
 	"key_table", "signing_table", "reload", "reload_timeout",
-	"require_safe_keys", NULL
+	"require_safe_keys", "canary", NULL
 };
 
 /* OpenDKIM tables: blank-separated fields, '#' comments. */

@@ -66,7 +66,7 @@ struct rsp {
 };
 
 static const char *const rsp_keys[] = {
-	"file", "key_dir", "reload", "reload_timeout", NULL
+	"file", "key_dir", "reload", "reload_timeout", "canary", NULL
 };
 
 /* One selector of a domain entry. */
