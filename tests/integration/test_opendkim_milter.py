@@ -7,11 +7,14 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 
 import dkim
 
-from harness import dkim_dnsfunc, run
+from harness import REPO, dkim_dnsfunc, run
 from opendkim_milter import Milter
+
+CANARY = os.path.join(REPO, "contrib", "canary", "opendkim-canary")
 
 
 def _use_milter(env, s):
@@ -164,3 +167,79 @@ def test_configtest_warns_where_require_safe_keys_refuses_the_keys(env):
         assert r.code == 0 and r.err == "", r.describe()
     finally:
         shutil.rmtree(safe, ignore_errors=True)
+
+
+def _set_signer_line(s, key, value):
+    """key = value in the [signer opendkim] section (replaced or added)."""
+    with open(s.conf) as f:
+        text = f.read()
+    text = re.sub(r"(?m)^%s = .*\n" % key, "", text)
+    text = text.replace("[signer opendkim]\n",
+                        "[signer opendkim]\n%s = %s\n" % (key, value), 1)
+    with open(s.conf, "w") as f:
+        f.write(text)
+
+
+def test_canary_command_proves_what_the_real_milter_signs(env):
+    """check --canary with canary = contrib/canary/opendkim-canary: the
+    real milter signs, and dkimkeyd verifies its signature against BIND.
+    A milter that was not reloaded signs with the old selector, and one
+    reloaded with a wrong key file signs with a key the record does not
+    hold: both CRITICAL, though the tables (and the in-process canary)
+    are right."""
+    s = env.config()
+    m = _use_milter(env, s)
+    _set_signer_line(s, "canary", "%s -s inet:%d@127.0.0.1" % (CANARY,
+                                                               m.port))
+    m.start()
+    try:
+        r = run(s, "configtest")
+        assert r.code == 0 and r.err == "", r.describe()
+        r = run(s, "rotate", "--domain", "example.test")
+        assert r.code == 0 and r.err == "", r.describe()
+        r = run(s, "check", "--canary", "--domain", "example.test")
+        assert r.code == 0, r.describe()
+
+        # The reload does nothing now: the milter keeps signing mail1.
+        _set_signer_line(s, "reload", "/bin/true")
+        r = run(s, "rotate", "--domain", "example.test")
+        assert r.code == 0 and r.err == "", r.describe()
+        r = run(s, "check", "--domain", "example.test")
+        assert r.code == 0, "the tables are right: %s" % r.describe()
+        r = run(s, "check", "--canary", "--domain", "example.test")
+        assert r.code == 2, r.describe()
+        assert "canary: the signer signs with selector mail1, which its " \
+            "configuration does not name" in r.out, r.describe()
+        assert "did not sign with selector mail2" in r.out, r.describe()
+
+        # Reloaded by hand: the live signer is right again.
+        subprocess.run(["/bin/sh", m.reload_script], check=True,
+                       timeout=30)
+        time.sleep(0.5)
+        r = run(s, "check", "--canary", "--domain", "example.test")
+        assert r.code == 0, r.describe()
+
+        # mail2 paired with another key in the milter's table only.
+        wrong = os.path.join(env.tmp, "wrong.pem")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "rsa",
+                        "-pkeyopt", "rsa_keygen_bits:2048", "-out", wrong],
+                       check=True, capture_output=True, timeout=60)
+        with open(s.key_table) as f:
+            kt = f.read()
+        with open(s.key_table + ".milter", "w") as f:
+            f.write(re.sub(r"(?m)^(mail2\._domainkey\.example\.test "
+                           r"example\.test:mail2:).*$", r"\g<1>" + wrong,
+                           kt))
+        m.stop()
+        with open(m.conf) as f:
+            conf = f.read()
+        with open(m.conf, "w") as f:
+            f.write(conf.replace("refile:" + s.key_table + "\n",
+                                 "refile:" + s.key_table + ".milter\n"))
+        m.start()
+        r = run(s, "check", "--canary", "--domain", "example.test")
+        assert r.code == 2, r.describe()
+        assert "canary: the signer's signature (s=mail2) does not verify " \
+            "with the record" in r.out, r.describe()
+    finally:
+        m.stop()
