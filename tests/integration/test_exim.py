@@ -102,3 +102,50 @@ def test_crash_every_point(env):
     finally:
         x.stop()
         sink.stop()
+
+
+def test_canary_command_verifies_what_exim_signs(env):
+    """check --canary with canary = contrib/canary/exim-canary: Exim's
+    DKIM transport signs (RSA and Ed25519) a message that comes back to
+    the canary, and dkimkeyd verifies both signatures against BIND; a
+    key file swapped under the lsearch file's feet is CRITICAL."""
+    from harness import REPO, free_port
+    s = env.config(tables=False, extra_domain_lines=DUAL)
+    lsearch = os.path.join(env.tmp, "exim-dkim.lsearch")
+    back = free_port()
+    x = Exim(env.tmp, back, lsearch)
+    use_signer(s, ["type = exim", "file = %s" % lsearch,
+                   "canary = %s -s 127.0.0.1:%d -l %d" % (
+                       os.path.join(REPO, "contrib", "canary",
+                                    "exim-canary"), x.port, back)])
+    with open(s.conf) as f:
+        text = f.read()
+    with open(s.conf, "w") as f:
+        f.write(text.replace("[dkimkeyd]\n", "[dkimkeyd]\nkey_group = "
+                             "Debian-exim\n", 1))
+    open_for_exim(env.tmp, s)
+    x.start()
+    try:
+        run_ok(s, "rotate", "--domain", s.domain)
+        r = run(s, "check", "--canary", "--domain", s.domain)
+        assert r.code == 0, r.describe()
+        # The RSA key file replaced by another key, in place.
+        with open(lsearch) as f:
+            line = [ln for ln in f if ln.startswith(s.domain + "/mail1:")]
+        kf = line[0].split(":", 1)[1].strip()
+        import subprocess
+        subprocess.run(["openssl", "genpkey", "-algorithm", "rsa",
+                        "-pkeyopt", "rsa_keygen_bits:2048", "-out",
+                        kf + ".new"], check=True, capture_output=True,
+                       timeout=60)
+        st = os.stat(kf)
+        os.chown(kf + ".new", st.st_uid, st.st_gid)
+        os.chmod(kf + ".new", st.st_mode & 0o777)
+        os.rename(kf + ".new", kf)
+        r = run(s, "check", "--canary", "--domain", s.domain)
+        assert r.code == 2, r.describe()
+        assert "canary: the signer's signature (s=mail1) does not verify " \
+            "with the record" in r.out, r.describe()
+        assert "(s=ed1) does not verify" not in r.out, r.describe()
+    finally:
+        x.stop()

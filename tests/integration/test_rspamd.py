@@ -5,9 +5,10 @@ signature uses the previous selector; check and check --canary read back
 what rspamd is configured with."""
 
 import os
+import re
 import time
 
-from harness import MESSAGE, run, run_ok
+from harness import MESSAGE, REPO, run, run_ok
 from rspamd import (Rspamd, crash_every_point, signatures, use_signer,
                     verify_all)
 
@@ -118,6 +119,40 @@ def test_dual_rotations(env):
         check_ok(s)
         rotate_signs(env, s, r, ["mail2", "ed2"], ["mail1", "ed1"])
         check_ok(s)
+    finally:
+        r.stop()
+
+
+def test_canary_command_verifies_what_rspamd_signs(env):
+    """check --canary with canary = contrib/canary/rspamd-canary: rspamd
+    signs (RSA and Ed25519), dkimkeyd verifies both signatures against
+    BIND; an rspamd not reloaded after a switch still signs with the old
+    selectors: CRITICAL, though its file is right."""
+    s, r = setup_rspamd(env, extra_domain_lines=DUAL)
+    canary = "canary = %s -h 127.0.0.1:%d" % (
+        os.path.join(REPO, "contrib", "canary", "rspamd-canary"), r.port)
+    with open(s.conf) as f:
+        text = f.read()
+    with open(s.conf, "w") as f:
+        f.write(text.replace("[signer opendkim]\n",
+                             "[signer opendkim]\n%s\n" % canary, 1))
+    r.start()
+    try:
+        rotate_signs(env, s, r, ["mail1", "ed1"])
+        c = run(s, "check", "--canary", "--domain", s.domain)
+        assert c.code == 0, c.describe()
+        with open(s.conf) as f:
+            text = f.read()
+        with open(s.conf, "w") as f:
+            f.write(re.sub(r"(?m)^reload = .*$", "reload = /bin/true", text))
+        run_ok(s, "rotate", "--domain", s.domain)
+        c = run(s, "check", "--domain", s.domain)
+        assert c.code == 0, "the file is right: %s" % c.describe()
+        c = run(s, "check", "--canary", "--domain", s.domain)
+        assert c.code == 2, c.describe()
+        assert "canary: the signer signs with selector mail1, which its " \
+            "configuration does not name" in c.out, c.describe()
+        assert "did not sign with selector ed2" in c.out, c.describe()
     finally:
         r.stop()
 
