@@ -156,6 +156,8 @@ install: $(INSTALL_BIN)
 	install -m 644 conf.d/dkimkeyd.conf.example \
 	    $(DESTDIR)$(DOCDIR)/examples/dkimkeyd.conf.example
 	install -m 755 contrib/setup.sh $(DESTDIR)$(DOCDIR)/setup.sh
+	install -d $(DESTDIR)$(DOCDIR)/canary
+	install -m 755 contrib/canary/* $(DESTDIR)$(DOCDIR)/canary/
 	install -m 644 contrib/monitoring/* $(DESTDIR)$(DOCDIR)/monitoring/
 	[ -e $(DESTDIR)$(SYSCONFDIR)/dkimkeyd/dkimkeyd.conf ] || \
 	    install -m 640 conf.d/dkimkeyd.conf.example \

@@ -52,6 +52,9 @@ def test_make_install_destdir_lists_every_file(env):
         "var/lib/dkimkeyd/keys",
         "usr/share/doc/dkimkeyd/examples/example.com.conf",
         "usr/share/doc/dkimkeyd/setup.sh",
+        "usr/share/doc/dkimkeyd/canary/opendkim-canary",
+        "usr/share/doc/dkimkeyd/canary/rspamd-canary",
+        "usr/share/doc/dkimkeyd/canary/exim-canary",
     }
     missing = want - got
     assert not missing, "not installed: %s" % sorted(missing)
