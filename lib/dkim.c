@@ -51,7 +51,7 @@ bb_add(struct bb *b, const void *s, size_t n)
 	char *np;
 	size_t nc;
 
-	if (b->bad)
+	if (b->bad || n == 0)
 		return;
 	if (n > b->cap - b->len) {
 		nc = b->cap == 0 ? 1024 : b->cap;
