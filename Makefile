@@ -4,8 +4,8 @@
 #   make check        install what is missing, build, run every test
 #   make check SANITIZE=1   the same under ASan+UBSan
 #   make demo         install what is missing, build, rotate a demo domain
-#                     signed by the real OpenDKIM milter
-#                     against a throwaway BIND on loopback
+#                     against a throwaway BIND on loopback, signed by the
+#                     real OpenDKIM milter
 #   make install      PREFIX=/usr/local DESTDIR=
 #   make bench        benchmarks (ratios against reference runs; about
 #                     12 minutes; BENCH_ARGS=--quick for a smoke run)
