@@ -80,7 +80,7 @@ def test_check_judges_a_files_signer_by_key_not_path(env):
     other = os.path.join(env.tmp, "other.pem")
     subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out",
                     other], check=True, capture_output=True)
-    copies = [n for n in os.listdir(sigdir) if n.endswith(".key")]
+    copies = [n for n in os.listdir(sigdir) if n.endswith(".pem")]
     assert copies, os.listdir(sigdir)
     for n in copies:
         path = os.path.join(sigdir, n)
