@@ -89,4 +89,20 @@ enum dk_prov_cas {
 enum dk_prov_cas dk_prov_cas(const struct dk_txt *cur, size_t n,
 	    const struct dk_txt *old, const struct dk_txt *new);
 
+/*
+ * Read the one-line secret in the file named by key (token_file) and
+ * make the request header prefix + secret ("Authorization: Bearer ",
+ * "X-API-Key: "), *hdr malloc'd (wipe it with dk_secret_cleanse before
+ * free).  Surrounding white space is not part of the secret.  The file's
+ * mode rule is lib/secret's (DK_EUNSAFE, exit 77); a missing key, an
+ * empty file or several lines are DK_ECONFIG with file:line.
+ */
+int	dk_prov_secret_header(const struct dk_conf_section *sec,
+	    const char *key, const char *why, const char *prefix, char **hdr,
+	    struct dk_error *err);
+
+/* Read ca_file (an absolute path) into *out (malloc'd; NULL when unset). */
+int	dk_prov_ca_file(const struct dk_conf_section *sec, char **out,
+	    struct dk_error *err);
+
 #endif
