@@ -163,7 +163,7 @@ class CfApi:
         self.resplit = False
         self.lock = threading.Lock()
         self.faults = []
-        self.requests = []          # (method, path, query) of each
+        self.requests = []          # (method, path, query, when) of each
         self.zones = {}             # name -> id
         self.records = {}           # id -> record dict
         for z in zones or bind.zones:
@@ -247,7 +247,7 @@ class CfApi:
 
     def count(self, method=None, path=""):
         with self.lock:
-            return len([1 for m, p, _ in self.requests
+            return len([1 for m, p, _, _ in self.requests
                         if (method is None or m == method) and path in p])
 
     def txt(self, name):
@@ -280,7 +280,8 @@ class CfApi:
         n = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(n) if n else b""
         with self.lock:
-            self.requests.append((method, u.path, u.query))
+            self.requests.append((method, u.path, u.query,
+                                  time.monotonic()))
         f = self._take_fault(method, u.path)
         try:
             if f and f.get("delay"):
