@@ -382,3 +382,41 @@ def test_cloudflare_many_domains_in_few_batches(env):
     lists = [q for m, p, q, _ in cf.requests if p.endswith("/dns_records")]
     assert any("page=2" in q for q in lists), lists
     assert cf.count() <= 12, "%d requests for %d records" % (cf.count(), n)
+
+
+def test_cloudflare_crash_at_every_point_and_occurrence(env):
+    """The kill-at-every-point suite of test_crash (before and after
+    each provider call, before and after each commit), with the records
+    written through the Cloudflare test server into BIND: the same
+    invariants after every kill and rerun, a signer in the loop."""
+    import test_crash
+    cf = cfapi.start(env)
+    token = os.path.join(env.tmp, "cf.token")
+    harness.Bind._write(token, cf.token + "\n", 0o600)
+    orig = test_crash.write_conf
+
+    def write_conf(e, flows, **kw):
+        conf = orig(e, flows, **kw)
+        with open(conf) as f:
+            lines = f.read().splitlines()
+        i = lines.index("[provider primary]")
+        j = lines.index("", i)
+        lines[i:j] = ["[provider primary]", "type = cloudflare",
+                      "api_url = %s" % cf.url(),
+                      "token_file = %s" % token,
+                      "ca_file = %s" % cf.ca,
+                      "zone = %s" % env.bind.zones[0],
+                      "probe_servers = %s" % env.bind.addr(),
+                      "max_requests_per_second = 200",
+                      "timeout = 5s"]
+        harness.Bind._write(conf, "\n".join(lines) + "\n", 0o644)
+        return conf
+
+    test_crash.write_conf = write_conf
+    try:
+        test_crash.every_point(env, test_crash.Flow, "f",
+                               test_crash.POINTS)
+    finally:
+        test_crash.write_conf = orig
+    _check_foreign(env, cf)
+    assert cf.count("POST") == cf.count("POST", "/batch")
