@@ -66,20 +66,6 @@ static const char *const cf_keys[] = {
 	"batch_size", DK_PROV_PROBE_KEYS, NULL
 };
 
-/*
- * Zone ids found, per provider section, for the whole process: each
- * domain opens its own context, the account's zones stay the same.  An
- * empty id: the API said there is no such zone.
- */
-struct zone_slot {
-	char	*file;
-	int	 line;
-	char	*name;
-	char	*id;
-};
-static struct zone_slot *zcache;
-static size_t nzcache;
-
 static void
 recs_clear(struct recs *l)
 {
@@ -117,7 +103,9 @@ static int
 errors_text(json_t *j, char *buf, size_t buflen)
 {
 	json_t *errs, *e, *code, *msg;
+	const char *t;
 	size_t i, off = 0;
+	int n;
 
 	buf[0] = '\0';
 	if (!json_is_object(j) || !json_is_array(errs = json_object_get(j,
@@ -126,15 +114,14 @@ errors_text(json_t *j, char *buf, size_t buflen)
 	json_array_foreach(errs, i, e) {
 		code = json_object_get(e, "code");
 		msg = json_object_get(e, "message");
-		if (off + 2 >= buflen)
+		t = json_is_string(msg) ? json_string_value(msg) : "(no text)";
+		n = json_is_integer(code) ? snprintf(buf + off, buflen - off,
+		    "%serror %lld: %s", i ? "; " : "", (long long)
+		    json_integer_value(code), t) : snprintf(buf + off,
+		    buflen - off, "%s%s", i ? "; " : "", t);
+		if (n < 0 || (size_t)n >= buflen - off)
 			break;
-		off += (size_t)snprintf(buf + off, buflen - off, "%s%s%lld%s%s",
-		    i ? "; " : "", json_is_integer(code) ? "error " : "",
-		    json_is_integer(code) ? (long long)json_integer_value(code)
-		    : 0, json_is_integer(code) ? ": " : "",
-		    json_is_string(msg) ? json_string_value(msg) : "(no text)");
-		if (off >= buflen)
-			break;
+		off += (size_t)n;
 	}
 	return buf[0] != '\0' ? 0 : -1;
 }
@@ -308,19 +295,6 @@ shape_err(const char *what, struct dk_error *err)
 	return dk_err(err, DK_EPERM, "cloudflare: unexpected answer: %s", what);
 }
 
-/* Names compare without case and without the final dot. */
-static int
-name_eq(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-
-	if (la > 0 && a[la - 1] == '.')
-		la--;
-	if (lb > 0 && b[lb - 1] == '.')
-		lb--;
-	return la == lb && strncasecmp(a, b, la) == 0;
-}
-
 /* name without the final dot, lower case, into buf. */
 static int
 plain_name(const char *name, char *buf, size_t len)
@@ -338,57 +312,23 @@ plain_name(const char *name, char *buf, size_t len)
 	return 0;
 }
 
-static struct zone_slot *
-zcache_find(const struct cf *c, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < nzcache; i++)
-		if (zcache[i].line == c->sec->line &&
-		    strcmp(zcache[i].name, name) == 0 &&
-		    strcmp(zcache[i].file, c->sec->file) == 0)
-			return &zcache[i];
-	return NULL;
-}
-
-static void
-zcache_add(const struct cf *c, const char *name, const char *id)
-{
-	struct zone_slot *n;
-
-	if ((n = realloc(zcache, (nzcache + 1) * sizeof(*n))) == NULL)
-		return;
-	zcache = n;
-	n += nzcache;
-	n->file = dk_strdup(c->sec->file);
-	n->name = dk_strdup(name);
-	n->id = dk_strdup(id);
-	n->line = c->sec->line;
-	if (n->file == NULL || n->name == NULL || n->id == NULL) {
-		free(n->file);
-		free(n->name);
-		free(n->id);
-		return;
-	}
-	nzcache++;
-}
-
-/* The id of zone name ("" when the account has no such zone), cached. */
+/*
+ * The id of zone name ("" when the account has no such zone),
+ * remembered for the section: every domain opens its own context, the
+ * account's zones stay.
+ */
 static int
 zone_lookup(struct cf *c, const char *name, const char **id,
     struct dk_error *err)
 {
-	struct zone_slot *z;
 	json_t *root, *res, *e, *zn, *zid;
 	char url[1024], *ename;
 	const char *found = "";
 	size_t i;
 	int rc;
 
-	if ((z = zcache_find(c, name)) != NULL) {
-		*id = z->id;
+	if ((*id = dk_prov_memo_get(c->sec, name)) != NULL)
 		return DK_OK;
-	}
 	if ((ename = dk_http_escape(name)) == NULL)
 		return dk_err(err, DK_ENOMEM, "out of memory");
 	snprintf(url, sizeof(url), "%s/zones?name=%s", c->base, ename);
@@ -407,14 +347,13 @@ zone_lookup(struct cf *c, const char *name, const char **id,
 			json_decref(root);
 			return shape_err("a zone without name or id", err);
 		}
-		if (name_eq(json_string_value(zn), name))
+		if (dk_prov_name_eq(json_string_value(zn), name))
 			found = json_string_value(zid);
 	}
-	zcache_add(c, name, found);
+	dk_prov_memo_put(c->sec, name, found);
 	json_decref(root);
-	if ((z = zcache_find(c, name)) == NULL)
+	if ((*id = dk_prov_memo_get(c->sec, name)) == NULL)
 		return dk_err(err, DK_ENOMEM, "out of memory");
-	*id = z->id;
 	return DK_OK;
 }
 
@@ -596,7 +535,7 @@ records_at(const struct recs *l, const char *owner, struct at *a)
 
 	memset(a, 0, sizeof(*a));
 	for (i = 0; i < l->n; i++) {
-		if (!name_eq(l->r[i].name, owner))
+		if (!dk_prov_name_eq(l->r[i].name, owner))
 			continue;
 		if (l->r[i].cname)
 			a->cname = &l->r[i];
@@ -902,7 +841,7 @@ cf_replace_cname(void *arg, const char *owner, const char *target,
 		goto out;
 	}
 	if (target == NULL ? a.cname == NULL : a.cname != NULL &&
-	    name_eq(a.cname->txt.str[0], tgt)) {
+	    dk_prov_name_eq(a.cname->txt.str[0], tgt)) {
 		rc = DK_OK;
 		goto out;
 	}

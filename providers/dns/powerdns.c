@@ -237,19 +237,6 @@ shape_err(const struct pdns *c, const char *what, struct dk_error *err)
 	    c->base, what);
 }
 
-/* Names compare without case and without the final dot. */
-static int
-name_eq(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-
-	if (la > 0 && a[la - 1] == '.')
-		la--;
-	if (lb > 0 && b[lb - 1] == '.')
-		lb--;
-	return la == lb && strncasecmp(a, b, la) == 0;
-}
-
 /* Is name zone or below it? */
 static int
 in_zone(const char *name, const char *zone)
@@ -378,7 +365,7 @@ collect(const struct pdns *c, json_t *rrsets, const char *owner,
 			return shape_err(c, "an rrset without name, type or "
 			    "records", err);
 		}
-		if (!name_eq(json_string_value(name), owner))
+		if (!dk_prov_name_eq(json_string_value(name), owner))
 			continue;
 		t = json_string_value(type);
 		json_array_foreach(recs, k, rec) {
@@ -712,7 +699,7 @@ pdns_replace_cname(void *arg, const char *owner, const char *target,
 		snprintf(tgt, sizeof(tgt), "%s%s", target,
 		    target[strlen(target) - 1] == '.' ? "" : ".");
 	if (target == NULL ? f.cname == NULL :
-	    f.cname != NULL && name_eq(f.cname, tgt)) {
+	    f.cname != NULL && dk_prov_name_eq(f.cname, tgt)) {
 		rc = DK_OK;
 		goto out;
 	}

@@ -489,3 +489,60 @@ dk_prov_ca_file(const struct dk_conf_section *sec, char **out,
 		return dk_err(err, DK_ENOMEM, "out of memory");
 	return DK_OK;
 }
+
+int
+dk_prov_name_eq(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > 0 && a[la - 1] == '.')
+		la--;
+	if (lb > 0 && b[lb - 1] == '.')
+		lb--;
+	return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+struct memo_slot {
+	char	*file;
+	int	 line;
+	char	*key;
+	char	*value;
+};
+static struct memo_slot *memos;
+static size_t nmemos;
+
+const char *
+dk_prov_memo_get(const struct dk_conf_section *sec, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < nmemos; i++)
+		if (memos[i].line == sec->line &&
+		    strcmp(memos[i].key, key) == 0 &&
+		    strcmp(memos[i].file, sec->file) == 0)
+			return memos[i].value;
+	return NULL;
+}
+
+void
+dk_prov_memo_put(const struct dk_conf_section *sec, const char *key,
+    const char *value)
+{
+	struct memo_slot *n;
+
+	if ((n = realloc(memos, (nmemos + 1) * sizeof(*n))) == NULL)
+		return;
+	memos = n;
+	n += nmemos;
+	n->file = dk_strdup(sec->file);
+	n->key = dk_strdup(key);
+	n->value = dk_strdup(value);
+	n->line = sec->line;
+	if (n->file == NULL || n->key == NULL || n->value == NULL) {
+		free(n->file);
+		free(n->key);
+		free(n->value);
+		return;
+	}
+	nmemos++;
+}

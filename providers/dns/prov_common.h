@@ -105,4 +105,18 @@ int	dk_prov_secret_header(const struct dk_conf_section *sec,
 int	dk_prov_ca_file(const struct dk_conf_section *sec, char **out,
 	    struct dk_error *err);
 
+/* Do two domain names match (no case, the final dot optional)? */
+int	dk_prov_name_eq(const char *a, const char *b);
+
+/*
+ * A small process-wide memo per provider section (told apart by file and
+ * line, as dk_prov_pace): what an API said once that stays true while
+ * the process runs (a zone's id by its name).  get: the value, or NULL
+ * when never put; put copies both strings (a failed put forgets).
+ */
+const char *dk_prov_memo_get(const struct dk_conf_section *sec,
+	    const char *key);
+void	dk_prov_memo_put(const struct dk_conf_section *sec, const char *key,
+	    const char *value);
+
 #endif
