@@ -1,6 +1,7 @@
 """Bulk rotation through the HTTP API providers, in one run:
 
-1. N domains over rfc2136 against BIND (the reference),
+1. N domains over rfc2136 against BIND (the reference, run again last:
+   the mean of both runs is the reference),
 2. the same N through the powerdns provider against a real pdns_server,
 3. the same N through the cloudflare provider against the Cloudflare API
    test server (tests/integration/cfapi.py, HTTPS), which applies every
@@ -33,7 +34,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
 import cfapi  # noqa: E402
 import pdns  # noqa: E402
 
-ZONES = {"rfc": "rfc.test", "cloudflare": "cf.test", "powerdns": "pd.test"}
+ZONES = {"rfc": "rfc.test", "rfc2": "rfc2.test", "cloudflare": "cf.test",
+         "powerdns": "pd.test"}
 
 
 def write_conf(tmp, provider_lines, zone, ndom):
@@ -82,8 +84,8 @@ def run(table, quick=False, ndom=None):
     tmp = tempfile.mkdtemp(prefix="dkimkeyd-bench-prov-")
     bind = pd = cf = None
     try:
-        bind = common.BenchBind({ZONES["rfc"]: "", ZONES["cloudflare"]: ""}
-                                ).start(deadline=120)
+        bind = common.BenchBind({ZONES["rfc"]: "", ZONES["rfc2"]: "",
+                                 ZONES["cloudflare"]: ""}).start(deadline=120)
         tsig = os.path.join(tmp, "update.key")
         common.write_text(tsig, bind.key_text, 0o600)
         pd = pdns.Pdns(zones=(ZONES["powerdns"],)).start()
@@ -107,7 +109,11 @@ def run(table, quick=False, ndom=None):
               "token_file = " + cf_token, "ca_file = " + cf.ca,
               "probe_servers = " + bind.addr()]),
         ]
-        ref = None
+        # The reference runs before and after the API runs (the load on
+        # a shared machine drifts): their mean is the reference.
+        runs.append(("rfc2136-again", ZONES["rfc2"], bind,
+                     runs[0][3]))
+        refs, done = [], []
         for name, zone, server, lines in runs:
             r0 = cf.count()
             res, why = one(name, os.path.join(tmp, name), lines, zone,
@@ -117,23 +123,28 @@ def run(table, quick=False, ndom=None):
                 table.add(label, "n/a", ok=False)
                 table.note("%s: %s" % (label, why))
                 continue
-            if name == "rfc2136":
-                ref = res["seconds"]
+            if name.startswith("rfc2136"):
+                refs.append(res["seconds"])
                 table.add(label, "%.1fs (%d runs)" % (res["seconds"],
                                                         res["runs"]),
                           "reference")
                 continue
+            done.append((name, res, cf.count() - r0))
+        ref = sum(refs) / len(refs) if refs else None
+        for name, res, nreq in done:
+            label = "bulk rotation, %s, %d domains" % (name, ndom)
             if ref is None:
                 table.add(label, "%.1fs" % res["seconds"], "no reference")
             else:
                 ratio = res["seconds"] / ref
                 table.add(label, "%.1fs (%d runs)" % (res["seconds"],
                                                         res["runs"]),
-                          "%.1fs rfc2136" % ref, "%.2f" % ratio, "<=1.3",
+                          "%.1fs rfc2136 (mean)" % ref, "%.2f" % ratio,
+                          "<=1.3",
                           ok=ratio <= 1.3)
             c = res["counter"]
             if name == "cloudflare":
-                n = cf.count() - r0
+                n = nreq
                 table.add("API requests/record, cloudflare (server)",
                           "%d / %d = %.3f" % (n, ndom, n / ndom), "", "",
                           "<=0.02", ok=n / ndom <= 0.02)
