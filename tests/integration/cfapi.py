@@ -240,8 +240,9 @@ class CfApi:
 
     def fault(self, method=None, path="", **kw):
         """Queue one fault: status=, retry_after=, message=, delay=,
-        half=True, truncate=N, body=bytes (ctype=), for the next request
-        with this method whose path contains path."""
+        half=True, truncate=N, body=bytes (ctype=), hook=callable (run
+        first: somebody else's change racing the request), for the next
+        request with this method whose path contains path."""
         with self.lock:
             self.faults.append(dict(kw, method=method, path=path))
 
@@ -255,6 +256,16 @@ class CfApi:
         with self.lock:
             return [r["content"] for r in self.records.values()
                     if r["type"] == "TXT" and r["name"] == name.lower()]
+
+    def replace_txt(self, name, value, ttl=2):
+        """Somebody else replaces the TXT records at name with one of
+        theirs (deleted and created: a new id), in the API and BIND."""
+        zone = self.bind.zone_of(name)
+        with self.lock:
+            for rid in [r["id"] for r in self.records.values()
+                        if r["type"] == "TXT" and r["name"] == name]:
+                del self.records[rid]
+        self.add_txt(name, value, ttl)
 
     def add_txt(self, name, value, ttl=2):
         """A TXT record somebody else added (the dashboard): in the API
@@ -286,6 +297,8 @@ class CfApi:
         try:
             if f and f.get("delay"):
                 time.sleep(f["delay"])
+            if f and f.get("hook"):
+                f["hook"]()
             if f and "body" in f:
                 return self._send(h, f.get("status", 200), f["body"],
                                   f.get("ctype", "application/json"))

@@ -256,6 +256,34 @@ def test_cloudflare_strict_server_limits_come_back_as_api_text(env):
     a batch over its limit) reach the operator with the API's text."""
     cf, s = _setup(env, api_kw=dict(min_ttl=60))
     _refused(env, cf, s, 69, "cloudflare", "Invalid TTL")
+    cf.min_ttl = 1
+    cf.batch_limit = 1
+    rotate_and_verify(env, s, "mail1", resumed=True)
+    rotate_and_verify(env, s, "mail2")
+    # Revoking mail1 is a delete and a post: two records, over the limit.
+    time.sleep(4)
+    r = run(s, "run", "--once")
+    assert r.code == 69 and "A batch holds 1 to 1" in r.err, r.describe()
+    assert not is_revoked(managed_record(env.bind, s, "mail1"))
+
+
+def test_cloudflare_batch_is_a_compare_and_swap(env):
+    """Someone replaces dkimkeyd's record between its read and its batch
+    (a new record, a new id): the batch's delete names an id that is
+    gone, the API refuses the whole batch, and their record stays."""
+    cf, s = _setup(env)
+    rotate_and_verify(env, s, "mail1")
+    rotate_and_verify(env, s, "mail2")
+    name = s.selector_name("mail1")
+    theirs = "v=DKIM1; k=rsa; p=" + "Q" * 40
+    cf.fault("POST", "/batch", hook=lambda: cf.replace_txt(name, theirs))
+    time.sleep(4)
+    r = run(s, "run", "--once")
+    assert r.code == 69, r.describe()
+    assert "does not exist" in r.err, r.describe()
+    assert env.bind.query_txt(name) == [theirs]
+    assert len(cf.txt(name)) == 1
+    assert signer_current(s)[0] == "mail2"
 
 
 def test_cloudflare_bad_section_keys_exit_78(env):
@@ -420,3 +448,47 @@ def test_cloudflare_crash_at_every_point_and_occurrence(env):
         test_crash.write_conf = orig
     _check_foreign(env, cf)
     assert cf.count("POST") == cf.count("POST", "/batch")
+
+
+@harness.zones("example.test", "operator.test")
+def test_cloudflare_as_cname_provider(env):
+    """The customer's zone on Cloudflare, the operator's on rfc2136:
+    cname_provider = a cloudflare section writes the selector CNAME
+    (DNS only, never proxied) through the batch endpoint, and never over
+    a TXT record someone has at that name."""
+    import test_cname
+    test_cname._allow_cname(env)
+    cf = cfapi.start(env, zones=("example.test",))
+    s = test_cname._config(env, extra=("cname_provider = customer",))
+    token = os.path.join(env.tmp, "cf.token")
+    harness.Bind._write(token, cf.token + "\n", 0o600)
+    with open(s.conf) as f:
+        text = f.read()
+    text += ("\n[provider customer]\ntype = cloudflare\napi_url = %s\n"
+             "token_file = %s\nca_file = %s\nzone = example.test\n"
+             "probe_servers = %s\nmax_requests_per_second = 200\n" % (
+                 cf.url(), token, cf.ca, env.bind.addr()))
+    harness.Bind._write(s.conf, text, 0o644)
+    run_ok(s, "configtest")
+    r = run(s, "rotate", "--domain", "example.test")
+    assert r.code == 0 and r.err == "", r.describe()
+    name = "mail1._domainkey.example.test"
+    assert test_cname._cname_of(env, name) == \
+        "mail1.example.test.operator.test"
+    recs = [x for x in cf.records.values() if x["name"] == name]
+    assert len(recs) == 1 and recs[0]["type"] == "CNAME" and \
+        recs[0]["proxied"] is False, recs
+    sel, kf = signer_current(s)
+    assert sel == "mail1"
+    assert test_cname._verify_through_cname(env, "example.test", env.log)
+    # Idempotent: a second rotation leaves mail1's CNAME as it is.
+    n0 = cf.count("POST")
+    cf.add_txt("mail2._domainkey.example.test", "v=DKIM1; p=")
+    r = run(s, "rotate", "--domain", "example.test")
+    assert r.code != 0, r.describe()
+    assert "mail2._domainkey.example.test holds a TXT record" in r.err, \
+        r.describe()
+    assert cf.count("POST") == n0, "a batch was sent over a TXT record"
+    assert signer_current(s) == (sel, kf)
+    assert test_cname._txt_at(env, "mail2._domainkey.example.test") == \
+        ["v=DKIM1; p="]
