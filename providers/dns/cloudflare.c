@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <jansson.h>
 
@@ -228,7 +227,7 @@ call(struct cf *c, const char *method, const char *url, const char *body,
 	size_t plen;
 	int rc;
 
-	/* Messages show the path, never the query or the host's token. */
+	/* Messages show the path of the URL, not its query. */
 	path = strncmp(url, c->base, strlen(c->base)) == 0 ?
 	    url + strlen(c->base) : url;
 	plen = strcspn(path, "?");
