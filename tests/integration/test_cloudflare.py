@@ -146,7 +146,7 @@ def test_cloudflare_401_and_403_exit_69_with_the_api_text(env):
     assert "not-the-token" not in run(s, "rotate", "--domain",
                                       s.domain).err
     harness.Bind._write(s.token_file, cf.token + "\n", 0o600)
-    rotate_and_verify(env, s, "mail1")
+    rotate_and_verify(env, s, "mail1", resumed=True)
 
 
 def test_cloudflare_429_honours_retry_after(env):
@@ -221,7 +221,7 @@ def test_cloudflare_wrong_ca_is_refused(env):
     _refused(env, cf, s, 69, "TLS certificate")
     assert cf.count() == 0, "a request was served despite a bad CA"
     harness.Bind._write(s.conf, text, 0o644)
-    rotate_and_verify(env, s, "mail1")
+    rotate_and_verify(env, s, "mail1", resumed=True)
 
 
 def test_cloudflare_bad_bodies_give_clear_messages(env):
