@@ -492,3 +492,19 @@ def test_cloudflare_as_cname_provider(env):
     assert signer_current(s) == (sel, kf)
     assert test_cname._txt_at(env, "mail2._domainkey.example.test") == \
         ["v=DKIM1; p="]
+
+
+def test_cloudflare_paces_requests(env):
+    """max_requests_per_second spaces the requests of a section (as the
+    test server saw them arrive)."""
+    cf, s = _setup(env)
+    with open(s.conf) as f:
+        text = f.read()
+    harness.Bind._write(s.conf, text.replace(
+        "max_requests_per_second = 200", "max_requests_per_second = 2"),
+        0o644)
+    rotate_and_verify(env, s, "mail1")
+    times = [t for _, _, _, t in cf.requests]
+    assert len(times) >= 3, cf.requests
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert min(gaps) >= 0.45, "requests closer than 1/2 s: %r" % gaps
