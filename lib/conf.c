@@ -38,9 +38,11 @@ enum seckind {
 };
 
 /* Keys of [dkimkeyd]; include may repeat and is not tracked. */
-enum { MK_STATE_DIR, MK_KEY_DIR, MK_KEY_GROUP, MK_METRICS, MK_N };
+enum { MK_STATE_DIR, MK_KEY_DIR, MK_KEY_GROUP, MK_METRICS, MK_BACKEND,
+	MK_CONNINFO, MK_LEASE, MK_N };
 static const char *const main_keys[MK_N] = {
-	"state_dir", "key_dir", "key_group", "metrics_file",
+	"state_dir", "key_dir", "key_group", "metrics_file", "backend",
+	"conninfo_file", "lease_time",
 };
 
 /* Keys of [domain NAME]. */
@@ -715,6 +717,30 @@ do_include(struct file *f, const char *pattern)
 	return r;
 }
 
+/* backend = state_dir | postgresql;  lease_time = DURATION (1s..1h). */
+static int
+store_key(struct file *f, struct dk_conf *c, int lease, const char *value)
+{
+	int64_t v;
+
+	if (lease) {
+		if (dk_duration_parse(value, &v) != DK_OK || v < 1 ||
+		    v > 3600)
+			return fail(f, "lease_time %s: not a duration from 1s "
+			    "to 1h", value);
+		c->lease_time = v;
+		return DK_OK;
+	}
+	if (strcmp(value, "state_dir") == 0)
+		c->backend = DK_BACKEND_DIR;
+	else if (strcmp(value, "postgresql") == 0)
+		c->backend = DK_BACKEND_PG;
+	else
+		return fail(f, "backend %s: expected state_dir or postgresql",
+		    value);
+	return DK_OK;
+}
+
 static int
 main_key(struct file *f, const char *name, const char *value)
 {
@@ -736,7 +762,12 @@ main_key(struct file *f, const char *name, const char *value)
 	p->main_seen[k] = f->line;
 	if (*value == '\0')
 		return fail(f, "empty value for %s", name);
+	if (k == MK_BACKEND || k == MK_LEASE)
+		return store_key(f, c, k == MK_LEASE, value);
 	switch (k) {
+	case MK_CONNINFO:
+		slot = &c->conninfo_file;
+		break;
 	case MK_STATE_DIR:
 		slot = &c->state_dir;
 		break;
@@ -1343,6 +1374,15 @@ finish(struct parse *p)
 	if (c->state_dir == NULL &&
 	    (c->state_dir = dk_strdup(DEFAULT_STATE_DIR)) == NULL)
 		return nomem(p);
+	if (c->lease_time == 0)
+		c->lease_time = DK_LEASE_TIME_DEFAULT;
+	if (c->backend == DK_BACKEND_PG && c->conninfo_file == NULL) {
+		memset(&f, 0, sizeof(f));
+		f.p = p;
+		f.path = p->main_file != NULL ? p->main_file : c->path;
+		f.line = p->main_seen[MK_BACKEND];
+		return fail(&f, "backend = postgresql needs conninfo_file");
+	}
 	if (c->key_dir == NULL) {
 		if (asprintf(&c->key_dir, "%s%skeys", c->state_dir,
 		    c->state_dir[strlen(c->state_dir) - 1] == '/' ? "" :
@@ -1443,6 +1483,7 @@ dk_conf_free(struct dk_conf *c)
 	free(c->key_dir);
 	free(c->key_group);
 	free(c->metrics_file);
+	free(c->conninfo_file);
 	free(c->dset);
 	free(c);
 }
