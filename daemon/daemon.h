@@ -162,6 +162,11 @@ int	cmd_revoke(const struct dk_conf *, const char *domain,
 int	cmd_run(const struct dk_conf *, const char *domain, int once,
 	    const char *pidfile);
 int	cmd_status(const struct dk_conf *, const char *domain, int json);
+/*
+ * db init | import | export (backend = postgresql).  dir: the state
+ * directory to import from or export to (NULL: state_dir).
+ */
+int	cmd_db(const struct dk_conf *, const char *sub, const char *dir);
 /* state seal: check a state file edited by hand and seal it again. */
 int	cmd_state_seal(const struct dk_conf *, const char *domain);
 /* Options of `check`. */
