@@ -54,6 +54,13 @@ pg_msg(const char *in, char *out, size_t len)
 			out[n - 1] = ' ';
 }
 
+static void
+quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
 int
 dk_pg_connect(const struct dk_conf *conf, PGconn **out,
     struct dk_error *err)
@@ -78,6 +85,9 @@ dk_pg_connect(const struct dk_conf *conf, PGconn **out,
 	dk_secret_free(sec);
 	if (conn == NULL)
 		return dk_err(err, DK_ENOMEM, "postgresql: out of memory");
+	/* Notices (CREATE .. IF NOT EXISTS) are not trouble: stderr stays
+	 * empty on success. */
+	PQsetNoticeProcessor(conn, quiet, NULL);
 	if (PQstatus(conn) != CONNECTION_OK) {
 		pg_msg(PQerrorMessage(conn), msg, sizeof(msg));
 		PQfinish(conn);
@@ -129,12 +139,30 @@ dk_pg_exec(PGconn *conn, const char *sql, int nparams,
 	PGresult *res;
 	ExecStatusType t;
 	char msg[512];
-	int rc;
+	int rc, idle, tries = 0;
 
 	if ((rc = dk_pg_ensure(conn, err)) != DK_OK)
 		return rc;
-	res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+ again:
+	/*
+	 * A server restarted since the last statement shows only now, as a
+	 * failed statement on a dead connection.  Outside a transaction the
+	 * statement had no effect: reconnect and send it once more.  Inside
+	 * one, the transaction is gone: DK_ETEMP, and the caller's retry
+	 * starts over from a fresh read.
+	 */
+	idle = PQtransactionStatus(conn) == PQTRANS_IDLE;
+	/* Without parameters: the simple protocol (a migration is several
+	 * statements). */
+	res = nparams == 0 ? PQexec(conn, sql) :
+	    PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	t = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (t != PGRES_COMMAND_OK && t != PGRES_TUPLES_OK && idle &&
+	    tries++ == 0 && PQstatus(conn) != CONNECTION_OK &&
+	    dk_pg_ensure(conn, err) == DK_OK) {
+		PQclear(res);
+		goto again;
+	}
 	if (t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK) {
 		if (out != NULL)
 			*out = res;
