@@ -155,11 +155,13 @@ class Postgres:
         """Run sql as the superuser over the socket; rows as lists."""
         r = subprocess.run([PSQL, "-h", self.sock, "-p", str(self.port),
                             "-U", user, "-d", db, "-v", "ON_ERROR_STOP=1",
-                            "-AtF", "\t", "-c", sql], capture_output=True,
-                           text=True, timeout=60)
+                            "-At", "-F", "\x1f", "-R", "\x1e", "-c", sql],
+                           capture_output=True, text=True, timeout=60)
         if r.returncode != 0:
             raise HarnessError("psql %r failed: %s" % (sql, r.stderr))
-        return [ln.split("\t") for ln in r.stdout.splitlines() if ln != ""]
+        # Unit and record separators: state text has tabs and newlines.
+        out = r.stdout[:-1] if r.stdout.endswith("\n") else r.stdout
+        return [rec.split("\x1f") for rec in out.split("\x1e") if rec != ""]
 
     def create_db(self):
         """Role and database dkimkeyd (no schema: `db init` makes it)."""
