@@ -329,13 +329,13 @@ def test_commit_on_a_stale_version_fails_cleanly(env, pg):
 @with_pg
 def test_commit_after_the_lease_was_taken_over_fails_cleanly(env, pg):
     s = use_postgres(env.config(extra_domain_lines=["rotate_every = 1h"]),
-                     pg, lease_time="2s")
+                     pg, lease_time="5s")
     run_ok(s, "db", "init")
     a = Sched(s, "rotate", "--domain", s.domain, binary=CRASH_BIN, tag="a",
               extra_env={"DKIMKEYD_PAUSE": "before-commit:2"})
     wait_stopped(a)
     v0, _ = state_row(pg, s.domain)
-    time.sleep(3)       # a's lease expires while it is stopped
+    time.sleep(6)       # a's lease expires while it is stopped
     b = run(s, "run", "--once")
     assert b.code == 0, b.describe()
     version, text = state_row(pg, s.domain)
