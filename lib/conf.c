@@ -78,6 +78,16 @@ finish(struct parse *p)
 	if (c->state_dir == NULL &&
 	    (c->state_dir = dk_strdup(DEFAULT_STATE_DIR)) == NULL)
 		return conf_nomem(p);
+	if (c->lease_time == 0)
+		c->lease_time = DK_LEASE_TIME_DEFAULT;
+	if (c->backend == DK_BACKEND_PG && c->conninfo_file == NULL) {
+		memset(&f, 0, sizeof(f));
+		f.p = p;
+		f.path = p->main_file != NULL ? p->main_file : c->path;
+		f.line = p->main_seen[MK_BACKEND];
+		return conf_fail(&f, "backend = postgresql needs "
+		    "conninfo_file");
+	}
 	if (c->key_dir == NULL) {
 		if (asprintf(&c->key_dir, "%s%skeys", c->state_dir,
 		    c->state_dir[strlen(c->state_dir) - 1] == '/' ? "" :
@@ -178,6 +188,7 @@ dk_conf_free(struct dk_conf *c)
 	free(c->key_dir);
 	free(c->key_group);
 	free(c->metrics_file);
+	free(c->conninfo_file);
 	free(c->dset);
 	free(c);
 }

@@ -10,7 +10,8 @@
 #include "conf_int.h"
 
 static const char *const main_keys[MK_N] = {
-	"state_dir", "key_dir", "key_group", "metrics_file",
+	"state_dir", "key_dir", "key_group", "metrics_file", "backend",
+	"conninfo_file", "lease_time",
 };
 
 /* A key of a [provider] or [signer] section, in parse.kset. */
@@ -144,6 +145,30 @@ conf_close_section(struct file *f)
 	return r;
 }
 
+/* backend = state_dir | postgresql;  lease_time = DURATION (1s..1h). */
+static int
+store_key(struct file *f, struct dk_conf *c, int lease, const char *value)
+{
+	int64_t v;
+
+	if (lease) {
+		if (dk_duration_parse(value, &v) != DK_OK || v < 1 ||
+		    v > 3600)
+			return conf_fail(f, "lease_time %s: not a duration from "
+			    "1s to 1h", value);
+		c->lease_time = v;
+		return DK_OK;
+	}
+	if (strcmp(value, "state_dir") == 0)
+		c->backend = DK_BACKEND_DIR;
+	else if (strcmp(value, "postgresql") == 0)
+		c->backend = DK_BACKEND_PG;
+	else
+		return conf_fail(f, "backend %s: expected state_dir or "
+		    "postgresql", value);
+	return DK_OK;
+}
+
 int
 conf_main_key(struct file *f, const char *name, const char *value)
 {
@@ -165,7 +190,12 @@ conf_main_key(struct file *f, const char *name, const char *value)
 	p->main_seen[k] = f->line;
 	if (*value == '\0')
 		return conf_fail(f, "empty value for %s", name);
+	if (k == MK_BACKEND || k == MK_LEASE)
+		return store_key(f, c, k == MK_LEASE, value);
 	switch (k) {
+	case MK_CONNINFO:
+		slot = &c->conninfo_file;
+		break;
 	case MK_STATE_DIR:
 		slot = &c->state_dir;
 		break;
