@@ -8,7 +8,7 @@
 #                     real OpenDKIM milter
 #   make install      PREFIX=/usr/local DESTDIR=
 #   make bench        benchmarks (ratios against reference runs; about
-#                     12 minutes; BENCH_ARGS=--quick for a smoke run)
+#                     20 minutes; BENCH_ARGS=--quick for a smoke run)
 
 PREFIX	?= /usr/local
 DESTDIR	?=
@@ -17,7 +17,7 @@ MANDIR	?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 
 CC	?= cc
-PKGS	 = ldns libcurl libcrypto inih libpsl jansson
+PKGS	 = ldns libcurl libcrypto inih libpsl jansson libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)

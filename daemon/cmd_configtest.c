@@ -27,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../lib/secret.h"
 #include "../providers/dns/dns_provider.h"
 #include "daemon.h"
 
@@ -39,6 +40,9 @@ check_secrets(const struct dk_conf *conf, struct dk_error *err)
 	size_t i;
 	int rc;
 
+	if (conf->backend == DK_BACKEND_PG && (rc = dk_secret_check(
+	    conf->conninfo_file, "database connection file", err)) != DK_OK)
+		return rc;
 	for (i = 0; i < conf->nproviders; i++) {
 		pops = dk_dns_provider_find(conf->providers[i].type);
 		if (pops == NULL || pops->check_secrets == NULL)
