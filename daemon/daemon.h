@@ -67,6 +67,13 @@ void	dk_crashpoint(const char *name);
  * Take the exclusive lock of domain in state_dir, waiting up to wait_secs.
  * DK_EBUSY names the holder (pid and command) when it stays locked.
  */
+/*
+ * daemon/keygen_pool.c: a key of spec generated ahead by the pool's
+ * threads, or NULL (the caller generates it, as ever).  Thread-safe.
+ */
+struct dk_key	*dk_keypool_take(const struct dk_keyspec *spec);
+void		 dk_keypool_stop(void);
+
 int	dk_lock_domain(const char *state_dir, const char *domain,
 	    const char *command, int wait_secs, int *fd, struct dk_error *);
 void	dk_unlock_domain(int fd);
