@@ -732,6 +732,7 @@ daemon_done(struct slot *s, int rc, const struct dk_error *err, void *arg)
 	else {
 		s->backoff = 0;
 		schedule(s, now);
+		dk_pending_poke(s->dom);	/* its next key, when idle */
 	}
 }
 
@@ -971,6 +972,9 @@ run_daemon(const struct dk_conf *conf, const char *domain)
 			continue;
 		}
 		t = i < n ? slots[i].due : now + RECHECK;
+		/* Idle: the next rotations' keys, made ahead (key_pending.c). */
+		if (domain == NULL && t > now && dk_pending_idle(cur, now))
+			continue;
 		sleep_until(t);
 	}
 	dk_notify("STOPPING=1");

@@ -38,9 +38,10 @@ enum seckind {
 };
 
 /* Keys of [dkimkeyd]; include may repeat and is not tracked. */
-enum { MK_STATE_DIR, MK_KEY_DIR, MK_KEY_GROUP, MK_METRICS, MK_N };
+enum { MK_STATE_DIR, MK_KEY_DIR, MK_KEY_GROUP, MK_METRICS, MK_PREGEN,
+	MK_N };
 static const char *const main_keys[MK_N] = {
-	"state_dir", "key_dir", "key_group", "metrics_file",
+	"state_dir", "key_dir", "key_group", "metrics_file", "pregenerate",
 };
 
 /* Keys of [domain NAME]. */
@@ -736,6 +737,15 @@ main_key(struct file *f, const char *name, const char *value)
 	p->main_seen[k] = f->line;
 	if (*value == '\0')
 		return fail(f, "empty value for %s", name);
+	if (k == MK_PREGEN) {
+		int yes;
+
+		if (parse_bool(value, &yes) != DK_OK)
+			return fail(f, "bad value %s for pregenerate (yes or "
+			    "no)", value);
+		c->no_pregenerate = !yes;
+		return DK_OK;
+	}
 	switch (k) {
 	case MK_STATE_DIR:
 		slot = &c->state_dir;
