@@ -555,7 +555,8 @@ do_generate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 	}
 	sweep_key_temps(c, selector);
 	if ((key = adopt_orphan(c, spec, selector, &path)) != NULL) {
-		say("%s: adopting key %s left by an interrupted run",
+		say("%s: adopting key %s (made ahead, or left by an "
+		    "interrupted run)",
 		    dk_owner(selector, c->dom->name, buf, sizeof(buf)),
 		    dk_key_id(key));
 	} else {
