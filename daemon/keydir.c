@@ -72,7 +72,9 @@ keydir_read(const char *dir)
 		kd.n++;
 	}
 	closedir(d);
-	qsort(kd.names, kd.n, sizeof(*kd.names), cmp_name);
+	/* An empty directory has no array: qsort must not see NULL. */
+	if (kd.n > 1)
+		qsort(kd.names, kd.n, sizeof(*kd.names), cmp_name);
 	return 0;
 }
 
