@@ -122,8 +122,12 @@ struct dom {
 	size_t			 nsenders;
 	struct live		*live;
 	size_t			 nlive;
-	struct dk_signer_current cur;		/* the signer's answer */
-	int			 have_cur;	/* cur filled (current_many) */
+	/* The signer's answer (current_many), when have_cur. */
+	int			 have_cur;
+	int			 cur_rc;
+	const char		*cur_why;	/* rc != DK_OK (run's string) */
+	struct dk_signer_key	*cur_keys;
+	size_t			 cur_nkeys;
 	size_t			 soa_q0, nsoa;	/* per zsrv, then tsrv */
 	const char		*soa_name[2];	/* NULL: none */
 	int64_t			 active_age;	/* -1: no active key */

@@ -389,12 +389,12 @@ check_collect_live(struct run *r, struct dom *d)
 	int rc;
 
 	if (d->have_cur) {
-		rc = d->cur.rc;
-		err = d->cur.err;
-		keys = d->cur.keys;
-		nkeys = d->cur.nkeys;
-		d->cur.keys = NULL;
-		d->cur.nkeys = 0;
+		rc = d->cur_rc;
+		dk_err(&err, rc, "%s", d->cur_why != NULL ? d->cur_why : "");
+		keys = d->cur_keys;
+		nkeys = d->cur_nkeys;
+		d->cur_keys = NULL;
+		d->cur_nkeys = 0;
 		d->have_cur = 0;
 	} else
 		rc = d->c.sops->current(d->c.sctx, d->cd->name, &keys, &nkeys,
@@ -490,7 +490,13 @@ check_collect_signers(struct run *r)
 		    DK_OK)
 			continue;
 		for (j = 0; j < n; j++) {
-			r->d[idx[j]].cur = cur[j];
+			struct dom *e = &r->d[idx[j]];
+
+			e->cur_rc = cur[j].rc;
+			e->cur_why = cur[j].rc != DK_OK ?
+			    check_sdup(r, cur[j].err.msg) : NULL;
+			e->cur_keys = cur[j].keys;
+			e->cur_nkeys = cur[j].nkeys;
 			r->d[idx[j]].have_cur = 1;
 		}
 	}

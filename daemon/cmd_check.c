@@ -40,7 +40,7 @@ dom_free(struct dom *d)
 		free(d->live[i].sig);
 	}
 	free(d->live);
-	dk_signer_keys_free(d->cur.keys, d->cur.nkeys);
+	dk_signer_keys_free(d->cur_keys, d->cur_nkeys);
 	free(d->zsrv.a);
 	free(d->tsrv.a);
 	check_pfree(&d->probs);
