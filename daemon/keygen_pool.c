@@ -69,22 +69,22 @@ producer(void *arg)
 			key = NULL;
 		pthread_mutex_lock(&pool.mu);
 		pool.busy--;
-		/* A key of another spec than now wanted is dropped. */
-		if (key != NULL && !pool.stop && spec.alg == pool.spec.alg &&
+		if (key == NULL)
+			/* Failing: callers generate, and report why. */
+			pool.ahead = 0;
+		else if (!pool.stop && spec.alg == pool.spec.alg &&
 		    spec.bits == pool.spec.bits &&
 		    pool.nready < pool.ahead) {
 			pool.ready[pool.nready++] = key;
 			pool.made++;
 			key = NULL;
 		}
+		/* (A key of another spec than now wanted is dropped.) */
 		pthread_cond_broadcast(&pool.more);
 		if (key != NULL) {
 			pthread_mutex_unlock(&pool.mu);
 			dk_key_free(key);
 			pthread_mutex_lock(&pool.mu);
-			/* Generation failing: leave it to the caller. */
-			if (err.code != 0)
-				pool.ahead = 0;
 		}
 	}
 	pthread_mutex_unlock(&pool.mu);
@@ -145,7 +145,10 @@ dk_keypool_take(const struct dk_keyspec *spec)
 		pool.nready = 0;
 		pool.spec = *spec;
 	}
-	while (pool.nready == 0 && pool.busy > 0 && pool.ahead > 0)
+	/* Threads work while fewer than ahead are ready or in progress:
+	 * one is on its way. */
+	pthread_cond_broadcast(&pool.work);
+	while (pool.nready == 0 && pool.ahead > 0 && !pool.stop)
 		pthread_cond_wait(&pool.more, &pool.mu);
 	if (pool.nready > 0) {
 		key = pool.ready[--pool.nready];
@@ -171,6 +174,7 @@ dk_keypool_stop(void)
 	}
 	pool.stop = 1;
 	pthread_cond_broadcast(&pool.work);
+	pthread_cond_broadcast(&pool.more);
 	pthread_mutex_unlock(&pool.mu);
 	for (i = 0; i < pool.nth; i++)
 		pthread_join(pool.th[i], NULL);
