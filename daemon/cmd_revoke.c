@@ -145,7 +145,7 @@ cmd_revoke(const struct dk_conf *conf, const char *domain,
 		if (c.st->keys[t[i]].compromised_at == 0)
 			c.st->keys[t[i]].compromised_at = now;
 	CRASHPOINT("before-commit");
-	if ((rc = dk_state_commit(conf->state_dir, c.st, &err)) != DK_OK) {
+	if ((rc = dk_domain_commit(&c, &err)) != DK_OK) {
 		complain("%s", err.msg);
 		dk_domain_close(&c);
 		return dk_exit_code(rc);

@@ -100,6 +100,15 @@ struct batch {
 	size_t		 n;
 };
 
+/*
+ * With leases (backend = postgresql) the daemon keeps the lease of a
+ * domain whose next step is due within a lease time, renewed for all
+ * such domains at once every third of it, so that no other scheduler
+ * steps in mid-rotation; a domain leased elsewhere is looked at again
+ * after a lease time (when a dead holder's lease has expired).
+ */
+static int64_t lease_time;	/* 0: no leases (state_dir, or --once) */
+
 /* What becomes of a domain once its steps end (run --once, daemon). */
 typedef void (*done_fn)(struct slot *, int rc, const struct dk_error *,
     void *arg);
@@ -313,6 +322,8 @@ advance(struct slot *s, struct dk_domain_ctx *c, int steps, struct batch *b,
 			break;
 	}
 	note_active(s, c->st);
+	c->keep_lock = lease_time > 0 && rc == DK_OK &&
+	    s->step_at <= dk_now() + lease_time;
 	dk_domain_close(c);
 	return rc;
 }
@@ -699,6 +710,14 @@ retry_later(struct slot *s, int rc, const struct dk_error *err, int64_t now)
 	char dur[32];
 
 	s->errors++;
+	if (rc == DK_EBUSY && lease_time > 0) {
+		/* Another scheduler's: not an error of this one. */
+		s->errors--;
+		s->step_at = now + lease_time;
+		s->due = s->step_at;
+		say("%s; looking again in %" PRId64 "s", err->msg, lease_time);
+		return;
+	}
 	if (transient(rc)) {
 		d = s->backoff == 0 ? BACKOFF_MIN : s->backoff * 2;
 		if (d > BACKOFF_MAX)
@@ -889,6 +908,19 @@ reload(const char *path, const char *only, struct dk_conf **owned,
 }
 
 
+/* One statement renews every lease this scheduler holds. */
+static void
+renew_leases(const struct dk_conf *conf)
+{
+	struct dk_error err = { 0, "" };
+	struct dk_store *store;
+	size_t held;
+
+	if ((store = dk_daemon_store(conf, &err)) == NULL ||
+	    dk_store_renew(store, &held, &err) != DK_OK)
+		complain("renewing leases: %s", err.msg);
+}
+
 static int
 run_daemon(const struct dk_conf *conf, const char *domain)
 {
@@ -900,7 +932,7 @@ run_daemon(const struct dk_conf *conf, const char *domain)
 	struct stats stats;
 	struct mstate ms;
 	size_t n = 0, i;
-	int64_t now, t;
+	int64_t now, t, renew_at = 0;
 	int rc, code = 0, parked;
 
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
@@ -924,6 +956,8 @@ run_daemon(const struct dk_conf *conf, const char *domain)
 		else
 			schedule(&slots[i], now);
 	}
+	if (cur->backend == DK_BACKEND_PG)
+		lease_time = cur->lease_time;
 	say("running: %zu domain%s", n, n == 1 ? "" : "s");
 	dk_notify("READY=1");
 	report(slots, n);
@@ -942,6 +976,10 @@ run_daemon(const struct dk_conf *conf, const char *domain)
 			continue;
 		}
 		now = dk_now();
+		if (lease_time > 0 && dk_monotonic_ms() >= renew_at) {
+			renew_leases(cur);
+			renew_at = dk_monotonic_ms() + lease_time * 1000 / 3;
+		}
 		i = earliest(slots, n);
 		if (i < n && slots[i].due <= now) {
 			/*
@@ -972,6 +1010,8 @@ run_daemon(const struct dk_conf *conf, const char *domain)
 			continue;
 		}
 		t = i < n ? slots[i].due : now + RECHECK;
+		if (lease_time > 0 && t > now + lease_time / 3)
+			t = now + (lease_time / 3 > 0 ? lease_time / 3 : 1);
 		/* Idle: the next rotations' keys, made ahead (key_pending.c). */
 		if (domain == NULL && t > now && dk_pending_idle(cur, now))
 			continue;
@@ -980,6 +1020,9 @@ run_daemon(const struct dk_conf *conf, const char *domain)
 	dk_notify("STOPPING=1");
 	say("stopping");
 	write_metrics(cur, slots, n, &ms, 1);
+	/* Leases released: another scheduler may take over at once. */
+	dk_daemon_store_close();
+	lease_time = 0;
 out:
 	free(b.p);
 	free(slots);

@@ -65,6 +65,12 @@ cmd_state_seal(const struct dk_conf *conf, const char *domain)
 		    conf->path);
 		return 78;
 	}
+	if (conf->backend != DK_BACKEND_DIR) {
+		complain("state seal edits state files; with backend = "
+		    "postgresql, `db export` to a directory, seal there, and "
+		    "`db import` into an empty database");
+		return 78;
+	}
 	if ((rc = dk_lock_domain(conf->state_dir, dom->name, "state seal",
 	    LOCK_WAIT, &fd, &err)) != DK_OK)
 		goto out;

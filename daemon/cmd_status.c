@@ -43,9 +43,25 @@ jtime(const char *name, int64_t t, int comma)
 		printf("\"%s\":%" PRId64 "%s", name, t, comma ? "," : "");
 }
 
+/* Who holds the domain (backend = postgresql): NULL when nobody. */
+static const struct dk_store_holder *
+holder_of(const struct dk_conf *conf, const char *domain,
+    struct dk_store_holder *h)
+{
+	struct dk_error err = { 0, "" };
+	struct dk_store *store;
+
+	if (conf->backend != DK_BACKEND_PG ||
+	    (store = dk_daemon_store(conf, &err)) == NULL ||
+	    dk_store_holder(store, domain, h, &err) != DK_OK ||
+	    h->holder[0] == '\0')
+		return NULL;
+	return h;
+}
+
 static void
 json_domain(const struct dk_domain_state *st, const struct dk_plan *p,
-    int64_t now, int first)
+    int64_t now, int first, const struct dk_store_holder *h)
 {
 	size_t i;
 
@@ -75,7 +91,14 @@ json_domain(const struct dk_domain_state *st, const struct dk_plan *p,
 		jtime("compromised", k->compromised_at, 0);
 		printf("}");
 	}
-	printf("],\"next_action\":");
+	printf("],");
+	if (h != NULL) {
+		printf("\"lease\":{\"holder\":");
+		jstr(h->holder);
+		printf(",\"expires\":%" PRId64 ",\"token\":%" PRId64 "},",
+		    h->expires, h->token);
+	}
+	printf("\"next_action\":");
 	jstr(p->action == DK_ACT_NONE ? "none" : dk_action_name(p->action));
 	printf(",");
 	jtime("next_at", p->action != DK_ACT_NONE ? now :
@@ -85,12 +108,17 @@ json_domain(const struct dk_domain_state *st, const struct dk_plan *p,
 
 static void
 text_domain(const struct dk_domain_state *st, const struct dk_plan *p,
-    int64_t now)
+    int64_t now, const struct dk_store_holder *h)
 {
 	char t1[32], t2[32];
 	size_t i;
 
 	printf("%s\n", st->domain);
+	if (h != NULL) {
+		iso(h->expires, t1, sizeof(t1));
+		printf("  leased to %s until %s (token %" PRId64 ")\n",
+		    h->holder, t1, h->token);
+	}
 	if (st->nkeys == 0)
 		printf("  no keys yet: run dkimkeyd rotate --domain %s\n",
 		    st->domain);
@@ -142,6 +170,8 @@ cmd_status(const struct dk_conf *conf, const char *domain, int json)
 	struct dk_error err = { 0, "" };
 	struct dk_policy pol;
 	struct dk_plan p;
+	struct dk_store_holder hb;
+	const struct dk_store_holder *h;
 	int64_t now = dk_now();
 	size_t i;
 	int rc, status = 0, first = 1;
@@ -166,10 +196,11 @@ cmd_status(const struct dk_conf *conf, const char *domain, int json)
 		}
 		dk_policy_from_conf(dom, &pol);
 		dk_plan_next(st, &pol, 0, now, &p);
+		h = holder_of(conf, dom->name, &hb);
 		if (json)
-			json_domain(st, &p, now, first);
+			json_domain(st, &p, now, first, h);
 		else
-			text_domain(st, &p, now);
+			text_domain(st, &p, now, h);
 		first = 0;
 		dk_state_free(st);
 	}

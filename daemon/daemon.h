@@ -13,6 +13,7 @@
 #include "../lib/dk.h"
 #include "../lib/plan.h"
 #include "../lib/state.h"
+#include "../lib/store.h"
 #include "../providers/dns/dns_provider.h"
 #include "../providers/signer/signer.h"
 
@@ -89,8 +90,19 @@ struct dk_domain_ctx {
 	void					*sctx;
 	struct dk_domain_state			*st;
 	struct dk_policy			 pol;
-	int					 lockfd;
+	struct dk_store				*store;	/* borrowed */
+	struct dk_store_lock			*lock;	/* NULL: none */
+	int					 keep_lock; /* a lease stays
+							     ours at close */
 };
+
+/*
+ * The process's state store for conf's backend (daemon/store.c), opened
+ * on first use; NULL with err set when it cannot be opened.
+ * dk_daemon_store_close releases it (and every lease it holds).
+ */
+struct dk_store	*dk_daemon_store(const struct dk_conf *, struct dk_error *);
+void		 dk_daemon_store_close(void);
 
 /*
  * Open a domain: providers, lock (unless lock_wait < 0), state (a new one
@@ -100,6 +112,9 @@ int	dk_domain_open(const struct dk_conf *, const struct dk_conf_domain *,
 	    const char *command, int lock_wait, struct dk_domain_ctx *,
 	    struct dk_error *);
 void	dk_domain_close(struct dk_domain_ctx *);
+
+/* Commit the open domain's state to its store (under its lock). */
+int	dk_domain_commit(struct dk_domain_ctx *, struct dk_error *);
 
 /* Load state only (no lock, no providers): for status and check. */
 int	dk_domain_load_state(const struct dk_conf *,
@@ -168,6 +183,11 @@ int	cmd_revoke(const struct dk_conf *, const char *domain,
 int	cmd_run(const struct dk_conf *, const char *domain, int once,
 	    const char *pidfile);
 int	cmd_status(const struct dk_conf *, const char *domain, int json);
+/*
+ * db init | import | export (backend = postgresql).  dir: the state
+ * directory to import from or export to (NULL: state_dir).
+ */
+int	cmd_db(const struct dk_conf *, const char *sub, const char *dir);
 /* state seal: check a state file edited by hand and seal it again. */
 int	cmd_state_seal(const struct dk_conf *, const char *domain);
 /* Options of `check`. */

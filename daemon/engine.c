@@ -157,13 +157,21 @@ dk_domain_load_state(const struct dk_conf *conf,
     struct dk_error *err)
 {
 	struct dk_domain_state *st = NULL;
+	struct dk_store *store;
 	int rc;
 
-	rc = dk_state_load(conf->state_dir, dom->name, &st, err);
+	if ((store = dk_daemon_store(conf, err)) == NULL)
+		return err->code;
+	rc = dk_store_load(store, dom->name, &st, err);
 	/* Invariant 4: no file outside key_dir is ever read or destroyed. */
 	if (rc == DK_OK && (rc = dk_state_check_files(st, conf->key_dir,
 	    dom->name, err)) != DK_OK) {
-		dk_err_prefix(err, "%s/%s.state", conf->state_dir, dom->name);
+		if (conf->backend == DK_BACKEND_PG)
+			dk_err_prefix(err, "postgresql:dk_state[%s]",
+			    dom->name);
+		else
+			dk_err_prefix(err, "%s/%s.state", conf->state_dir,
+			    dom->name);
 		dk_state_free(st);
 	}
 	/*
@@ -190,7 +198,6 @@ dk_domain_open(const struct dk_conf *conf, const struct dk_conf_domain *dom,
 	int rc;
 
 	memset(c, 0, sizeof(*c));
-	c->lockfd = -1;
 	c->conf = conf;
 	c->dom = dom;
 	dk_policy_from_conf(dom, &c->pol);
@@ -210,8 +217,12 @@ dk_domain_open(const struct dk_conf *conf, const struct dk_conf_domain *dom,
 	    (rc = mkdir_private(conf->key_dir,
 	    conf->key_group ? 0750 : 0700, err)) != DK_OK))
 		goto fail;
-	if (lock_wait >= 0 && (rc = dk_lock_domain(conf->state_dir, dom->name,
-	    command, lock_wait, &c->lockfd, err)) != DK_OK)
+	if ((c->store = dk_daemon_store(conf, err)) == NULL) {
+		rc = err->code;
+		goto fail;
+	}
+	if (lock_wait >= 0 && (rc = dk_store_lock(c->store, dom->name,
+	    command, lock_wait, &c->lock, err)) != DK_OK)
 		goto fail;
 	if ((rc = dk_domain_load_state(conf, dom, &c->st, err)) != DK_OK)
 		goto fail;
@@ -233,9 +244,9 @@ dk_domain_close(struct dk_domain_ctx *c)
 	if (c->sctx != NULL)
 		c->sops->close(c->sctx);
 	dk_state_free(c->st);
-	dk_unlock_domain(c->lockfd);
+	if (c->lock != NULL)
+		dk_store_unlock(c->store, c->lock, c->keep_lock);
 	memset(c, 0, sizeof(*c));
-	c->lockfd = -1;
 }
 
 static enum dk_alg
@@ -384,15 +395,21 @@ check_signer(struct dk_domain_ctx *c, struct dk_error *err)
 	return signer_err(rc, err);
 }
 
+int
+dk_domain_commit(struct dk_domain_ctx *c, struct dk_error *err)
+{
+	/* A bounded history: status shows the last keep_removed keys. */
+	return dk_store_commit(c->store, c->lock, c->st,
+	    (size_t)c->dom->keep_removed, err);
+}
+
 static int
 commit(struct dk_domain_ctx *c, struct dk_error *err)
 {
 	int rc;
 
 	CRASHPOINT("before-commit");
-	/* A bounded history: status shows the last keep_removed keys. */
-	rc = dk_state_commit_keep(c->conf->state_dir, c->st,
-	    (size_t)c->dom->keep_removed, err);
+	rc = dk_domain_commit(c, err);
 	CRASHPOINT("after-commit");
 	return rc;
 }
@@ -691,7 +708,8 @@ dk_publish_prepare(struct dk_domain_ctx *c, int k, int *pending,
 	int rc;
 
 	*pending = 0;
-	if ((rc = check_clock(c, now, err)) != DK_OK)
+	if ((rc = check_clock(c, now, err)) != DK_OK ||
+	    (rc = dk_store_refresh(c->store, c->lock, err)) != DK_OK)
 		return rc;
 	if ((rc = dk_txt_owner(c->dom, ks->selector, owner, sizeof(owner),
 	    err)) != DK_OK)
@@ -1230,6 +1248,10 @@ dk_domain_step(struct dk_domain_ctx *c, const struct dk_plan *p,
 	*pending = 0;
 	if (p->action != DK_ACT_NONE && (rc = check_clock(c, now, err)) !=
 	    DK_OK)
+		return rc;
+	/* With leases: never act on a domain whose lease is not ours. */
+	if (p->action != DK_ACT_NONE && (rc = dk_store_refresh(c->store,
+	    c->lock, err)) != DK_OK)
 		return rc;
 	switch (p->action) {
 	case DK_ACT_GENERATE:

@@ -16,7 +16,8 @@
  * that the next generation sweeps, or a whole pending key: all safe.
  *
  * Making a key holds the domain's lock (not waited for: a busy domain is
- * tried later).  The scheduler names each domain it has visited
+ * tried later).  Only with state files: with backend = postgresql another
+ * scheduler may rotate the domain, and the leases are the scheduler's.  The scheduler names each domain it has visited
  * (dk_pending_poke): those are looked at first, as soon as nothing is
  * due, so that the key for the rotation after the one just finished is
  * made right away.  Besides, a pass looks at every domain in turn (keys
@@ -141,6 +142,8 @@ dk_pending_make(const struct dk_conf *conf, const struct dk_conf_domain *dom,
     int64_t now, struct dk_error *err)
 {
 	struct dk_domain_state *st = NULL;
+	struct dk_store_lock *lock = NULL;
+	struct dk_store *store = NULL;
 	struct dk_keyspec spec;
 	struct dk_key *key = NULL;
 	struct group *gr;
@@ -148,9 +151,14 @@ dk_pending_make(const struct dk_conf *conf, const struct dk_conf_domain *dom,
 	const char *base;
 	gid_t gid = (gid_t)-1;
 	int64_t due;
-	int rc, fd = -1;
+	int rc;
 
-	if (dom->rotate_every <= 0 || conf->no_pregenerate)
+	/*
+	 * With a shared database another scheduler may rotate the domain,
+	 * and its leases are the scheduler's own: only with state files.
+	 */
+	if (dom->rotate_every <= 0 || conf->no_pregenerate ||
+	    conf->backend == DK_BACKEND_PG)
 		return 0;
 	/* Cheap first, without the lock: most domains have theirs. */
 	if (dk_domain_load_state(conf, dom, &st, err) != DK_OK) {
@@ -163,9 +171,9 @@ dk_pending_make(const struct dk_conf *conf, const struct dk_conf_domain *dom,
 		goto out;
 	dk_state_free(st);
 	st = NULL;
-	if (dk_lock_domain(conf->state_dir, dom->name, "run", 0, &fd, err) !=
-	    DK_OK) {
-		fd = -1;
+	if ((store = dk_daemon_store(conf, err)) == NULL ||
+	    dk_store_lock(store, dom->name, "run", 0, &lock, err) != DK_OK) {
+		lock = NULL;
 		goto out;		/* busy: next pass */
 	}
 	/* Again under the lock: a command may have rotated meanwhile. */
@@ -194,8 +202,8 @@ dk_pending_make(const struct dk_conf *conf, const struct dk_conf_domain *dom,
 	    "key-id=%s", dom->name, when, selector, dk_key_id(key));
 	rc = 1;
 out:
-	if (fd != -1)
-		dk_unlock_domain(fd);
+	if (lock != NULL)
+		dk_store_unlock(store, lock, 0);
 	free(path);
 	dk_key_free(key);
 	dk_state_free(st);

@@ -165,9 +165,35 @@ dk_sleep_until(int64_t t)
  * process reaches the named point: names repeat within one command (one
  * commit per step), and the tests walk every occurrence.
  * DKIMKEYD_CRASH_TRACE=FILE appends each point reached to FILE, one name
- * a line, so that the tests know which occurrences exist.  Test builds
- * only: the counter is the one piece of mutable global state here.
+ * a line, so that the tests know which occurrences exist.
+ * DKIMKEYD_PAUSE=name[:N] stops the process (SIGSTOP) there instead, for
+ * tests that change the world before it carries on (a lease taken over,
+ * a state changed meanwhile).  Test builds only: the counters are the
+ * one piece of mutable global state here.
  */
+static void
+pausepoint(const char *name)
+{
+	static unsigned long seen;
+	const char *want = getenv("DKIMKEYD_PAUSE");
+	unsigned long nth = 1;
+	size_t len;
+	char *end;
+
+	if (want == NULL)
+		return;
+	len = strcspn(want, ":");
+	if (len != strlen(name) || strncmp(want, name, len) != 0)
+		return;
+	if (want[len] == ':' && ((nth = strtoul(want + len + 1, &end, 10)) ==
+	    0 || *end != '\0'))
+		return;
+	if (++seen == nth) {
+		fflush(stdout);
+		kill(getpid(), SIGSTOP);
+	}
+}
+
 void
 dk_crashpoint(const char *name)
 {
@@ -188,6 +214,7 @@ dk_crashpoint(const char *name)
 			complain("%s: cannot append to the crash trace", trace);
 		close(fd);
 	}
+	pausepoint(name);
 	if (want == NULL)
 		return;
 	len = strcspn(want, ":");

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "../lib/secret.h"
 #include "daemon.h"
 
 #define DK_VERSION	"0.1.0"
@@ -51,6 +52,10 @@ static const struct cmd_help {
 "      --rate N      queries per second to one server (default: no limit)\n" },
 	{ "configtest", "configtest",
 	  "load and validate the configuration", "" },
+	{ "db", "db init | db import [--dir DIR] | db export [--dir DIR]",
+	  "backend = postgresql: create or upgrade the schema; move state\n"
+	  "        from a state directory in, or back out (never overwriting)",
+"      --dir DIR     the state directory (default: state_dir)\n" },
 	{ "state", "state seal --domain D",
 	  "check a state file edited by hand, then seal it",
 "  -d, --domain D    the domain (required)\n" },
@@ -137,6 +142,9 @@ check_secrets(const struct dk_conf *conf, struct dk_error *err)
 	size_t i;
 	int rc;
 
+	if (conf->backend == DK_BACKEND_PG && (rc = dk_secret_check(
+	    conf->conninfo_file, "database connection file", err)) != DK_OK)
+		return rc;
 	for (i = 0; i < conf->nproviders; i++) {
 		pops = dk_dns_provider_find(conf->providers[i].type);
 		if (pops == NULL || pops->check_secrets == NULL)
@@ -166,6 +174,7 @@ main(int argc, char **argv)
 		{ "rate",	required_argument, NULL, 'R' },
 		{ "warn-age",	required_argument, NULL, 'w' },
 		{ "crit-age",	required_argument, NULL, 'A' },
+		{ "dir",	required_argument, NULL, 'D' },
 		{ "help",	no_argument,	   NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -176,7 +185,8 @@ main(int argc, char **argv)
 	};
 	const struct cmd_help *ch_help;
 	const char *confpath = DK_CONF_DEFAULT, *cmd, *domain = NULL;
-	const char *pidfile = NULL, *selector = NULL;
+	const char *pidfile = NULL, *selector = NULL, *dbsub = NULL;
+	const char *dbdir = NULL;
 	struct dk_conf *conf = NULL;
 	struct dk_error err = { 0, "" };
 	int ch, dry_run = 0, once = 0, json = 0, rc, is_check;
@@ -219,6 +229,19 @@ main(int argc, char **argv)
 		argc--;
 		argv++;
 	}
+	if (strcmp(cmd, "db") == 0 && !(argc >= 2 &&
+	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))) {
+		if (argc < 2 || (strcmp(argv[1], "init") != 0 &&
+		    strcmp(argv[1], "import") != 0 &&
+		    strcmp(argv[1], "export") != 0)) {
+			fprintf(stderr, "dkimkeyd: db needs a subcommand: "
+			    "init, import or export\n");
+			return 64;
+		}
+		dbsub = argv[1];
+		argc--;
+		argv++;
+	}
 	while ((ch = getopt_long(argc, argv, "d:nojp:s:w:c:h", lopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd': domain = optarg; break;
@@ -228,6 +251,7 @@ main(int argc, char **argv)
 		case 'p': pidfile = optarg; break;
 		case 's': selector = optarg; break;
 		case 'C': copts.canary = 1; checkonly = 1; break;
+		case 'D': dbdir = optarg; break;
 		case 'c':
 			/* The configuration, after the command as before it. */
 			if (strcmp(cmd, "check") == 0 &&
@@ -290,7 +314,9 @@ main(int argc, char **argv)
 	    ((once || pidfile != NULL) && strcmp(cmd, "run") != 0) ||
 	    (json && strcmp(cmd, "status") != 0 && !is_check) ||
 	    (checkonly && !is_check) ||
-	    (selector != NULL && strcmp(cmd, "revoke") != 0)) {
+	    (selector != NULL && strcmp(cmd, "revoke") != 0) ||
+	    (dbdir != NULL && (dbsub == NULL || strcmp(dbsub, "init") == 0)) ||
+	    (domain != NULL && dbsub != NULL)) {
 		fprintf(stderr, "dkimkeyd: option not valid for %s\n", cmd);
 		return 64;
 	}
@@ -327,10 +353,14 @@ main(int argc, char **argv)
 		rc = cmd_status(conf, domain, json);
 	else if (strcmp(cmd, "state") == 0)
 		rc = cmd_state_seal(conf, domain);
+	else if (strcmp(cmd, "db") == 0)
+		rc = cmd_db(conf, dbsub, dbdir);
 	else {
 		copts.json = json;
 		rc = cmd_check(conf, domain, &copts);
 	}
+	/* Leases still held are released, the database connection closed. */
+	dk_daemon_store_close();
 	dk_conf_free(conf);
 	return rc;
 }

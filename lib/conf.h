@@ -78,8 +78,20 @@ struct dk_conf_domain {
 	int			 line;
 };
 
+/* Where the lifecycle state lives (lib/store.h). */
+enum dk_backend {
+	DK_BACKEND_DIR = 0,	/* state_dir: one file per domain (default) */
+	DK_BACKEND_PG,		/* PostgreSQL through libpq */
+};
+
+#define DK_LEASE_TIME_DEFAULT	60
+
 struct dk_conf {
 	char			*path;		/* the main file */
+	enum dk_backend		 backend;	/* backend = */
+	char			*conninfo_file;	/* libpq connection string
+						   (secret file), or NULL */
+	int64_t			 lease_time;	/* per-domain lease (60s) */
 	char			*state_dir;	/* /var/lib/dkimkeyd */
 	char			*key_dir;	/* /var/lib/dkimkeyd/keys */
 	char			*key_group;	/* NULL: keys 0600, else 0640 */

@@ -63,6 +63,9 @@ struct dk_key_state {
 
 struct dk_domain_state {
 	int			 version;
+	int64_t			 rev;	/* store version it was read at
+					   (lib/store.h); 0: new, or the
+					   state directory */
 	char			 domain[DK_DOMAIN_MAX + 1];
 	struct dk_key_state	*keys;	/* oldest first */
 	size_t			 nkeys;

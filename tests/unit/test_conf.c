@@ -228,6 +228,9 @@ test_conf_applies_defaults(void **state)
 	assert_string_equal(c->state_dir, "/var/lib/dkimkeyd");
 	assert_string_equal(c->key_dir, "/var/lib/dkimkeyd/keys");
 	assert_null(c->key_group);
+	assert_int_equal(c->backend, DK_BACKEND_DIR);
+	assert_null(c->conninfo_file);
+	assert_int_equal(c->lease_time, 60);
 	d = &c->domains[0];
 	assert_int_equal(d->keyspec.alg, DK_ALG_RSA);
 	assert_int_equal(d->keyspec.bits, 2048);
@@ -237,6 +240,49 @@ test_conf_applies_defaults(void **state)
 	assert_int_equal(d->propagation_timeout, 3600);
 	assert_int_equal(d->safety_margin, 300);
 	dk_conf_free(c);
+}
+
+static void
+test_conf_postgresql_backend_with_conninfo_and_lease(void **state)
+{
+	struct fixture *fx = *state;
+	struct dk_conf *c;
+
+	put_main(fx, "[dkimkeyd]\nbackend = postgresql\n"
+	    "conninfo_file = /etc/dkimkeyd/conninfo\nlease_time = 5s\n");
+	c = expect_ok(fx);
+	assert_int_equal(c->backend, DK_BACKEND_PG);
+	assert_string_equal(c->conninfo_file, "/etc/dkimkeyd/conninfo");
+	assert_int_equal(c->lease_time, 5);
+	dk_conf_free(c);
+}
+
+static void
+test_conf_postgresql_backend_needs_conninfo_file(void **state)
+{
+	struct fixture *fx = *state;
+
+	/* provider_signer is 6 lines: [dkimkeyd] is line 7. */
+	put_main(fx, "[dkimkeyd]\nbackend = postgresql\n");
+	expect_error(fx, "dkimkeyd.conf", "8: backend = postgresql needs "
+	    "conninfo_file");
+}
+
+static void
+test_conf_rejects_unknown_backend_and_bad_lease(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx, "[dkimkeyd]\nbackend = sqlite\n");
+	expect_error(fx, "dkimkeyd.conf", "8: backend sqlite: expected "
+	    "state_dir or postgresql");
+	put_main(fx, "[dkimkeyd]\nlease_time = 0s\n");
+	expect_error(fx, "dkimkeyd.conf", "8: lease_time 0s: not a duration");
+	put_main(fx, "[dkimkeyd]\nlease_time = 2h\n");
+	expect_error(fx, "dkimkeyd.conf", "8: lease_time 2h: not a duration");
+	put_main(fx, "[dkimkeyd]\nconninfo_file = conninfo\n");
+	expect_error(fx, "dkimkeyd.conf", "8: conninfo_file must be an "
+	    "absolute path");
 }
 
 static void
@@ -1269,6 +1315,9 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_conf_loads_full_config_with_sorted_includes),
 		T(test_conf_applies_defaults),
+		T(test_conf_postgresql_backend_with_conninfo_and_lease),
+		T(test_conf_postgresql_backend_needs_conninfo_file),
+		T(test_conf_rejects_unknown_backend_and_bad_lease),
 		T(test_conf_key_dir_follows_state_dir),
 		T(test_conf_refuses_configuration_writable_by_others),
 		T(test_conf_refuses_world_writable_key_dir),
