@@ -7,7 +7,7 @@
 #                     against a throwaway BIND on loopback
 #   make install      PREFIX=/usr/local DESTDIR=
 #   make bench        benchmarks (ratios against reference runs; about
-#                     12 minutes; BENCH_ARGS=--quick for a smoke run)
+#                     20 minutes; BENCH_ARGS=--quick for a smoke run)
 
 PREFIX	?= /usr/local
 DESTDIR	?=

@@ -24,7 +24,6 @@
 #define DEFAULT_TIMEOUT_MS	10000
 #define DEFAULT_RATE		50.0	/* our own server: no API limit */
 #define MAX_BODY		(64u << 20)	/* a whole zone's rrsets */
-#define TOKEN_MAX		4096
 
 struct pdns {
 	const struct dk_conf_section *sec;
@@ -107,8 +106,7 @@ pdns_open(const struct dk_conf_section *sec, void **ctx, struct dk_error *err)
 	const struct dk_conf_kv *kv;
 	const char *v, *sid = "localhost";
 	struct pdns *c;
-	struct dk_secret *token = NULL;
-	char *esid = NULL, *t;
+	char *esid = NULL;
 	size_t n;
 	int rc;
 
@@ -155,53 +153,15 @@ pdns_open(const struct dk_conf_section *sec, void **ctx, struct dk_error *err)
 		n -= 7;
 	snprintf(c->base, n + strlen(esid) + 32, "%.*s/api/v1/servers/%s",
 	    (int)n, v, esid);
-	if ((v = dk_conf_section_get(sec, "ca_file", &kv)) != NULL) {
-		if (*v != '/') {
-			rc = dk_err(err, DK_ECONFIG, "%s:%d: ca_file: \"%s\" is "
-			    "not an absolute path", kv->file, kv->line, v);
-			goto fail;
-		}
-		if ((c->ca_file = dk_strdup(v)) == NULL) {
-			rc = dk_err(err, DK_ENOMEM, "out of memory");
-			goto fail;
-		}
-	}
-	if ((v = dk_conf_section_get(sec, "token_file", &kv)) == NULL) {
-		rc = dk_prov_need(sec, "token_file", "a file holding the API "
-		    "key, mode 0600", err);
+	if ((rc = dk_prov_ca_file(sec, &c->ca_file, err)) != DK_OK)
 		goto fail;
-	}
-	if ((rc = dk_secret_load(v, "token file", TOKEN_MAX, &token, err)) !=
-	    DK_OK) {
-		dk_err_prefix(err, "%s:%d: token_file", kv->file, kv->line);
+	if ((rc = dk_prov_secret_header(sec, "token_file", "a file holding the "
+	    "API key, mode 0600", "X-API-Key: ", &c->keyhdr, err)) != DK_OK)
 		goto fail;
-	}
-	/* One line; surrounding white space is not part of the key. */
-	for (t = token->data; *t == ' ' || *t == '\t' || *t == '\r' ||
-	    *t == '\n'; t++)
-		;
-	for (n = strlen(t); n > 0 && strchr(" \t\r\n", t[n - 1]) != NULL;
-	    n--)
-		;
-	if (n == 0 || memchr(t, '\n', n) != NULL ||
-	    memchr(t, '\r', n) != NULL) {
-		rc = dk_err(err, DK_ECONFIG, "%s:%d: token_file: %s: %s", kv->file,
-		    kv->line, v, n == 0 ? "empty" : "more than one line");
-		goto fail;
-	}
-	if ((c->keyhdr = malloc(n + sizeof("X-API-Key: "))) == NULL) {
-		rc = dk_err(err, DK_ENOMEM, "out of memory");
-		goto fail;
-	}
-	snprintf(c->keyhdr, n + sizeof("X-API-Key: "), "X-API-Key: %.*s",
-	    (int)n, t);
-	dk_secret_free(token);
-	token = NULL;
 	free(esid);
 	*ctx = c;
 	return DK_OK;
  fail:
-	dk_secret_free(token);
 	free(esid);
 	pdns_close(c);
 	return rc;
@@ -275,19 +235,6 @@ shape_err(const struct pdns *c, const char *what, struct dk_error *err)
 {
 	return dk_err(err, DK_EPERM, "powerdns: %s: unexpected answer: %s",
 	    c->base, what);
-}
-
-/* Names compare without case and without the final dot. */
-static int
-name_eq(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-
-	if (la > 0 && a[la - 1] == '.')
-		la--;
-	if (lb > 0 && b[lb - 1] == '.')
-		lb--;
-	return la == lb && strncasecmp(a, b, la) == 0;
 }
 
 /* Is name zone or below it? */
@@ -418,7 +365,7 @@ collect(const struct pdns *c, json_t *rrsets, const char *owner,
 			return shape_err(c, "an rrset without name, type or "
 			    "records", err);
 		}
-		if (!name_eq(json_string_value(name), owner))
+		if (!dk_prov_name_eq(json_string_value(name), owner))
 			continue;
 		t = json_string_value(type);
 		json_array_foreach(recs, k, rec) {
@@ -752,7 +699,7 @@ pdns_replace_cname(void *arg, const char *owner, const char *target,
 		snprintf(tgt, sizeof(tgt), "%s%s", target,
 		    target[strlen(target) - 1] == '.' ? "" : ".");
 	if (target == NULL ? f.cname == NULL :
-	    f.cname != NULL && name_eq(f.cname, tgt)) {
+	    f.cname != NULL && dk_prov_name_eq(f.cname, tgt)) {
 		rc = DK_OK;
 		goto out;
 	}

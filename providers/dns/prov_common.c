@@ -1,6 +1,6 @@
 /*
- * providers/dns/prov_common.c — the parts the powerdns and exec
- * publishers share; see prov_common.h.
+ * providers/dns/prov_common.c — the parts the API and exec publishers
+ * share; see prov_common.h.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -9,9 +9,11 @@
 #include <strings.h>
 
 #include "../../lib/http.h"
+#include "../../lib/secret.h"
 #include "prov_common.h"
 
 #define MAX_TIMEOUT_S	300
+#define SECRET_MAX	4096	/* an API token or key: one short line */
 
 int
 dk_prov_kv_err(const struct dk_conf_kv *kv, struct dk_error *err)
@@ -425,4 +427,122 @@ dk_prov_cas(const struct dk_txt *cur, size_t n, const struct dk_txt *old,
 	if (old == NULL ? n == 0 : n == 1 && dk_prov_txt_same(&cur[0], old))
 		return DK_CAS_WRITE;
 	return DK_CAS_FOREIGN;
+}
+
+int
+dk_prov_secret_header(const struct dk_conf_section *sec, const char *key,
+    const char *why, const char *prefix, char **hdr, struct dk_error *err)
+{
+	const struct dk_conf_kv *kv;
+	struct dk_secret *s = NULL;
+	const char *v;
+	char *t, *h;
+	size_t n, len;
+	int rc;
+
+	if ((v = dk_conf_section_get(sec, key, &kv)) == NULL)
+		return dk_prov_need(sec, key, why, err);
+	if ((rc = dk_secret_load(v, "token file", SECRET_MAX, &s, err)) !=
+	    DK_OK) {
+		dk_err_prefix(err, "%s:%d: %s", kv->file, kv->line, key);
+		return rc;
+	}
+	/* One line; surrounding white space is not part of the secret. */
+	for (t = s->data; *t == ' ' || *t == '\t' || *t == '\r' || *t == '\n';
+	    t++)
+		;
+	for (n = strlen(t); n > 0 && strchr(" \t\r\n", t[n - 1]) != NULL;
+	    n--)
+		;
+	if (n == 0 || memchr(t, '\n', n) != NULL ||
+	    memchr(t, '\r', n) != NULL) {
+		rc = dk_err(err, DK_ECONFIG, "%s:%d: %s: %s: %s", kv->file,
+		    kv->line, key, v, n == 0 ? "empty" : "more than one line");
+		dk_secret_free(s);
+		return rc;
+	}
+	len = strlen(prefix) + n + 1;
+	if ((h = malloc(len)) == NULL) {
+		dk_secret_free(s);
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	}
+	snprintf(h, len, "%s%.*s", prefix, (int)n, t);
+	dk_secret_free(s);
+	*hdr = h;
+	return DK_OK;
+}
+
+int
+dk_prov_ca_file(const struct dk_conf_section *sec, char **out,
+    struct dk_error *err)
+{
+	const struct dk_conf_kv *kv;
+	const char *v;
+
+	*out = NULL;
+	if ((v = dk_conf_section_get(sec, "ca_file", &kv)) == NULL)
+		return DK_OK;
+	if (*v != '/')
+		return dk_err(err, DK_ECONFIG, "%s:%d: ca_file: \"%s\" is not "
+		    "an absolute path", kv->file, kv->line, v);
+	if ((*out = dk_strdup(v)) == NULL)
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	return DK_OK;
+}
+
+int
+dk_prov_name_eq(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > 0 && a[la - 1] == '.')
+		la--;
+	if (lb > 0 && b[lb - 1] == '.')
+		lb--;
+	return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+struct memo_slot {
+	char	*file;
+	int	 line;
+	char	*key;
+	char	*value;
+};
+static struct memo_slot *memos;
+static size_t nmemos;
+
+const char *
+dk_prov_memo_get(const struct dk_conf_section *sec, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < nmemos; i++)
+		if (memos[i].line == sec->line &&
+		    strcmp(memos[i].key, key) == 0 &&
+		    strcmp(memos[i].file, sec->file) == 0)
+			return memos[i].value;
+	return NULL;
+}
+
+void
+dk_prov_memo_put(const struct dk_conf_section *sec, const char *key,
+    const char *value)
+{
+	struct memo_slot *n;
+
+	if ((n = realloc(memos, (nmemos + 1) * sizeof(*n))) == NULL)
+		return;
+	memos = n;
+	n += nmemos;
+	n->file = dk_strdup(sec->file);
+	n->key = dk_strdup(key);
+	n->value = dk_strdup(value);
+	n->line = sec->line;
+	if (n->file == NULL || n->key == NULL || n->value == NULL) {
+		free(n->file);
+		free(n->key);
+		free(n->value);
+		return;
+	}
+	nmemos++;
 }

@@ -89,4 +89,34 @@ enum dk_prov_cas {
 enum dk_prov_cas dk_prov_cas(const struct dk_txt *cur, size_t n,
 	    const struct dk_txt *old, const struct dk_txt *new);
 
+/*
+ * Read the one-line secret in the file named by key (token_file) and
+ * make the request header prefix + secret ("Authorization: Bearer ",
+ * "X-API-Key: "), *hdr malloc'd (wipe it with dk_secret_cleanse before
+ * free).  Surrounding white space is not part of the secret.  The file's
+ * mode rule is lib/secret's (DK_EUNSAFE, exit 77); a missing key, an
+ * empty file or several lines are DK_ECONFIG with file:line.
+ */
+int	dk_prov_secret_header(const struct dk_conf_section *sec,
+	    const char *key, const char *why, const char *prefix, char **hdr,
+	    struct dk_error *err);
+
+/* Read ca_file (an absolute path) into *out (malloc'd; NULL when unset). */
+int	dk_prov_ca_file(const struct dk_conf_section *sec, char **out,
+	    struct dk_error *err);
+
+/* Do two domain names match (no case, the final dot optional)? */
+int	dk_prov_name_eq(const char *a, const char *b);
+
+/*
+ * A small process-wide memo per provider section (told apart by file and
+ * line, as dk_prov_pace): what an API said once that stays true while
+ * the process runs (a zone's id by its name).  get: the value, or NULL
+ * when never put; put copies both strings (a failed put forgets).
+ */
+const char *dk_prov_memo_get(const struct dk_conf_section *sec,
+	    const char *key);
+void	dk_prov_memo_put(const struct dk_conf_section *sec, const char *key,
+	    const char *value);
+
 #endif

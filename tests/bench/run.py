@@ -1,12 +1,15 @@
 #!/usr/bin/python3
 """make bench: every benchmark, one table.
 
-    /usr/bin/python3 tests/bench/run.py [--quick] [--only rotation|probe]
+    /usr/bin/python3 tests/bench/run.py [--quick] [--only rotation|providers|probe]
     /usr/bin/python3 tests/bench/run.py --scale [--quick]
 
 bench_rotation.py  bulk rotation of 1,000 domains (TXT and CNAME mode)
                    against sequential openssl key generation; daemon RSS
                    per domain and idle CPU; UPDATE messages per record
+bench_providers.py bulk rotation through powerdns (a real pdns_server)
+                   and cloudflare (the API test server) against rfc2136,
+                   and API requests per published record
 bench_probe.py     `check` over 10,000 selectors x 2 servers against
                    dnsperf and opendkim-testkey
 bench_scale.py     (--scale only) configtest, status, run --once, check
@@ -34,6 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import bench_probe  # noqa: E402
+import bench_providers  # noqa: E402
 import bench_rotation  # noqa: E402
 import bench_scale  # noqa: E402
 import common  # noqa: E402
@@ -48,7 +52,7 @@ def main(argv):
     ap = argparse.ArgumentParser(prog="tests/bench/run.py")
     ap.add_argument("--quick", action="store_true",
                     help="small sizes: a smoke run")
-    ap.add_argument("--only", choices=("rotation", "probe"))
+    ap.add_argument("--only", choices=("rotation", "providers", "probe"))
     ap.add_argument("--scale", action="store_true",
                     help="growth from 10k to 100k domains (bench_scale)")
     args = ap.parse_args(argv[1:])
@@ -62,7 +66,8 @@ def main(argv):
     failed = 0
     t0 = time.monotonic()
     mods = (("scale", bench_scale),) if args.scale else (
-        ("rotation", bench_rotation), ("probe", bench_probe))
+        ("rotation", bench_rotation), ("providers", bench_providers),
+        ("probe", bench_probe))
     for name, mod in mods:
         if args.only is not None and args.only != name:
             continue
