@@ -113,7 +113,8 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@DKIMKEYD=$(CURDIR)/$(BIN) /usr/bin/python3 contrib/demo.py
 
-# BENCH_ARGS=--quick: a smoke run at small sizes.  Results also in
+# BENCH_ARGS=--quick: a smoke run at small sizes; BENCH_ARGS=--scale:
+# growth from 10k to 100k domains (tests/bench/bench_scale.py).  Results also in
 # build/bench-results.txt.
 bench: deps
 	@sh contrib/install-deps.sh dnsperf

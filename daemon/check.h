@@ -52,7 +52,7 @@ struct servers {
 	struct dk_addr	*a;
 	size_t		 n;
 	int		 rc;		/* DK_OK or why they are unknown */
-	char		 why[256];
+	const char	*why;		/* when rc != DK_OK (run's strings) */
 };
 
 enum item_kind { K_MANAGED, K_WATCH };
@@ -64,13 +64,14 @@ struct item {
 	const struct dk_key_state *ks;	/* managed: newest key */
 	enum dk_kstate		 kstate;
 	struct dk_record	*expect;	/* managed: NULL = absent */
-	char			 owner[512];	/* where the TXT lives */
-	char			 cname_owner[512]; /* cname mode, or "" */
+	/* Strings of the run (check_sdup): never NULL once named. */
+	const char		*owner;		/* where the TXT lives */
+	const char		*cname_owner;	/* cname mode, or "" */
 	const struct servers	*srv;		/* for owner */
 	const struct servers	*csrv;		/* for cname_owner */
 	size_t			 q0, cq0;	/* first queries */
-	int			 srv_sev[MAX_SERVERS];
-	int			 csrv_sev[MAX_SERVERS];
+	signed char		 srv_sev[MAX_SERVERS];	/* ST_* */
+	signed char		 csrv_sev[MAX_SERVERS];
 	struct plist		 probs;
 	unsigned		 bits;		/* RSA bits seen, 0 unknown */
 };
@@ -95,7 +96,7 @@ struct sender {
 /* The live signer's keys, for the signer check and the canary. */
 struct live {
 	char		*selector, *keyfile;
-	char		 owner[512];
+	const char	*owner;		/* a string of the run */
 	unsigned char	*sig;		/* the canary signed with the key */
 	size_t		 siglen;
 	enum dk_alg	 alg;
@@ -113,24 +114,34 @@ struct dom {
 	struct plist		 probs;		/* domain-level problems */
 	struct servers		 zsrv;		/* SELECTOR._domainkey.D */
 	struct servers		 tsrv;		/* cname targets */
-	struct dk_servers_result pre;		/* zsrv looked up ahead */
-	char			 pre_owner[512];	/* for this owner */
-	int			 have_pre;
+	uint64_t		 pre_hash;	/* zsrv looked up ahead, */
+	int			 have_pre;	/* for the owner of this hash */
 	struct item		*items;
 	size_t			 nitems;
 	struct sender		*senders;
 	size_t			 nsenders;
 	struct live		*live;
 	size_t			 nlive;
-	struct dk_signer_current cur;		/* the signer's answer */
-	int			 have_cur;	/* cur filled (current_many) */
+	/* The signer's answer (current_many), when have_cur. */
+	int			 have_cur;
+	int			 cur_rc;
+	const char		*cur_why;	/* rc != DK_OK (run's string) */
+	struct dk_signer_key	*cur_keys;
+	size_t			 cur_nkeys;
 	size_t			 soa_q0, nsoa;	/* per zsrv, then tsrv */
-	char			 soa_name[2][512];
+	const char		*soa_name[2];	/* NULL: none */
 	int64_t			 active_age;	/* -1: no active key */
 	const char		*active_sel;
 	int64_t			 next_at;	/* 0: none */
 	size_t			 ok, total;
 	int			 worst;
+};
+
+/* Strings that live as long as a run, in large blocks. */
+struct strblock {
+	struct strblock	*next;
+	size_t		 used, size;
+	char		 buf[];
 };
 
 struct run {
@@ -145,6 +156,7 @@ struct run {
 	struct dk_psl			*psl;	/* loaded for the first sender */
 	int				 psl_tried;
 	struct dk_error			 psl_err;
+	struct strblock			*strs;
 };
 
 
@@ -161,7 +173,9 @@ void	check_judge_domain(struct run *r, struct dom *d);
 /* check_collect.c: what to ask, queued on r. */
 void	check_collect_signers(struct run *r);
 void	check_collect_servers(struct run *r);
-void	check_collect_items(struct dom *d);
+void	check_collect_items(struct run *r, struct dom *d);
+const char *check_sdup(struct run *r, const char *s);
+void	check_sfree(struct run *r);
 void	check_collect_senders(struct run *r, struct dom *d);
 void	check_collect_live(struct run *r, struct dom *d);
 void	check_plan_queries(struct run *r, struct dom *d);

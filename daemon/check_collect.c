@@ -15,6 +15,58 @@
 #include "../lib/metrics.h"
 #include "check.h"
 
+/*
+ * A copy of s that lives until check_sfree: names and reasons of every
+ * domain, packed in large blocks (a malloc each would cost more than the
+ * name).  On allocation failure the run is given up (r->oom) and "" is
+ * returned, so that callers need no test.
+ */
+const char *
+check_sdup(struct run *r, const char *s)
+{
+	struct strblock *b = r->strs;
+	size_t n = strlen(s) + 1, size;
+	char *p;
+
+	if (b == NULL || b->size - b->used < n) {
+		size = n > 65536 ? n : 65536;
+		if ((b = malloc(sizeof(*b) + size)) == NULL) {
+			r->oom = 1;
+			return "";
+		}
+		b->next = r->strs;
+		b->used = 0;
+		b->size = size;
+		r->strs = b;
+	}
+	p = b->buf + b->used;
+	memcpy(p, s, n);
+	b->used += n;
+	return p;
+}
+
+void
+check_sfree(struct run *r)
+{
+	struct strblock *b;
+
+	while ((b = r->strs) != NULL) {
+		r->strs = b->next;
+		free(b);
+	}
+}
+
+/* FNV-1a: which owner a server lookup made ahead was for. */
+static uint64_t
+owner_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
 /* Append a query; returns its index (or SIZE_MAX on allocation failure). */
 static size_t
 qadd(struct run *r, const struct dk_addr *a, const char *name, int type)
@@ -41,9 +93,8 @@ qadd(struct run *r, const struct dk_addr *a, const char *name, int type)
 
 /* After a lookup into s: none is a failure; keep the reason; cap. */
 static void
-servers_settle(struct servers *s, struct dk_error *err)
+servers_settle(struct run *r, struct servers *s, struct dk_error *err)
 {
-	size_t l;
 
 	if (s->rc == DK_OK && s->n == 0) {
 		s->rc = DK_ETEMP;
@@ -54,33 +105,33 @@ servers_settle(struct servers *s, struct dk_error *err)
 		s->a = NULL;
 		s->n = 0;
 		/* Cut to fit: the reason is for a one-line report. */
-		l = strnlen(err->msg, sizeof(s->why) - 1);
-		memcpy(s->why, err->msg, l);
-		s->why[l] = '\0';
+		if (strlen(err->msg) > 255)
+			err->msg[255] = '\0';
+		s->why = check_sdup(r, err->msg);
 	} else if (s->n > MAX_SERVERS)
 		s->n = MAX_SERVERS;
 }
 
 static void
-get_servers(struct dom *d, const char *owner, struct servers *s)
+get_servers(struct run *r, struct dom *d, const char *owner,
+    struct servers *s)
 {
 	struct dk_error err = { 0, "" };
 
+	if (s == &d->zsrv && d->have_pre) {
+		/* collect_servers asked already: for this very owner? */
+		d->have_pre = 0;
+		if (owner_hash(owner) == d->pre_hash)
+			return;
+		free(s->a);
+		s->a = NULL;
+		s->n = 0;
+		s->rc = DK_OK;
+	}
 	if (s->a != NULL || s->rc != DK_OK)
 		return;
-	if (s == &d->zsrv && d->have_pre && strcmp(owner, d->pre_owner) ==
-	    0) {
-		/* collect_servers asked already, for this very owner. */
-		s->rc = d->pre.rc;
-		err = d->pre.err;
-		s->a = d->pre.a;
-		s->n = d->pre.n;
-		d->pre.a = NULL;
-		d->have_pre = 0;
-	} else
-		s->rc = d->c.pops->servers(d->c.pctx, owner, &s->a, &s->n,
-		    &err);
-	servers_settle(s, &err);
+	s->rc = d->c.pops->servers(d->c.pctx, owner, &s->a, &s->n, &err);
+	servers_settle(r, s, &err);
 }
 
 /*
@@ -129,6 +180,7 @@ check_collect_servers(struct run *r)
 	const char **owners = NULL;
 	unsigned char *asked = NULL;
 	size_t *idx = NULL, i, j, n;
+	char owner[512];
 
 	if (r->nd == 0 || (owners = calloc(r->nd, sizeof(*owners))) ==
 	    NULL || (idx = calloc(r->nd, sizeof(*idx))) == NULL ||
@@ -146,17 +198,24 @@ check_collect_servers(struct run *r)
 			if (!e->open || e->c.psec != d->c.psec)
 				continue;
 			asked[j] = 1;
-			if (!zsrv_owner(e, e->pre_owner, sizeof(e->pre_owner)))
+			if (!zsrv_owner(e, owner, sizeof(owner)))
 				continue;
-			owners[n] = e->pre_owner;
+			owners[n] = check_sdup(r, owner);
 			idx[n++] = j;
 		}
 		if (n == 0 || d->c.pops->servers_many(d->c.pctx, owners, n,
 		    res, &err) != DK_OK)
 			continue;
+		/* Straight into zsrv: get_servers takes it for the owner. */
 		for (j = 0; j < n; j++) {
-			r->d[idx[j]].pre = res[j];
-			r->d[idx[j]].have_pre = 1;
+			struct dom *e = &r->d[idx[j]];
+
+			e->zsrv.rc = res[j].rc;
+			e->zsrv.a = res[j].a;
+			e->zsrv.n = res[j].n;
+			servers_settle(r, &e->zsrv, &res[j].err);
+			e->pre_hash = owner_hash(owners[j]);
+			e->have_pre = 1;
 		}
 	}
 out:
@@ -168,7 +227,8 @@ out:
 
 /* The customer's servers (cname mode): the ones activation waits for. */
 static void
-get_customer_servers(struct dom *d, const char *owner, struct servers *s)
+get_customer_servers(struct run *r, struct dom *d, const char *owner,
+    struct servers *s)
 {
 	struct dk_error err = { 0, "" };
 
@@ -176,7 +236,7 @@ get_customer_servers(struct dom *d, const char *owner, struct servers *s)
 		return;
 	s->rc = dk_customer_servers(d->c.conf, d->cd, d->c.pops, d->c.pctx,
 	    owner, &s->a, &s->n, &err);
-	servers_settle(s, &err);
+	servers_settle(r, s, &err);
 }
 
 static int
@@ -198,18 +258,20 @@ item_add(struct dom *d, struct item **out)
 
 /* Where a selector's TXT lives, and the customer's CNAME in cname mode. */
 static int
-item_names(struct dom *d, struct item *it, int managed)
+item_names(struct run *r, struct dom *d, struct item *it, int managed)
 {
-	char *target = NULL;
+	char *target = NULL, owner[512];
 
-	dk_owner(it->selector, d->cd->name, it->owner, sizeof(it->owner));
+	dk_owner(it->selector, d->cd->name, owner, sizeof(owner));
+	it->owner = check_sdup(r, owner);
+	it->cname_owner = "";
 	if (!managed || d->cd->mode != DK_MODE_CNAME) {
 		it->srv = &d->zsrv;
 		/* cname mode: the selector names are in the customer's zone. */
 		if (d->cd->mode == DK_MODE_CNAME)
-			get_customer_servers(d, it->owner, &d->zsrv);
+			get_customer_servers(r, d, it->owner, &d->zsrv);
 		else
-			get_servers(d, it->owner, &d->zsrv);
+			get_servers(r, d, it->owner, &d->zsrv);
 		return DK_OK;
 	}
 	if (dk_conf_cname_target(d->cd, it->selector, &target) != DK_OK) {
@@ -217,19 +279,19 @@ item_names(struct dom *d, struct item *it, int managed)
 		    "name for selector %s", d->cd->name, it->selector);
 		return DK_EINVAL;
 	}
-	snprintf(it->cname_owner, sizeof(it->cname_owner), "%s", it->owner);
-	snprintf(it->owner, sizeof(it->owner), "%s", target);
+	it->cname_owner = it->owner;
+	it->owner = check_sdup(r, target);
 	free(target);
 	it->srv = &d->tsrv;
 	it->csrv = &d->zsrv;
-	get_servers(d, it->owner, &d->tsrv);
-	get_customer_servers(d, it->cname_owner, &d->zsrv);
+	get_servers(r, d, it->owner, &d->tsrv);
+	get_customer_servers(r, d, it->cname_owner, &d->zsrv);
 	return DK_OK;
 }
 
 /* Collect the selectors of a domain: newest key of each, then watches. */
 void
-check_collect_items(struct dom *d)
+check_collect_items(struct run *r, struct dom *d)
 {
 	struct dk_domain_state *st = d->c.st;
 	struct dk_error err = { 0, "" };
@@ -253,7 +315,7 @@ check_collect_items(struct dom *d)
 		it->kstate = dk_key_state_get(it->ks, dk_now());
 		snprintf(it->selector, sizeof(it->selector), "%s",
 		    it->ks->selector);
-		if (item_names(d, it, 1) != DK_OK) {
+		if (item_names(r, d, it, 1) != DK_OK) {
 			d->nitems--;
 			continue;
 		}
@@ -272,7 +334,7 @@ check_collect_items(struct dom *d)
 		it->kind = K_WATCH;
 		snprintf(it->selector, sizeof(it->selector), "%s",
 		    d->cd->watch_selectors[i]);
-		item_names(d, it, 0);
+		item_names(r, d, it, 0);
 	}
 }
 
@@ -311,7 +373,7 @@ check_collect_senders(struct run *r, struct dom *d)
 		    s->name);
 		snprintf(s->qname[1], sizeof(s->qname[1]), "_dmarc.%s",
 		    s->org);
-		get_servers(d, s->qname[0], &s->srv);
+		get_servers(r, d, s->qname[0], &s->srv);
 	}
 }
 
@@ -323,16 +385,16 @@ check_collect_live(struct run *r, struct dom *d)
 	struct dk_signer_key *keys = NULL;
 	struct dk_key *key = NULL;
 	size_t nkeys = 0, i;
-	char *target = NULL;
+	char *target = NULL, owner[512];
 	int rc;
 
 	if (d->have_cur) {
-		rc = d->cur.rc;
-		err = d->cur.err;
-		keys = d->cur.keys;
-		nkeys = d->cur.nkeys;
-		d->cur.keys = NULL;
-		d->cur.nkeys = 0;
+		rc = d->cur_rc;
+		dk_err(&err, rc, "%s", d->cur_why != NULL ? d->cur_why : "");
+		keys = d->cur_keys;
+		nkeys = d->cur_nkeys;
+		d->cur_keys = NULL;
+		d->cur_nkeys = 0;
 		d->have_cur = 0;
 	} else
 		rc = d->c.sops->current(d->c.sctx, d->cd->name, &keys, &nkeys,
@@ -354,18 +416,19 @@ check_collect_live(struct run *r, struct dom *d)
 		keys[i].selector = keys[i].keyfile = NULL;
 		if (!r->o->canary)
 			continue;
-		dk_owner(l->selector, d->cd->name, l->owner, sizeof(l->owner));
+		dk_owner(l->selector, d->cd->name, owner, sizeof(owner));
+		l->owner = check_sdup(r, owner);
 		l->srv = &d->zsrv;
 		if (d->cd->mode == DK_MODE_CNAME &&
 		    dk_conf_cname_target(d->cd, l->selector, &target) ==
 		    DK_OK) {
-			snprintf(l->owner, sizeof(l->owner), "%s", target);
+			l->owner = check_sdup(r, target);
 			free(target);
 			target = NULL;
 			l->srv = &d->tsrv;
-			get_servers(d, l->owner, &d->tsrv);
+			get_servers(r, d, l->owner, &d->tsrv);
 		} else
-			get_servers(d, l->owner, &d->zsrv);
+			get_servers(r, d, l->owner, &d->zsrv);
 		/*
 		 * Sign with the very file the signer reads: a key that does
 		 * not load or sign here will not sign mail either.
@@ -427,7 +490,13 @@ check_collect_signers(struct run *r)
 		    DK_OK)
 			continue;
 		for (j = 0; j < n; j++) {
-			r->d[idx[j]].cur = cur[j];
+			struct dom *e = &r->d[idx[j]];
+
+			e->cur_rc = cur[j].rc;
+			e->cur_why = cur[j].rc != DK_OK ?
+			    check_sdup(r, cur[j].err.msg) : NULL;
+			e->cur_keys = cur[j].keys;
+			e->cur_nkeys = cur[j].nkeys;
 			r->d[idx[j]].have_cur = 1;
 		}
 	}
@@ -443,6 +512,7 @@ check_plan_queries(struct run *r, struct dom *d)
 {
 	struct item *it;
 	size_t i, j;
+	char owner[512];
 
 	for (i = 0; i < d->nitems; i++) {
 		it = &d->items[i];
@@ -461,14 +531,13 @@ check_plan_queries(struct run *r, struct dom *d)
 	 * NXDOMAIN with the zone's SOA in the authority section.
 	 */
 	d->soa_q0 = r->nq;
-	snprintf(d->soa_name[0], sizeof(d->soa_name[0]), "_domainkey.%s",
-	    d->cd->name);
+	snprintf(owner, sizeof(owner), "_domainkey.%s", d->cd->name);
+	d->soa_name[0] = check_sdup(r, owner);
 	for (j = 0; j < d->zsrv.n; j++)
 		qadd(r, &d->zsrv.a[j], d->soa_name[0], DK_T_SOA);
 	for (i = 0; i < d->nitems && d->tsrv.n > 0; i++)
 		if (d->items[i].cname_owner[0] != '\0') {
-			snprintf(d->soa_name[1], sizeof(d->soa_name[1]),
-			    "%s", d->items[i].owner);
+			d->soa_name[1] = d->items[i].owner;
 			for (j = 0; j < d->tsrv.n; j++)
 				qadd(r, &d->tsrv.a[j], d->soa_name[1],
 				    DK_T_SOA);

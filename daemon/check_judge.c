@@ -386,7 +386,7 @@ judge_serials(struct run *r, struct dom *d)
 	int part;
 
 	for (part = 0, base = d->soa_q0; part < 2; part++) {
-		n = part == 0 ? d->zsrv.n : (d->soa_name[1][0] ? d->tsrv.n : 0);
+		n = part == 0 ? d->zsrv.n : (d->soa_name[1] != NULL ? d->tsrv.n : 0);
 		if (base + n > d->soa_q0 + d->nsoa)
 			break;
 		best = NULL;

@@ -40,8 +40,7 @@ dom_free(struct dom *d)
 		free(d->live[i].sig);
 	}
 	free(d->live);
-	dk_signer_keys_free(d->cur.keys, d->cur.nkeys);
-	free(d->pre.a);
+	dk_signer_keys_free(d->cur_keys, d->cur_nkeys);
 	free(d->zsrv.a);
 	free(d->tsrv.a);
 	check_pfree(&d->probs);
@@ -103,7 +102,7 @@ cmd_check(const struct dk_conf *conf, const char *domain,
 
 		if (!d->open)
 			continue;
-		check_collect_items(d);
+		check_collect_items(&r, d);
 		check_collect_senders(&r, d);
 		check_collect_live(&r, d);
 		check_plan_queries(&r, d);
@@ -160,5 +159,6 @@ out:
 		dom_free(&r.d[i]);
 	free(r.d);
 	dk_psl_free(r.psl);
+	check_sfree(&r);
 	return check_st_exit[worst];
 }

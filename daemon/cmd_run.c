@@ -751,6 +751,7 @@ daemon_done(struct slot *s, int rc, const struct dk_error *err, void *arg)
 	else {
 		s->backoff = 0;
 		schedule(s, now);
+		dk_pending_poke(s->dom);	/* its next key, when idle */
 	}
 }
 
@@ -1011,6 +1012,9 @@ run_daemon(const struct dk_conf *conf, const char *domain)
 		t = i < n ? slots[i].due : now + RECHECK;
 		if (lease_time > 0 && t > now + lease_time / 3)
 			t = now + (lease_time / 3 > 0 ? lease_time / 3 : 1);
+		/* Idle: the next rotations' keys, made ahead (key_pending.c). */
+		if (domain == NULL && t > now && dk_pending_idle(cur, now))
+			continue;
 		sleep_until(t);
 	}
 	dk_notify("STOPPING=1");

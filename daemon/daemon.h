@@ -68,6 +68,13 @@ void	dk_crashpoint(const char *name);
  * Take the exclusive lock of domain in state_dir, waiting up to wait_secs.
  * DK_EBUSY names the holder (pid and command) when it stays locked.
  */
+/*
+ * daemon/keygen_pool.c: a key of spec generated ahead by the pool's
+ * threads, or NULL (the caller generates it, as ever).  Thread-safe.
+ */
+struct dk_key	*dk_keypool_take(const struct dk_keyspec *spec);
+void		 dk_keypool_stop(void);
+
 int	dk_lock_domain(const char *state_dir, const char *domain,
 	    const char *command, int wait_secs, int *fd, struct dk_error *);
 void	dk_unlock_domain(int fd);
@@ -143,6 +150,20 @@ int	dk_expected_txt(const struct dk_key_state *, enum dk_kstate,
 size_t	dk_keydir_leftovers(const char *dir, const char *prefix,
 	    const char ***out);
 void	dk_keydir_taken(const char *name);
+/* A key file this process made in dir (key_pending.c): one to find. */
+void	dk_keydir_note(const char *dir, const char *name);
+
+/*
+ * daemon/key_pending.c: make dom's next rotation key ahead, as a pending
+ * key file (1 made, 0 none needed or the domain busy, < 0 failed); and,
+ * for the daemon's idle time, one step of a pass over conf's domains:
+ * 1 when called again soon is useful, 0 when there is nothing to do.
+ */
+int	dk_pending_make(const struct dk_conf *conf,
+	    const struct dk_conf_domain *dom, int64_t now,
+	    struct dk_error *err);
+int	dk_pending_idle(const struct dk_conf *conf, int64_t now);
+void	dk_pending_poke(const struct dk_conf_domain *dom);
 void	dk_keydir_forget(void);
 
 /* Validate every provider and signer section (configtest and all). */

@@ -572,11 +572,14 @@ do_generate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 	}
 	sweep_key_temps(c, selector);
 	if ((key = adopt_orphan(c, spec, selector, &path)) != NULL) {
-		say("%s: adopting key %s left by an interrupted run",
+		say("%s: adopting key %s (made ahead, or left by an "
+		    "interrupted run)",
 		    dk_owner(selector, c->dom->name, buf, sizeof(buf)),
 		    dk_key_id(key));
 	} else {
-		if ((rc = dk_key_generate(spec, &key, err)) != DK_OK)
+		/* Made ahead on another core, in a bulk rotation. */
+		if ((key = dk_keypool_take(spec)) == NULL &&
+		    (rc = dk_key_generate(spec, &key, err)) != DK_OK)
 			return rc;
 		if (dk_state_key_file(c->conf->key_dir, c->dom->name,
 		    selector, dk_key_id(key), &path) != DK_OK) {

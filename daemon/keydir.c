@@ -103,6 +103,31 @@ dk_keydir_leftovers(const char *dir, const char *prefix, const char ***out)
 }
 
 void
+dk_keydir_note(const char *dir, const char *name)
+{
+	char **nn, *copy;
+	size_t i;
+
+	/* Not read yet, or another directory: a read will find it. */
+	if (kd.dir == NULL || strcmp(kd.dir, dir) != 0)
+		return;
+	for (i = 0; i < kd.n && strcmp(kd.names[i], name) < 0; i++)
+		;
+	if (i < kd.n && strcmp(kd.names[i], name) == 0)
+		return;
+	if ((copy = dk_strdup(name)) == NULL)
+		return;
+	if ((nn = realloc(kd.names, (kd.n + 1) * sizeof(*nn))) == NULL) {
+		free(copy);
+		return;
+	}
+	kd.names = nn;
+	memmove(&kd.names[i + 1], &kd.names[i], (kd.n - i) * sizeof(*nn));
+	kd.names[i] = copy;
+	kd.n++;
+}
+
+void
 dk_keydir_taken(const char *name)
 {
 	size_t i;

@@ -96,6 +96,8 @@ struct dk_conf {
 	char			*key_dir;	/* /var/lib/dkimkeyd/keys */
 	char			*key_group;	/* NULL: keys 0600, else 0640 */
 	char			*metrics_file;	/* Prometheus text file, or NULL */
+	int			 no_pregenerate; /* pregenerate = no: the
+						   daemon makes no key ahead */
 	struct dk_conf_section	*providers;
 	size_t			 nproviders;
 	struct dk_conf_section	*signers;

@@ -72,8 +72,8 @@ normalize_domain(const char *name)
 	return s;
 }
 
-static int
-parse_bool(const char *v, int *out)
+int
+conf_parse_bool(const char *v, int *out)
 {
 	static const char *const yes[] = { "yes", "true", "1" };
 	static const char *const no[] = { "no", "false", "0" };
@@ -351,7 +351,7 @@ conf_domain_key(struct file *f, const char *name, const char *value)
 			return conf_nomem(p);
 		return DK_OK;
 	case DK_WEAK:
-		if (parse_bool(value, &d->allow_weak_keys) != DK_OK)
+		if (conf_parse_bool(value, &d->allow_weak_keys) != DK_OK)
 			return conf_fail(f, "bad value %s for allow_weak_keys "
 			    "(yes or no)", value);
 		return DK_OK;

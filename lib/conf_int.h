@@ -30,7 +30,7 @@ enum seckind {
 
 /* Keys of [dkimkeyd]; include may repeat and is not tracked. */
 enum { MK_STATE_DIR, MK_KEY_DIR, MK_KEY_GROUP, MK_METRICS, MK_BACKEND,
-	MK_CONNINFO, MK_LEASE, MK_N };
+	MK_CONNINFO, MK_LEASE, MK_PREGEN, MK_N };
 
 /* Keys of [domain NAME]. */
 enum {
@@ -92,6 +92,8 @@ int	conf_fail(struct file *f, const char *fmt, ...)
 int	conf_nomem(struct parse *p);
 /* Room for element n of *arrp (n elements of size now), zeroed. */
 int	conf_grow(void *arrp, size_t n, size_t size);
+/* conf_domain.c: yes/true/1 or no/false/0 into *out; DK_EINVAL else. */
+int	conf_parse_bool(const char *v, int *out);
 
 /* conf_read.c */
 

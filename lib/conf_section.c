@@ -11,7 +11,7 @@
 
 static const char *const main_keys[MK_N] = {
 	"state_dir", "key_dir", "key_group", "metrics_file", "backend",
-	"conninfo_file", "lease_time",
+	"conninfo_file", "lease_time", "pregenerate",
 };
 
 /* A key of a [provider] or [signer] section, in parse.kset. */
@@ -192,6 +192,15 @@ conf_main_key(struct file *f, const char *name, const char *value)
 		return conf_fail(f, "empty value for %s", name);
 	if (k == MK_BACKEND || k == MK_LEASE)
 		return store_key(f, c, k == MK_LEASE, value);
+	if (k == MK_PREGEN) {
+		int yes;
+
+		if (conf_parse_bool(value, &yes) != DK_OK)
+			return conf_fail(f, "bad value %s for pregenerate (yes "
+			    "or no)", value);
+		c->no_pregenerate = !yes;
+		return DK_OK;
+	}
 	switch (k) {
 	case MK_CONNINFO:
 		slot = &c->conninfo_file;

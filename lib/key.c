@@ -434,6 +434,9 @@ parse_public(enum dk_alg alg, const unsigned char *p, size_t len,
 		rc = dk_err(err, DK_EINVAL, "empty RSA public key");
 		goto out;
 	}
+	/* A check only: the common case without OpenSSL's decoder search. */
+	if (out == NULL && dk_key_spki_rsa_quick(p, len, bits))
+		return DK_OK;
 	pkey = d2i_PUBKEY(NULL, &q, (long)len);
 	if (pkey == NULL || q != p + len) {
 		rc = dk_err(err, DK_EINVAL, "not a DER SubjectPublicKeyInfo");

@@ -80,6 +80,14 @@ int		 dk_key_public(const struct dk_key *, unsigned char **out,
 int		 dk_key_public_check(enum dk_alg, const unsigned char *p,
 		    size_t len, unsigned *bits, struct dk_error *err);
 
+/*
+ * lib/key_spki.c: 1 when p is certainly a DER SubjectPublicKeyInfo of an
+ * RSA key (rsaEncryption, NULL parameters), with *bits (may be NULL) set;
+ * 0 when the full check must decide.  No allocation survives the call.
+ */
+int		 dk_key_spki_rsa_quick(const unsigned char *p, size_t len,
+		    unsigned *bits);
+
 /* Sign data (rsa-sha256 or ed25519-sha256 as DKIM does) — for probes. */
 int		 dk_key_sign_sha256(const struct dk_key *,
 		    const unsigned char *data, size_t len,

@@ -2,6 +2,7 @@
 """make bench: every benchmark, one table.
 
     /usr/bin/python3 tests/bench/run.py [--quick] [--only rotation|providers|probe]
+    /usr/bin/python3 tests/bench/run.py --scale [--quick]
 
 bench_rotation.py  bulk rotation of 1,000 domains (TXT and CNAME mode)
                    against sequential openssl key generation; daemon RSS
@@ -11,9 +12,13 @@ bench_providers.py bulk rotation through powerdns (a real pdns_server)
                    and API requests per published record
 bench_probe.py     `check` over 10,000 selectors x 2 servers against
                    dnsperf and opendkim-testkey
+bench_scale.py     (--scale only) configtest, status, run --once, check
+                   and every --domain command at 10,000 and 100,000
+                   domains: growth factors, --domain against configtest,
+                   check against dnsperf, check's peak RSS per domain
 
 --quick: 200 domains and 2,000 selectors, shorter reference runs: a
-smoke run in about a minute.  Every figure is a ratio against a
+smoke run in about a minute (with --scale: 1,000 and 10,000 domains).  Every figure is a ratio against a
 reference measured in this run, or a per-unit figure; nothing is
 compared with a fixed wall-clock time.  The table also goes to
 build/bench-results.txt (BENCH_RESULTS overrides).  Exit status 0 when
@@ -34,6 +39,7 @@ sys.path.insert(0, HERE)
 import bench_probe  # noqa: E402
 import bench_providers  # noqa: E402
 import bench_rotation  # noqa: E402
+import bench_scale  # noqa: E402
 import common  # noqa: E402
 from common import harness  # noqa: E402
 
@@ -47,6 +53,8 @@ def main(argv):
     ap.add_argument("--quick", action="store_true",
                     help="small sizes: a smoke run")
     ap.add_argument("--only", choices=("rotation", "providers", "probe"))
+    ap.add_argument("--scale", action="store_true",
+                    help="growth from 10k to 100k domains (bench_scale)")
     args = ap.parse_args(argv[1:])
     harness.exit_cleanly_on_signals()
     if not os.access(common.DKIMKEYD, os.X_OK):
@@ -57,8 +65,10 @@ def main(argv):
     load0 = os.getloadavg()[0]
     failed = 0
     t0 = time.monotonic()
-    for name, mod in (("rotation", bench_rotation),
-                      ("providers", bench_providers), ("probe", bench_probe)):
+    mods = (("scale", bench_scale),) if args.scale else (
+        ("rotation", bench_rotation), ("providers", bench_providers),
+        ("probe", bench_probe))
+    for name, mod in mods:
         if args.only is not None and args.only != name:
             continue
         try:

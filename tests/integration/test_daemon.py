@@ -215,8 +215,10 @@ def test_first_rotation_ready_status_idle_and_stop(env):
                                for ln in note.lines()), 10,
                    "STATUS with the next step (got %r)" % note.messages)
 
-        # Nothing due for an hour: the daemon sleeps, it does not poll.
+        # Nothing due for an hour: the daemon sleeps, it does not poll
+        # (once it has made the next rotation's key ahead).
         wait_until(lambda: "event=active" in d.out(), 5, "activation")
+        d.expect("event=pending")
         before = d.cpu_ticks()
         time.sleep(5)
         used = d.cpu_ticks() - before

@@ -246,6 +246,71 @@ test_key_ed25519_public_is_32_bytes(void **state)
 	free(p);
 }
 
+/* What OpenSSL's full decoder says of p as an RSA key: bits, 0 refused. */
+static unsigned
+full_rsa_bits(const unsigned char *p, size_t len)
+{
+	const unsigned char *q = p;
+	EVP_PKEY *pk = d2i_PUBKEY(NULL, &q, (long)len);
+	unsigned bits = 0;
+
+	if (pk != NULL && q == p + len && EVP_PKEY_is_a(pk, "RSA"))
+		bits = (unsigned)EVP_PKEY_get_bits(pk);
+	EVP_PKEY_free(pk);
+	return bits;
+}
+
+static void
+test_key_spki_quick_never_accepts_what_the_decoder_refuses(void **state)
+{
+	struct dk_error err = { 0, "" };
+	unsigned char *p, *m, *ed;
+	size_t plen, i, edlen;
+	unsigned bits = 0, j;
+	int n;
+	EVP_PKEY *pk;
+	static const unsigned char flips[] = { 0x01, 0x80, 0xff };
+
+	(void)state;
+	assert_int_equal(dk_key_public(rsa_key, &p, &plen, &err), 0);
+	assert_int_equal(dk_key_spki_rsa_quick(p, plen, &bits), 1);
+	assert_int_equal(bits, 2048);
+	assert_int_equal(dk_key_spki_rsa_quick(p, plen, NULL), 1);
+	assert_non_null(m = malloc(plen + 1));
+	/* Every truncation, one trailing byte: refused by both. */
+	for (i = 0; i < plen; i++)
+		assert_int_equal(dk_key_spki_rsa_quick(p, i, &bits), 0);
+	memcpy(m, p, plen);
+	m[plen] = 0;
+	assert_int_equal(dk_key_spki_rsa_quick(m, plen + 1, &bits), 0);
+	assert_int_equal(full_rsa_bits(m, plen + 1), 0);
+	/* Damage at every position: what the quick test accepts, the full
+	 * decoder accepts too, with the same size (the OID, the NULL, the
+	 * lengths, the unused-bits byte, the modulus and exponent). */
+	for (i = 0; i < plen; i++)
+		for (j = 0; j < sizeof(flips); j++) {
+			memcpy(m, p, plen);
+			m[i] ^= flips[j];
+			bits = 0;
+			if (dk_key_spki_rsa_quick(m, plen, &bits))
+				assert_int_equal(full_rsa_bits(m, plen), bits);
+		}
+	/* An Ed25519 SubjectPublicKeyInfo is not RSA. */
+	assert_int_equal(dk_key_public(ed_key, &ed, &edlen, &err), 0);
+	pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, ed, edlen);
+	assert_non_null(pk);
+	free(ed);
+	ed = NULL;
+	assert_true((n = i2d_PUBKEY(pk, &ed)) > 0);
+	assert_int_equal(dk_key_spki_rsa_quick(ed, (size_t)n, &bits), 0);
+	assert_int_equal(dk_key_public_check(DK_ALG_RSA, ed, (size_t)n, NULL,
+	    &err), DK_EINVAL);
+	OPENSSL_free(ed);
+	EVP_PKEY_free(pk);
+	free(m);
+	free(p);
+}
+
 static void
 check_id(const struct dk_key *k)
 {
@@ -1151,6 +1216,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_key_destroy_is_idempotent,
 		    setup, teardown),
 		cmocka_unit_test(test_key_generate_rejects_bad_spec),
+		cmocka_unit_test(
+		    test_key_spki_quick_never_accepts_what_the_decoder_refuses),
 		cmocka_unit_test(test_base64_round_trips_every_length),
 		cmocka_unit_test(
 		    test_base64_decode_skips_whitespace_and_counts_padding),
