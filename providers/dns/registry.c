@@ -11,6 +11,7 @@ static const struct dk_dns_provider_ops *const providers[] = {
 	&dk_dns_rfc2136_ops,
 	&dk_dns_powerdns_ops,
 	&dk_dns_exec_ops,
+	&dk_dns_route53_ops,
 	NULL
 };
 
