@@ -58,6 +58,11 @@ parse(const char *body, size_t len, const char *root, struct dk_xml **x,
 			err->code = rc;
 		return rc;
 	}
+	if (strcasecmp((*x)->name, "html") == 0) {
+		dk_xml_free(*x);
+		return dk_err(err, DK_EPERM, "route53: the answer is an HTML "
+		    "page, not the API's XML (is api_url right?)");
+	}
 	if (strcmp((*x)->name, root) != 0) {
 		rc = dk_err(err, DK_EPERM, "route53: expected a %s, the answer "
 		    "is a %.64s", root, (*x)->name);

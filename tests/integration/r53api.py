@@ -546,8 +546,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("x-amzn-RequestId", secrets.token_hex(8))
         for k, v in extra:
             self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:
+            self.close_connection = True    # the client hung up
 
     def handle_any(self):
         api = self.api

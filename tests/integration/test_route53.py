@@ -79,7 +79,8 @@ def write_config(env, api, zone_id=True, ca=None, secret=None, profile=None,
         lines += ["", "[domain %s]" % d, "provider = primary",
                   "signer = opendkim", "selectors = mail1 mail2",
                   "algorithm = rsa-2048", "ttl = 2s", "retire_after = 3s",
-                  "propagation_timeout = 10s", "safety_margin = 1s"]
+                  "propagation_timeout = 10s", "safety_margin = 1s",
+                  "rotate_every = 1h"]
     harness.Bind._write(s.conf, "\n".join(lines) + "\n", 0o644)
     return s
 
@@ -150,7 +151,8 @@ def test_route53_zone_found_from_the_api_and_session_token(env):
 def test_route53_many_domains_in_one_change_batch(env):
     api = start_api(env)
     s = write_config(env, api, zone_id=False,
-                     domains=("www.example.test", "mx.example.test"))
+                     domains=("www.example.test", "mx.example.test"),
+                     extra_domain_lines=("rotate_every = 1h",))
     r = run(s, "run", "--once")
     assert r.code == 0, r.describe()
     for d in ("example.test", "www.example.test", "mx.example.test"):
