@@ -45,14 +45,18 @@ static int
 parse(const char *body, size_t len, const char *root, struct dk_xml **x,
     struct dk_error *err)
 {
+	size_t sp = 0;
 	int rc;
 
 	if ((rc = dk_xml_parse(body, len, MAX_NODES, x, err)) != DK_OK) {
 		if (rc == DK_EINVAL)
 			rc = DK_EPERM;
+		/* body need not end in a NUL: every look is bounded by len. */
+		while (sp < len && strchr(" \t\r\n", body[sp]) != NULL &&
+		    body[sp] != '\0')
+			sp++;
 		dk_err_prefix(err, "route53: the answer is not the API's XML"
-		    "%s", len > 0 && body[strspn(body, " \t\r\n")] == '<' &&
-		    strncasecmp(body + strspn(body, " \t\r\n"), "<html", 5) ==
+		    "%s", len - sp >= 5 && strncasecmp(body + sp, "<html", 5) ==
 		    0 ? " (an HTML page: is api_url right?)" : "");
 		if (err != NULL)
 			err->code = rc;
@@ -165,12 +169,16 @@ r53_read_rrsets(const char *body, size_t len, const char *owner,
 			goto out;
 		}
 		if (name_eq(nn, owner)) {
-			if ((*next_name = strdup(nn)) == NULL ||
-			    (*next_type = strdup(nt)) == NULL) {
-				free(*next_name);
+			char *a = strdup(nn), *b = strdup(nt);
+
+			if (a == NULL || b == NULL) {
+				free(a);
+				free(b);
 				rc = dk_err(err, DK_ENOMEM, "out of memory");
 				goto out;
 			}
+			*next_name = a;
+			*next_type = b;
 			*more = 1;
 		}
 	}
@@ -212,9 +220,17 @@ r53_read_change(const char *body, size_t len, char **id, char **status,
 		rc = shape("a change Id that is not an Id", err);
 		goto out;
 	}
-	if ((*id = strdup(i)) == NULL || (*status = strdup(s)) == NULL) {
-		free(*id);
-		rc = dk_err(err, DK_ENOMEM, "out of memory");
+	{
+		char *di = strdup(i), *ds = strdup(s);
+
+		if (di == NULL || ds == NULL) {
+			free(di);
+			free(ds);
+			rc = dk_err(err, DK_ENOMEM, "out of memory");
+		} else {
+			*id = di;
+			*status = ds;
+		}
 	}
  out:
 	dk_xml_free(x);
