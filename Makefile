@@ -158,25 +158,47 @@ install: all
 	    $(DESTDIR)$(SYSCONFDIR)/dkimkeyd/dkimkeyd.conf
 
 clean:
-	rm -rf build build-san build-crash build-san-crash dkimkeyd
+	rm -rf build build-san build-crash build-san-crash build-fuzz dkimkeyd
 
-# libFuzzer targets for every parser: make fuzz FUZZ_SECONDS=60
-# (a target's " * FUZZ_EXTRA_SRC: FILES" comment line adds sources)
+# libFuzzer targets for every parser: make fuzz FUZZ_SECONDS=60.  The
+# library and provider objects are built once (fuzzer-no-link) into one
+# archive each target links; a target's " * FUZZ_EXTRA_SRC: FILES" comment
+# line adds sources.  Inputs saved under tests/fuzz/regress/TARGET-* are
+# replayed first (past findings stay fixed), then the target fuzzes from
+# its corpus in build-fuzz/TARGET.corpus and the seeds in
+# tests/fuzz/seeds/TARGET/, if any.  CI runs FUZZ_SECONDS=10.
 FUZZ_SECONDS ?= 30
 FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_CFLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -Ilib $(PKG_CFLAGS) \
+	-fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_OBJ = $(LIB_SRC:%.c=build-fuzz/%.o) $(PROV_SRC:%.c=build-fuzz/%.o)
+
+build-fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build-fuzz/libfuzz.a: $(FUZZ_OBJ)
+	ar rcs $@ $(FUZZ_OBJ)
+
 fuzz:
 	@sh contrib/install-deps.sh clang
-	@mkdir -p build-fuzz
+	@$(MAKE) --no-print-directory CC=clang build-fuzz/libfuzz.a
 	@for f in $(FUZZ_SRC); do \
 	    n=$$(basename $$f .c); \
 	    x=$$(sed -n 's/^ \* FUZZ_EXTRA_SRC: //p' $$f); \
-	    clang -g -O1 -std=c11 -D_GNU_SOURCE -Ilib \
-	        -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) \
-	        -o build-fuzz/$$n $$f $$x $(LIB_SRC) $(PKG_LIBS) || exit 1; \
+	    clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o build-fuzz/$$n $$f $$x \
+	        build-fuzz/libfuzz.a $(PKG_LIBS) || exit 1; \
 	    mkdir -p build-fuzz/$$n.corpus; \
+	    r=$$(ls tests/fuzz/regress/$$n-* 2>/dev/null || true); \
+	    if [ -n "$$r" ]; then \
+	        build-fuzz/$$n $$r >build-fuzz/$$n.regress.log 2>&1 || \
+	        { echo "$$n: a saved input fails again:"; \
+	          tail -40 build-fuzz/$$n.regress.log; exit 1; }; \
+	    fi; \
 	    echo "fuzzing $$n for $(FUZZ_SECONDS)s"; \
+	    s=; [ -d tests/fuzz/seeds/$$n ] && s=tests/fuzz/seeds/$$n; \
 	    build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) \
-	        build-fuzz/$$n.corpus >build-fuzz/$$n.log 2>&1 || \
+	        build-fuzz/$$n.corpus $$s >build-fuzz/$$n.log 2>&1 || \
 	        { tail -40 build-fuzz/$$n.log; exit 1; }; \
 	    tail -1 build-fuzz/$$n.log; \
 	done

@@ -10,10 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <libpsl.h>
 
 #include "dmarc.h"
+#include "fileio.h"
 
 #define MAX_TAGS	32
 
@@ -198,6 +200,7 @@ dk_psl_load(const char *path, struct dk_psl **out, struct dk_error *err)
 	struct dk_psl *psl;
 	const char *dist;
 	FILE *fp = NULL;
+	int fd;
 	int rc;
 
 	if ((psl = calloc(1, sizeof(*psl))) == NULL)
@@ -219,9 +222,16 @@ dk_psl_load(const char *path, struct dk_psl **out, struct dk_error *err)
 			goto out;
 		}
 	} else {
-		if ((fp = fopen(path, "re")) == NULL) {
+		/* A FIFO or a device there must not hang us: refused. */
+		if (dk_file_open_input(path, 0, DK_EIO, &fd, NULL, err) !=
+		    DK_OK) {
+			rc = err->code = DK_EIO;
+			goto out;
+		}
+		if ((fp = fdopen(fd, "r")) == NULL) {
 			rc = dk_err(err, DK_EIO, "%s: %s", path,
 			    strerror(errno));
+			close(fd);
 			goto out;
 		}
 		if ((psl->ctx = psl_load_fp(fp)) == NULL) {

@@ -13,9 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dns.h"
 #include "dns_int.h"
+#include "fileio.h"
 
 static int
 parse_port(const char *s, uint16_t *port)
@@ -191,10 +193,20 @@ dk_addr_system_resolver(struct dk_addr *out, struct dk_error *err)
 	FILE *fp;
 	int rc = DK_ECONFIG;
 
-	if ((fp = fopen(path, "re")) == NULL)
-		return dk_err(err, DK_ECONFIG,
-		    "%s: %s (set resolver = in the provider section)", path,
+	char why[sizeof(err->msg)];
+	int fd;
+
+	/* A FIFO or a device there must not hang us: refused. */
+	if (dk_file_open_input(path, 0, DK_ECONFIG, &fd, NULL, err) != DK_OK) {
+		snprintf(why, sizeof(why), "%s", err->msg);
+		return dk_err(err, DK_ECONFIG, "%s (set resolver = in the "
+		    "provider section)", why);
+	}
+	if ((fp = fdopen(fd, "r")) == NULL) {
+		close(fd);
+		return dk_err(err, DK_ECONFIG, "%s: %s", path,
 		    strerror(errno));
+	}
 	while (fgets(line, sizeof(line), fp) != NULL) {
 		p = line;
 		while (isspace((unsigned char)*p))

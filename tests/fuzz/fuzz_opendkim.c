@@ -1,7 +1,6 @@
 /*
  * tests/fuzz/fuzz_opendkim.c — libFuzzer target for the OpenDKIM
  * KeyTable and SigningTable reader (providers/signer/opendkim.c).
- * FUZZ_EXTRA_SRC: providers/signer/opendkim.c providers/signer/files.c providers/signer/registry.c
  *
  * The input is both tables, split at the first NUL byte (KeyTable
  * first), written to /dev/shm.  Beyond "no crash": check, current and

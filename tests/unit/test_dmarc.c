@@ -1,4 +1,5 @@
 /* tests/unit/test_dmarc.c — DMARC records and DKIM identifier alignment. */
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,6 +282,14 @@ test_dmarc_psl_load_uses_exactly_the_given_file(void **state)
 	assert_int_equal(dk_psl_load(path, &psl, &err), DK_EIO);
 	assert_null(psl);
 	assert_non_null(strstr(err.msg, path));
+	/* A FIFO at the path is refused at once, never waited on. */
+	assert_int_equal(mkfifo(path, 0600), 0);
+	alarm(10);
+	assert_int_equal(dk_psl_load(path, &psl, &err), DK_EIO);
+	alarm(0);
+	assert_null(psl);
+	assert_non_null(strstr(err.msg, "FIFO"));
+	assert_int_equal(unlink(path), 0);
 	assert_int_equal(rmdir(dir), 0);
 	dk_psl_free(NULL);
 }
