@@ -4,7 +4,6 @@
  * (providers/dns/route53_xml.c): every answer body is outside data.
  * The first octet picks the reader; the rest is the body.  Each reader's
  * results are walked, so that what a reader returns is well formed too.
- * FUZZ_EXTRA_SRC: providers/dns/route53_xml.c
  */
 #include <stdint.h>
 #include <stdlib.h>
