@@ -162,6 +162,24 @@ def test_route53_many_domains_in_one_change_batch(env):
         "three domains' records were not one ChangeBatch: %r" % api.requests
 
 
+def test_route53_batches_split_at_the_api_quotas(env):
+    """80 RSA-2048 records are more than the 32,000 characters of Value
+    one request may carry: two ChangeBatches, each accepted by the
+    strict server, and every record published."""
+    api = start_api(env)
+    doms = ["d%02d.example.test" % i for i in range(80)]
+    s = write_config(env, api, domains=doms,
+                     extra_domain_lines=("rotate_every = 1h",),
+                     extra=("max_requests_per_second = 500",))
+    r = run(s, "run", "--once", timeout=300)
+    assert r.code == 0, r.describe()
+    posts = [q for q in api.requests if q[0] == "POST"]
+    assert len(posts) == 2 and all(p[3] == 200 for p in posts), posts
+    for d in ["example.test"] + doms:
+        recs = env.bind.query_txt("mail1._domainkey.%s" % d)
+        assert len(recs) == 1 and recs[0].startswith("v=DKIM1"), (d, recs)
+
+
 def test_route53_leaves_a_foreign_record_alone(env):
     api = start_api(env)
     s = write_config(env, api)
