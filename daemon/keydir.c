@@ -72,7 +72,8 @@ keydir_read(const char *dir)
 		kd.n++;
 	}
 	closedir(d);
-	qsort(kd.names, kd.n, sizeof(*kd.names), cmp_name);
+	if (kd.n > 0)
+		qsort(kd.names, kd.n, sizeof(*kd.names), cmp_name);
 	return 0;
 }
 
