@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "../../lib/conf.h"
 #include "../../lib/dk.h"
 
 #define R53_XMLNS	"https://route53.amazonaws.com/doc/2013-04-01/"
@@ -85,5 +86,14 @@ int	r53_batch_append(struct r53_batch *b, const struct r53_batch *t);
 /* The whole ChangeResourceRecordSetsRequest (malloc'd) of b's changes. */
 char	*r53_batch_document(const struct r53_batch *b);
 void	r53_batch_clear(struct r53_batch *b);
+
+/*
+ * The credentials of sec's credentials_file and profile (route53_cred.c):
+ * *access, *secret and *token (NULL when none) malloc'd, to be wiped by
+ * the caller.  DK_EUNSAFE on the file's mode (exit 77), DK_ECONFIG naming
+ * the file and line, never a value.
+ */
+int	r53_load_credentials(const struct dk_conf_section *sec, char **access,
+	    char **secret, char **token, struct dk_error *err);
 
 #endif
