@@ -72,7 +72,8 @@ keydir_read(const char *dir)
 		kd.n++;
 	}
 	closedir(d);
-	if (kd.n > 0)
+	/* An empty directory has no array: qsort must not see NULL. */
+	if (kd.n > 1)
 		qsort(kd.names, kd.n, sizeof(*kd.names), cmp_name);
 	return 0;
 }
