@@ -17,7 +17,7 @@ MANDIR	?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 
 CC	?= cc
-PKGS	 = ldns libcurl libcrypto inih libpsl jansson libpq
+PKGS	 = ldns libcurl libcrypto inih libpsl jansson libpq expat
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)

@@ -396,7 +396,7 @@ dk_http_do(struct dk_http *h, const struct dk_http_request *q,
 	int64_t t0 = mono_ns(), deadline, now, wait_ns;
 	long remain_ms;
 	size_t i;
-	int rc = DK_OK, n;
+	int rc = DK_OK, n, busy;
 
 	memset(&r, 0, sizeof(r));
 	url_shown(q->url, shown, sizeof(shown));
@@ -441,14 +441,16 @@ dk_http_do(struct dk_http *h, const struct dk_http_request *q,
 			    h->o.service, q->method, shown, r.status, text);
 			goto out;
 		}
-		if (r.status != 429 && r.status < 500) {
+		busy = r.status == 429 || (h->o.temporary != NULL &&
+		    r.status < 500 && h->o.temporary(r.status, r.body,
+		    r.body_len));
+		if (!busy && r.status < 500) {
 			rc = dk_err(err, DK_EPERM, "%s: %s %s: HTTP %ld: %s",
 			    h->o.service, q->method, shown, r.status, text);
 			goto out;
 		}
 		/* 429 means "not done": resendable whatever the method. */
-		if (n >= h->o.max_attempts || (r.status != 429 &&
-		    !q->idempotent)) {
+		if (n >= h->o.max_attempts || (!busy && !q->idempotent)) {
 			rc = dk_err(err, DK_ETEMP, "%s: %s %s: HTTP %ld: %s%s",
 			    h->o.service, q->method, shown, r.status, text,
 			    n > 1 ? " (after retries)" : "");

@@ -49,6 +49,12 @@ struct dk_http_opts {
 	 */
 	int	(*errtext)(const char *body, size_t len, char *buf,
 		    size_t buflen);
+	/*
+	 * Optional: does this error answer (not 401/403, 429 or 5xx) still
+	 * mean "not done, try later" (Route 53's 400 Throttling)?  Then it
+	 * is treated as a 429.
+	 */
+	int	(*temporary)(long status, const char *body, size_t len);
 };
 
 struct dk_http;

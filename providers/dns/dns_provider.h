@@ -98,5 +98,6 @@ extern const struct dk_dns_provider_ops dk_dns_rfc2136_ops;
 extern const struct dk_dns_provider_ops dk_dns_powerdns_ops;
 extern const struct dk_dns_provider_ops dk_dns_exec_ops;
 extern const struct dk_dns_provider_ops dk_dns_cloudflare_ops;
+extern const struct dk_dns_provider_ops dk_dns_route53_ops;
 
 #endif

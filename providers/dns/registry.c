@@ -12,6 +12,7 @@ static const struct dk_dns_provider_ops *const providers[] = {
 	&dk_dns_powerdns_ops,
 	&dk_dns_exec_ops,
 	&dk_dns_cloudflare_ops,
+	&dk_dns_route53_ops,
 	NULL
 };
 
