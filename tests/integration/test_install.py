@@ -137,22 +137,23 @@ set -u
 W=$1
 mount --bind "$W/passwd" /etc/passwd || exit 90
 mount --bind "$2" /etc/polkit-1/rules.d || exit 90
-dbus-daemon --config-file="$W/bus.conf" --nofork --nopidfile \
+"$DBUS_DAEMON" --config-file="$W/bus.conf" --nofork --nopidfile \
     2>"$W/dbus.log" & DB=$!
 export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$W/bus"
 i=0; while [ ! -S "$W/bus" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 /usr/lib/polkit-1/polkitd --no-debug 2>"$W/polkitd.log" & PK=$!
-setpriv --reuid=64999 --regid=64999 --clear-groups sleep 120 & S1=$!
-setpriv --reuid=64998 --regid=64998 --clear-groups sleep 120 & S2=$!
+"$SETPRIV" --reuid=64999 --regid=64999 --clear-groups sleep 120 & S1=$!
+"$SETPRIV" --reuid=64998 --regid=64998 --clear-groups sleep 120 & S2=$!
 ask() {
-    # polkitd may still be claiming its bus name: retry an error (rc 4).
+    # polkitd may still be claiming its bus name: retry an error
+    # (anything but 0 authorised, 1 refused, 2 or 3 authentication).
     n=0
     while :; do
-        pkcheck --action-id org.freedesktop.systemd1.manage-units \
+        "$PKCHECK" --action-id org.freedesktop.systemd1.manage-units \
             --process "$2" --detail unit "$3" --detail verb "$4" \
             >/dev/null 2>>"$W/pkcheck.log"
         rc=$?
-        [ $rc -ne 4 ] && [ $rc -ne 127 ] || [ $n -ge 50 ] && break
+        [ $rc -le 3 ] || [ $n -ge 50 ] && break
         n=$((n+1)); sleep 0.2
     done
     echo "ASK $1 $3 $4 $rc"
@@ -168,11 +169,16 @@ wait
 
 
 def _polkit_answers(env, rules_dir, work):
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/usr/bin:/sbin:/bin"
+    tools = {}
     for tool in ("unshare", "setpriv", "dbus-daemon", "pkcheck"):
-        assert shutil.which(tool), "%s missing (contrib/install-deps.sh)" % tool
+        tools[tool] = shutil.which(tool, path=path)
+        assert tools[tool], "%s missing (contrib/install-deps.sh)" % tool
     assert os.access("/usr/lib/polkit-1/polkitd", os.X_OK), \
         "polkitd missing (package polkitd)"
     os.makedirs(work)
+    # polkitd runs as its own user: it must reach the bus socket.
+    os.chmod(env.tmp, 0o711)
     with open(os.path.join(work, "bus.conf"), "w") as fh:
         fh.write(_POLKIT_BUS % {"sock": os.path.join(work, "bus")})
     with open("/etc/passwd") as src, \
@@ -185,8 +191,10 @@ def _polkit_answers(env, rules_dir, work):
     script = os.path.join(work, "ask.sh")
     with open(script, "w") as fh:
         fh.write(_POLKIT_SH)
-    r = subprocess.run(["unshare", "-m", "--propagation", "private",
-                        "sh", script, work, rules_dir],
+    run_env = dict(os.environ, PATH=path, SETPRIV=tools["setpriv"],
+                   DBUS_DAEMON=tools["dbus-daemon"], PKCHECK=tools["pkcheck"])
+    r = subprocess.run([tools["unshare"], "-m", "--propagation", "private",
+                        "sh", script, work, rules_dir], env=run_env,
                        capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, "private polkitd: rc=%d %s%s" % (
         r.returncode, r.stdout, r.stderr)
@@ -202,7 +210,7 @@ def _polkit_answers(env, rules_dir, work):
             with open(p) as fh:
                 logs += "%s:\n%s\n" % (n, fh.read()[-2000:])
     assert len(out) == 5, "pkcheck answers %r\n%s" % (out, logs)
-    assert 4 not in out.values(), "pkcheck errors %r\n%s" % (out, logs)
+    assert max(out.values()) <= 3, "pkcheck errors %r\n%s" % (out, logs)
     return out
 
 
