@@ -358,8 +358,10 @@ visit(const struct dk_conf *conf, struct slot *s, int lock_wait,
 
 /*
  * Send the parked records, one provider section at a time (the provider
- * groups them by zone and fills each UPDATE up to the 64 KiB limit),
- * then finish each domain's publication and carry on with its steps.
+ * groups them by zone and fills each UPDATE up to the 64 KiB limit).
+ * Every section's messages go out back to back; only then is each
+ * domain's publication committed and its later steps run, so that no
+ * state commit or probe of one section delays another section's UPDATE.
  * Each domain's outcome goes to done().
  */
 static void
@@ -370,7 +372,7 @@ flush(struct batch *b, struct stats *stats, done_fn done, void *arg)
 	struct dk_dns_change *ch = NULL;
 	struct dk_error *errs = NULL, err;
 	struct parked *pk;
-	size_t *idx = NULL, i, j, k;
+	size_t *idx = NULL, i, j, k, n0;
 	char *sent = NULL;
 	int *status = NULL, parked, rc;
 	void *pctx;
@@ -393,12 +395,13 @@ flush(struct batch *b, struct stats *stats, done_fn done, void *arg)
 		}
 		goto out;
 	}
-	for (i = 0; i < b->n; i++) {
+	/* ch[n0..k), idx[n0..k): one section's records, in batch order. */
+	for (k = 0, i = 0; i < b->n; i++) {
 		if (sent[i])
 			continue;
 		psec = b->p[i].c.psec;
 		pops = b->p[i].c.pops;
-		for (k = 0, j = i; j < b->n; j++)
+		for (n0 = k, j = i; j < b->n; j++)
 			if (!sent[j] && b->p[j].c.psec == psec) {
 				pk = &b->p[j];
 				idx[k] = j;
@@ -413,33 +416,33 @@ flush(struct batch *b, struct stats *stats, done_fn done, void *arg)
 		pctx = b->p[i].c.pctx;
 		m0 = pops->messages != NULL ? pops->messages(pctx) : 0;
 		CRASHPOINT("before-publish");
-		if (k == 1) {
-			memset(&errs[0], 0, sizeof(errs[0]));
-			status[0] = pops->replace(pctx, ch[0].owner, NULL,
-			    ch[0].new, ch[0].ttl, &errs[0]);
-		} else
-			(void)pops->replace_many(pctx, ch, k, status, errs);
+		if (k - n0 == 1)
+			status[n0] = pops->replace(pctx, ch[n0].owner, NULL,
+			    ch[n0].new, ch[n0].ttl, &errs[n0]);
+		else
+			(void)pops->replace_many(pctx, ch + n0, k - n0,
+			    status + n0, errs + n0);
 		CRASHPOINT("after-publish");
 		if (pops->messages != NULL)
 			stats->messages += pops->messages(pctx) - m0;
-		for (j = 0; j < k; j++) {
-			pk = &b->p[idx[j]];
-			memset(&err, 0, sizeof(err));
-			rc = status[j];
-			if (rc != DK_OK)
-				err = errs[j];
-			else if ((rc = dk_publish_finish(&pk->c, &pk->pb,
-			    &err)) == DK_OK)
-				stats->records++;
-			dk_publish_clear(&pk->pb);
-			if (rc == DK_OK) {
-				/* Its later steps, one domain at a time. */
-				rc = advance(pk->s, &pk->c, pk->steps, NULL,
-				    stats, &parked, &err);
-			} else
-				dk_domain_close(&pk->c);
-			done(pk->s, rc, &err, arg);
-		}
+	}
+	for (j = 0; j < b->n; j++) {
+		pk = &b->p[idx[j]];
+		memset(&err, 0, sizeof(err));
+		rc = status[j];
+		if (rc != DK_OK)
+			err = errs[j];
+		else if ((rc = dk_publish_finish(&pk->c, &pk->pb, &err)) ==
+		    DK_OK)
+			stats->records++;
+		dk_publish_clear(&pk->pb);
+		if (rc == DK_OK) {
+			/* Its later steps, one domain at a time. */
+			rc = advance(pk->s, &pk->c, pk->steps, NULL, stats,
+			    &parked, &err);
+		} else
+			dk_domain_close(&pk->c);
+		done(pk->s, rc, &err, arg);
 	}
  out:
 	b->n = 0;
