@@ -4,7 +4,7 @@ python3-dkim, two schedulers on one database (no step twice: UPDATEs per
 record counted in BIND's log), a scheduler killed mid-rotation and taken
 over after its leases expire, the database restarted mid-rotation, a
 commit on a stale version and one after the lease was lost, and the
-conninfo file's mode."""
+conninfo file's mode, and status naming the lease holder."""
 
 import functools
 import json
@@ -361,3 +361,33 @@ def test_conninfo_file_readable_by_others_is_refused_77(env, pg):
     run_ok(s, "db", "init")
     run_ok(s, "configtest")
     assert pg.psql("SELECT count(*) FROM dk_schema_version") == [["1"]]
+
+
+# -- status ----------------------------------------------------------------
+
+@with_pg
+def test_status_shows_the_lease_holder(env, pg):
+    s = use_postgres(env.config(), pg, lease_time="60s")
+    run_ok(s, "db", "init")
+    a = Sched(s, "rotate", "--domain", s.domain, binary=CRASH_BIN, tag="a",
+              extra_env={"DKIMKEYD_PAUSE": "before-commit:2"})
+    wait_stopped(a)
+    rows = pg.psql("SELECT holder, token FROM dk_lease WHERE domain = '%s'"
+                   % s.domain)
+    assert len(rows) == 1, rows
+    holder, token = rows[0][0], int(rows[0][1])
+    out = run_ok(s, "status")
+    assert "leased to %s until " % holder in out, out
+    assert "(token %d)" % token in out, out
+    doms = json.loads(run_ok(s, "status", "--json"))["domains"]
+    lease = [d for d in doms if d["domain"] == s.domain][0].get("lease")
+    assert lease and lease["holder"] == holder and \
+        lease["token"] == token and lease["expires"] > time.time(), lease
+    os.kill(a.pid, signal.SIGCONT)
+    a.proc.wait(timeout=120)
+    assert a.proc.returncode == 0, a.describe()
+    # The finished command gave its lease back: nobody holds the domain.
+    out = run_ok(s, "status")
+    assert "leased to" not in out, out
+    doms = json.loads(run_ok(s, "status", "--json"))["domains"]
+    assert all("lease" not in d for d in doms), doms
