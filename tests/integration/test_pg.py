@@ -391,3 +391,43 @@ def test_status_shows_the_lease_holder(env, pg):
     assert "leased to" not in out, out
     doms = json.loads(run_ok(s, "status", "--json"))["domains"]
     assert all("lease" not in d for d in doms), doms
+
+
+# -- the restricted role (contrib/postgresql/roles.sql) ---------------------
+
+ROLES_SQL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                         "..", "contrib", "postgresql", "roles.sql")
+
+
+@with_pg
+def test_scheduler_as_the_restricted_role_of_roles_sql(env, pg):
+    s = use_postgres(env.config(), pg, lease_time="60s")
+    run_ok(s, "db", "init")          # as the owner, dkimkeyd
+    pw = "r" + pg.password
+    # The database and its owner exist (the harness made them, as step
+    # roles would): create the restricted login, apply the grants.
+    pg.psql("CREATE ROLE dkimkeyd_run LOGIN PASSWORD '%s'" % pw, db="postgres")
+    r = subprocess.run(
+        ["/usr/bin/psql", "-h", pg.sock, "-p", str(pg.port), "-U", "dkimkeyd",
+         "-d", "dkimkeyd", "-v", "ON_ERROR_STOP=1", "-v", "owner=dkimkeyd",
+         "-v", "sched=dkimkeyd_run", "--set", "step=grants", "-f",
+         ROLES_SQL], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with open(s.conninfo_file, "w") as f:
+        f.write(pg.conninfo().replace("user=dkimkeyd ", "user=dkimkeyd_run ")
+                .replace(pg.password, pw) + "\n")
+    rotate_and_verify(env, s, "mail1")
+    out = run_ok(s, "status")
+    assert s.domain in out, out
+    # The restricted role cannot drop, truncate or delete state.
+    for sql in ("DROP TABLE dk_lease", "TRUNCATE dk_state",
+                "DELETE FROM dk_state", "UPDATE dk_schema_version SET "
+                "version = 99", "CREATE TABLE x (i int)"):
+        q = subprocess.run(
+            ["/usr/bin/psql", "-h", pg.sock, "-p", str(pg.port), "-U",
+             "dkimkeyd_run", "-d", "dkimkeyd", "-v", "ON_ERROR_STOP=1",
+             "-c", sql], capture_output=True, text=True, timeout=60)
+        assert q.returncode != 0 and ("permission denied" in q.stderr or
+                                      "must be owner" in q.stderr), \
+            (sql, q.stdout, q.stderr)
+    assert pg.psql("SELECT count(*) FROM dk_state") == [["1"]]
