@@ -4,7 +4,7 @@ python3-dkim, two schedulers on one database (no step twice: UPDATEs per
 record counted in BIND's log), a scheduler killed mid-rotation and taken
 over after its leases expire, the database restarted mid-rotation, a
 commit on a stale version and one after the lease was lost, and the
-conninfo file's mode."""
+conninfo file's mode, and status naming the lease holder."""
 
 import functools
 import json
@@ -361,3 +361,73 @@ def test_conninfo_file_readable_by_others_is_refused_77(env, pg):
     run_ok(s, "db", "init")
     run_ok(s, "configtest")
     assert pg.psql("SELECT count(*) FROM dk_schema_version") == [["1"]]
+
+
+# -- status ----------------------------------------------------------------
+
+@with_pg
+def test_status_shows_the_lease_holder(env, pg):
+    s = use_postgres(env.config(), pg, lease_time="60s")
+    run_ok(s, "db", "init")
+    a = Sched(s, "rotate", "--domain", s.domain, binary=CRASH_BIN, tag="a",
+              extra_env={"DKIMKEYD_PAUSE": "before-commit:2"})
+    wait_stopped(a)
+    rows = pg.psql("SELECT holder, token FROM dk_lease WHERE domain = '%s'"
+                   % s.domain)
+    assert len(rows) == 1, rows
+    holder, token = rows[0][0], int(rows[0][1])
+    out = run_ok(s, "status")
+    assert "leased to %s until " % holder in out, out
+    assert "(token %d)" % token in out, out
+    doms = json.loads(run_ok(s, "status", "--json"))["domains"]
+    lease = [d for d in doms if d["domain"] == s.domain][0].get("lease")
+    assert lease and lease["holder"] == holder and \
+        lease["token"] == token and lease["expires"] > time.time(), lease
+    os.kill(a.pid, signal.SIGCONT)
+    a.proc.wait(timeout=120)
+    assert a.proc.returncode == 0, a.describe()
+    # The finished command gave its lease back: nobody holds the domain.
+    out = run_ok(s, "status")
+    assert "leased to" not in out, out
+    doms = json.loads(run_ok(s, "status", "--json"))["domains"]
+    assert all("lease" not in d for d in doms), doms
+
+
+# -- the restricted role (contrib/postgresql/roles.sql) ---------------------
+
+ROLES_SQL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                         "..", "contrib", "postgresql", "roles.sql")
+
+
+@with_pg
+def test_scheduler_as_the_restricted_role_of_roles_sql(env, pg):
+    s = use_postgres(env.config(), pg, lease_time="60s")
+    run_ok(s, "db", "init")          # as the owner, dkimkeyd
+    pw = "r" + pg.password
+    # The database and its owner exist (the harness made them, as step
+    # roles would): create the restricted login, apply the grants.
+    pg.psql("CREATE ROLE dkimkeyd_run LOGIN PASSWORD '%s'" % pw, db="postgres")
+    r = subprocess.run(
+        ["/usr/bin/psql", "-h", pg.sock, "-p", str(pg.port), "-U", "dkimkeyd",
+         "-d", "dkimkeyd", "-v", "ON_ERROR_STOP=1", "-v", "owner=dkimkeyd",
+         "-v", "sched=dkimkeyd_run", "--set", "step=grants", "-f",
+         ROLES_SQL], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with open(s.conninfo_file, "w") as f:
+        f.write(pg.conninfo().replace("user=dkimkeyd ", "user=dkimkeyd_run ")
+                .replace(pg.password, pw) + "\n")
+    rotate_and_verify(env, s, "mail1")
+    out = run_ok(s, "status")
+    assert s.domain in out, out
+    # The restricted role cannot drop, truncate or delete state.
+    for sql in ("DROP TABLE dk_lease", "TRUNCATE dk_state",
+                "DELETE FROM dk_state", "UPDATE dk_schema_version SET "
+                "version = 99", "CREATE TABLE x (i int)"):
+        q = subprocess.run(
+            ["/usr/bin/psql", "-h", pg.sock, "-p", str(pg.port), "-U",
+             "dkimkeyd_run", "-d", "dkimkeyd", "-v", "ON_ERROR_STOP=1",
+             "-c", sql], capture_output=True, text=True, timeout=60)
+        assert q.returncode != 0 and ("permission denied" in q.stderr or
+                                      "must be owner" in q.stderr), \
+            (sql, q.stdout, q.stderr)
+    assert pg.psql("SELECT count(*) FROM dk_state") == [["1"]]
