@@ -37,14 +37,13 @@
 #define NAME_MAX_LEN		256
 
 struct cf {
+	struct dk_prov_base b;	/* first: the shared ops read it */
 	const struct dk_conf_section *sec;
 	char		*base;		/* api_url, no final '/' */
 	char		*ca_file;
 	char		*authhdr;	/* "Authorization: Bearer T": secret */
 	double		 rate;
 	size_t		 batch_size;	/* records (deletes + posts) a batch */
-	struct dk_prov_probe probe;
-	struct dk_http	*http;		/* made at the first request */
 };
 
 /* One record as the API listed it. */
@@ -87,11 +86,11 @@ cf_close(void *arg)
 
 	if (c == NULL)
 		return;
-	dk_http_free(c->http);
+	dk_http_free(c->b.http);
 	if (c->authhdr != NULL)
 		dk_secret_cleanse(c->authhdr, strlen(c->authhdr));
 	free(c->authhdr);
-	dk_prov_probe_clear(&c->probe);
+	dk_prov_probe_clear(&c->b.probe);
 	free(c->base);
 	free(c->ca_file);
 	free(c);
@@ -193,7 +192,7 @@ cf_open(const struct dk_conf_section *sec, void **ctx, struct dk_error *err)
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return dk_err(err, DK_ENOMEM, "out of memory");
 	c->sec = sec;
-	if ((rc = dk_prov_probe_open(sec, DEFAULT_TIMEOUT_MS, &c->probe,
+	if ((rc = dk_prov_probe_open(sec, DEFAULT_TIMEOUT_MS, &c->b.probe,
 	    err)) != DK_OK ||
 	    (rc = dk_prov_rate(sec, DEFAULT_RATE, &c->rate, err)) != DK_OK ||
 	    (rc = open_url(c, err)) != DK_OK ||
@@ -232,15 +231,15 @@ call(struct cf *c, const char *method, const char *url, const char *body,
 	    url + strlen(c->base) : url;
 	plen = strcspn(path, "?");
 
-	if (c->http == NULL) {
+	if (c->b.http == NULL) {
 		memset(&o, 0, sizeof(o));
 		o.service = "cloudflare";
 		o.ca_file = c->ca_file;
-		o.timeout_ms = c->probe.timeout_ms;
+		o.timeout_ms = c->b.probe.timeout_ms;
 		o.max_body = MAX_BODY;
 		o.pace = dk_prov_pace(c->sec, c->rate);
 		o.errtext = cf_errtext;
-		if ((rc = dk_http_new(&o, &c->http, err)) != DK_OK)
+		if ((rc = dk_http_new(&o, &c->b.http, err)) != DK_OK)
 			return rc;
 	}
 	hdrs[0] = c->authhdr;
@@ -256,7 +255,7 @@ call(struct cf *c, const char *method, const char *url, const char *body,
 	/* A batch may have been applied when a 5xx came back: not resent. */
 	q.idempotent = strcmp(method, "GET") == 0;
 	memset(&r, 0, sizeof(r));
-	if ((rc = dk_http_do(c->http, &q, &r, err)) != DK_OK) {
+	if ((rc = dk_http_do(c->b.http, &q, &r, err)) != DK_OK) {
 		dk_http_response_clear(&r);
 		return rc;
 	}
@@ -371,15 +370,15 @@ find_zone(struct cf *c, const char *owner, char *zone, size_t zlen,
 	if (plain_name(owner, name, sizeof(name)) != 0)
 		return dk_err(err, DK_EINVAL, "cloudflare: bad owner name %s",
 		    owner);
-	if (c->probe.zone != NULL) {
-		if (plain_name(c->probe.zone, zone, zlen) != 0)
+	if (c->b.probe.zone != NULL) {
+		if (plain_name(c->b.probe.zone, zone, zlen) != 0)
 			return dk_err(err, DK_ECONFIG, "bad zone");
 		p = name + strlen(name) - strlen(zone);
 		if (p < name || strcmp(p, zone) != 0 || (p > name &&
 		    p[-1] != '.'))
 			return dk_err(err, DK_ECONFIG, "%s:%d: [provider %s]: "
 			    "%s is not in zone %s", c->sec->file,
-			    c->sec->line, c->sec->name, owner, c->probe.zone);
+			    c->sec->line, c->sec->name, owner, c->b.probe.zone);
 		if ((rc = zone_lookup(c, zone, id, err)) != DK_OK)
 			return rc;
 		if (**id == '\0')
@@ -862,61 +861,17 @@ cf_replace_cname(void *arg, const char *owner, const char *target,
 	return rc;
 }
 
-static int
-cf_servers(void *arg, const char *owner, struct dk_addr **out, size_t *n,
-    struct dk_error *err)
-{
-	struct cf *c = arg;
-
-	return dk_prov_servers(&c->probe, owner, out, n, err);
-}
-
-static int
-cf_servers_many(void *arg, const char *const *owners, size_t n,
-    struct dk_servers_result *out, struct dk_error *err)
-{
-	struct cf *c = arg;
-
-	return dk_prov_servers_many(&c->probe, owners, n, out, err);
-}
-
-static int
-cf_zone_servers(void *arg, const char *owner, struct dk_addr **out,
-    size_t *n, struct dk_error *err)
-{
-	struct cf *c = arg;
-
-	return dk_prov_zone_servers(&c->probe, owner, out, n, err);
-}
-
-/* API requests (reads and writes) sent through this context. */
-static unsigned
-cf_messages(void *arg)
-{
-	const struct cf *c = arg;
-
-	return c->http != NULL ? dk_http_requests(c->http) : 0;
-}
-
-static int
-cf_timeout_ms(void *arg)
-{
-	const struct cf *c = arg;
-
-	return c->probe.timeout_ms;
-}
-
 const struct dk_dns_provider_ops dk_dns_cloudflare_ops = {
 	.name = "cloudflare",
 	.keys = cf_keys,
 	.open = cf_open,
 	.replace = cf_replace,
-	.servers = cf_servers,
-	.servers_many = cf_servers_many,
+	.servers = dk_prov_op_servers,
+	.servers_many = dk_prov_op_servers_many,
 	.replace_many = cf_replace_many,
 	.replace_cname = cf_replace_cname,
-	.zone_servers = cf_zone_servers,
-	.messages = cf_messages,
-	.timeout_ms = cf_timeout_ms,
+	.zone_servers = dk_prov_op_zone_servers,
+	.messages = dk_prov_op_messages,
+	.timeout_ms = dk_prov_op_timeout_ms,
 	.close = cf_close,
 };
