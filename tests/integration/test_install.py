@@ -55,6 +55,11 @@ def test_make_install_destdir_lists_every_file(env):
         "usr/share/doc/dkimkeyd/canary/opendkim-canary",
         "usr/share/doc/dkimkeyd/canary/rspamd-canary",
         "usr/share/doc/dkimkeyd/canary/exim-canary",
+        "usr/share/doc/dkimkeyd/postgresql/roles.sql",
+        "usr/share/doc/dkimkeyd/exec/dkimkeyd-nsupdate",
+        "usr/share/doc/dkimkeyd/rspamd/dkim_signing.conf",
+        "usr/share/doc/dkimkeyd/rspamd/dkimkeyd-rspamd-reload",
+        "usr/share/doc/dkimkeyd/exim/dkim-transport.conf",
     }
     missing = want - got
     assert not missing, "not installed: %s" % sorted(missing)
