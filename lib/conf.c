@@ -80,6 +80,8 @@ finish(struct parse *p)
 		return conf_nomem(p);
 	if (c->lease_time == 0)
 		c->lease_time = DK_LEASE_TIME_DEFAULT;
+	if (c->agent_timeout == 0)
+		c->agent_timeout = DK_AGENT_TIMEOUT_DEFAULT;
 	if (c->backend == DK_BACKEND_PG && c->conninfo_file == NULL) {
 		memset(&f, 0, sizeof(f));
 		f.p = p;
@@ -201,6 +203,7 @@ dk_conf_free(struct dk_conf *c)
 	free(c->key_group);
 	free(c->metrics_file);
 	free(c->conninfo_file);
+	free(c->kek_file);
 	free(c->dset);
 	free(c);
 }

@@ -85,6 +85,7 @@ enum dk_backend {
 };
 
 #define DK_LEASE_TIME_DEFAULT	60
+#define DK_AGENT_TIMEOUT_DEFAULT 300
 
 struct dk_conf {
 	char			*path;		/* the main file */
@@ -92,6 +93,12 @@ struct dk_conf {
 	char			*conninfo_file;	/* libpq connection string
 						   (secret file), or NULL */
 	int64_t			 lease_time;	/* per-domain lease (60s) */
+	char			*kek_file;	/* key-encryption key (secret
+						   file): shared keys sealed
+						   in the database; or NULL */
+	int64_t			 agent_timeout;	/* a host not reporting for
+						   this long holds a rotation
+						   up, CRITICAL (5m) */
 	char			*state_dir;	/* /var/lib/dkimkeyd */
 	char			*key_dir;	/* /var/lib/dkimkeyd/keys */
 	char			*key_group;	/* NULL: keys 0600, else 0640 */

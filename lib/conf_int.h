@@ -30,7 +30,7 @@ enum seckind {
 
 /* Keys of [dkimkeyd]; include may repeat and is not tracked. */
 enum { MK_STATE_DIR, MK_KEY_DIR, MK_KEY_GROUP, MK_METRICS, MK_BACKEND,
-	MK_CONNINFO, MK_LEASE, MK_PREGEN, MK_N };
+	MK_CONNINFO, MK_LEASE, MK_PREGEN, MK_KEK, MK_AGENT_TIMEOUT, MK_N };
 
 /* Keys of [domain NAME]. */
 enum {
