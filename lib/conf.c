@@ -130,6 +130,25 @@ finish(struct parse *p)
 			    "there is no [signer %s]", d->name, d->signer,
 			    d->signer);
 		}
+		if (d->nhosts > 0 && c->backend != DK_BACKEND_PG) {
+			f.line = p->domx[i].line[DK_HOSTS];
+			return conf_fail(&f, "[domain %s] has hosts, which "
+			    "need backend = postgresql in [dkimkeyd] (the "
+			    "hosts' agents read their keys from the database)",
+			    d->name);
+		}
+		if (d->nhosts > 0 && d->key_scope == DK_SCOPE_SHARED &&
+		    c->kek_file == NULL) {
+			f.line = p->domx[i].line[DK_HOSTS];
+			return conf_fail(&f, "[domain %s] shares its keys between "
+			    "hosts (key_scope = shared): kek_file is needed in "
+			    "[dkimkeyd] to seal them in the database", d->name);
+		}
+		if (d->key_scope == DK_SCOPE_PER_HOST && d->nhosts == 0) {
+			f.line = p->domx[i].line[DK_KEY_SCOPE];
+			return conf_fail(&f, "[domain %s]: key_scope = per-host "
+			    "needs hosts", d->name);
+		}
 		/* Shown with the real milter: tests/integration/
 		 * test_opendkim_milter.py. */
 		if (d->ned25519 > 0 && strcmp(dk_conf_signer_find(c,
