@@ -357,6 +357,42 @@ visit(const struct dk_conf *conf, struct slot *s, int lock_wait,
 }
 
 /*
+ * Fencing at the DNS write: each domain's lease is checked once more
+ * right before its record goes out (a scheduler stopped or cut off from
+ * the database past lease_time must not write for a domain another one
+ * may have taken over).  DNS cannot check a fencing token, so this is
+ * the last point where the lease can be; a refusal is that domain's
+ * outcome.  The refused move to the end of [n0, k), keeping ch, idx,
+ * status and errs parallel; returns the end of those still to send.
+ */
+static size_t
+fence(struct batch *b, struct dk_dns_change *ch, size_t *idx, int *status,
+    struct dk_error *errs, size_t n0, size_t k)
+{
+	struct dk_dns_change tc;
+	struct dk_error te;
+	size_t t = n0, m = k, ti;
+	int rc;
+
+	while (t < m) {
+		struct parked *pk = &b->p[idx[t]];
+
+		if ((rc = dk_store_refresh(pk->c.store, pk->c.lock,
+		    &errs[t])) == DK_OK) {
+			t++;
+			continue;
+		}
+		m--;
+		tc = ch[t]; ch[t] = ch[m]; ch[m] = tc;
+		ti = idx[t]; idx[t] = idx[m]; idx[m] = ti;
+		te = errs[t]; errs[t] = errs[m]; errs[m] = te;
+		status[t] = status[m];
+		status[m] = rc;
+	}
+	return m;
+}
+
+/*
  * Send the parked records, one provider section at a time (the provider
  * groups them by zone and fills each UPDATE up to the 64 KiB limit).
  * Every section's messages go out back to back; only then is each
@@ -372,7 +408,7 @@ flush(struct batch *b, struct stats *stats, done_fn done, void *arg)
 	struct dk_dns_change *ch = NULL;
 	struct dk_error *errs = NULL, err;
 	struct parked *pk;
-	size_t *idx = NULL, i, j, k, n0;
+	size_t *idx = NULL, i, j, k, m, n0;
 	char *sent = NULL;
 	int *status = NULL, parked, rc;
 	void *pctx;
@@ -416,11 +452,12 @@ flush(struct batch *b, struct stats *stats, done_fn done, void *arg)
 		pctx = b->p[i].c.pctx;
 		m0 = pops->messages != NULL ? pops->messages(pctx) : 0;
 		CRASHPOINT("before-publish");
-		if (k - n0 == 1)
+		m = fence(b, ch, idx, status, errs, n0, k);
+		if (m - n0 == 1)
 			status[n0] = pops->replace(pctx, ch[n0].owner, NULL,
 			    ch[n0].new, ch[n0].ttl, &errs[n0]);
-		else
-			(void)pops->replace_many(pctx, ch + n0, k - n0,
+		else if (m - n0 > 1)
+			(void)pops->replace_many(pctx, ch + n0, m - n0,
 			    status + n0, errs + n0);
 		CRASHPOINT("after-publish");
 		if (pops->messages != NULL)

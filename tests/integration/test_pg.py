@@ -431,3 +431,42 @@ def test_scheduler_as_the_restricted_role_of_roles_sql(env, pg):
                                       "must be owner" in q.stderr), \
             (sql, q.stdout, q.stderr)
     assert pg.psql("SELECT count(*) FROM dk_state") == [["1"]]
+
+
+# -- fencing at the DNS write ----------------------------------------------
+
+def fenced_at_the_update(env, pg, *command):
+    """command (DOMAIN: the test's domain), stopped right before its UPDATE while the database is
+    down for longer than lease_time, carries on with the database still
+    down: it cannot confirm its lease, so it sends nothing (BIND's log)
+    and exits 75; once the database is back the rotation completes."""
+    s = use_postgres(env.config(extra_domain_lines=["rotate_every = 1h"]),
+                     pg, lease_time="3s")
+    run_ok(s, "db", "init")
+    owner = "mail1._domainkey." + s.domain
+    command = [s.domain if w == "DOMAIN" else w for w in command]
+    a = Sched(s, *command, binary=CRASH_BIN, tag="a",
+              extra_env={"DKIMKEYD_PAUSE": "before-publish"})
+    wait_stopped(a)
+    assert owner not in adds_per_record(env.bind)
+    pg.stop()
+    time.sleep(5)       # past lease_time (3s): the lease has run out
+    os.kill(a.pid, signal.SIGCONT)
+    a.proc.wait(timeout=120)
+    assert a.proc.returncode == 75, a.describe()
+    assert owner not in adds_per_record(env.bind), \
+        "an UPDATE went out without a confirmed lease:\n" + a.describe()
+    pg.start()
+    # Waits longer than lease_time inside one command keep the lease.
+    rotate_and_verify(env, s, "mail1", resumed=True)
+    assert adds_per_record(env.bind).get(owner) == 1
+
+
+@with_pg
+def test_database_down_past_lease_time_rotate_sends_no_update(env, pg):
+    fenced_at_the_update(env, pg, "rotate", "--domain", "DOMAIN")
+
+
+@with_pg
+def test_database_down_past_lease_time_run_sends_no_update(env, pg):
+    fenced_at_the_update(env, pg, "run", "--once")
