@@ -147,6 +147,15 @@ def wait_stopped(proc, deadline=60):
     assert proc.stopped(), "exited instead of pausing: " + proc.describe()
 
 
+def paused(setup, point, *command):
+    """command run by the crash-point build as scheduler "a", stopped
+    (SIGSTOP) at point until the test sends SIGCONT."""
+    a = Sched(setup, *command, binary=CRASH_BIN, tag="a",
+              extra_env={"DKIMKEYD_PAUSE": point})
+    wait_stopped(a)
+    return a
+
+
 def check_one_add_each(env, setup):
     adds = adds_per_record(env.bind)
     for d in setup.domains:
@@ -309,9 +318,7 @@ def test_postgres_restarted_mid_rotation_nothing_lost(env, pg):
 def test_commit_on_a_stale_version_fails_cleanly(env, pg):
     s = use_postgres(env.config(), pg, lease_time="60s")
     run_ok(s, "db", "init")
-    a = Sched(s, "rotate", "--domain", s.domain, binary=CRASH_BIN, tag="a",
-              extra_env={"DKIMKEYD_PAUSE": "before-commit:2"})
-    wait_stopped(a)
+    a = paused(s, "before-commit:2", "rotate", "--domain", s.domain)
     # A writer that ignores leases (a restored dump, a hand edit).
     pg.psql("UPDATE dk_state SET version = version + 1")
     version, text = state_row(pg, s.domain)
@@ -331,9 +338,7 @@ def test_commit_after_the_lease_was_taken_over_fails_cleanly(env, pg):
     s = use_postgres(env.config(extra_domain_lines=["rotate_every = 1h"]),
                      pg, lease_time="5s")
     run_ok(s, "db", "init")
-    a = Sched(s, "rotate", "--domain", s.domain, binary=CRASH_BIN, tag="a",
-              extra_env={"DKIMKEYD_PAUSE": "before-commit:2"})
-    wait_stopped(a)
+    a = paused(s, "before-commit:2", "rotate", "--domain", s.domain)
     v0, _ = state_row(pg, s.domain)
     time.sleep(6)       # a's lease expires while it is stopped
     b = run(s, "run", "--once")
@@ -369,9 +374,7 @@ def test_conninfo_file_readable_by_others_is_refused_77(env, pg):
 def test_status_shows_the_lease_holder(env, pg):
     s = use_postgres(env.config(), pg, lease_time="60s")
     run_ok(s, "db", "init")
-    a = Sched(s, "rotate", "--domain", s.domain, binary=CRASH_BIN, tag="a",
-              extra_env={"DKIMKEYD_PAUSE": "before-commit:2"})
-    wait_stopped(a)
+    a = paused(s, "before-commit:2", "rotate", "--domain", s.domain)
     rows = pg.psql("SELECT holder, token FROM dk_lease WHERE domain = '%s'"
                    % s.domain)
     assert len(rows) == 1, rows
@@ -445,9 +448,7 @@ def fenced_at_the_update(env, pg, *command):
     run_ok(s, "db", "init")
     owner = "mail1._domainkey." + s.domain
     command = [s.domain if w == "DOMAIN" else w for w in command]
-    a = Sched(s, *command, binary=CRASH_BIN, tag="a",
-              extra_env={"DKIMKEYD_PAUSE": "before-publish"})
-    wait_stopped(a)
+    a = paused(s, "before-publish", *command)
     assert owner not in adds_per_record(env.bind)
     pg.stop()
     time.sleep(5)       # past lease_time (3s): the lease has run out
