@@ -120,6 +120,14 @@ int	dk_domain_open(const struct dk_conf *, const struct dk_conf_domain *,
 	    const char *command, int lock_wait, struct dk_domain_ctx *,
 	    struct dk_error *);
 void	dk_domain_close(struct dk_domain_ctx *);
+/*
+ * Sleep until when (dk_now() seconds), keeping the domain's lease: a
+ * command waiting in-process longer than lease_time must not lose the
+ * domain to another scheduler (with the state directory's flock it only
+ * sleeps).  Fails (the lease lost, the database gone) with err set.
+ */
+int	dk_domain_hold_until(struct dk_domain_ctx *, int64_t when,
+	    struct dk_error *);
 
 /* Commit the open domain's state to its store (under its lock). */
 int	dk_domain_commit(struct dk_domain_ctx *, struct dk_error *);

@@ -256,3 +256,19 @@ dk_domain_commit(struct dk_domain_ctx *c, struct dk_error *err)
 	return dk_store_commit(c->store, c->lock, c->st,
 	    (size_t)c->dom->keep_removed, err);
 }
+
+int
+dk_domain_hold_until(struct dk_domain_ctx *c, int64_t when,
+    struct dk_error *err)
+{
+	int64_t now;
+	int rc;
+
+	while ((now = dk_now()) < when && !dk_stop_requested) {
+		dk_sleep_until(now + 1 < when ? now + 1 : when);
+		/* Cheap while the lease is fresh: see dk_store_refresh. */
+		if ((rc = dk_store_refresh(c->store, c->lock, err)) != DK_OK)
+			return rc;
+	}
+	return DK_OK;
+}

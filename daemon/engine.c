@@ -244,16 +244,16 @@ do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 		 * more right before switching: the record may have changed
 		 * since visible_at.
 		 */
-		if ((rc = dk_engine_probe_all(c, ks, DK_KS_VISIBLE, &ok, &n, why,
-		    sizeof(why), err)) != DK_OK)
+		if ((rc = dk_engine_probe_all(c, ks, DK_KS_VISIBLE, &ok, &n,
+		    why, sizeof(why), err)) != DK_OK)
 			return rc;
 		if (ok != n)
 			return dk_err(err, DK_ETEMP, "%s: no longer served by "
 			    "every authoritative server (%zu/%zu): %s; not "
 			    "activating", owner, ok, n, why);
 		if (c->dom->mode == DK_MODE_CNAME) {
-			if ((rc = dk_engine_probe_cname(c, ks->selector, &ok, &n, why,
-			    sizeof(why), err)) != DK_OK)
+			if ((rc = dk_engine_probe_cname(c, ks->selector, &ok,
+			    &n, why, sizeof(why), err)) != DK_OK)
 				return rc;
 			if (ok != n)
 				return dk_err(err, DK_ETEMP, "%s; not "
@@ -404,8 +404,8 @@ dk_domain_step(struct dk_domain_ctx *c, const struct dk_plan *p,
 	int rc;
 
 	*pending = 0;
-	if (p->action != DK_ACT_NONE && (rc = dk_engine_check_clock(c, now, err)) !=
-	    DK_OK)
+	if (p->action != DK_ACT_NONE &&
+	    (rc = dk_engine_check_clock(c, now, err)) != DK_OK)
 		return rc;
 	/* With leases: never act on a domain whose lease is not ours. */
 	if (p->action != DK_ACT_NONE && (rc = dk_store_refresh(c->store,

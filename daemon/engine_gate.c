@@ -174,14 +174,14 @@ dk_engine_probe(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 	    err)) != DK_OK)
 		return rc;
 	CRASHPOINT("before-probe");
-	if ((rc = dk_engine_probe_all(c, ks, DK_KS_VISIBLE, &ok, &n, why, sizeof(why),
-	    err)) != DK_OK)
+	if ((rc = dk_engine_probe_all(c, ks, DK_KS_VISIBLE, &ok, &n, why,
+	    sizeof(why), err)) != DK_OK)
 		return rc;
 	if (ok == n && c->dom->mode == DK_MODE_CNAME) {
 		size_t cok = 0, cn = 0;
 
-		rc = dk_engine_probe_cname(c, ks->selector, &cok, &cn, why, sizeof(why),
-		    err);
+		rc = dk_engine_probe_cname(c, ks->selector, &cok, &cn, why,
+		    sizeof(why), err);
 		if (rc != DK_OK) {
 			if (rc == DK_ETEMP && now < p->deadline)
 				*pending = 1;

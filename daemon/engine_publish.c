@@ -232,7 +232,10 @@ dk_engine_publish(struct dk_domain_ctx *c, int k, int *pending,
 	if ((rc = dk_publish_prepare(c, k, pending, &pb, err)) != DK_OK)
 		return rc;
 	CRASHPOINT("before-publish");
-	rc = c->pops->replace(c->pctx, pb.owner, NULL, &pb.txt, pb.ttl, err);
+	/* Fencing: the lease once more, right before the write. */
+	if ((rc = dk_store_refresh(c->store, c->lock, err)) == DK_OK)
+		rc = c->pops->replace(c->pctx, pb.owner, NULL, &pb.txt, pb.ttl,
+		    err);
 	if (rc == DK_OK) {
 		CRASHPOINT("after-publish");
 		rc = dk_publish_finish(c, &pb, err);

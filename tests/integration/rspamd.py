@@ -259,8 +259,13 @@ def verify_all(bind, msg, log=None):
 
 # -- kill at every crash point of one rotation, for a real signer ----------
 
+# retire_after outlasts the run: each rotation ends at the activation of
+# mail2, and the previous key stays published meanwhile, as a real
+# retire_after keeps it for mail in flight.  A short one let a rotate
+# slowed by load go on to revoke mail1 while rspamd's old workers, still
+# finishing after the reload, signed with it.
 CRASH_DOMAIN_LINES = ("selectors = mail1 mail2", "ttl = 2s",
-                      "retire_after = 2s", "propagation_timeout = 5s",
+                      "retire_after = 1h", "propagation_timeout = 5s",
                       "safety_margin = 0s", "rotate_every = 0")
 
 

@@ -147,6 +147,15 @@ def wait_stopped(proc, deadline=60):
     assert proc.stopped(), "exited instead of pausing: " + proc.describe()
 
 
+def paused(setup, point, *command):
+    """command run by the crash-point build as scheduler "a", stopped
+    (SIGSTOP) at point until the test sends SIGCONT."""
+    a = Sched(setup, *command, binary=CRASH_BIN, tag="a",
+              extra_env={"DKIMKEYD_PAUSE": point})
+    wait_stopped(a)
+    return a
+
+
 def check_one_add_each(env, setup):
     adds = adds_per_record(env.bind)
     for d in setup.domains:
@@ -311,9 +320,7 @@ def test_postgres_restarted_mid_rotation_nothing_lost(env, pg):
 def test_commit_on_a_stale_version_fails_cleanly(env, pg):
     s = use_postgres(env.config(), pg, lease_time="60s")
     run_ok(s, "db", "init")
-    a = Sched(s, "rotate", "--domain", s.domain, binary=CRASH_BIN, tag="a",
-              extra_env={"DKIMKEYD_PAUSE": "before-commit:2"})
-    wait_stopped(a)
+    a = paused(s, "before-commit:2", "rotate", "--domain", s.domain)
     # A writer that ignores leases (a restored dump, a hand edit).
     pg.psql("UPDATE dk_state SET version = version + 1")
     version, text = state_row(pg, s.domain)
@@ -333,9 +340,7 @@ def test_commit_after_the_lease_was_taken_over_fails_cleanly(env, pg):
     s = use_postgres(env.config(extra_domain_lines=["rotate_every = 1h"]),
                      pg, lease_time="5s")
     run_ok(s, "db", "init")
-    a = Sched(s, "rotate", "--domain", s.domain, binary=CRASH_BIN, tag="a",
-              extra_env={"DKIMKEYD_PAUSE": "before-commit:2"})
-    wait_stopped(a)
+    a = paused(s, "before-commit:2", "rotate", "--domain", s.domain)
     v0, _ = state_row(pg, s.domain)
     time.sleep(6)       # a's lease expires while it is stopped
     b = run(s, "run", "--once")
@@ -371,9 +376,7 @@ def test_conninfo_file_readable_by_others_is_refused_77(env, pg):
 def test_status_shows_the_lease_holder(env, pg):
     s = use_postgres(env.config(), pg, lease_time="60s")
     run_ok(s, "db", "init")
-    a = Sched(s, "rotate", "--domain", s.domain, binary=CRASH_BIN, tag="a",
-              extra_env={"DKIMKEYD_PAUSE": "before-commit:2"})
-    wait_stopped(a)
+    a = paused(s, "before-commit:2", "rotate", "--domain", s.domain)
     rows = pg.psql("SELECT holder, token FROM dk_lease WHERE domain = '%s'"
                    % s.domain)
     assert len(rows) == 1, rows
@@ -433,3 +436,40 @@ def test_scheduler_as_the_restricted_role_of_roles_sql(env, pg):
                                       "must be owner" in q.stderr), \
             (sql, q.stdout, q.stderr)
     assert pg.psql("SELECT count(*) FROM dk_state") == [["1"]]
+
+
+# -- fencing at the DNS write ----------------------------------------------
+
+def fenced_at_the_update(env, pg, *command):
+    """command (DOMAIN: the test's domain), stopped right before its UPDATE while the database is
+    down for longer than lease_time, carries on with the database still
+    down: it cannot confirm its lease, so it sends nothing (BIND's log)
+    and exits 75; once the database is back the rotation completes."""
+    s = use_postgres(env.config(extra_domain_lines=["rotate_every = 1h"]),
+                     pg, lease_time="3s")
+    run_ok(s, "db", "init")
+    owner = "mail1._domainkey." + s.domain
+    command = [s.domain if w == "DOMAIN" else w for w in command]
+    a = paused(s, "before-publish", *command)
+    assert owner not in adds_per_record(env.bind)
+    pg.stop()
+    time.sleep(5)       # past lease_time (3s): the lease has run out
+    os.kill(a.pid, signal.SIGCONT)
+    a.proc.wait(timeout=120)
+    assert a.proc.returncode == 75, a.describe()
+    assert owner not in adds_per_record(env.bind), \
+        "an UPDATE went out without a confirmed lease:\n" + a.describe()
+    pg.start()
+    # Waits longer than lease_time inside one command keep the lease.
+    rotate_and_verify(env, s, "mail1", resumed=True)
+    assert adds_per_record(env.bind).get(owner) == 1
+
+
+@with_pg
+def test_database_down_past_lease_time_rotate_sends_no_update(env, pg):
+    fenced_at_the_update(env, pg, "rotate", "--domain", "DOMAIN")
+
+
+@with_pg
+def test_database_down_past_lease_time_run_sends_no_update(env, pg):
+    fenced_at_the_update(env, pg, "run", "--once")
