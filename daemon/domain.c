@@ -76,8 +76,8 @@ dk_customer_servers(const struct dk_conf *conf,
 	return pops->zone_servers(pctx, owner, out, n, err);
 }
 
-static int
-mkdir_private(const char *path, mode_t mode, struct dk_error *err)
+int
+dk_mkdir_private(const char *path, mode_t mode, struct dk_error *err)
 {
 	char tmp[4096], *p;
 	struct stat sb;
@@ -111,7 +111,6 @@ int
 dk_conf_check_integrations(const struct dk_conf *conf, struct dk_error *err)
 {
 	const struct dk_dns_provider_ops *pops;
-	const struct dk_signer_ops *sops;
 	void *ctx;
 	size_t i;
 	int rc;
@@ -127,6 +126,17 @@ dk_conf_check_integrations(const struct dk_conf *conf, struct dk_error *err)
 			return rc;
 		pops->close(ctx);
 	}
+	return dk_conf_check_signers(conf, err);
+}
+
+int
+dk_conf_check_signers(const struct dk_conf *conf, struct dk_error *err)
+{
+	const struct dk_signer_ops *sops;
+	void *ctx;
+	size_t i;
+	int rc;
+
 	for (i = 0; i < conf->nsigners; i++) {
 		const struct dk_conf_section *s = &conf->signers[i];
 
@@ -203,8 +213,8 @@ dk_domain_open(const struct dk_conf *conf, const struct dk_conf_domain *dom,
 		    dom->name);
 	/* check only reads: it creates no directory. */
 	if (strcmp(command, "check") != 0 &&
-	    ((rc = mkdir_private(conf->state_dir, 0700, err)) != DK_OK ||
-	    (rc = mkdir_private(conf->key_dir,
+	    ((rc = dk_mkdir_private(conf->state_dir, 0700, err)) != DK_OK ||
+	    (rc = dk_mkdir_private(conf->key_dir,
 	    conf->key_group ? 0750 : 0700, err)) != DK_OK))
 		goto fail;
 	if ((c->store = dk_daemon_store(conf, err)) == NULL) {

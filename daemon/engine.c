@@ -16,8 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/fleet.h"
 #include "../lib/key.h"
 #include "../lib/record.h"
+#include "../lib/store_pg.h"
 #include "daemon.h"
 #include "engine_int.h"
 #include "publish.h"
@@ -162,7 +164,8 @@ dk_engine_check_signer(struct dk_domain_ctx *c, struct dk_error *err)
 {
 	int rc;
 
-	if (c->sops->check == NULL ||
+	/* With hosts, their agents check their own signers. */
+	if (c->dom->nhosts > 0 || c->sops->check == NULL ||
 	    (rc = c->sops->check(c->sctx, err)) == DK_OK)
 		return DK_OK;
 	dk_err_prefix(err, "signer %s: not publishing", c->ssec->name);
@@ -197,7 +200,7 @@ is_ed_selector(const struct dk_conf_domain *dom, const char *selector)
 
 static int
 do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
-    struct dk_error *err)
+    int *pending, struct dk_error *err)
 {
 	const struct dk_key_state *ks;
 	const char *managed[2 * DK_MAX_SELECTORS + 16];
@@ -272,7 +275,12 @@ do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 			managed[nm++] = c->st->keys[i].selector;
 	}
 	CRASHPOINT("before-activate");
-	if ((rc = c->sops->activate(c->sctx, c->dom->name, managed, nm,
+	if (c->dom->nhosts > 0) {
+		/* Every host's agent switches; dated by the last one. */
+		if ((rc = dk_engine_activate_hosts(c, gen_keys, ng, managed,
+		    nm, now, &now, pending, err)) != DK_OK)
+			return rc;
+	} else if ((rc = c->sops->activate(c->sctx, c->dom->name, managed, nm,
 	    sk, ng, err)) != DK_OK)
 		return rc;
 	CRASHPOINT("after-activate");
@@ -288,9 +296,14 @@ do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 		return rc;
 	for (i = 0; i < ng; i++) {
 		ks = &c->st->keys[gen_keys[i]];
-		say("%s: signer %s switched to it event=active key-id=%s",
-		    dk_owner(ks->selector, c->dom->name, owner,
-		    sizeof(owner)), c->ssec->name, ks->key_id);
+		if (c->dom->nhosts > 0)
+			say("%s: every host (%zu) serves it event=active "
+			    "key-id=%s", dk_owner(ks->selector, c->dom->name,
+			    owner, sizeof(owner)), c->dom->nhosts, ks->key_id);
+		else
+			say("%s: signer %s switched to it event=active "
+			    "key-id=%s", dk_owner(ks->selector, c->dom->name,
+			    owner, sizeof(owner)), c->ssec->name, ks->key_id);
 	}
 	for (i = 0; i < nold; i++) {
 		ks = &c->st->keys[old[i]];
@@ -366,6 +379,11 @@ do_remove(struct dk_domain_ctx *c, int k, int64_t now, struct dk_error *err)
 	CRASHPOINT("after-remove");
 	if (ks->file != NULL && (rc = dk_key_destroy(ks->file, err)) != DK_OK)
 		goto out;
+	/* Its sealed copy for the hosts goes with it. */
+	if (c->dom->nhosts > 0 && dk_store_pg_conn(c->store) != NULL &&
+	    (rc = dk_fleet_forget_key(dk_store_pg_conn(c->store),
+	    c->dom->name, ks->key_id, err)) != DK_OK)
+		goto out;
 	CRASHPOINT("after-destroy");
 	ks->removed_at = now;
 	if ((rc = dk_engine_commit(c, err)) != DK_OK)
@@ -401,7 +419,7 @@ dk_domain_step(struct dk_domain_ctx *c, const struct dk_plan *p,
 	case DK_ACT_PROBE:
 		return dk_engine_probe(c, p, now, pending, err);
 	case DK_ACT_ACTIVATE:
-		return do_activate(c, p, now, err);
+		return do_activate(c, p, now, pending, err);
 	case DK_ACT_REVOKE:
 		return do_revoke(c, p->key, now, err);
 	case DK_ACT_REMOVE:

@@ -48,4 +48,21 @@ int	dk_engine_probe_cname(struct dk_domain_ctx *, const char *selector,
 	    size_t *okp, size_t *np, char *msg, size_t msglen,
 	    struct dk_error *);
 
+/*
+ * engine_fleet.c: activation of a domain signed on several hosts.  Seal
+ * the generation's keys[0..n-1] (shared scope), assign them to every
+ * host, read the acks: DK_OK with *when, the time the last host switched,
+ * once every host serves them; DK_ETEMP with *pending while waiting
+ * within agent_timeout, without once a host is late (the message names
+ * it); a host's permanent failure (a sealed key that fails
+ * authentication: DK_ECORRUPT) as that host reported it.
+ */
+int	dk_engine_activate_hosts(struct dk_domain_ctx *, const int *keys,
+	    size_t n, const char *const *managed, size_t nm, int64_t now,
+	    int64_t *when, int *pending, struct dk_error *);
+
+/* "SELECTOR:KEYID ..." of st's keys[0..n-1] (lib/fleet.h) into buf. */
+int	dk_fleet_key_list(const struct dk_domain_state *, const int *keys,
+	    size_t n, char *buf, size_t len);
+
 #endif

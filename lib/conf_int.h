@@ -30,14 +30,14 @@ enum seckind {
 
 /* Keys of [dkimkeyd]; include may repeat and is not tracked. */
 enum { MK_STATE_DIR, MK_KEY_DIR, MK_KEY_GROUP, MK_METRICS, MK_BACKEND,
-	MK_CONNINFO, MK_LEASE, MK_PREGEN, MK_N };
+	MK_CONNINFO, MK_LEASE, MK_PREGEN, MK_KEK, MK_AGENT_TIMEOUT, MK_N };
 
 /* Keys of [domain NAME]. */
 enum {
 	DK_PROVIDER, DK_SIGNER, DK_SELECTORS, DK_ALGORITHM, DK_WEAK, DK_TTL,
 	DK_RETIRE, DK_PROPAGATION, DK_SAFETY, DK_ROTATE_EVERY, DK_MODE,
 	DK_CNAME_TARGET, DK_CNAME_PROVIDER, DK_ED25519, DK_WATCH, DK_SENDERS,
-	DK_CNAME_SERVERS, DK_KEEP_REMOVED, DK_N
+	DK_CNAME_SERVERS, DK_KEEP_REMOVED, DK_HOSTS, DK_KEY_SCOPE, DK_N
 };
 
 /* What the parser remembers about a domain beyond struct dk_conf_domain. */
