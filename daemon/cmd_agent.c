@@ -30,6 +30,9 @@
 #include "daemon.h"
 
 #define AGENT_KEYS_MAX	8
+/* The selectors of a domain: per-host, every host's pair and the old. */
+#define AGENT_MANAGED_MAX	(4 * DK_MAX_SELECTORS + 2 * DK_MAX_HOSTS + 16)
+#define AGENT_MANAGED_TEXT	(AGENT_MANAGED_MAX * (DK_SELECTOR_MAX + 1))
 
 struct agent {
 	const struct dk_conf	*conf;
@@ -208,9 +211,9 @@ serve(struct agent *a, const struct dk_fleet_work *w, struct dk_error *err)
 	const struct dk_conf_section *ssec;
 	const struct dk_signer_ops *sops;
 	struct dk_signer_key sk[AGENT_KEYS_MAX], *cur = NULL;
-	char kbuf[512], mbuf[1024], *sel[AGENT_KEYS_MAX], *id[AGENT_KEYS_MAX];
-	char *paths[AGENT_KEYS_MAX] = { NULL };
-	const char *managed[64];
+	char kbuf[512], mbuf[AGENT_MANAGED_TEXT], *sel[AGENT_KEYS_MAX];
+	char *id[AGENT_KEYS_MAX], *paths[AGENT_KEYS_MAX] = { NULL };
+	const char *managed[AGENT_MANAGED_MAX];
 	void *sctx = NULL;
 	size_t n = 0, nm = 0, ncur = 0, i;
 	int rc;

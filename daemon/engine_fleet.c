@@ -19,6 +19,12 @@
 #include "daemon.h"
 #include "engine_int.h"
 
+/* A generation's "SEL:ID ..." (per-host: a key per host), its selectors. */
+#define FLEET_LIST_MAX	((4 + DK_MAX_HOSTS) * (DK_SELECTOR_MAX + \
+	DK_KEY_ID_LEN + 2))
+#define FLEET_MANAGED_MAX ((4 * DK_MAX_SELECTORS + 2 * DK_MAX_HOSTS + 16) * \
+	(DK_SELECTOR_MAX + 1))
+
 /* Failures of an agent that clear by themselves: the rotation waits. */
 static int
 transient(int code)
@@ -137,7 +143,8 @@ dk_engine_activate_hosts(struct dk_domain_ctx *c, const int *keys, size_t n,
 	const struct dk_conf_domain *d = c->dom;
 	struct dk_fleet_host *h = NULL;
 	const char **lists = NULL;
-	char *own = NULL, list[512], man[1024], waiting[512], hb[32], to[32], first[256];
+	char *own = NULL, list[FLEET_LIST_MAX], man[FLEET_MANAGED_MAX];
+	char waiting[512], hb[32], to[32], first[256];
 	PGconn *conn = dk_store_pg_conn(c->store);
 	int64_t last = 0, lo;
 	size_t i, nwait = 0, off = 0;
@@ -251,33 +258,46 @@ int
 dk_engine_check_key_of(const struct dk_domain_ctx *c,
     const struct dk_key_state *ks, struct dk_error *err)
 {
+	struct dk_keyspec spec;
+	struct dk_error e2 = { 0, "" };
 	unsigned char *p = NULL;
 	size_t len = 0;
+	unsigned bits = 0;
 	char id[DK_KEY_ID_LEN + 1];
-	enum dk_alg alg;
 	int rc;
 
 	if (c->dom->key_scope != DK_SCOPE_PER_HOST)
 		return dk_engine_check_key(ks, err);
-	/* The private key is on its host: the public key must be the
-	 * key id's, and a key of its algorithm. */
-	alg = strncmp(ks->algorithm, "ed25519", 7) == 0 ? DK_ALG_ED25519 :
-	    DK_ALG_RSA;
+	/*
+	 * The private key is on its host: the public key must be the key
+	 * id's, and a key of the algorithm and size asked for.
+	 */
+	if (dk_keyspec_parse(ks->algorithm, 1, &spec, &e2) != DK_OK)
+		return dk_err(err, DK_ECORRUPT, "%s: key %s of %s: bad "
+		    "algorithm %s in the state", c->dom->name, ks->key_id,
+		    ks->selector, ks->algorithm);
 	if (ks->pubkey == NULL || dk_base64_decode(ks->pubkey,
 	    strlen(ks->pubkey), &p, &len) != DK_OK)
 		return dk_err(err, DK_ECORRUPT, "%s: key %s of %s has no valid "
 		    "public key in the state", c->dom->name, ks->key_id,
 		    ks->selector);
-	rc = dk_key_public_check(alg, p, len, NULL, err);
-	if (rc == DK_OK && dk_key_id_of_public(p, len, id) != DK_OK)
+	if (dk_key_public_check(spec.alg, p, len, &bits, &e2) != DK_OK)
+		rc = dk_err(err, DK_ECORRUPT, "%s: key %s of %s: %s; not "
+		    "publishing or activating it", c->dom->name, ks->key_id,
+		    ks->selector, e2.msg);
+	else if (spec.alg == DK_ALG_RSA && bits != spec.bits)
+		rc = dk_err(err, DK_ECORRUPT, "%s: key %s of %s is an RSA key "
+		    "of %u bits, not %s; not publishing or activating it",
+		    c->dom->name, ks->key_id, ks->selector, bits,
+		    ks->algorithm);
+	else if (dk_key_id_of_public(p, len, id) != DK_OK)
 		rc = dk_err(err, DK_ENOMEM, "out of memory");
-	else if (rc == DK_OK && strcmp(id, ks->key_id) != 0)
-		rc = dk_err(err, DK_ECORRUPT, "%s: the public key in the state "
-		    "for %s is key %s, not %s; not publishing or activating it",
+	else if (strcmp(id, ks->key_id) != 0)
+		rc = dk_err(err, DK_ECORRUPT, "%s: the public key for %s is "
+		    "key %s, not %s; not publishing or activating it",
 		    c->dom->name, ks->selector, id, ks->key_id);
-	else if (rc != DK_OK)
-		rc = dk_err(err, DK_ECORRUPT, "%s: key %s of %s: %s",
-		    c->dom->name, ks->key_id, ks->selector, err->msg);
+	else
+		rc = DK_OK;
 	free(p);
 	return rc;
 }

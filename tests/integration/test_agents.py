@@ -380,7 +380,7 @@ def test_per_host_keys_never_leave_their_host(env, pg, s):
                                                   ids[name])))
 
 
-@with_fleet(per_host=True, agent_timeout="3s", start=False)
+@with_fleet(per_host=True, start=False)
 def test_per_host_rotation_waits_for_a_host_to_make_its_key(env, pg, s):
     for name in ("mx1", "mx3"):
         s.hosts[name].agent.start()
@@ -397,6 +397,62 @@ def test_per_host_rotation_waits_for_a_host_to_make_its_key(env, pg, s):
     assert r.code == 0 and r.err == "", r.describe()
     for name, h in s.hosts.items():
         verify_host(env, s, h, name + "-a")
+
+
+def public_key(bits):
+    """(key id, p= base64) of a fresh RSA key of bits, as dkimkeyd names
+    it: the first 16 hex digits of SHA-256 over the DER public key."""
+    import hashlib
+    pem = subprocess.run(["openssl", "genpkey", "-algorithm", "RSA",
+                          "-pkeyopt", "rsa_keygen_bits:%d" % bits],
+                         check=True, capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubout", "-outform", "DER"],
+                         input=pem, check=True, capture_output=True).stdout
+    return hashlib.sha256(der).hexdigest()[:16], \
+        base64.b64encode(der).decode()
+
+
+# Keys are made one host after another, each in seconds on a loaded
+# machine: agent_timeout leaves room for that.
+@with_fleet(per_host=True, agent_timeout="8s", start=False)
+def test_per_host_forged_public_key_is_refused_65(env, pg, s):
+    # No agent runs: the scheduler's request for mx1-a stays unanswered.
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 75 and "host mx1" in r.err, r.describe()
+    assert pg.psql("SELECT host, selector FROM dk_keyreq WHERE key_id IS "
+                   "NULL") == [["mx1", "mx1-a"]]
+    owner = "mx1-a._domainkey." + s.domain
+    good_id, good_pub = public_key(2048)
+    weak_id, weak_pub = public_key(1024)
+    forged = [
+        # A key id that is not the public key's.
+        ("0123456789abcdef", good_pub, "is key %s, not 0123456789abcdef"
+         % good_id),
+        # A key weaker than the rsa-2048 asked for.
+        (weak_id, weak_pub, "of 1024 bits, not rsa-2048"),
+        # Not a public key at all.
+        ("0123456789abcdef", base64.b64encode(b"junk").decode(), "mx1-a"),
+    ]
+    for kid, pub, why in forged:
+        pg.psql("UPDATE dk_keyreq SET key_id = '%s', pubkey = '%s', "
+                "made_at = now() WHERE host = 'mx1'" % (kid, pub))
+        r = run(s, "rotate", "--domain", s.domain)
+        assert r.code == 65 and why in r.err and \
+            "not publishing or activating it" in r.err, r.describe()
+        # Nothing entered the state or DNS.
+        st = run_ok(s, "status", "--domain", s.domain, "--json")
+        assert kid not in st, st
+        assert env.bind.query_txt(owner) == []
+    # The forged answer removed, the host is asked again and makes it.
+    pg.psql("DELETE FROM dk_keyreq WHERE host = 'mx1'")
+    for h in s.hosts.values():
+        h.agent.start()
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 0 and r.err == "", r.describe() + "".join(
+        h.agent.describe() for h in s.hosts.values())
+    for name, h in s.hosts.items():
+        verify_host(env, s, h, name + "-a")
+    assert key_id(s, "mx1-a") not in (good_id, weak_id)
 
 
 def ks_state(s, selector):
