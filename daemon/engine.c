@@ -147,6 +147,9 @@ dk_conf_check_integrations(const struct dk_conf *conf, struct dk_error *err)
 		if ((rc = sops->open(s, &ctx, err)) != DK_OK)
 			return rc;
 		sops->close(ctx);
+		if (sops->conf_check != NULL &&
+		    (rc = sops->conf_check(s, conf, err)) != DK_OK)
+			return rc;
 	}
 	return DK_OK;
 }
@@ -1132,7 +1135,8 @@ do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 			managed[nm++] = c->st->keys[i].selector;
 	}
 	CRASHPOINT("before-activate");
-	if ((rc = c->sops->activate(c->sctx, c->dom->name, managed, nm,
+	if ((rc = c->sops->activate(c->sctx, c->dom->name,
+	    c->dom->match, managed, nm,
 	    sk, ng, err)) != DK_OK)
 		return rc;
 	CRASHPOINT("after-activate");

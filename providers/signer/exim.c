@@ -261,9 +261,9 @@ out:
 }
 
 static int
-exm_activate(void *ctx, const char *domain, const char *const *managed,
-    size_t nsel, const struct dk_signer_key *keys, size_t nkeys,
-    struct dk_error *err)
+exm_activate(void *ctx, const char *domain, enum dk_match match,
+    const char *const *managed, size_t nsel,
+    const struct dk_signer_key *keys, size_t nkeys, struct dk_error *err)
 {
 	struct exm *x = ctx;
 	struct etab t;

@@ -202,7 +202,8 @@ activate(struct fix *f, const char *domain, const char *sel,
 {
 	struct dk_signer_key k = { (char *)sel, (char *)key };
 
-	return f->ops->activate(f->ctx, domain, managed, 2, &k, 1, err);
+	return f->ops->activate(f->ctx, domain, DK_MATCH_DOMAIN,
+	    managed, 2, &k, 1, err);
 }
 
 /* Two keys at once: a dual-algorithm domain (RSA, then Ed25519). */
@@ -218,7 +219,8 @@ activate2(struct fix *f, const char *domain, const char *sel1,
 		{ (char *)sel2, (char *)key2 },
 	};
 
-	return f->ops->activate(f->ctx, domain, managed4, 4, k, 2, err);
+	return f->ops->activate(f->ctx, domain, DK_MATCH_DOMAIN,
+	    managed4, 4, k, 2, err);
 }
 
 /*
@@ -1005,7 +1007,8 @@ test_opendkim_activate_one_key_drops_managed_second_key(void **state)
 	open_opendkim(f, NULL);
 	assert_int_equal(activate2(f, "example.com", "mail2", KEY2, "ed2",
 	    KEYE2, &err), DK_OK);
-	assert_int_equal(f->ops->activate(f->ctx, "example.com", managed4, 4,
+	assert_int_equal(f->ops->activate(f->ctx, "example.com", DK_MATCH_DOMAIN,
+	    managed4, 4,
 	    &k, 1, &err), DK_OK);
 	assert_file(f->kt, KT1);
 	assert_file(f->st, ST1);
@@ -1019,12 +1022,14 @@ test_signer_activate_refuses_empty_key_list(void **state)
 	char out[128];
 
 	open_opendkim(f, NULL);
-	assert_int_equal(f->ops->activate(f->ctx, "example.com", managed, 2,
+	assert_int_equal(f->ops->activate(f->ctx, "example.com", DK_MATCH_DOMAIN,
+	    managed, 2,
 	    NULL, 0, &err), DK_EINVAL);
 	f->ops->close(f->ctx);
 	f->ctx = NULL;
 	open_files(f, out, sizeof(out));
-	assert_int_equal(f->ops->activate(f->ctx, "example.com", managed, 2,
+	assert_int_equal(f->ops->activate(f->ctx, "example.com", DK_MATCH_DOMAIN,
+	    managed, 2,
 	    NULL, 0, &err), DK_EINVAL);
 	assert_int_equal(count_entries(out), 0);
 }
@@ -1085,7 +1090,8 @@ test_files_activate_refuses_three_keys(void **state)
 	char out[128];
 
 	open_files(f, out, sizeof(out));
-	assert_int_equal(f->ops->activate(f->ctx, "example.com", managed, 2,
+	assert_int_equal(f->ops->activate(f->ctx, "example.com", DK_MATCH_DOMAIN,
+	    managed, 2,
 	    k, 3, &err), DK_EINVAL);
 	assert_int_equal(count_entries(out), 0);
 }
@@ -1309,7 +1315,8 @@ test_opendkim_switch_is_consistent_after_every_rename(void **state)
 	    KEYE1, &err), DK_OK);
 	assert_int_equal(renames, 3);
 	renames = 0;
-	assert_int_equal(f->ops->activate(f->ctx, "example.com", managed4, 4,
+	assert_int_equal(f->ops->activate(f->ctx, "example.com", DK_MATCH_DOMAIN,
+	    managed4, 4,
 	    &k, 1, &err), DK_OK);
 	assert_int_equal(renames, 3);
 	assert_string_equal(inconsistency, "");

@@ -182,7 +182,8 @@ act(struct fix *f, const char *domain, const char *s1, int k1,
 		keys[1].selector = (char *)s2;
 		keys[1].keyfile = f->path[k2];
 	}
-	return f->ops->activate(f->ctx, domain, managed, 4, keys,
+	return f->ops->activate(f->ctx, domain, DK_MATCH_DOMAIN,
+	    managed, 4, keys,
 	    s2 != NULL ? 2 : 1, err);
 }
 
@@ -531,10 +532,12 @@ test_exim_refuses_unsafe_key_path(void **state)
 	struct dk_signer_key k = { (char *)"mail1", (char *)"/k/a b.pem" };
 
 	open_signer(f, "exim", NULL);
-	assert_int_equal(f->ops->activate(f->ctx, "example.com", managed, 4,
+	assert_int_equal(f->ops->activate(f->ctx, "example.com", DK_MATCH_DOMAIN,
+	    managed, 4,
 	    &k, 1, &err), DK_EINVAL);
 	k.keyfile = (char *)"/k/a:b.pem";
-	assert_int_equal(f->ops->activate(f->ctx, "example.com", managed, 4,
+	assert_int_equal(f->ops->activate(f->ctx, "example.com", DK_MATCH_DOMAIN,
+	    managed, 4,
 	    &k, 1, &err), DK_EINVAL);
 	assert_int_equal(access(f->out, F_OK), -1);
 }
