@@ -161,6 +161,13 @@ install: $(INSTALL_BIN)
 	install -d $(DESTDIR)$(DOCDIR)/canary
 	install -m 755 contrib/canary/* $(DESTDIR)$(DOCDIR)/canary/
 	install -m 644 contrib/monitoring/* $(DESTDIR)$(DOCDIR)/monitoring/
+	install -d $(DESTDIR)$(DOCDIR)/postgresql $(DESTDIR)$(DOCDIR)/exec \
+	    $(DESTDIR)$(DOCDIR)/rspamd $(DESTDIR)$(DOCDIR)/exim
+	install -m 644 contrib/postgresql/roles.sql $(DESTDIR)$(DOCDIR)/postgresql/
+	install -m 755 contrib/exec/dkimkeyd-nsupdate $(DESTDIR)$(DOCDIR)/exec/
+	install -m 644 contrib/rspamd/dkim_signing.conf $(DESTDIR)$(DOCDIR)/rspamd/
+	install -m 755 contrib/rspamd/dkimkeyd-rspamd-reload $(DESTDIR)$(DOCDIR)/rspamd/
+	install -m 644 contrib/exim/dkim-transport.conf $(DESTDIR)$(DOCDIR)/exim/
 	[ -e $(DESTDIR)$(SYSCONFDIR)/dkimkeyd/dkimkeyd.conf ] || \
 	    install -m 640 conf.d/dkimkeyd.conf.example \
 	    $(DESTDIR)$(SYSCONFDIR)/dkimkeyd/dkimkeyd.conf

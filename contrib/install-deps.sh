@@ -11,7 +11,7 @@ libinih-dev libcmocka-dev bind9 bind9-utils bind9-dnsutils ldnsutils
 python3 python3-dkim python3-nacl python3-dnspython knot knot-dnsutils opendkim
 opendkim-tools openssl libpsl-dev publicsuffix rspamd exim4-daemon-heavy swaks
 python3-aiosmtpd libjansson-dev pdns-server pdns-backend-sqlite3 faketime
-miltertest systemd libexpat1-dev postgresql libpq-dev time"
+miltertest systemd polkitd dbus-daemon util-linux libexpat1-dev postgresql libpq-dev time"
 [ "$#" -gt 0 ] && PKGS="$*"
 
 missing=

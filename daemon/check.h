@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "../lib/dmarc.h"
+#include "../lib/fleet.h"
 #include "../lib/observe.h"
 #include "../lib/probe.h"
 #include "../lib/record.h"
@@ -130,6 +131,9 @@ struct dom {
 	size_t			 cur_nkeys;
 	size_t			 soa_q0, nsoa;	/* per zsrv, then tsrv */
 	const char		*soa_name[2];	/* NULL: none */
+	/* hosts =: what each host's agent reports (cmd_check.c). */
+	struct dk_fleet_host	*fleet;
+	size_t			 nfleet;
 	int64_t			 active_age;	/* -1: no active key */
 	const char		*active_sel;
 	int64_t			 next_at;	/* 0: none */

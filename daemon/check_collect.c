@@ -388,6 +388,9 @@ check_collect_live(struct run *r, struct dom *d)
 	char *target = NULL, owner[512];
 	int rc;
 
+	/* hosts =: the signers are on the hosts (judge_fleet). */
+	if (d->cd->nhosts > 0)
+		return;
 	if (d->have_cur) {
 		rc = d->cur_rc;
 		dk_err(&err, rc, "%s", d->cur_why != NULL ? d->cur_why : "");
@@ -478,10 +481,12 @@ check_collect_signers(struct run *r)
 	for (i = 0; i < r->nd; i++) {
 		struct dom *d = &r->d[i];
 
-		if (!d->open || asked[i] || d->c.sops->current_many == NULL)
+		if (!d->open || asked[i] || d->c.sops->current_many == NULL ||
+		    d->cd->nhosts > 0)
 			continue;
 		for (n = 0, j = i; j < r->nd; j++)
-			if (r->d[j].open && r->d[j].c.ssec == d->c.ssec) {
+			if (r->d[j].open && r->d[j].c.ssec == d->c.ssec &&
+			    r->d[j].cd->nhosts == 0) {
 				asked[j] = 1;
 				names[n] = r->d[j].cd->name;
 				idx[n++] = j;

@@ -607,6 +607,47 @@ judge_signer(struct run *r, struct dom *d)
 }
 
 /*
+ * hosts =: every host's agent must be alive (a heartbeat within
+ * agent_timeout), and serve what it was assigned within agent_timeout
+ * of the assignment; a host that cannot is CRITICAL, by name.
+ */
+static void
+judge_fleet(struct run *r, struct dom *d)
+{
+	int64_t limit = r->conf->agent_timeout;
+	char to[32], age[32];
+	size_t i;
+
+	dk_duration_format(limit, to, sizeof(to));
+	for (i = 0; i < d->nfleet; i++) {
+		const struct dk_fleet_host *h = &d->fleet[i];
+
+		if (h->heartbeat_age < 0)
+			check_padd(&d->probs, ST_CRITICAL, "%s: host %s: its "
+			    "agent never reported (dkimkeyd agent --host %s)",
+			    d->cd->name, h->host, h->host);
+		else if (h->heartbeat_age > limit) {
+			dk_duration_format(h->heartbeat_age, age, sizeof(age));
+			check_padd(&d->probs, ST_CRITICAL, "%s: host %s: no "
+			    "heartbeat from its agent for %s (agent_timeout "
+			    "%s)", d->cd->name, h->host, age, to);
+		}
+		if (!h->assigned || h->acked)
+			continue;
+		if (h->code != 0 && h->error[0] != '\0')
+			check_padd(&d->probs, h->assigned_age > limit ||
+			    h->code == DK_ECORRUPT ? ST_CRITICAL : ST_WARNING,
+			    "%s: host %s: %s", d->cd->name, h->host, h->error);
+		else if (dk_fleet_host_late(h, limit)) {
+			dk_duration_format(h->assigned_age, age, sizeof(age));
+			check_padd(&d->probs, ST_CRITICAL, "%s: host %s has not "
+			    "switched its signer for %s (agent_timeout %s); the "
+			    "rotation waits", d->cd->name, h->host, age, to);
+		}
+	}
+}
+
+/*
  * "active key mail1 is 3s old (critical at 2s)": the age in the unit the
  * threshold was given in (its largest exact unit), so that a threshold of
  * seconds does not print "0d".
@@ -651,8 +692,12 @@ check_judge_domain(struct run *r, struct dom *d)
 	}
 	judge_serials(r, d);
 	judge_senders(r, d);
-	judge_signer(r, d);
-	check_judge_canary(r, d);
+	if (d->cd->nhosts > 0)
+		judge_fleet(r, d);
+	else {
+		judge_signer(r, d);
+		check_judge_canary(r, d);
+	}
 
 	d->active_age = -1;
 	if ((act = dk_plan_active_key(st, r->now)) >= 0) {

@@ -19,6 +19,7 @@
 
 #include "../lib/key.h"
 #include "../lib/metrics.h"
+#include "../lib/store_pg.h"
 #include "check.h"
 
 static void
@@ -43,9 +44,32 @@ dom_free(struct dom *d)
 	dk_signer_keys_free(d->cur_keys, d->cur_nkeys);
 	free(d->zsrv.a);
 	free(d->tsrv.a);
+	free(d->fleet);
 	check_pfree(&d->probs);
 	if (d->open)
 		dk_domain_close(&d->c);
+}
+
+/* hosts =: every host's agent, as the database has it. */
+static void
+collect_fleet(struct dom *d)
+{
+	struct dk_error err = { 0, "" };
+	PGconn *conn = dk_store_pg_conn(d->c.store);
+
+	if (conn == NULL)
+		return;
+	if ((d->fleet = calloc(d->cd->nhosts, sizeof(*d->fleet))) == NULL ||
+	    dk_fleet_hosts(conn, d->cd->name,
+	    (const char *const *)d->cd->hosts, d->cd->nhosts, d->fleet,
+	    &err) != DK_OK) {
+		check_padd(&d->probs, ST_UNKNOWN, "%s: the hosts' reports: %s",
+		    d->cd->name, d->fleet == NULL ? "out of memory" : err.msg);
+		free(d->fleet);
+		d->fleet = NULL;
+		return;
+	}
+	d->nfleet = d->cd->nhosts;
 }
 
 int
@@ -91,6 +115,8 @@ cmd_check(const struct dk_conf *conf, const char *domain,
 			continue;
 		}
 		d->open = 1;
+		if (d->cd->nhosts > 0)
+			collect_fleet(d);
 		if (d->c.pops->timeout_ms(d->c.pctx) > timeout)
 			timeout = d->c.pops->timeout_ms(d->c.pctx);
 	}

@@ -43,6 +43,14 @@ check_secrets(const struct dk_conf *conf, struct dk_error *err)
 	if (conf->backend == DK_BACKEND_PG && (rc = dk_secret_check(
 	    conf->conninfo_file, "database connection file", err)) != DK_OK)
 		return rc;
+	/* The key-encryption key: read, and its contents checked. */
+	if (conf->kek_file != NULL) {
+		struct dk_kek *kek = NULL;
+
+		if ((rc = dk_kek_load(conf->kek_file, &kek, err)) != DK_OK)
+			return rc;
+		dk_kek_free(kek);
+	}
 	for (i = 0; i < conf->nproviders; i++) {
 		pops = dk_dns_provider_find(conf->providers[i].type);
 		if (pops == NULL || pops->check_secrets == NULL)

@@ -186,7 +186,11 @@ cmd_revoke(const struct dk_conf *conf, const char *domain,
 			    sizeof(when));
 			say("%s: %s; next step in %s (%s)", domain,
 			    p.why ? p.why : "waiting", d, when);
-			dk_sleep_until(p.when);
+			if ((rc = dk_domain_hold_until(&c, p.when, &err)) !=
+			    DK_OK) {
+				complain("%s", err.msg);
+				break;
+			}
 			continue;
 		}
 		rc = dk_domain_step(&c, &p, &pending, &err);

@@ -266,7 +266,11 @@ cmd_rotate(const struct dk_conf *conf, const char *domain, int dry_run)
 				say("%s: %s; activation in %s", domain,
 				    p.why ? p.why : "waiting", d);
 			}
-			dk_sleep_until(p.when);
+			if ((rc = dk_domain_hold_until(&c, p.when, &err)) !=
+			    DK_OK) {
+				complain("%s", err.msg);
+				break;
+			}
 			continue;
 		}
 		/* A rotation in progress, or the one just asked for. */

@@ -5,6 +5,8 @@
 #ifndef DK_DAEMON_H
 #define DK_DAEMON_H
 
+#include <sys/types.h>
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -103,6 +105,12 @@ struct dk_domain_ctx {
  */
 struct dk_store	*dk_daemon_store(const struct dk_conf *, struct dk_error *);
 void		 dk_daemon_store_close(void);
+/*
+ * The process's key-encryption key (conf's kek_file), loaded on first use
+ * and kept in locked memory until dk_daemon_store_close; NULL with err
+ * set (DK_ECONFIG without kek_file).
+ */
+const struct dk_kek *dk_daemon_kek(const struct dk_conf *, struct dk_error *);
 
 /*
  * Open a domain: providers, lock (unless lock_wait < 0), state (a new one
@@ -112,6 +120,14 @@ int	dk_domain_open(const struct dk_conf *, const struct dk_conf_domain *,
 	    const char *command, int lock_wait, struct dk_domain_ctx *,
 	    struct dk_error *);
 void	dk_domain_close(struct dk_domain_ctx *);
+/*
+ * Sleep until when (dk_now() seconds), keeping the domain's lease: a
+ * command waiting in-process longer than lease_time must not lose the
+ * domain to another scheduler (with the state directory's flock it only
+ * sleeps).  Fails (the lease lost, the database gone) with err set.
+ */
+int	dk_domain_hold_until(struct dk_domain_ctx *, int64_t when,
+	    struct dk_error *);
 
 /* Commit the open domain's state to its store (under its lock). */
 int	dk_domain_commit(struct dk_domain_ctx *, struct dk_error *);
@@ -166,8 +182,17 @@ int	dk_pending_idle(const struct dk_conf *conf, int64_t now);
 void	dk_pending_poke(const struct dk_conf_domain *dom);
 void	dk_keydir_forget(void);
 
+/*
+ * Create a directory dkimkeyd keeps state or keys in, with mode, when
+ * missing (its parents 0755); it must then be a directory that is not
+ * world-writable (dk_conf_dir_safe).
+ */
+int	dk_mkdir_private(const char *path, mode_t mode, struct dk_error *);
+
 /* Validate every provider and signer section (configtest and all). */
 int	dk_conf_check_integrations(const struct dk_conf *, struct dk_error *);
+/* The signer sections only: what an agent uses (no DNS credentials). */
+int	dk_conf_check_signers(const struct dk_conf *, struct dk_error *);
 
 /* Commands; each returns the process exit code. */
 int	cmd_rotate(const struct dk_conf *, const char *domain, int dry_run);
@@ -200,6 +225,13 @@ int	safekeys_unsafe(const char *dir, char *why, size_t len);
  * directory to import from or export to (NULL: state_dir).
  */
 int	cmd_db(const struct dk_conf *, const char *sub, const char *dir);
+/*
+ * agent --host NAME: serve the assignments of host NAME (lib/fleet.h) on
+ * this host's signers until SIGTERM/SIGINT; with once, serve what is
+ * waiting and return (exit 65 for a sealed key that fails
+ * authentication, 75 for a temporary failure).
+ */
+int	cmd_agent(const struct dk_conf *, const char *host, int once);
 /* state seal: check a state file edited by hand and seal it again. */
 int	cmd_state_seal(const struct dk_conf *, const char *domain);
 /* Options of `check`. */

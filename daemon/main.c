@@ -35,6 +35,10 @@ static const struct cmd_help {
 "  -o, --once        take the due steps and exit\n"
 "  -d, --domain D    only this domain\n"
 "  -p, --pidfile F   write the daemon's PID to F\n" },
+	{ "agent", "agent --host NAME [--once]",
+	  "on an MTA host: serve the keys the scheduler assigns to NAME",
+"  -H, --host NAME   this host, as [domain] hosts = names it (required)\n"
+"  -o, --once        serve what is waiting and exit\n" },
 	{ "status", "status [--domain D] [--json]",
 	  "each selector's key and the next step",
 "  -d, --domain D    only this domain\n"
@@ -149,6 +153,7 @@ main(int argc, char **argv)
 		{ "warn-age",	required_argument, NULL, 'w' },
 		{ "crit-age",	required_argument, NULL, 'A' },
 		{ "dir",	required_argument, NULL, 'D' },
+		{ "host",	required_argument, NULL, 'H' },
 		{ "help",	no_argument,	   NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -160,7 +165,7 @@ main(int argc, char **argv)
 	const struct cmd_help *ch_help;
 	const char *confpath = DK_CONF_DEFAULT, *cmd, *domain = NULL;
 	const char *pidfile = NULL, *selector = NULL, *dbsub = NULL;
-	const char *dbdir = NULL;
+	const char *dbdir = NULL, *host = NULL;
 	struct dk_conf *conf = NULL;
 	struct dk_error err = { 0, "" };
 	int ch, dry_run = 0, once = 0, json = 0, rc, is_check;
@@ -216,7 +221,7 @@ main(int argc, char **argv)
 		argc--;
 		argv++;
 	}
-	while ((ch = getopt_long(argc, argv, "d:nojp:s:w:c:h", lopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "d:nojp:s:w:c:hH:", lopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd': domain = optarg; break;
 		case 'n': dry_run = 1; break;
@@ -226,6 +231,7 @@ main(int argc, char **argv)
 		case 's': selector = optarg; break;
 		case 'C': copts.canary = 1; checkonly = 1; break;
 		case 'D': dbdir = optarg; break;
+		case 'H': host = optarg; break;
 		case 'c':
 			/* The configuration, after the command as before it. */
 			if (strcmp(cmd, "check") == 0 &&
@@ -284,8 +290,15 @@ main(int argc, char **argv)
 		fprintf(stderr, "dkimkeyd: %s needs --domain\n", cmd);
 		return 64;
 	}
+	if (strcmp(cmd, "agent") == 0 && host == NULL) {
+		fprintf(stderr, "dkimkeyd: agent needs --host\n");
+		return 64;
+	}
 	if ((dry_run && strcmp(cmd, "rotate") != 0) ||
-	    ((once || pidfile != NULL) && strcmp(cmd, "run") != 0) ||
+	    (once && strcmp(cmd, "run") != 0 && strcmp(cmd, "agent") != 0) ||
+	    (pidfile != NULL && strcmp(cmd, "run") != 0) ||
+	    (host != NULL && strcmp(cmd, "agent") != 0) ||
+	    (domain != NULL && strcmp(cmd, "agent") == 0) ||
 	    (json && strcmp(cmd, "status") != 0 && !is_check) ||
 	    (checkonly && !is_check) ||
 	    (selector != NULL && strcmp(cmd, "revoke") != 0) ||
@@ -295,8 +308,10 @@ main(int argc, char **argv)
 		return 64;
 	}
 
+	/* An agent signs; it never writes DNS, and needs no credentials. */
 	if ((rc = dk_conf_load(confpath, &conf, &err)) != DK_OK ||
-	    (rc = dk_conf_check_integrations(conf, &err)) != DK_OK) {
+	    (rc = strcmp(cmd, "agent") == 0 ? dk_conf_check_signers(conf,
+	    &err) : dk_conf_check_integrations(conf, &err)) != DK_OK) {
 		if (is_check) {
 			fputs("DKIM UNKNOWN - ", stdout);
 			dk_log_write(stdout, err.msg);
@@ -323,6 +338,8 @@ main(int argc, char **argv)
 		rc = cmd_state_seal(conf, domain);
 	else if (strcmp(cmd, "db") == 0)
 		rc = cmd_db(conf, dbsub, dbdir);
+	else if (strcmp(cmd, "agent") == 0)
+		rc = cmd_agent(conf, host, once);
 	else {
 		copts.json = json;
 		rc = cmd_check(conf, domain, &copts);

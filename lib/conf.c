@@ -80,6 +80,8 @@ finish(struct parse *p)
 		return conf_nomem(p);
 	if (c->lease_time == 0)
 		c->lease_time = DK_LEASE_TIME_DEFAULT;
+	if (c->agent_timeout == 0)
+		c->agent_timeout = DK_AGENT_TIMEOUT_DEFAULT;
 	if (c->backend == DK_BACKEND_PG && c->conninfo_file == NULL) {
 		memset(&f, 0, sizeof(f));
 		f.p = p;
@@ -127,6 +129,25 @@ finish(struct parse *p)
 			return conf_fail(&f, "[domain %s] names signer %s, but "
 			    "there is no [signer %s]", d->name, d->signer,
 			    d->signer);
+		}
+		if (d->nhosts > 0 && c->backend != DK_BACKEND_PG) {
+			f.line = p->domx[i].line[DK_HOSTS];
+			return conf_fail(&f, "[domain %s] has hosts, which "
+			    "need backend = postgresql in [dkimkeyd] (the "
+			    "hosts' agents read their keys from the database)",
+			    d->name);
+		}
+		if (d->nhosts > 0 && d->key_scope == DK_SCOPE_SHARED &&
+		    c->kek_file == NULL) {
+			f.line = p->domx[i].line[DK_HOSTS];
+			return conf_fail(&f, "[domain %s] shares its keys between "
+			    "hosts (key_scope = shared): kek_file is needed in "
+			    "[dkimkeyd] to seal them in the database", d->name);
+		}
+		if (d->key_scope == DK_SCOPE_PER_HOST && d->nhosts == 0) {
+			f.line = p->domx[i].line[DK_KEY_SCOPE];
+			return conf_fail(&f, "[domain %s]: key_scope = per-host "
+			    "needs hosts", d->name);
 		}
 		/* Shown with the real milter: tests/integration/
 		 * test_opendkim_milter.py. */
@@ -201,6 +222,7 @@ dk_conf_free(struct dk_conf *c)
 	free(c->key_group);
 	free(c->metrics_file);
 	free(c->conninfo_file);
+	free(c->kek_file);
 	free(c->dset);
 	free(c);
 }

@@ -50,6 +50,15 @@ enum dk_match {
 	DK_MATCH_BOTH,		/* domain-and-subdomains */
 };
 
+/* With hosts =: one key pair for every host, or one per host. */
+enum dk_key_scope {
+	DK_SCOPE_SHARED = 0,	/* sealed in the database for the agents */
+	DK_SCOPE_PER_HOST,	/* made by each host's agent; only the
+				   public key leaves the host */
+};
+
+#define DK_MAX_HOSTS	64
+
 #define DK_KEEP_REMOVED_DEFAULT	20
 #define DK_KEEP_REMOVED_MAX	1000
 
@@ -82,6 +91,12 @@ struct dk_conf_domain {
 	char			**senders;	/* From domains signed for */
 	size_t			 nsenders;
 	enum dk_match		 match;		/* match = (domain) */
+	char			**hosts;	/* hosts =: the MTA hosts whose
+						   agents sign the domain's
+						   mail (lib/fleet.h); NULL:
+						   this host's signer */
+	size_t			 nhosts;
+	enum dk_key_scope	 key_scope;	/* shared (default) */
 	char			*file;
 	int			 line;
 };
@@ -93,6 +108,7 @@ enum dk_backend {
 };
 
 #define DK_LEASE_TIME_DEFAULT	60
+#define DK_AGENT_TIMEOUT_DEFAULT 300
 
 struct dk_conf {
 	char			*path;		/* the main file */
@@ -100,6 +116,12 @@ struct dk_conf {
 	char			*conninfo_file;	/* libpq connection string
 						   (secret file), or NULL */
 	int64_t			 lease_time;	/* per-domain lease (60s) */
+	char			*kek_file;	/* key-encryption key (secret
+						   file): shared keys sealed
+						   in the database; or NULL */
+	int64_t			 agent_timeout;	/* a host not reporting for
+						   this long holds a rotation
+						   up, CRITICAL (5m) */
 	char			*state_dir;	/* /var/lib/dkimkeyd */
 	char			*key_dir;	/* /var/lib/dkimkeyd/keys */
 	char			*key_group;	/* NULL: keys 0600, else 0640 */

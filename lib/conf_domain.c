@@ -16,7 +16,7 @@ static const char *const domain_keys[DK_N] = {
 	"ttl", "retire_after", "propagation_timeout", "safety_margin",
 	"rotate_every", "mode", "cname_target", "cname_provider",
 	"ed25519_selectors", "watch_selectors", "senders", "cname_servers",
-	"keep_removed", "match",
+	"keep_removed", "hosts", "key_scope", "match",
 };
 
 /*
@@ -421,6 +421,20 @@ conf_domain_key(struct file *f, const char *name, const char *value)
 		d->keep_removed = (int64_t)v;
 		return DK_OK;
 	}
+	case DK_HOSTS:
+		/* Host names as agents give them (--host): one DNS label
+		 * each, or a dotted name. */
+		return set_name_list(f, value, 1, DK_MAX_HOSTS, NULL, &d->hosts,
+		    &d->nhosts, 0);
+	case DK_KEY_SCOPE:
+		if (strcmp(value, "shared") == 0)
+			d->key_scope = DK_SCOPE_SHARED;
+		else if (strcmp(value, "per-host") == 0)
+			d->key_scope = DK_SCOPE_PER_HOST;
+		else
+			return conf_fail(f, "bad key_scope %s (shared or "
+			    "per-host)", value);
+		return DK_OK;
 	case DK_MATCH:
 		if (strcmp(value, "domain") == 0)
 			d->match = DK_MATCH_DOMAIN;
@@ -559,5 +573,8 @@ conf_domain_free(struct dk_conf_domain *d)
 	for (i = 0; i < d->nsenders; i++)
 		free(d->senders[i]);
 	free(d->senders);
+	for (i = 0; i < d->nhosts; i++)
+		free(d->hosts[i]);
+	free(d->hosts);
 	free(d->file);
 }

@@ -11,7 +11,7 @@
 
 static const char *const main_keys[MK_N] = {
 	"state_dir", "key_dir", "key_group", "metrics_file", "backend",
-	"conninfo_file", "lease_time", "pregenerate",
+	"conninfo_file", "lease_time", "pregenerate", "kek_file", "agent_timeout",
 };
 
 /* A key of a [provider] or [signer] section, in parse.kset. */
@@ -192,6 +192,16 @@ conf_main_key(struct file *f, const char *name, const char *value)
 		return conf_fail(f, "empty value for %s", name);
 	if (k == MK_BACKEND || k == MK_LEASE)
 		return store_key(f, c, k == MK_LEASE, value);
+	if (k == MK_AGENT_TIMEOUT) {
+		int64_t v;
+
+		if (dk_duration_parse(value, &v) != DK_OK || v < 1 ||
+		    v > 86400)
+			return conf_fail(f, "agent_timeout %s: not a duration "
+			    "from 1s to 1d", value);
+		c->agent_timeout = v;
+		return DK_OK;
+	}
 	if (k == MK_PREGEN) {
 		int yes;
 
@@ -204,6 +214,9 @@ conf_main_key(struct file *f, const char *name, const char *value)
 	switch (k) {
 	case MK_CONNINFO:
 		slot = &c->conninfo_file;
+		break;
+	case MK_KEK:
+		slot = &c->kek_file;
 		break;
 	case MK_STATE_DIR:
 		slot = &c->state_dir;

@@ -25,18 +25,13 @@
 
 #include "fileio.h"
 #include "key.h"
+#include "key_int.h"
 
 #define ED25519_PUBLEN	32
 #define RSA_MIN_BITS	1024	/* RFC 8301 §3.2: verifiers refuse less */
 #define RSA_GOOD_BITS	2048	/* RFC 8301 §3.2: signers SHOULD use this */
 #define KEYFILE_MAX	(1024 * 1024)
 
-struct dk_key {
-	EVP_PKEY	*pkey;
-	enum dk_alg	 alg;
-	unsigned	 bits;
-	char		 id[DK_KEY_ID_LEN + 1];
-};
 
 int
 dk_keyspec_parse(const char *s, int allow_weak, struct dk_keyspec *out,
@@ -140,11 +135,12 @@ public_bytes(EVP_PKEY *pkey, enum dk_alg alg, unsigned char **out,
 }
 
 /*
- * Wrap pkey into a dk_key; takes ownership of pkey, freeing it on error.
+ * Wrap pkey into a dk_key (key_int.h); takes ownership of pkey, freeing
+ * it on error.
  * The id is computed once here so that dk_key_id() cannot fail.
  */
-static int
-key_wrap(EVP_PKEY *pkey, const char *what, struct dk_key **out,
+int
+dk_key_wrap(EVP_PKEY *pkey, const char *what, struct dk_key **out,
     struct dk_error *err)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -252,7 +248,7 @@ dk_key_generate(const struct dk_keyspec *spec, struct dk_key **out,
 		rc = dk_err(err, DK_EIO, "key generation failed");
 		goto out;
 	}
-	rc = key_wrap(pkey, "generated key", out, err);
+	rc = dk_key_wrap(pkey, "generated key", out, err);
 	pkey = NULL;
 out:
 	EVP_PKEY_free(pkey);
@@ -349,7 +345,7 @@ dk_key_load(const char *path, struct dk_key **out, struct dk_error *err)
 		    "private key", path);
 		goto out;
 	}
-	rc = key_wrap(pkey, path, out, err);
+	rc = dk_key_wrap(pkey, path, out, err);
 	pkey = NULL;
 out:
 	BIO_free(bio);

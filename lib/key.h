@@ -116,6 +116,42 @@ void		 dk_key_free(struct dk_key *);
  */
 int		 dk_key_destroy(const char *path, struct dk_error *err);
 
+/*
+ * Key-encryption key (lib/key_seal.c): kek_file, a secret file (the
+ * lib/secret.h mode rule) holding DK_KEK_LEN random octets in base64, as
+ * `openssl rand -base64 32` prints them.  Kept in locked memory, wiped
+ * on free.  DK_ECONFIG when the contents are anything else.
+ */
+#define DK_KEK_LEN	32
+#define DK_SEAL_AAD_MAX	(253 + 63 + DK_KEY_ID_LEN + 8)
+
+struct dk_kek;
+
+int		 dk_kek_load(const char *path, struct dk_kek **out,
+		    struct dk_error *err);
+/* NULL is a no-op. */
+void		 dk_kek_free(struct dk_kek *);
+
+/*
+ * Seal key for the database: AES-256-GCM under kek with a random nonce,
+ * the additional authenticated data "DOMAIN/SELECTOR/KEYID".  *out is a
+ * malloc'd printable string ("v1:" and base64).
+ */
+int		 dk_key_seal(const struct dk_kek *, const struct dk_key *,
+		    const char *domain, const char *selector,
+		    const char *key_id, char **out, struct dk_error *err);
+
+/*
+ * Open a sealed key for domain, selector and key_id.  DK_ECORRUPT naming
+ * the domain when the text is malformed, fails authentication (a changed
+ * octet, a row moved to another domain, selector or key id, another
+ * KEK), or holds a key whose id is not key_id.
+ */
+int		 dk_key_unseal(const struct dk_kek *, const char *sealed,
+		    const char *domain, const char *selector,
+		    const char *key_id, struct dk_key **out,
+		    struct dk_error *err);
+
 #define DK_HMAC_MAX	64		/* longest MAC: hmac-sha512 */
 
 /*

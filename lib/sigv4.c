@@ -17,44 +17,9 @@
 #include <openssl/hmac.h>
 
 #include "sigv4.h"
+#include "strbuf.h"
 
 #define MAX_HEADERS	64
-
-struct sb {
-	char	*p;
-	size_t	 len;
-	size_t	 cap;
-	int	 oom;
-};
-
-static void
-sb_add(struct sb *b, const char *s, size_t n)
-{
-	size_t ncap;
-	char *np;
-
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		for (ncap = b->cap ? b->cap : 256; ncap < b->len + n + 1;)
-			ncap *= 2;
-		if ((np = realloc(b->p, ncap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-sb_str(struct sb *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
 
 static int
 unreserved(unsigned char c)
@@ -64,7 +29,7 @@ unreserved(unsigned char c)
 
 /* RFC 3986 encoding of n octets; '/' kept when keep_slash. */
 static void
-sb_encode(struct sb *b, const char *s, size_t n, int keep_slash)
+sb_encode(struct dk_strbuf *b, const char *s, size_t n, int keep_slash)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	char e[3];
@@ -74,12 +39,12 @@ sb_encode(struct sb *b, const char *s, size_t n, int keep_slash)
 		unsigned char c = (unsigned char)s[i];
 
 		if (unreserved(c) || (keep_slash && c == '/'))
-			sb_add(b, (const char *)&s[i], 1);
+			dk_strbuf_add(b, (const char *)&s[i], 1);
 		else {
 			e[0] = '%';
 			e[1] = hex[c >> 4];
 			e[2] = hex[c & 15];
-			sb_add(b, e, 3);
+			dk_strbuf_add(b, e, 3);
 		}
 	}
 }
@@ -97,11 +62,11 @@ hexval(int c)
 static char *
 requote(const char *s, size_t n)
 {
-	struct sb d = { NULL, 0, 0, 0 }, e = { NULL, 0, 0, 0 };
+	struct dk_strbuf d = DK_STRBUF_INIT, e = DK_STRBUF_INIT;
 	size_t i;
 	char c;
 
-	sb_add(&d, "", 0);
+	dk_strbuf_add(&d, "", 0);
 	for (i = 0; i < n; i++) {
 		if (s[i] == '%' && i + 2 < n &&
 		    hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
@@ -109,20 +74,15 @@ requote(const char *s, size_t n)
 			i += 2;
 		} else
 			c = s[i];
-		sb_add(&d, &c, 1);
+		dk_strbuf_add(&d, &c, 1);
 	}
 	if (d.oom) {
-		free(d.p);
+		dk_strbuf_clear(&d);
 		return NULL;
 	}
 	sb_encode(&e, d.p, d.len, 0);
-	sb_add(&e, "", 0);
-	free(d.p);
-	if (e.oom) {
-		free(e.p);
-		return NULL;
-	}
-	return e.p;
+	dk_strbuf_clear(&d);
+	return dk_strbuf_take(&e);
 }
 
 struct qpair {
@@ -140,7 +100,7 @@ qpair_cmp(const void *a, const void *b)
 }
 
 static int
-canonical_query(struct sb *b, const char *q)
+canonical_query(struct dk_strbuf *b, const char *q)
 {
 	struct qpair *v = NULL, *nv;
 	size_t n = 0, i, len;
@@ -171,10 +131,10 @@ canonical_query(struct sb *b, const char *q)
 		qsort(v, n, sizeof(*v), qpair_cmp);
 	for (i = 0; i < n; i++) {
 		if (i > 0)
-			sb_str(b, "&");
-		sb_str(b, v[i].k);
-		sb_str(b, "=");
-		sb_str(b, v[i].v);
+			dk_strbuf_str(b, "&");
+		dk_strbuf_str(b, v[i].k);
+		dk_strbuf_str(b, "=");
+		dk_strbuf_str(b, v[i].v);
 	}
  out:
 	for (i = 0; i < n; i++) {
@@ -254,7 +214,7 @@ int
 dk_sigv4_canonical(const struct dk_sigv4_request *req, char **creq,
     char **signed_headers, struct dk_error *err)
 {
-	struct sb b = { NULL, 0, 0, 0 }, sh = { NULL, 0, 0, 0 };
+	struct dk_strbuf b = DK_STRBUF_INIT, sh = DK_STRBUF_INIT;
 	struct hdr h[MAX_HEADERS];
 	size_t nh = 0, i;
 	char hash[65];
@@ -279,39 +239,39 @@ dk_sigv4_canonical(const struct dk_sigv4_request *req, char **creq,
 		goto out;
 	}
 	qsort(h, nh, sizeof(*h), hdr_cmp);
-	sb_str(&b, req->method);
-	sb_str(&b, "\n");
+	dk_strbuf_str(&b, req->method);
+	dk_strbuf_str(&b, "\n");
 	if (req->path == NULL || req->path[0] == '\0')
-		sb_str(&b, "/");
+		dk_strbuf_str(&b, "/");
 	else
 		sb_encode(&b, req->path, strlen(req->path), 1);
-	sb_str(&b, "\n");
+	dk_strbuf_str(&b, "\n");
 	if ((rc = canonical_query(&b, req->query)) != DK_OK) {
 		rc = dk_err(err, rc, "out of memory");
 		goto out;
 	}
-	sb_str(&b, "\n");
+	dk_strbuf_str(&b, "\n");
 	for (i = 0; i < nh; i++) {
 		if (i > 0 && strcmp(h[i].name, h[i - 1].name) == 0) {
-			sb_str(&b, ",");
-			sb_str(&b, h[i].value);
+			dk_strbuf_str(&b, ",");
+			dk_strbuf_str(&b, h[i].value);
 			continue;
 		}
 		if (i > 0) {
-			sb_str(&b, "\n");
-			sb_str(&sh, ";");
+			dk_strbuf_str(&b, "\n");
+			dk_strbuf_str(&sh, ";");
 		}
-		sb_str(&b, h[i].name);
-		sb_str(&b, ":");
-		sb_str(&b, h[i].value);
-		sb_str(&sh, h[i].name);
+		dk_strbuf_str(&b, h[i].name);
+		dk_strbuf_str(&b, ":");
+		dk_strbuf_str(&b, h[i].value);
+		dk_strbuf_str(&sh, h[i].name);
 	}
-	sb_str(&b, "\n\n");
-	sb_str(&b, sh.p ? sh.p : "");
-	sb_str(&b, "\n");
+	dk_strbuf_str(&b, "\n\n");
+	dk_strbuf_str(&b, sh.p ? sh.p : "");
+	dk_strbuf_str(&b, "\n");
 	sha256_hex(req->body ? req->body : "", req->body ? req->body_len : 0,
 	    hash);
-	sb_str(&b, hash);
+	dk_strbuf_str(&b, hash);
 	if (b.oom || sh.oom || sh.p == NULL) {
 		rc = dk_err(err, DK_ENOMEM, "out of memory");
 		goto out;
@@ -324,8 +284,8 @@ dk_sigv4_canonical(const struct dk_sigv4_request *req, char **creq,
 		free(h[i].name);
 		free(h[i].value);
 	}
-	free(b.p);
-	free(sh.p);
+	dk_strbuf_clear(&b);
+	dk_strbuf_clear(&sh);
 	return rc;
 }
 

@@ -72,6 +72,12 @@ dk_store_close(struct dk_store *s)
 	free(s);
 }
 
+void *
+dk_store_impl(struct dk_store *s, const struct dk_store_ops *ops)
+{
+	return s != NULL && s->ops == ops ? s->ctx : NULL;
+}
+
 const char *
 dk_store_name(const struct dk_store *s)
 {

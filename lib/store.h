@@ -117,6 +117,12 @@ int	dk_store_renew(struct dk_store *, size_t *held, struct dk_error *);
 int	dk_store_holder(struct dk_store *, const char *domain,
 	    struct dk_store_holder *, struct dk_error *);
 
+/*
+ * For the backends' own extensions (lib/store_pg.h): the backend context
+ * of s when s is open with ops, else NULL.
+ */
+void	*dk_store_impl(struct dk_store *s, const struct dk_store_ops *ops);
+
 /* A default holder name: HOST:PID:RANDOM (buf of at least 128). */
 void	dk_store_holder_name(char *buf, size_t len);
 

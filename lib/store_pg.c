@@ -567,6 +567,14 @@ pg_holder(void *ctx, const char *domain, struct dk_store_holder *out,
 	return DK_OK;
 }
 
+PGconn *
+dk_store_pg_conn(struct dk_store *s)
+{
+	struct pg_store *p = dk_store_impl(s, &dk_store_pg_ops);
+
+	return p != NULL ? p->conn : NULL;
+}
+
 const struct dk_store_ops dk_store_pg_ops = {
 	"postgresql", pg_open, pg_close, pg_load, pg_commit, pg_lock,
 	pg_refresh, pg_unlock, pg_renew, pg_holder,

@@ -10,6 +10,8 @@
  *   dk_lease(domain, holder, token, acquired_at, expires_at)
  *       who may act on a domain until when; token (from the sequence
  *       dk_lease_token) changes whenever the lease changes hands
+ *   dk_key_sealed, dk_assign, dk_ack, dk_agent (version 2)
+ *       several MTA hosts: see lib/fleet.h
  */
 #ifndef DK_STORE_PG_H
 #define DK_STORE_PG_H
@@ -19,7 +21,7 @@
 #include "conf.h"
 #include "dk.h"
 
-#define DK_PG_SCHEMA	1	/* the newest migration this build knows */
+#define DK_PG_SCHEMA	2	/* the newest migration this build knows */
 
 /*
  * Connect with conf's conninfo_file (a secret file: mode rule as for
@@ -40,6 +42,14 @@ int	dk_pg_ensure(PGconn *, struct dk_error *);
  */
 int	dk_pg_exec(PGconn *, const char *sql, int nparams,
 	    const char *const *params, PGresult **res, struct dk_error *);
+
+struct dk_store;
+
+/*
+ * The connection of an open PostgreSQL store (lib/fleet.h works on it),
+ * or NULL when the store is another backend.
+ */
+PGconn	*dk_store_pg_conn(struct dk_store *);
 
 /* The schema version the database is at (0: none yet). */
 int	dk_pg_schema_version(PGconn *, int *version, struct dk_error *);

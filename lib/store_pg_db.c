@@ -37,6 +37,39 @@ static const char *const migrations[DK_PG_SCHEMA] = {
 	"  acquired_at timestamptz NOT NULL,"
 	"  expires_at timestamptz NOT NULL);"
 	"CREATE INDEX dk_lease_holder ON dk_lease (holder);",
+	/*
+	 * 2: several MTA hosts (lib/fleet.h): shared private keys sealed
+	 * under the KEK, what each host must serve and what its agent
+	 * reports serving, the agents' heartbeats.
+	 */
+	"CREATE TABLE dk_key_sealed ("
+	"  domain text NOT NULL,"
+	"  selector text NOT NULL,"
+	"  key_id text NOT NULL,"
+	"  sealed text NOT NULL,"
+	"  created_at timestamptz NOT NULL DEFAULT now(),"
+	"  PRIMARY KEY (domain, key_id));"
+	"CREATE TABLE dk_assign ("
+	"  domain text NOT NULL,"
+	"  host text NOT NULL,"
+	"  keys text NOT NULL,"
+	"  managed text NOT NULL,"
+	"  assigned_at timestamptz NOT NULL DEFAULT now(),"
+	"  PRIMARY KEY (domain, host));"
+	"CREATE INDEX dk_assign_host ON dk_assign (host);"
+	"CREATE TABLE dk_ack ("
+	"  domain text NOT NULL,"
+	"  host text NOT NULL,"
+	"  keys text NOT NULL,"
+	"  code integer NOT NULL DEFAULT 0,"
+	"  error text,"
+	"  acked_at timestamptz NOT NULL DEFAULT now(),"
+	"  PRIMARY KEY (domain, host));"
+	"CREATE TABLE dk_agent ("
+	"  host text PRIMARY KEY,"
+	"  holder text NOT NULL,"
+	"  started_at timestamptz NOT NULL DEFAULT now(),"
+	"  heartbeat_at timestamptz NOT NULL DEFAULT now());",
 };
 
 static void

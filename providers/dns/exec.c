@@ -40,10 +40,10 @@ static char *const run_env[] = {
 };
 
 struct exec_ctx {
+	struct dk_prov_base b;	/* first: the shared ops read it */
 	char		**argv;		/* command = words */
 	size_t		  argc;
 	int		  cmd_timeout_ms;
-	struct dk_prov_probe probe;
 	unsigned	  runs;
 };
 
@@ -59,7 +59,7 @@ exec_close(void *arg)
 	if (c == NULL)
 		return;
 	dk_conf_argv_free(c->argv);
-	dk_prov_probe_clear(&c->probe);
+	dk_prov_probe_clear(&c->b.probe);
 	free(c);
 }
 
@@ -77,7 +77,7 @@ exec_open(const struct dk_conf_section *sec, void **ctx, struct dk_error *err)
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return dk_err(err, DK_ENOMEM, "out of memory");
 	c->cmd_timeout_ms = DEFAULT_CMD_TIMEOUT_S * 1000;
-	if ((rc = dk_prov_probe_open(sec, DEFAULT_TIMEOUT_MS, &c->probe,
+	if ((rc = dk_prov_probe_open(sec, DEFAULT_TIMEOUT_MS, &c->b.probe,
 	    err)) != DK_OK)
 		goto fail;
 	if ((v = dk_conf_section_get(sec, "command", &kv)) == NULL) {
@@ -287,33 +287,6 @@ exec_replace(void *arg, const char *owner, const struct dk_txt *old,
 	return rc;
 }
 
-static int
-exec_servers(void *arg, const char *owner, struct dk_addr **out, size_t *n,
-    struct dk_error *err)
-{
-	struct exec_ctx *c = arg;
-
-	return dk_prov_servers(&c->probe, owner, out, n, err);
-}
-
-static int
-exec_servers_many(void *arg, const char *const *owners, size_t n,
-    struct dk_servers_result *out, struct dk_error *err)
-{
-	struct exec_ctx *c = arg;
-
-	return dk_prov_servers_many(&c->probe, owners, n, out, err);
-}
-
-static int
-exec_zone_servers(void *arg, const char *owner, struct dk_addr **out,
-    size_t *n, struct dk_error *err)
-{
-	struct exec_ctx *c = arg;
-
-	return dk_prov_zone_servers(&c->probe, owner, out, n, err);
-}
-
 /* Runs of the command (get, set, delete) through this context. */
 static unsigned
 exec_messages(void *arg)
@@ -323,23 +296,15 @@ exec_messages(void *arg)
 	return c->runs;
 }
 
-static int
-exec_timeout_ms(void *arg)
-{
-	const struct exec_ctx *c = arg;
-
-	return c->probe.timeout_ms;
-}
-
 const struct dk_dns_provider_ops dk_dns_exec_ops = {
 	.name = "exec",
 	.keys = exec_keys,
 	.open = exec_open,
 	.replace = exec_replace,
-	.servers = exec_servers,
-	.servers_many = exec_servers_many,
-	.zone_servers = exec_zone_servers,
+	.servers = dk_prov_op_servers,
+	.servers_many = dk_prov_op_servers_many,
+	.zone_servers = dk_prov_op_zone_servers,
 	.messages = exec_messages,
-	.timeout_ms = exec_timeout_ms,
+	.timeout_ms = dk_prov_op_timeout_ms,
 	.close = exec_close,
 };

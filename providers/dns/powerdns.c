@@ -26,13 +26,12 @@
 #define MAX_BODY		(64u << 20)	/* a whole zone's rrsets */
 
 struct pdns {
+	struct dk_prov_base b;	/* first: the shared ops read it */
 	const struct dk_conf_section *sec;
 	char		*base;		/* .../api/v1/servers/ID */
 	char		*ca_file;
 	char		*keyhdr;	/* "X-API-Key: TOKEN": secret */
 	double		 rate;
-	struct dk_prov_probe probe;
-	struct dk_http	*http;		/* made at the first request */
 	char		**zones;	/* the server's zones, once asked */
 	size_t		 nzones;
 	int		 zones_read;
@@ -70,11 +69,11 @@ pdns_close(void *arg)
 
 	if (c == NULL)
 		return;
-	dk_http_free(c->http);
+	dk_http_free(c->b.http);
 	if (c->keyhdr != NULL)
 		dk_secret_cleanse(c->keyhdr, strlen(c->keyhdr));
 	free(c->keyhdr);
-	dk_prov_probe_clear(&c->probe);
+	dk_prov_probe_clear(&c->b.probe);
 	for (i = 0; i < c->nzones; i++)
 		free(c->zones[i]);
 	free(c->zones);
@@ -115,7 +114,7 @@ pdns_open(const struct dk_conf_section *sec, void **ctx, struct dk_error *err)
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return dk_err(err, DK_ENOMEM, "out of memory");
 	c->sec = sec;
-	if ((rc = dk_prov_probe_open(sec, DEFAULT_TIMEOUT_MS, &c->probe,
+	if ((rc = dk_prov_probe_open(sec, DEFAULT_TIMEOUT_MS, &c->b.probe,
 	    err)) != DK_OK)
 		goto fail;
 	if ((rc = dk_prov_rate(sec, DEFAULT_RATE, &c->rate, err)) != DK_OK)
@@ -176,15 +175,15 @@ request(struct pdns *c, const char *method, const char *url,
 	struct dk_http_request q;
 	int rc;
 
-	if (c->http == NULL) {
+	if (c->b.http == NULL) {
 		memset(&o, 0, sizeof(o));
 		o.service = "powerdns";
 		o.ca_file = c->ca_file;
-		o.timeout_ms = c->probe.timeout_ms;
+		o.timeout_ms = c->b.probe.timeout_ms;
 		o.max_body = MAX_BODY;
 		o.pace = dk_prov_pace(c->sec, c->rate);
 		o.errtext = pdns_errtext;
-		if ((rc = dk_http_new(&o, &c->http, err)) != DK_OK)
+		if ((rc = dk_http_new(&o, &c->b.http, err)) != DK_OK)
 			return rc;
 	}
 	hdrs[0] = c->keyhdr;
@@ -199,7 +198,7 @@ request(struct pdns *c, const char *method, const char *url,
 	q.body_len = body != NULL ? strlen(body) : 0;
 	q.idempotent = 1;	/* GET, and PATCH REPLACE/DELETE */
 	memset(resp, 0, sizeof(*resp));
-	rc = dk_http_do(c->http, &q, resp, err);
+	rc = dk_http_do(c->b.http, &q, resp, err);
 	if (rc != DK_OK)
 		dk_http_response_clear(resp);
 	return rc;
@@ -301,12 +300,12 @@ find_zone(struct pdns *c, const char *owner, char **zone,
 	size_t i, n;
 	int rc;
 
-	if (c->probe.zone != NULL) {
-		if (!in_zone(owner, c->probe.zone))
+	if (c->b.probe.zone != NULL) {
+		if (!in_zone(owner, c->b.probe.zone))
 			return dk_err(err, DK_ECONFIG, "%s:%d: [provider %s]: "
 			    "%s is not in zone %s", c->sec->file,
-			    c->sec->line, c->sec->name, owner, c->probe.zone);
-		best = c->probe.zone;
+			    c->sec->line, c->sec->name, owner, c->b.probe.zone);
+		best = c->b.probe.zone;
 	} else {
 		if (!c->zones_read && (rc = read_zones(c, err)) != DK_OK)
 			return rc;
@@ -718,61 +717,17 @@ pdns_replace_cname(void *arg, const char *owner, const char *target,
 	return rc;
 }
 
-static int
-pdns_servers(void *arg, const char *owner, struct dk_addr **out, size_t *n,
-    struct dk_error *err)
-{
-	struct pdns *c = arg;
-
-	return dk_prov_servers(&c->probe, owner, out, n, err);
-}
-
-static int
-pdns_servers_many(void *arg, const char *const *owners, size_t n,
-    struct dk_servers_result *out, struct dk_error *err)
-{
-	struct pdns *c = arg;
-
-	return dk_prov_servers_many(&c->probe, owners, n, out, err);
-}
-
-static int
-pdns_zone_servers(void *arg, const char *owner, struct dk_addr **out,
-    size_t *n, struct dk_error *err)
-{
-	struct pdns *c = arg;
-
-	return dk_prov_zone_servers(&c->probe, owner, out, n, err);
-}
-
-/* API requests (reads and writes) sent through this context. */
-static unsigned
-pdns_messages(void *arg)
-{
-	const struct pdns *c = arg;
-
-	return c->http != NULL ? dk_http_requests(c->http) : 0;
-}
-
-static int
-pdns_timeout_ms(void *arg)
-{
-	const struct pdns *c = arg;
-
-	return c->probe.timeout_ms;
-}
-
 const struct dk_dns_provider_ops dk_dns_powerdns_ops = {
 	.name = "powerdns",
 	.keys = pdns_keys,
 	.open = pdns_open,
 	.replace = pdns_replace,
-	.servers = pdns_servers,
-	.servers_many = pdns_servers_many,
+	.servers = dk_prov_op_servers,
+	.servers_many = dk_prov_op_servers_many,
 	.replace_many = pdns_replace_many,
 	.replace_cname = pdns_replace_cname,
-	.zone_servers = pdns_zone_servers,
-	.messages = pdns_messages,
-	.timeout_ms = pdns_timeout_ms,
+	.zone_servers = dk_prov_op_zone_servers,
+	.messages = dk_prov_op_messages,
+	.timeout_ms = dk_prov_op_timeout_ms,
 	.close = pdns_close,
 };

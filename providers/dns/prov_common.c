@@ -546,3 +546,46 @@ dk_prov_memo_put(const struct dk_conf_section *sec, const char *key,
 	}
 	nmemos++;
 }
+
+int
+dk_prov_op_servers(void *ctx, const char *owner, struct dk_addr **out,
+    size_t *n, struct dk_error *err)
+{
+	struct dk_prov_base *b = ctx;
+
+	return dk_prov_servers(&b->probe, owner, out, n, err);
+}
+
+int
+dk_prov_op_servers_many(void *ctx, const char *const *owners, size_t n,
+    struct dk_servers_result *out, struct dk_error *err)
+{
+	struct dk_prov_base *b = ctx;
+
+	return dk_prov_servers_many(&b->probe, owners, n, out, err);
+}
+
+int
+dk_prov_op_zone_servers(void *ctx, const char *owner, struct dk_addr **out,
+    size_t *n, struct dk_error *err)
+{
+	struct dk_prov_base *b = ctx;
+
+	return dk_prov_zone_servers(&b->probe, owner, out, n, err);
+}
+
+unsigned
+dk_prov_op_messages(void *ctx)
+{
+	const struct dk_prov_base *b = ctx;
+
+	return b->http != NULL ? dk_http_requests(b->http) : 0;
+}
+
+int
+dk_prov_op_timeout_ms(void *ctx)
+{
+	const struct dk_prov_base *b = ctx;
+
+	return b->probe.timeout_ms;
+}

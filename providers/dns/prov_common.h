@@ -24,6 +24,30 @@ struct dk_prov_probe {
 	int		 timeout_ms;
 };
 
+/*
+ * The first member of every API and exec provider context, so that the
+ * dk_prov_op_* functions below serve as its ops directly.
+ */
+struct dk_http;
+struct dk_prov_base {
+	struct dk_prov_probe probe;
+	struct dk_http	*http;		/* made at the first request; exec: NULL */
+};
+
+/*
+ * Ops for a context whose first member is a struct dk_prov_base: servers,
+ * servers_many and zone_servers as dk_prov_servers and its kin; messages
+ * the HTTP requests sent; timeout_ms the probe timeout.
+ */
+int	dk_prov_op_servers(void *ctx, const char *owner, struct dk_addr **out,
+	    size_t *n, struct dk_error *err);
+int	dk_prov_op_servers_many(void *ctx, const char *const *owners,
+	    size_t n, struct dk_servers_result *out, struct dk_error *err);
+int	dk_prov_op_zone_servers(void *ctx, const char *owner,
+	    struct dk_addr **out, size_t *n, struct dk_error *err);
+unsigned dk_prov_op_messages(void *ctx);
+int	dk_prov_op_timeout_ms(void *ctx);
+
 /* The section keys read by dk_prov_probe_open. */
 #define DK_PROV_PROBE_KEYS \
 	"zone", "probe_servers", "probe_port", "resolver", "timeout"

@@ -34,6 +34,7 @@
 #define MAX_PAGES		50
 
 struct r53 {
+	struct dk_prov_base b;	/* first: the shared ops read it */
 	const struct dk_conf_section *sec;
 	char		*api;		/* scheme://authority, no path */
 	char		*host;		/* authority, for Host: */
@@ -42,8 +43,6 @@ struct r53 {
 	char		*region;
 	double		 rate;
 	int		 insync_ms;
-	struct dk_prov_probe probe;
-	struct dk_http	*http;
 	char		*access;	/* secrets: wiped at close */
 	char		*secret;
 	char		*token;
@@ -70,11 +69,11 @@ r53_close(void *arg)
 
 	if (c == NULL)
 		return;
-	dk_http_free(c->http);
+	dk_http_free(c->b.http);
 	wipe_free(c->access);
 	wipe_free(c->secret);
 	wipe_free(c->token);
-	dk_prov_probe_clear(&c->probe);
+	dk_prov_probe_clear(&c->b.probe);
 	free(c->api);
 	free(c->host);
 	free(c->zone_id);
@@ -140,7 +139,7 @@ open_keys(struct r53 *c, struct dk_error *err)
 			    kv->line, v);
 		if ((c->zone_id = dk_strdup(v)) == NULL)
 			return dk_err(err, DK_ENOMEM, "out of memory");
-	} else if (c->probe.zone == NULL)
+	} else if (c->b.probe.zone == NULL)
 		return dk_prov_need(c->sec, "hosted_zone_id", "or zone = NAME "
 		    "to look the hosted zone up", err);
 	if ((v = dk_conf_section_get(c->sec, "ca_file", &kv)) != NULL &&
@@ -179,7 +178,7 @@ r53_open(const struct dk_conf_section *sec, void **ctx, struct dk_error *err)
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return dk_err(err, DK_ENOMEM, "out of memory");
 	c->sec = sec;
-	if ((rc = dk_prov_probe_open(sec, DEFAULT_TIMEOUT_MS, &c->probe,
+	if ((rc = dk_prov_probe_open(sec, DEFAULT_TIMEOUT_MS, &c->b.probe,
 	    err)) != DK_OK ||
 	    (rc = dk_prov_rate(sec, DEFAULT_RATE, &c->rate, err)) != DK_OK ||
 	    (rc = open_url(c, err)) != DK_OK ||
@@ -214,16 +213,16 @@ request(struct r53 *c, const char *method, const char *path,
 	int rc;
 
 	memset(resp, 0, sizeof(*resp));
-	if (c->http == NULL) {
+	if (c->b.http == NULL) {
 		memset(&o, 0, sizeof(o));
 		o.service = "route53";
 		o.ca_file = c->ca_file;
-		o.timeout_ms = c->probe.timeout_ms;
+		o.timeout_ms = c->b.probe.timeout_ms;
 		o.max_body = MAX_BODY;
 		o.pace = dk_prov_pace(c->sec, c->rate);
 		o.errtext = r53_errtext;
 		o.temporary = r53_temporary;
-		if ((rc = dk_http_new(&o, &c->http, err)) != DK_OK)
+		if ((rc = dk_http_new(&o, &c->b.http, err)) != DK_OK)
 			return rc;
 	}
 	dk_sigv4_date((long long)time(NULL), date);
@@ -276,7 +275,7 @@ request(struct r53 *c, const char *method, const char *path,
 	 * refused whole, then read back as done.
 	 */
 	q.idempotent = 1;
-	rc = dk_http_do(c->http, &q, resp, err);
+	rc = dk_http_do(c->b.http, &q, resp, err);
 	goto out;
  nomem:
 	rc = dk_err(err, DK_ENOMEM, "out of memory");
@@ -299,13 +298,13 @@ zone_id(struct r53 *c, struct dk_error *err)
 
 	if (c->zone_id != NULL)
 		return DK_OK;
-	if ((ez = dk_http_escape(c->probe.zone)) == NULL)
+	if ((ez = dk_http_escape(c->b.probe.zone)) == NULL)
 		return dk_err(err, DK_ENOMEM, "out of memory");
 	snprintf(q, sizeof(q), "dnsname=%s&maxitems=2", ez);
 	free(ez);
 	if ((rc = request(c, "GET", "/2013-04-01/hostedzonesbyname", q, NULL,
 	    &r, err)) == DK_OK) {
-		rc = r53_read_zones(r.body, r.body_len, c->probe.zone,
+		rc = r53_read_zones(r.body, r.body_len, c->b.probe.zone,
 		    &c->zone_id, err);
 		if (rc == DK_ENOTFOUND || rc == DK_EEXIST) {
 			char m[DK_ERRMSG_MAX];
@@ -763,61 +762,17 @@ r53_replace_cname(void *arg, const char *owner, const char *target,
 	return rc;
 }
 
-static int
-r53_servers(void *arg, const char *owner, struct dk_addr **out, size_t *n,
-    struct dk_error *err)
-{
-	struct r53 *c = arg;
-
-	return dk_prov_servers(&c->probe, owner, out, n, err);
-}
-
-static int
-r53_servers_many(void *arg, const char *const *owners, size_t n,
-    struct dk_servers_result *out, struct dk_error *err)
-{
-	struct r53 *c = arg;
-
-	return dk_prov_servers_many(&c->probe, owners, n, out, err);
-}
-
-static int
-r53_zone_servers(void *arg, const char *owner, struct dk_addr **out,
-    size_t *n, struct dk_error *err)
-{
-	struct r53 *c = arg;
-
-	return dk_prov_zone_servers(&c->probe, owner, out, n, err);
-}
-
-/* API requests (reads, writes, GetChange polls) sent through ctx. */
-static unsigned
-r53_messages(void *arg)
-{
-	const struct r53 *c = arg;
-
-	return c->http != NULL ? dk_http_requests(c->http) : 0;
-}
-
-static int
-r53_timeout_ms(void *arg)
-{
-	const struct r53 *c = arg;
-
-	return c->probe.timeout_ms;
-}
-
 const struct dk_dns_provider_ops dk_dns_route53_ops = {
 	.name = "route53",
 	.keys = r53_keys,
 	.open = r53_open,
 	.replace = r53_replace,
-	.servers = r53_servers,
-	.servers_many = r53_servers_many,
+	.servers = dk_prov_op_servers,
+	.servers_many = dk_prov_op_servers_many,
 	.replace_many = r53_replace_many,
 	.replace_cname = r53_replace_cname,
-	.zone_servers = r53_zone_servers,
-	.messages = r53_messages,
-	.timeout_ms = r53_timeout_ms,
+	.zone_servers = dk_prov_op_zone_servers,
+	.messages = dk_prov_op_messages,
+	.timeout_ms = dk_prov_op_timeout_ms,
 	.close = r53_close,
 };

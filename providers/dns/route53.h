@@ -10,6 +10,7 @@
 
 #include "../../lib/conf.h"
 #include "../../lib/dk.h"
+#include "../../lib/strbuf.h"
 
 #define R53_XMLNS	"https://route53.amazonaws.com/doc/2013-04-01/"
 /* ChangeResourceRecordSets limits (the API's quotas for one request). */
@@ -64,10 +65,7 @@ int	r53_temporary(long status, const char *body, size_t len);
 
 /* A growing ChangeBatch document. */
 struct r53_batch {
-	char	*p;
-	size_t	 len;
-	size_t	 cap;
-	int	 oom;
+	struct dk_strbuf s;	/* the Change elements */
 	size_t	 records;	/* ResourceRecord elements so far */
 	size_t	 chars;		/* characters of Value elements so far */
 };

@@ -343,50 +343,21 @@ r53_temporary(long status, const char *body, size_t len)
 	return yes;
 }
 
-static void
-b_add(struct r53_batch *b, const char *s, size_t n)
-{
-	size_t ncap;
-	char *np;
-
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		for (ncap = b->cap ? b->cap : 1024; ncap < b->len + n + 1;)
-			ncap *= 2;
-		if ((np = realloc(b->p, ncap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-b_str(struct r53_batch *b, const char *s)
-{
-	b_add(b, s, strlen(s));
-}
-
 /* s as XML character data. */
 static void
-b_text(struct r53_batch *b, const char *s)
+b_text(struct dk_strbuf *b, const char *s)
 {
 	size_t n;
 
 	while (*s != '\0') {
 		n = strcspn(s, "&<>\"");
-		b_add(b, s, n);
+		dk_strbuf_add(b, s, n);
 		s += n;
 		switch (*s) {
-		case '&': b_str(b, "&amp;"); break;
-		case '<': b_str(b, "&lt;"); break;
-		case '>': b_str(b, "&gt;"); break;
-		case '"': b_str(b, "&quot;"); break;
+		case '&': dk_strbuf_str(b, "&amp;"); break;
+		case '<': dk_strbuf_str(b, "&lt;"); break;
+		case '>': dk_strbuf_str(b, "&gt;"); break;
+		case '"': dk_strbuf_str(b, "&quot;"); break;
 		default: continue;
 		}
 		s++;
@@ -400,38 +371,38 @@ r53_batch_add(struct r53_batch *b, const char *action, const char *name,
 	char t[32];
 	size_t i;
 
-	b_str(b, "<Change><Action>");
-	b_str(b, action);
-	b_str(b, "</Action><ResourceRecordSet><Name>");
-	b_text(b, name);
-	b_str(b, "</Name><Type>");
-	b_str(b, type);
-	b_str(b, "</Type>");
+	dk_strbuf_str(&b->s, "<Change><Action>");
+	dk_strbuf_str(&b->s, action);
+	dk_strbuf_str(&b->s, "</Action><ResourceRecordSet><Name>");
+	b_text(&b->s, name);
+	dk_strbuf_str(&b->s, "</Name><Type>");
+	dk_strbuf_str(&b->s, type);
+	dk_strbuf_str(&b->s, "</Type>");
 	if (ttl >= 0) {
 		snprintf(t, sizeof(t), "<TTL>%ld</TTL>", ttl);
-		b_str(b, t);
+		dk_strbuf_str(&b->s, t);
 	}
-	b_str(b, "<ResourceRecords>");
+	dk_strbuf_str(&b->s, "<ResourceRecords>");
 	for (i = 0; i < nvalues; i++) {
-		b_str(b, "<ResourceRecord><Value>");
-		b_text(b, values[i]);
-		b_str(b, "</Value></ResourceRecord>");
+		dk_strbuf_str(&b->s, "<ResourceRecord><Value>");
+		b_text(&b->s, values[i]);
+		dk_strbuf_str(&b->s, "</Value></ResourceRecord>");
 		b->chars += strlen(values[i]);
 	}
-	b_str(b, "</ResourceRecords></ResourceRecordSet></Change>");
+	dk_strbuf_str(&b->s, "</ResourceRecords></ResourceRecordSet></Change>");
 	b->records += nvalues;
-	return b->oom ? DK_ENOMEM : DK_OK;
+	return b->s.oom ? DK_ENOMEM : DK_OK;
 }
 
 int
 r53_batch_append(struct r53_batch *b, const struct r53_batch *t)
 {
-	if (t->oom)
+	if (t->s.oom)
 		return DK_ENOMEM;
-	b_add(b, t->p ? t->p : "", t->len);
+	dk_strbuf_add(&b->s, t->s.p ? t->s.p : "", t->s.len);
 	b->records += t->records;
 	b->chars += t->chars;
-	return b->oom ? DK_ENOMEM : DK_OK;
+	return b->s.oom ? DK_ENOMEM : DK_OK;
 }
 
 char *
@@ -442,18 +413,18 @@ r53_batch_document(const struct r53_batch *b)
 	    "<ChangeBatch><Comment>dkimkeyd</Comment><Changes>";
 	static const char tail[] = "</Changes></ChangeBatch>"
 	    "</ChangeResourceRecordSetsRequest>\n";
-	size_t n = sizeof(head) + b->len + sizeof(tail);
+	size_t n = sizeof(head) + b->s.len + sizeof(tail);
 	char *d;
 
-	if (b->oom || (d = malloc(n)) == NULL)
+	if (b->s.oom || (d = malloc(n)) == NULL)
 		return NULL;
-	snprintf(d, n, "%s%s%s", head, b->p ? b->p : "", tail);
+	snprintf(d, n, "%s%s%s", head, b->s.p ? b->s.p : "", tail);
 	return d;
 }
 
 void
 r53_batch_clear(struct r53_batch *b)
 {
-	free(b->p);
+	dk_strbuf_clear(&b->s);
 	memset(b, 0, sizeof(*b));
 }

@@ -1,16 +1,17 @@
 /*
  * tests/fuzz/fuzz_cloudflare_json.c — libFuzzer target for what the
  * Cloudflare provider reads out of the API's answers
- * (providers/dns/cloudflare.c): a record list page ("result" records
+ * (providers/dns/cloudflare_api.c, cloudflare.c): a record list page ("result" records
  * with id, name, type, content), the envelope's "errors" and TXT content
  * in presentation format or bare.
  *
  * The provider's reading functions are static, so this file includes
- * the provider's source.  Beyond "no crash and no leak": a failure
+ * the provider's sources.  Beyond "no crash and no leak": a failure
  * always says why; every TXT read is one or more strings of at most 255
  * octets; what is found at an owner is at most 8 TXT RRs (more is
  * flagged) and reading is deterministic.
  */
+#include "../../providers/dns/cloudflare_api.c"
 #include "../../providers/dns/cloudflare.c"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
@@ -43,7 +44,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(s, data, size);
 	s[size] = '\0';
-	if (strlen(s) == size && parse_content(s, &t) == DK_OK) {
+	if (strlen(s) == size && cf_parse_content(s, &t) == DK_OK) {
 		check_txt(&t);
 		dk_txt_free(&t);
 	}
@@ -53,7 +54,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)errors_text(j, msg, sizeof(msg));
 	res = json_is_array(j) ? j : json_object_get(j, "result");
 	if (json_is_array(res)) {
-		if (add_page(res, &l, &err) != DK_OK) {
+		if (cf_add_page(res, &l, &err) != DK_OK) {
 			if (err.msg[0] == '\0')
 				abort();	/* every failure says why */
 		} else {
@@ -62,12 +63,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			records_at(&l, "sel._domainkey.example.com", &a);
 			if (a.ntxt > 8 || (a.more && a.ntxt != 8))
 				abort();
-			if (add_page(res, &m, &err) != DK_OK || m.n != l.n)
+			if (cf_add_page(res, &m, &err) != DK_OK || m.n != l.n)
 				abort();	/* deterministic */
 		}
 	}
-	recs_clear(&l);
-	recs_clear(&m);
+	cf_recs_clear(&l);
+	cf_recs_clear(&m);
 	json_decref(j);
 	return 0;
 }

@@ -487,6 +487,18 @@ class Result:
                                 self.elapsed, self.out, self.err)
 
 
+def asan_env(environ, **options):
+    """environ with options appended to ASAN_OPTIONS (later ones win).
+    Harmless for a build without AddressSanitizer, which never reads it;
+    under SANITIZE=1 it lets a test ask for what the runtime forbids by
+    default (a core dump, a preloaded library before the runtime)."""
+    environ = dict(environ)
+    extra = ":".join("%s=%s" % kv for kv in options.items())
+    old = environ.get("ASAN_OPTIONS", "")
+    environ["ASAN_OPTIONS"] = old + ":" + extra if old else extra
+    return environ
+
+
 def run(conf, *args, timeout=120):
     """Run dkimkeyd -c conf ARGS; returns a Result that unpacks as
     (exit code, stdout, stderr)."""

@@ -274,12 +274,18 @@ def test_check_discovers_servers_of_many_domains_at_once(env):
     assert ("%s: SOA of w1._domainkey.gone.invalid: REFUSED" %
             env.bind.addr()) in r.out, r.describe()
     want = []
+    # The active key's age moves on between the runs (a second boundary
+    # can fall between them): compare all but its value.
+
+    def ageless(x):
+        return re.sub(r"(_active_age'=)\d+s", r"\1Ns", x)
     for d in ("example.test", "other.test", "sub.example.test",
               "gone.invalid"):
         one = _check(s, "--domain", d)
         assert one.err == "", one.describe()
-        mine = [x for x in perf.split() if x.startswith("'%s_" % d)]
-        assert mine and mine == [x for x in _perf(one).split()
+        mine = [ageless(x) for x in perf.split()
+                if x.startswith("'%s_" % d)]
+        assert mine and mine == [ageless(x) for x in _perf(one).split()
                                  if x.startswith("'%s_" % d)], \
             (r.describe(), one.describe())
         want += one.out.splitlines()[1:]
@@ -380,7 +386,9 @@ def test_check_age_thresholds(env):
                 "dkimkeyd rotate --domain example.test")
     assert re.search(r"'example\.test_active_age'=\d+s;1;", _perf(r)), \
         r.describe()
-    r = _expect(_check(s, "-w", "1s", "--crit-age", "2s"), "WARNING")
+    # Between the warning and the critical age (the key may be more than
+    # 2s old by now on a loaded machine: the critical age is far off).
+    r = _expect(_check(s, "-w", "1s", "--crit-age", "1h"), "WARNING")
     wait_until(lambda: _check(s, "--crit-age", "2s").code == 2, 10,
                "the active key to be two seconds old")
     r = _expect(_check(s, "-w", "1s", "--crit-age", "2s"), "CRITICAL",

@@ -55,6 +55,11 @@ def test_make_install_destdir_lists_every_file(env):
         "usr/share/doc/dkimkeyd/canary/opendkim-canary",
         "usr/share/doc/dkimkeyd/canary/rspamd-canary",
         "usr/share/doc/dkimkeyd/canary/exim-canary",
+        "usr/share/doc/dkimkeyd/postgresql/roles.sql",
+        "usr/share/doc/dkimkeyd/exec/dkimkeyd-nsupdate",
+        "usr/share/doc/dkimkeyd/rspamd/dkim_signing.conf",
+        "usr/share/doc/dkimkeyd/rspamd/dkimkeyd-rspamd-reload",
+        "usr/share/doc/dkimkeyd/exim/dkim-transport.conf",
     }
     missing = want - got
     assert not missing, "not installed: %s" % sorted(missing)
@@ -98,3 +103,138 @@ def test_installed_units_pass_systemd_analyze_verify(env):
                                                    r.stderr)
     with open(files[0]) as fh:
         assert "ExecStart=%s/usr/sbin/dkimkeyd " % p in fh.read()
+
+
+# The polkit rule, judged by the real polkitd: a private system bus and
+# polkitd in a private mount namespace, where the installed rule is the
+# only one in /etc/polkit-1/rules.d and /etc/passwd names a dkimkeyd user.
+# pkcheck asks about processes running as that user and as another.
+_POLKIT_BUS = """<!DOCTYPE busconfig PUBLIC
+ "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=%(sock)s</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus"
+           send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus"
+           send_interface="org.freedesktop.DBus.Introspectable"/>
+  </policy>
+  <includedir>/usr/share/dbus-1/system.d</includedir>
+</busconfig>
+"""
+
+# $1 work dir, $2 rules dir; prints "ASK user unit verb rc" per question.
+_POLKIT_SH = r"""
+set -u
+W=$1
+mount --bind "$W/passwd" /etc/passwd || exit 90
+mount --bind "$2" /etc/polkit-1/rules.d || exit 90
+"$DBUS_DAEMON" --config-file="$W/bus.conf" --nofork --nopidfile \
+    2>"$W/dbus.log" & DB=$!
+export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$W/bus"
+i=0; while [ ! -S "$W/bus" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+/usr/lib/polkit-1/polkitd --no-debug 2>"$W/polkitd.log" & PK=$!
+"$SETPRIV" --reuid=64999 --regid=64999 --clear-groups sleep 120 & S1=$!
+"$SETPRIV" --reuid=64998 --regid=64998 --clear-groups sleep 120 & S2=$!
+ask() {
+    # polkitd may still be claiming its bus name: retry an error
+    # (anything but 0 authorised, 1 refused, 2 or 3 authentication).
+    n=0
+    while :; do
+        "$PKCHECK" --action-id org.freedesktop.systemd1.manage-units \
+            --process "$2" --detail unit "$3" --detail verb "$4" \
+            >/dev/null 2>>"$W/pkcheck.log"
+        rc=$?
+        [ $rc -le 3 ] || [ $n -ge 50 ] && break
+        n=$((n+1)); sleep 0.2
+    done
+    echo "ASK $1 $3 $4 $rc"
+}
+ask dkimkeyd $S1 opendkim.service reload
+ask dkimkeyd $S1 opendkim.service restart
+ask dkimkeyd $S1 opendkim.service stop
+ask dkimkeyd $S1 ssh.service reload
+ask othersvc $S2 opendkim.service reload
+kill $S1 $S2 $PK $DB
+wait
+"""
+
+
+def _polkit_answers(env, rules_dir, work):
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/usr/bin:/sbin:/bin"
+    tools = {}
+    for tool in ("unshare", "setpriv", "dbus-daemon", "pkcheck"):
+        tools[tool] = shutil.which(tool, path=path)
+        assert tools[tool], "%s missing (contrib/install-deps.sh)" % tool
+    assert os.access("/usr/lib/polkit-1/polkitd", os.X_OK), \
+        "polkitd missing (package polkitd)"
+    os.makedirs(work)
+    # polkitd runs as its own user: it must reach the bus socket.
+    os.chmod(env.tmp, 0o711)
+    with open(os.path.join(work, "bus.conf"), "w") as fh:
+        fh.write(_POLKIT_BUS % {"sock": os.path.join(work, "bus")})
+    with open("/etc/passwd") as src, \
+            open(os.path.join(work, "passwd"), "w") as fh:
+        fh.write(src.read())
+        fh.write("dkimkeyd:x:64999:64999::/nonexistent:/usr/sbin/nologin\n")
+        fh.write("othersvc:x:64998:64998::/nonexistent:/usr/sbin/nologin\n")
+    os.chmod(work, 0o755)
+    os.chmod(os.path.join(work, "passwd"), 0o644)
+    script = os.path.join(work, "ask.sh")
+    with open(script, "w") as fh:
+        fh.write(_POLKIT_SH)
+    run_env = dict(os.environ, PATH=path, SETPRIV=tools["setpriv"],
+                   DBUS_DAEMON=tools["dbus-daemon"], PKCHECK=tools["pkcheck"])
+    r = subprocess.run([tools["unshare"], "-m", "--propagation", "private",
+                        "sh", script, work, rules_dir], env=run_env,
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, "private polkitd: rc=%d %s%s" % (
+        r.returncode, r.stdout, r.stderr)
+    out = {}
+    for line in r.stdout.splitlines():
+        if line.startswith("ASK "):
+            _, user, unit, verb, rc = line.split()
+            out[(user, unit, verb)] = int(rc)
+    logs = ""
+    for n in ("pkcheck.log", "polkitd.log"):
+        p = os.path.join(work, n)
+        if os.path.exists(p):
+            with open(p) as fh:
+                logs += "%s:\n%s\n" % (n, fh.read()[-2000:])
+    assert len(out) == 5, "pkcheck answers %r\n%s" % (out, logs)
+    assert max(out.values()) <= 3, "pkcheck errors %r\n%s" % (out, logs)
+    return out
+
+
+def test_polkit_rule_allows_only_reload_of_opendkim_by_dkimkeyd(env):
+    dest = os.path.join(env.tmp, "dest")
+    _make_install("DESTDIR=" + dest, "PREFIX=/usr")
+    rules = os.path.join(dest, "etc/polkit-1/rules.d")
+    os.chmod(rules, 0o755)
+    got = _polkit_answers(env, rules, os.path.join(env.tmp, "pk"))
+    # pkcheck: 0 authorised; 1 or 2 (authentication needed) refused.
+    assert got[("dkimkeyd", "opendkim.service", "reload")] == 0, got
+    for q in (("dkimkeyd", "opendkim.service", "restart"),
+              ("dkimkeyd", "opendkim.service", "stop"),
+              ("dkimkeyd", "ssh.service", "reload"),
+              ("othersvc", "opendkim.service", "reload")):
+        assert got[q] != 0, "%s allowed: %r" % (q, got)
+    # Without the rule the same reload is refused: the answer above is
+    # the rule's, not polkit's defaults.
+    empty = os.path.join(env.tmp, "norules")
+    os.makedirs(empty)
+    got = _polkit_answers(env, empty, os.path.join(env.tmp, "pk2"))
+    assert got[("dkimkeyd", "opendkim.service", "reload")] != 0, got

@@ -4,7 +4,7 @@ python3-dkim, two schedulers on one database (no step twice: UPDATEs per
 record counted in BIND's log), a scheduler killed mid-rotation and taken
 over after its leases expire, the database restarted mid-rotation, a
 commit on a stale version and one after the lease was lost, and the
-conninfo file's mode."""
+conninfo file's mode, and status naming the lease holder."""
 
 import functools
 import json
@@ -147,6 +147,15 @@ def wait_stopped(proc, deadline=60):
     assert proc.stopped(), "exited instead of pausing: " + proc.describe()
 
 
+def paused(setup, point, *command):
+    """command run by the crash-point build as scheduler "a", stopped
+    (SIGSTOP) at point until the test sends SIGCONT."""
+    a = Sched(setup, *command, binary=CRASH_BIN, tag="a",
+              extra_env={"DKIMKEYD_PAUSE": point})
+    wait_stopped(a)
+    return a
+
+
 def check_one_add_each(env, setup):
     adds = adds_per_record(env.bind)
     for d in setup.domains:
@@ -163,13 +172,15 @@ def test_db_init_creates_the_schema_and_is_idempotent(env, pg):
     s = use_postgres(env.config(), pg)
     r = run(s, "db", "init")
     assert r.code == 0 and r.err == "", r.describe()
-    assert "from version 0 to 1" in r.out, r.describe()
+    assert "from version 0 to 2" in r.out, r.describe()
     tables = {t[1] for t in pg.psql(r"\dt")}
-    assert {"dk_state", "dk_lease", "dk_schema_version"} <= tables, tables
+    assert {"dk_state", "dk_lease", "dk_schema_version", "dk_key_sealed",
+            "dk_assign", "dk_ack", "dk_agent"} <= tables, tables
     r = run(s, "db", "init")
     assert r.code == 0 and r.err == "", r.describe()
-    assert "up to date (version 1)" in r.out, r.describe()
-    assert pg.psql("SELECT version FROM dk_schema_version") == [["1"]]
+    assert "up to date (version 2)" in r.out, r.describe()
+    assert pg.psql("SELECT version FROM dk_schema_version ORDER BY 1") == \
+        [["1"], ["2"]]
     # Before init, every other command says what to do.
     pg.psql("DROP TABLE dk_schema_version, dk_state, dk_lease")
     r = run(s, "status")
@@ -309,9 +320,7 @@ def test_postgres_restarted_mid_rotation_nothing_lost(env, pg):
 def test_commit_on_a_stale_version_fails_cleanly(env, pg):
     s = use_postgres(env.config(), pg, lease_time="60s")
     run_ok(s, "db", "init")
-    a = Sched(s, "rotate", "--domain", s.domain, binary=CRASH_BIN, tag="a",
-              extra_env={"DKIMKEYD_PAUSE": "before-commit:2"})
-    wait_stopped(a)
+    a = paused(s, "before-commit:2", "rotate", "--domain", s.domain)
     # A writer that ignores leases (a restored dump, a hand edit).
     pg.psql("UPDATE dk_state SET version = version + 1")
     version, text = state_row(pg, s.domain)
@@ -331,9 +340,7 @@ def test_commit_after_the_lease_was_taken_over_fails_cleanly(env, pg):
     s = use_postgres(env.config(extra_domain_lines=["rotate_every = 1h"]),
                      pg, lease_time="5s")
     run_ok(s, "db", "init")
-    a = Sched(s, "rotate", "--domain", s.domain, binary=CRASH_BIN, tag="a",
-              extra_env={"DKIMKEYD_PAUSE": "before-commit:2"})
-    wait_stopped(a)
+    a = paused(s, "before-commit:2", "rotate", "--domain", s.domain)
     v0, _ = state_row(pg, s.domain)
     time.sleep(6)       # a's lease expires while it is stopped
     b = run(s, "run", "--once")
@@ -360,4 +367,109 @@ def test_conninfo_file_readable_by_others_is_refused_77(env, pg):
     os.chmod(s.conninfo_file, 0o640)
     run_ok(s, "db", "init")
     run_ok(s, "configtest")
-    assert pg.psql("SELECT count(*) FROM dk_schema_version") == [["1"]]
+    assert pg.psql("SELECT count(*) FROM dk_schema_version") == [["2"]]
+
+
+# -- status ----------------------------------------------------------------
+
+@with_pg
+def test_status_shows_the_lease_holder(env, pg):
+    s = use_postgres(env.config(), pg, lease_time="60s")
+    run_ok(s, "db", "init")
+    a = paused(s, "before-commit:2", "rotate", "--domain", s.domain)
+    rows = pg.psql("SELECT holder, token FROM dk_lease WHERE domain = '%s'"
+                   % s.domain)
+    assert len(rows) == 1, rows
+    holder, token = rows[0][0], int(rows[0][1])
+    out = run_ok(s, "status")
+    assert "leased to %s until " % holder in out, out
+    assert "(token %d)" % token in out, out
+    doms = json.loads(run_ok(s, "status", "--json"))["domains"]
+    lease = [d for d in doms if d["domain"] == s.domain][0].get("lease")
+    assert lease and lease["holder"] == holder and \
+        lease["token"] == token and lease["expires"] > time.time(), lease
+    os.kill(a.pid, signal.SIGCONT)
+    a.proc.wait(timeout=120)
+    assert a.proc.returncode == 0, a.describe()
+    # The finished command gave its lease back: nobody holds the domain.
+    out = run_ok(s, "status")
+    assert "leased to" not in out, out
+    doms = json.loads(run_ok(s, "status", "--json"))["domains"]
+    assert all("lease" not in d for d in doms), doms
+
+
+# -- the restricted role (contrib/postgresql/roles.sql) ---------------------
+
+ROLES_SQL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                         "..", "contrib", "postgresql", "roles.sql")
+
+
+@with_pg
+def test_scheduler_as_the_restricted_role_of_roles_sql(env, pg):
+    s = use_postgres(env.config(), pg, lease_time="60s")
+    run_ok(s, "db", "init")          # as the owner, dkimkeyd
+    pw = "r" + pg.password
+    # The database and its owner exist (the harness made them, as step
+    # roles would): create the restricted login, apply the grants.
+    pg.psql("CREATE ROLE dkimkeyd_run LOGIN PASSWORD '%s'" % pw, db="postgres")
+    r = subprocess.run(
+        ["/usr/bin/psql", "-h", pg.sock, "-p", str(pg.port), "-U", "dkimkeyd",
+         "-d", "dkimkeyd", "-v", "ON_ERROR_STOP=1", "-v", "owner=dkimkeyd",
+         "-v", "sched=dkimkeyd_run", "--set", "step=grants", "-f",
+         ROLES_SQL], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with open(s.conninfo_file, "w") as f:
+        f.write(pg.conninfo().replace("user=dkimkeyd ", "user=dkimkeyd_run ")
+                .replace(pg.password, pw) + "\n")
+    rotate_and_verify(env, s, "mail1")
+    out = run_ok(s, "status")
+    assert s.domain in out, out
+    # The restricted role cannot drop, truncate or delete state.
+    for sql in ("DROP TABLE dk_lease", "TRUNCATE dk_state",
+                "DELETE FROM dk_state", "UPDATE dk_schema_version SET "
+                "version = 99", "CREATE TABLE x (i int)"):
+        q = subprocess.run(
+            ["/usr/bin/psql", "-h", pg.sock, "-p", str(pg.port), "-U",
+             "dkimkeyd_run", "-d", "dkimkeyd", "-v", "ON_ERROR_STOP=1",
+             "-c", sql], capture_output=True, text=True, timeout=60)
+        assert q.returncode != 0 and ("permission denied" in q.stderr or
+                                      "must be owner" in q.stderr), \
+            (sql, q.stdout, q.stderr)
+    assert pg.psql("SELECT count(*) FROM dk_state") == [["1"]]
+
+
+# -- fencing at the DNS write ----------------------------------------------
+
+def fenced_at_the_update(env, pg, *command):
+    """command (DOMAIN: the test's domain), stopped right before its UPDATE while the database is
+    down for longer than lease_time, carries on with the database still
+    down: it cannot confirm its lease, so it sends nothing (BIND's log)
+    and exits 75; once the database is back the rotation completes."""
+    s = use_postgres(env.config(extra_domain_lines=["rotate_every = 1h"]),
+                     pg, lease_time="3s")
+    run_ok(s, "db", "init")
+    owner = "mail1._domainkey." + s.domain
+    command = [s.domain if w == "DOMAIN" else w for w in command]
+    a = paused(s, "before-publish", *command)
+    assert owner not in adds_per_record(env.bind)
+    pg.stop()
+    time.sleep(5)       # past lease_time (3s): the lease has run out
+    os.kill(a.pid, signal.SIGCONT)
+    a.proc.wait(timeout=120)
+    assert a.proc.returncode == 75, a.describe()
+    assert owner not in adds_per_record(env.bind), \
+        "an UPDATE went out without a confirmed lease:\n" + a.describe()
+    pg.start()
+    # Waits longer than lease_time inside one command keep the lease.
+    rotate_and_verify(env, s, "mail1", resumed=True)
+    assert adds_per_record(env.bind).get(owner) == 1
+
+
+@with_pg
+def test_database_down_past_lease_time_rotate_sends_no_update(env, pg):
+    fenced_at_the_update(env, pg, "rotate", "--domain", "DOMAIN")
+
+
+@with_pg
+def test_database_down_past_lease_time_run_sends_no_update(env, pg):
+    fenced_at_the_update(env, pg, "run", "--once")

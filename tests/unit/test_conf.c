@@ -257,6 +257,66 @@ test_conf_postgresql_backend_with_conninfo_and_lease(void **state)
 	dk_conf_free(c);
 }
 
+#define PG_MAIN	"[dkimkeyd]\nbackend = postgresql\nconninfo_file = /c\n"
+#define DOMAIN_X "[domain x.example]\nprovider = primary\nsigner = opendkim\n" \
+	"selectors = a b\n"
+
+static void
+test_conf_hosts_kek_file_agent_timeout_and_key_scope(void **state)
+{
+	struct fixture *fx = *state;
+	const struct dk_conf_domain *d;
+	struct dk_conf *c;
+
+	put_main(fx, PG_MAIN "kek_file = /etc/dkimkeyd/kek\n"
+	    "agent_timeout = 45s\n" DOMAIN_X "hosts = mx1 MX2.example. mx3\n");
+	c = expect_ok(fx);
+	assert_string_equal(c->kek_file, "/etc/dkimkeyd/kek");
+	assert_int_equal(c->agent_timeout, 45);
+	d = &c->domains[0];
+	assert_int_equal(d->nhosts, 3);
+	assert_string_equal(d->hosts[0], "mx1");
+	assert_string_equal(d->hosts[1], "mx2.example");
+	assert_int_equal(d->key_scope, DK_SCOPE_SHARED);
+	dk_conf_free(c);
+	/* Defaults: no hosts, 5 minutes. */
+	put_main(fx, DOMAIN_X);
+	c = expect_ok(fx);
+	assert_null(c->kek_file);
+	assert_int_equal(c->agent_timeout, 300);
+	assert_int_equal(c->domains[0].nhosts, 0);
+	dk_conf_free(c);
+}
+
+static void
+test_conf_hosts_need_postgresql_and_shared_keys_a_kek(void **state)
+{
+	struct fixture *fx = *state;
+
+	/* provider_signer is 6 lines: [dkimkeyd] is line 7. */
+	put_main(fx, "[dkimkeyd]\nkek_file = /k\n" DOMAIN_X "hosts = mx1\n");
+	expect_error(fx, "dkimkeyd.conf", "13: [domain x.example] has hosts, "
+	    "which need backend = postgresql");
+	put_main(fx, PG_MAIN DOMAIN_X "hosts = mx1 mx2\n");
+	expect_error(fx, "dkimkeyd.conf", "14: [domain x.example] shares its "
+	    "keys between hosts (key_scope = shared): kek_file is needed");
+	put_main(fx, PG_MAIN DOMAIN_X "key_scope = per-host\n");
+	expect_error(fx, "dkimkeyd.conf", "14: [domain x.example]: key_scope "
+	    "= per-host needs hosts");
+	put_main(fx, PG_MAIN DOMAIN_X "key_scope = everywhere\n");
+	expect_error(fx, "dkimkeyd.conf", "14: bad key_scope everywhere");
+	put_main(fx, PG_MAIN "kek_file = /k\n" DOMAIN_X "hosts = mx1 mx1\n");
+	expect_error(fx, "dkimkeyd.conf", "15: mx1 given twice");
+	put_main(fx, PG_MAIN "kek_file = /k\n" DOMAIN_X "hosts = mx_1\n");
+	expect_error(fx, "dkimkeyd.conf", "15: bad domain mx_1");
+	put_main(fx, "[dkimkeyd]\nkek_file = kek\n");
+	expect_error(fx, "dkimkeyd.conf", "8: kek_file must be an absolute "
+	    "path");
+	put_main(fx, "[dkimkeyd]\nagent_timeout = 0s\n");
+	expect_error(fx, "dkimkeyd.conf", "8: agent_timeout 0s: not a "
+	    "duration");
+}
+
 static void
 test_conf_postgresql_backend_needs_conninfo_file(void **state)
 {
@@ -1344,6 +1404,8 @@ main(void)
 		T(test_conf_loads_full_config_with_sorted_includes),
 		T(test_conf_applies_defaults),
 		T(test_conf_postgresql_backend_with_conninfo_and_lease),
+		T(test_conf_hosts_kek_file_agent_timeout_and_key_scope),
+		T(test_conf_hosts_need_postgresql_and_shared_keys_a_kek),
 		T(test_conf_postgresql_backend_needs_conninfo_file),
 		T(test_conf_rejects_unknown_backend_and_bad_lease),
 		T(test_conf_key_dir_follows_state_dir),

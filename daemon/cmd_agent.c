@@ -1,0 +1,474 @@
+/*
+ * daemon/cmd_agent.c — `agent --host NAME`: runs on each MTA host of the
+ * domains that name it in hosts =, in the foreground like `run`.
+ *
+ * It learns what to serve from the database: LISTEN on the channel the
+ * scheduler notifies, and a re-read of its assignments every heartbeat
+ * all the same, so that a notification lost only delays.  For each
+ * assignment it has not yet served: the private keys (unsealed from the
+ * database under kek_file in the shared scope; its own in the per-host
+ * scope) written to key_dir with the key file rules, the local signer
+ * ([domain D] signer =, a local [signer] section) switched and
+ * reloaded, read back with current, and the result reported (ack).  The
+ * heartbeat tells the scheduler and `check` that the host is alive.
+ *
+ * A sealed key that fails authentication is never written or used: the
+ * ack carries the error (65), the scheduler's rotation stops there, and
+ * the host keeps signing with the key it had.
+ */
+#include <grp.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../lib/fleet.h"
+#include "../lib/key.h"
+#include "../lib/state.h"
+#include "../lib/store_pg.h"
+#include "daemon.h"
+
+#define AGENT_KEYS_MAX	8
+
+struct agent {
+	const struct dk_conf	*conf;
+	const char		*host;
+	char			 holder[128];
+	PGconn			*conn;
+	int64_t			 hb_every;	/* seconds */
+	int64_t			 hb_last_ms;	/* monotonic */
+	int			 listening;
+	int			 down;		/* said the database is down */
+};
+
+/* "SEL:ID SEL:ID" into selector and key id pairs (borrowed from buf). */
+static int
+split_keys(char *buf, char **sel, char **id, size_t max, size_t *n)
+{
+	char *w, *save = NULL, *colon;
+
+	*n = 0;
+	for (w = strtok_r(buf, " ", &save); w != NULL;
+	    w = strtok_r(NULL, " ", &save)) {
+		if (*n == max || (colon = strchr(w, ':')) == NULL ||
+		    colon == w || colon[1] == '\0')
+			return DK_EINVAL;
+		*colon = '\0';
+		sel[*n] = w;
+		id[*n] = colon + 1;
+		(*n)++;
+	}
+	return *n > 0 ? DK_OK : DK_EINVAL;
+}
+
+static int
+split_words(char *buf, const char **v, size_t max, size_t *n)
+{
+	char *w, *save = NULL;
+
+	*n = 0;
+	for (w = strtok_r(buf, " ", &save); w != NULL;
+	    w = strtok_r(NULL, " ", &save)) {
+		if (*n == max)
+			return DK_EINVAL;
+		v[(*n)++] = w;
+	}
+	return DK_OK;
+}
+
+/*
+ * The private key of (domain, selector, key_id) in key_dir: the file
+ * there when this host has it (checked against the key id), else
+ * unsealed from the database and written with the key file rules.
+ */
+static int
+local_key(struct agent *a, const struct dk_conf_domain *dom,
+    const char *selector, const char *key_id, char **pathp,
+    struct dk_error *err)
+{
+	const struct dk_conf *conf = a->conf;
+	const struct dk_kek *kek;
+	struct dk_key *key = NULL;
+	struct group *gr;
+	struct stat sb;
+	char *path = NULL, *sealed = NULL;
+	gid_t gid = (gid_t)-1;
+	int rc;
+
+	if (dk_state_key_file(conf->key_dir, dom->name, selector, key_id,
+	    &path) != DK_OK)
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	if (lstat(path, &sb) == 0) {
+		if ((rc = dk_key_load(path, &key, err)) == DK_OK &&
+		    strcmp(dk_key_id(key), key_id) != 0)
+			rc = dk_err(err, DK_ECORRUPT, "%s: key id %s, not %s",
+			    path, dk_key_id(key), key_id);
+		goto out;
+	}
+	if (dom->key_scope == DK_SCOPE_PER_HOST) {
+		rc = dk_err(err, DK_ECORRUPT, "%s: the private key of %s "
+		    "(key %s) is not on this host (%s): per-host keys never "
+		    "leave the host that made them", dom->name, selector,
+		    key_id, path);
+		goto out;
+	}
+	if (conf->key_group != NULL) {
+		if ((gr = getgrnam(conf->key_group)) == NULL) {
+			rc = dk_err(err, DK_ECONFIG, "key_group %s: no such "
+			    "group", conf->key_group);
+			goto out;
+		}
+		gid = gr->gr_gid;
+	}
+	if ((kek = dk_daemon_kek(conf, err)) == NULL) {
+		rc = err->code;
+		goto out;
+	}
+	if ((rc = dk_fleet_get_sealed(a->conn, dom->name, selector, key_id,
+	    &sealed, err)) != DK_OK)
+		goto out;
+	/* Authenticated (AAD domain/selector/key id) before any write. */
+	if ((rc = dk_key_unseal(kek, sealed, dom->name, selector, key_id,
+	    &key, err)) != DK_OK)
+		goto out;
+	if ((rc = dk_mkdir_private(conf->key_dir, conf->key_group ? 0750 :
+	    0700, err)) != DK_OK)
+		goto out;
+	rc = dk_key_save(key, path, gid, err);
+ out:
+	free(sealed);
+	dk_key_free(key);
+	if (rc == DK_OK)
+		*pathp = path;
+	else
+		free(path);
+	return rc;
+}
+
+/* Keys the signer served before and no longer does: destroyed here. */
+static void
+forget_old(struct agent *a, const struct dk_conf_domain *dom,
+    const char *last, char *const *sel, char *const *id, size_t n)
+{
+	char buf[512], *osel[AGENT_KEYS_MAX], *oid[AGENT_KEYS_MAX], *path;
+	struct dk_error err = { 0, "" };
+	size_t no, i, j;
+
+	if (last == NULL || snprintf(buf, sizeof(buf), "%s", last) >=
+	    (int)sizeof(buf) || split_keys(buf, osel, oid, AGENT_KEYS_MAX,
+	    &no) != DK_OK)
+		return;
+	for (i = 0; i < no; i++) {
+		for (j = 0; j < n; j++)
+			if (strcmp(osel[i], sel[j]) == 0 &&
+			    strcmp(oid[i], id[j]) == 0)
+				break;
+		if (j < n || dk_state_key_file(a->conf->key_dir, dom->name,
+		    osel[i], oid[i], &path) != DK_OK)
+			continue;
+		if (dk_key_destroy(path, &err) != DK_OK)
+			complain("%s", err.msg);
+		free(path);
+	}
+}
+
+/*
+ * The signer's file is the key: the very file, or (signers that keep
+ * copies: files) a file holding the key of that id.
+ */
+static int
+same_key(const char *file, const char *path, const char *key_id)
+{
+	struct dk_key *key = NULL;
+	int same;
+
+	if (strcmp(file, path) == 0)
+		return 1;
+	if (dk_key_load(file, &key, NULL) != DK_OK)
+		return 0;
+	same = strcmp(dk_key_id(key), key_id) == 0;
+	dk_key_free(key);
+	return same;
+}
+
+/* Make the local signer serve w; DK_OK once read back. */
+static int
+serve(struct agent *a, const struct dk_fleet_work *w, struct dk_error *err)
+{
+	const struct dk_conf_domain *dom;
+	const struct dk_conf_section *ssec;
+	const struct dk_signer_ops *sops;
+	struct dk_signer_key sk[AGENT_KEYS_MAX], *cur = NULL;
+	char kbuf[512], mbuf[1024], *sel[AGENT_KEYS_MAX], *id[AGENT_KEYS_MAX];
+	char *paths[AGENT_KEYS_MAX] = { NULL };
+	const char *managed[64];
+	void *sctx = NULL;
+	size_t n = 0, nm = 0, ncur = 0, i;
+	int rc;
+
+	if ((dom = dk_conf_domain_find(a->conf, w->domain)) == NULL)
+		return dk_err(err, DK_ECONFIG, "%s: no [domain %s] in %s on "
+		    "host %s", w->domain, w->domain, a->conf->path, a->host);
+	if ((ssec = dk_conf_signer_find(a->conf, dom->signer)) == NULL ||
+	    (sops = dk_signer_find(ssec->type)) == NULL)
+		return dk_err(err, DK_ECONFIG, "%s:%d: [domain %s]: signer "
+		    "not defined", dom->file, dom->line, dom->name);
+	if (snprintf(kbuf, sizeof(kbuf), "%s", w->keys) >= (int)sizeof(kbuf) ||
+	    split_keys(kbuf, sel, id, AGENT_KEYS_MAX, &n) != DK_OK ||
+	    snprintf(mbuf, sizeof(mbuf), "%s", w->managed) >=
+	    (int)sizeof(mbuf) ||
+	    split_words(mbuf, managed, sizeof(managed) / sizeof(managed[0]),
+	    &nm) != DK_OK)
+		return dk_err(err, DK_ECORRUPT, "%s: the assignment for host "
+		    "%s is malformed: %s", w->domain, a->host, w->keys);
+	for (i = 0; i < n; i++) {
+		if ((rc = local_key(a, dom, sel[i], id[i], &paths[i], err)) !=
+		    DK_OK)
+			goto out;
+		sk[i].selector = sel[i];
+		sk[i].keyfile = paths[i];
+	}
+	if ((rc = sops->open(ssec, &sctx, err)) != DK_OK)
+		goto out;
+	if ((rc = sops->activate(sctx, dom->name, dom->match, managed,
+	    nm, sk, n, err)) != DK_OK) {
+		dk_err_prefix(err, "signer %s", ssec->name);
+		goto out;
+	}
+	/* What it serves now, as the signer's configuration says. */
+	if ((rc = sops->current(sctx, dom->name, &cur, &ncur, err)) != DK_OK) {
+		dk_err_prefix(err, "signer %s: reading back", ssec->name);
+		if (rc == DK_ENOTFOUND)
+			rc = DK_ETEMP;
+		goto out;
+	}
+	for (i = 0; i < n && ncur == n; i++)
+		if (strcmp(cur[i].selector, sel[i]) != 0 ||
+		    !same_key(cur[i].keyfile, paths[i], id[i]))
+			break;
+	if (ncur != n || i < n) {
+		rc = dk_err(err, DK_ETEMP, "%s: signer %s reads back %zu "
+		    "key%s (%s), not %s", dom->name, ssec->name, ncur,
+		    ncur == 1 ? "" : "s", ncur > 0 ? cur[0].selector : "none",
+		    w->keys);
+		goto out;
+	}
+	forget_old(a, dom, w->last_keys, sel, id, n);
+	rc = DK_OK;
+ out:
+	dk_signer_keys_free(cur, ncur);
+	if (sctx != NULL)
+		sops->close(sctx);
+	for (i = 0; i < n; i++)
+		free(paths[i]);
+	return rc;
+}
+
+/* One exit code out of two: anything but "temporary" wins. */
+static int
+worse(int a, int b)
+{
+	if (a == 0)
+		return b;
+	if (b == 0 || a != 75)
+		return a;
+	return b;
+}
+
+static int
+heartbeat(struct agent *a, struct dk_error *err)
+{
+	int rc;
+
+	if ((rc = dk_fleet_heartbeat(a->conn, a->host, a->holder,
+	    a->conf->agent_timeout, err)) == DK_OK)
+		a->hb_last_ms = dk_monotonic_ms();
+	return rc;
+}
+
+/* Serve every assignment not yet served; the worst exit code. */
+static int
+pass(struct agent *a, struct dk_error *err)
+{
+	struct dk_fleet_work *w = NULL;
+	struct dk_error e2;
+	size_t n = 0, i;
+	int rc, code = 0;
+
+	if ((rc = dk_fleet_todo(a->conn, a->host, &w, &n, err)) != DK_OK)
+		return dk_exit_code(rc);
+	for (i = 0; i < n && !dk_stop_requested; i++) {
+		memset(&e2, 0, sizeof(e2));
+		if (dk_monotonic_ms() - a->hb_last_ms >= a->hb_every * 1000 &&
+		    heartbeat(a, &e2) != DK_OK) {
+			complain("%s", e2.msg);
+			code = worse(code, dk_exit_code(e2.code));
+			break;
+		}
+		memset(&e2, 0, sizeof(e2));
+		rc = serve(a, &w[i], &e2);
+		if (rc == DK_OK) {
+			say("%s: host %s serves %s event=served", w[i].domain,
+			    a->host, w[i].keys);
+			rc = dk_fleet_ack(a->conn, w[i].domain, a->host,
+			    w[i].keys, 0, NULL, &e2);
+		} else {
+			/* Said once per error, not at every re-read. */
+			if (w[i].last_error == NULL ||
+			    strcmp(w[i].last_error, e2.msg) != 0)
+				complain("%s", e2.msg);
+			code = worse(code, dk_exit_code(rc));
+			rc = dk_fleet_ack(a->conn, w[i].domain, a->host,
+			    w[i].keys, rc, e2.msg, &e2);
+		}
+		if (rc != DK_OK) {
+			complain("%s", e2.msg);
+			code = worse(code, dk_exit_code(rc));
+			break;
+		}
+	}
+	dk_fleet_work_free(w, n);
+	return code;
+}
+
+/* (Re)connected and listening; DK_ETEMP while the database is away. */
+static int
+ensure(struct agent *a, struct dk_error *err)
+{
+	int rc, v;
+
+	if (a->conn == NULL) {
+		if ((rc = dk_pg_connect(a->conf, &a->conn, err)) != DK_OK)
+			return rc;
+		if ((rc = dk_pg_schema_version(a->conn, &v, err)) != DK_OK)
+			return rc;
+		if (v < DK_PG_SCHEMA)
+			return dk_err(err, DK_ECONFIG, "postgresql (%s): schema "
+			    "version %d, the agents need %d: run `dkimkeyd db "
+			    "init`", a->conf->conninfo_file, v, DK_PG_SCHEMA);
+		a->listening = 0;
+	}
+	if (PQstatus(a->conn) != CONNECTION_OK) {
+		a->listening = 0;
+		if ((rc = dk_pg_ensure(a->conn, err)) != DK_OK)
+			return rc;
+	}
+	if (!a->listening) {
+		if ((rc = dk_fleet_listen(a->conn, err)) != DK_OK)
+			return rc;
+		a->listening = 1;
+	}
+	return DK_OK;
+}
+
+static int
+valid_host(const char *h)
+{
+	size_t n = strlen(h), i;
+
+	if (n == 0 || n > DK_HOST_MAX || h[0] == '-' || h[0] == '.')
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((h[i] >= 'a' && h[i] <= 'z') || (h[i] >= '0' &&
+		    h[i] <= '9') || h[i] == '-' || h[i] == '.'))
+			return 0;
+	return 1;
+}
+
+int
+cmd_agent(const struct dk_conf *conf, const char *host, int once)
+{
+	struct dk_error err = { 0, "" };
+	struct agent a;
+	int rc, code = 0, woken = 1, wait_ms;
+	int64_t left;
+
+	if (!valid_host(host)) {
+		complain("agent --host %s: a host name of lower-case letters, "
+		    "digits, '-' and '.' (as hosts = names it)", host);
+		return 64;
+	}
+	if (conf->backend != DK_BACKEND_PG) {
+		complain("%s: agent needs backend = postgresql in [dkimkeyd]",
+		    conf->path);
+		return 78;
+	}
+	memset(&a, 0, sizeof(a));
+	a.conf = conf;
+	a.host = host;
+	dk_store_holder_name(a.holder, sizeof(a.holder));
+	a.hb_every = conf->agent_timeout / 3;
+	if (a.hb_every < 1)
+		a.hb_every = 1;
+	if (a.hb_every > 30)
+		a.hb_every = 30;
+	/* Refused at once: no database, no schema, another agent. */
+	if ((rc = ensure(&a, &err)) != DK_OK ||
+	    (rc = heartbeat(&a, &err)) != DK_OK) {
+		complain("agent %s: %s", host, err.msg);
+		code = dk_exit_code(rc);
+		goto out;
+	}
+	dk_notify_init();
+	dk_stop_handlers();
+	if (!once) {
+		say("agent for host %s: running (heartbeat every %" PRId64 "s)",
+		    host, a.hb_every);
+		dk_notify("READY=1");
+	}
+	for (;;) {
+		if (dk_stop_requested)
+			break;
+		memset(&err, 0, sizeof(err));
+		if ((rc = ensure(&a, &err)) != DK_OK) {
+			if (once) {
+				complain("agent %s: %s", host, err.msg);
+				code = dk_exit_code(rc);
+				break;
+			}
+			if (!a.down)
+				complain("agent %s: %s; retrying", host,
+				    err.msg);
+			a.down = 1;
+			dk_sleep_until(dk_now() + 1);
+			continue;
+		}
+		if (a.down) {
+			say("agent %s: database reachable again", host);
+			a.down = 0;
+			woken = 1;
+		}
+		if (dk_monotonic_ms() - a.hb_last_ms >= a.hb_every * 1000) {
+			if ((rc = heartbeat(&a, &err)) != DK_OK) {
+				complain("agent %s: %s", host, err.msg);
+				if (rc == DK_EBUSY || once) {
+					code = dk_exit_code(rc);
+					break;
+				}
+				dk_sleep_until(dk_now() + 1);
+				continue;
+			}
+			woken = 1;	/* the periodic re-read */
+		}
+		if (woken) {
+			rc = pass(&a, &err);
+			if (once) {
+				code = rc;
+				break;
+			}
+		}
+		left = a.hb_every * 1000 - (dk_monotonic_ms() - a.hb_last_ms);
+		wait_ms = left < 0 ? 0 : left > 1000 ? 1000 : (int)left;
+		if ((rc = dk_fleet_wait(a.conn, wait_ms, &woken, &err)) !=
+		    DK_OK)
+			a.listening = 0;	/* reconnect, listen again */
+	}
+	if (!once)
+		dk_notify("STOPPING=1");
+ out:
+	if (a.conn != NULL)
+		PQfinish(a.conn);
+	dk_daemon_store_close();
+	return code;
+}

@@ -1,0 +1,378 @@
+/*
+ * lib/store_pg_fleet.c — several MTA hosts (lib/fleet.h): sealed shared
+ * keys, assignments, acks and heartbeats in the database.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fleet.h"
+#include "store_pg.h"
+
+int
+dk_fleet_sealed_exists(PGconn *conn, const char *domain, const char *key_id,
+    int *exists, struct dk_error *err)
+{
+	const char *prm[] = { domain, key_id };
+	PGresult *res;
+	int rc;
+
+	if ((rc = dk_pg_exec(conn, "SELECT 1 FROM dk_key_sealed WHERE domain = "
+	    "$1 AND key_id = $2", 2, prm, &res, err)) != DK_OK)
+		return rc;
+	*exists = PQntuples(res) > 0;
+	PQclear(res);
+	return DK_OK;
+}
+
+int
+dk_fleet_put_sealed(PGconn *conn, const char *domain, const char *selector,
+    const char *key_id, const char *sealed, struct dk_error *err)
+{
+	const char *prm[] = { domain, selector, key_id, sealed };
+
+	return dk_pg_exec(conn, "INSERT INTO dk_key_sealed (domain, selector, "
+	    "key_id, sealed) VALUES ($1, $2, $3, $4) ON CONFLICT (domain, "
+	    "key_id) DO NOTHING", 4, prm, NULL, err);
+}
+
+int
+dk_fleet_get_sealed(PGconn *conn, const char *domain, const char *selector,
+    const char *key_id, char **out, struct dk_error *err)
+{
+	const char *prm[] = { domain, key_id };
+	PGresult *res;
+	char *s;
+	int rc;
+
+	/* The selector is not looked up: the AAD checks it. */
+	if ((rc = dk_pg_exec(conn, "SELECT sealed FROM dk_key_sealed WHERE "
+	    "domain = $1 AND key_id = $2", 2, prm, &res, err)) != DK_OK)
+		return rc;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return dk_err(err, DK_ENOTFOUND, "%s: the database holds no "
+		    "sealed private key for selector %s (key %s)", domain,
+		    selector, key_id);
+	}
+	s = dk_strdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (s == NULL)
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	*out = s;
+	return DK_OK;
+}
+
+int
+dk_fleet_forget_key(PGconn *conn, const char *domain, const char *key_id,
+    struct dk_error *err)
+{
+	const char *prm[] = { domain, key_id };
+
+	return dk_pg_exec(conn, "DELETE FROM dk_key_sealed WHERE domain = $1 "
+	    "AND key_id = $2", 2, prm, NULL, err);
+}
+
+static void
+rollback(PGconn *conn)
+{
+	struct dk_error e;
+
+	if (PQstatus(conn) == CONNECTION_OK &&
+	    PQtransactionStatus(conn) != PQTRANS_IDLE)
+		(void)dk_pg_exec(conn, "ROLLBACK", 0, NULL, NULL, &e);
+}
+
+int
+dk_fleet_assign(PGconn *conn, const char *domain, const char *const *hosts,
+    const char *const *keys, size_t n, const char *managed,
+    struct dk_error *err)
+{
+	const char *prm[4];
+	PGresult *res;
+	size_t i;
+	long changed = 0;
+	int rc;
+
+	if ((rc = dk_pg_exec(conn, "BEGIN", 0, NULL, NULL, err)) != DK_OK)
+		return rc;
+	for (i = 0; i < n; i++) {
+		prm[0] = domain;
+		prm[1] = hosts[i];
+		prm[2] = keys[i];
+		prm[3] = managed;
+		/* A row that stays the same keeps its date (the timeout
+		 * counts from the change). */
+		if ((rc = dk_pg_exec(conn, "INSERT INTO dk_assign AS a (domain, "
+		    "host, keys, managed) VALUES ($1, $2, $3, $4) ON CONFLICT "
+		    "(domain, host) DO UPDATE SET keys = excluded.keys, "
+		    "managed = excluded.managed, assigned_at = now() WHERE "
+		    "a.keys <> excluded.keys OR a.managed <> excluded.managed",
+		    4, prm, &res, err)) != DK_OK)
+			goto fail;
+		changed += strtol(PQcmdTuples(res), NULL, 10);
+		PQclear(res);
+	}
+	prm[0] = domain;
+	/* Delivered at the commit, to every agent listening. */
+	if (changed > 0 && (rc = dk_pg_exec(conn, "SELECT pg_notify('"
+	    DK_FLEET_CHANNEL "', $1)", 1, prm, NULL, err)) != DK_OK)
+		goto fail;
+	return dk_pg_exec(conn, "COMMIT", 0, NULL, NULL, err);
+ fail:
+	rollback(conn);
+	return rc;
+}
+
+/* hosts as a text[] literal; host names need no escaping, but get it. */
+static char *
+text_array(const char *const *v, size_t n)
+{
+	size_t len = 3, i;
+	const char *s;
+	char *out, *p;
+
+	for (i = 0; i < n; i++)
+		len += 2 * strlen(v[i]) + 3;
+	if ((out = malloc(len)) == NULL)
+		return NULL;
+	p = out;
+	*p++ = '{';
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			*p++ = ',';
+		*p++ = '"';
+		for (s = v[i]; *s != '\0'; s++) {
+			if (*s == '"' || *s == '\\')
+				*p++ = '\\';
+			*p++ = *s;
+		}
+		*p++ = '"';
+	}
+	*p++ = '}';
+	*p = '\0';
+	return out;
+}
+
+int
+dk_fleet_hosts(PGconn *conn, const char *domain, const char *const *hosts,
+    size_t n, struct dk_fleet_host *out, struct dk_error *err)
+{
+	const char *prm[2];
+	PGresult *res;
+	char *arr;
+	size_t i;
+	int rc;
+
+	if ((arr = text_array(hosts, n)) == NULL)
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	prm[0] = domain;
+	prm[1] = arr;
+	rc = dk_pg_exec(conn, "SELECT h.host, a.keys IS NOT NULL, "
+	    "coalesce(k.keys = a.keys AND k.code = 0, false), "
+	    "coalesce(floor(extract(epoch FROM k.acked_at))::bigint, 0), "
+	    "coalesce(extract(epoch FROM now() - a.assigned_at)::bigint, -1), "
+	    "coalesce(extract(epoch FROM now() - g.heartbeat_at)::bigint, -1), "
+	    "coalesce(k.code, 0), coalesce(k.keys, ''), coalesce(k.error, ''), "
+	    "coalesce(extract(epoch FROM now() - g.started_at)::bigint, -1) "
+	    "FROM unnest($2::text[]) WITH ORDINALITY AS h(host, i) "
+	    "LEFT JOIN dk_assign a ON a.domain = $1 AND a.host = h.host "
+	    "LEFT JOIN dk_ack k ON k.domain = $1 AND k.host = h.host "
+	    "LEFT JOIN dk_agent g ON g.host = h.host ORDER BY h.i", 2, prm,
+	    &res, err);
+	free(arr);
+	if (rc != DK_OK)
+		return rc;
+	if ((size_t)PQntuples(res) != n) {
+		PQclear(res);
+		return dk_err(err, DK_EIO, "postgresql: %d rows for %zu hosts",
+		    PQntuples(res), n);
+	}
+	for (i = 0; i < n; i++) {
+		struct dk_fleet_host *h = &out[i];
+		int r = (int)i;
+
+		memset(h, 0, sizeof(*h));
+		snprintf(h->host, sizeof(h->host), "%s", PQgetvalue(res, r, 0));
+		h->assigned = strcmp(PQgetvalue(res, r, 1), "t") == 0;
+		h->acked = strcmp(PQgetvalue(res, r, 2), "t") == 0;
+		h->acked_at = h->acked ? strtoll(PQgetvalue(res, r, 3), NULL,
+		    10) : 0;
+		h->assigned_age = strtoll(PQgetvalue(res, r, 4), NULL, 10);
+		h->heartbeat_age = strtoll(PQgetvalue(res, r, 5), NULL, 10);
+		h->code = atoi(PQgetvalue(res, r, 6));
+		snprintf(h->serves, sizeof(h->serves), "%s",
+		    PQgetvalue(res, r, 7));
+		snprintf(h->error, sizeof(h->error), "%s",
+		    PQgetvalue(res, r, 8));
+		h->started_age = strtoll(PQgetvalue(res, r, 9), NULL, 10);
+	}
+	PQclear(res);
+	return DK_OK;
+}
+
+int
+dk_fleet_host_late(const struct dk_fleet_host *h, int64_t timeout)
+{
+	if (!h->assigned || h->acked || h->assigned_age <= timeout)
+		return 0;
+	return h->heartbeat_age < 0 || h->heartbeat_age > timeout ||
+	    h->started_age < 0 || h->started_age > timeout;
+}
+
+int
+dk_fleet_listen(PGconn *conn, struct dk_error *err)
+{
+	return dk_pg_exec(conn, "LISTEN " DK_FLEET_CHANNEL, 0, NULL, NULL, err);
+}
+
+int
+dk_fleet_heartbeat(PGconn *conn, const char *host, const char *holder,
+    int64_t fresh, struct dk_error *err)
+{
+	char secs[24];
+	const char *prm[] = { host, holder, secs };
+	const char *hp[] = { host };
+	PGresult *res;
+	char other[256] = "another agent";
+	int rc, n;
+
+	snprintf(secs, sizeof(secs), "%" PRId64, fresh);
+	/* Ours, or one whose agent went quiet: one agent per host. */
+	if ((rc = dk_pg_exec(conn, "INSERT INTO dk_agent AS g (host, holder) "
+	    "VALUES ($1, $2) ON CONFLICT (host) DO UPDATE SET holder = "
+	    "excluded.holder, heartbeat_at = now(), started_at = CASE WHEN "
+	    "g.holder = excluded.holder THEN g.started_at ELSE now() END "
+	    "WHERE g.holder = excluded.holder OR g.heartbeat_at < now() - "
+	    "make_interval(secs => $3::double precision)", 3, prm, &res,
+	    err)) != DK_OK)
+		return rc;
+	n = atoi(PQcmdTuples(res));
+	PQclear(res);
+	if (n == 1)
+		return DK_OK;
+	if (dk_pg_exec(conn, "SELECT holder FROM dk_agent WHERE host = $1", 1,
+	    hp, &res, err) == DK_OK) {
+		if (PQntuples(res) == 1)
+			snprintf(other, sizeof(other), "agent %s",
+			    PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+	return dk_err(err, DK_EBUSY, "host %s is served by %s, which reported "
+	    "within the last %" PRId64 "s: one agent per host", host, other,
+	    fresh);
+}
+
+void
+dk_fleet_work_free(struct dk_fleet_work *w, size_t n)
+{
+	size_t i;
+
+	if (w == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		free(w[i].domain);
+		free(w[i].keys);
+		free(w[i].managed);
+		free(w[i].last_error);
+		free(w[i].last_keys);
+	}
+	free(w);
+}
+
+int
+dk_fleet_todo(PGconn *conn, const char *host, struct dk_fleet_work **out,
+    size_t *np, struct dk_error *err)
+{
+	const char *prm[] = { host };
+	struct dk_fleet_work *w;
+	PGresult *res;
+	size_t n, i;
+	int rc;
+
+	if ((rc = dk_pg_exec(conn, "SELECT a.domain, a.keys, a.managed, "
+	    "k.error, CASE WHEN k.code = 0 THEN k.keys END FROM dk_assign a LEFT JOIN dk_ack k ON k.domain = "
+	    "a.domain AND k.host = a.host WHERE a.host = $1 AND (k.keys IS "
+	    "NULL OR k.keys <> a.keys OR k.code <> 0) ORDER BY a.domain", 1,
+	    prm, &res, err)) != DK_OK)
+		return rc;
+	n = (size_t)PQntuples(res);
+	if ((w = calloc(n + 1, sizeof(*w))) == NULL) {
+		PQclear(res);
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	}
+	for (i = 0; i < n; i++) {
+		w[i].domain = dk_strdup(PQgetvalue(res, (int)i, 0));
+		w[i].keys = dk_strdup(PQgetvalue(res, (int)i, 1));
+		w[i].managed = dk_strdup(PQgetvalue(res, (int)i, 2));
+		if (!PQgetisnull(res, (int)i, 3))
+			w[i].last_error = dk_strdup(PQgetvalue(res, (int)i, 3));
+		if (!PQgetisnull(res, (int)i, 4))
+			w[i].last_keys = dk_strdup(PQgetvalue(res, (int)i, 4));
+		if (w[i].domain == NULL || w[i].keys == NULL ||
+		    w[i].managed == NULL) {
+			PQclear(res);
+			dk_fleet_work_free(w, n);
+			return dk_err(err, DK_ENOMEM, "out of memory");
+		}
+	}
+	PQclear(res);
+	*out = w;
+	*np = n;
+	return DK_OK;
+}
+
+int
+dk_fleet_ack(PGconn *conn, const char *domain, const char *host,
+    const char *keys, int code, const char *error, struct dk_error *err)
+{
+	char cs[16];
+	const char *prm[] = { domain, host, keys, cs, error };
+
+	snprintf(cs, sizeof(cs), "%d", code);
+	return dk_pg_exec(conn, "INSERT INTO dk_ack AS k (domain, host, keys, "
+	    "code, error) VALUES ($1, $2, $3, $4::integer, $5) ON CONFLICT "
+	    "(domain, host) DO UPDATE SET keys = excluded.keys, code = "
+	    "excluded.code, error = excluded.error, acked_at = now()", 5, prm,
+	    NULL, err);
+}
+
+static int
+drain(PGconn *conn, int *woken, struct dk_error *err)
+{
+	PGnotify *nt;
+
+	if (PQconsumeInput(conn) != 1)
+		return dk_err(err, DK_ETEMP, "postgresql: connection lost "
+		    "while listening");
+	while ((nt = PQnotifies(conn)) != NULL) {
+		*woken = 1;
+		PQfreemem(nt);
+	}
+	return DK_OK;
+}
+
+int
+dk_fleet_wait(PGconn *conn, int timeout_ms, int *woken, struct dk_error *err)
+{
+	struct pollfd pfd;
+	int rc;
+
+	*woken = 0;
+	if (PQstatus(conn) != CONNECTION_OK || PQsocket(conn) < 0)
+		return dk_err(err, DK_ETEMP, "postgresql: not connected");
+	if ((rc = drain(conn, woken, err)) != DK_OK || *woken)
+		return rc;
+	pfd.fd = PQsocket(conn);
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	if (poll(&pfd, 1, timeout_ms) == -1)
+		return errno == EINTR ? DK_OK : dk_err(err, DK_EIO, "poll: %s",
+		    strerror(errno));
+	if (pfd.revents == 0)
+		return DK_OK;
+	return drain(conn, woken, err);
+}

@@ -1,0 +1,333 @@
+"""Several MTA hosts ([domain] hosts =) against a real PostgreSQL 15 and
+BIND: three `dkimkeyd agent --host mxN` processes, each with its own
+signer directory and key directory, and a scheduler.  The scheduler
+declares a key active only once every agent reported serving it, dated by
+the last host's switch; an agent stopped holds the rotation up (exit 75,
+the old key stays published, `check` CRITICAL naming the host) until it
+comes back.  Shared private keys travel sealed under kek_file; a tampered
+sealed row fails authentication (65) and is never written or used.  Every
+host's signing key verified with python3-dkim against BIND."""
+
+import base64
+import functools
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+
+from harness import (DKIMKEYD, dkim_sign_verify, files_signer_keys,
+                     key_status, read_bytes, run, run_ok, wait_until)
+from pg import Postgres, use_postgres
+
+HOSTS = ("mx1", "mx2", "mx3")
+PROCS = []
+
+
+class Agent:
+    """`dkimkeyd -c CONF agent --host NAME` in the background."""
+
+    def __init__(self, host):
+        self.host = host
+        self.proc = None
+        self.n = 0
+
+    def start(self):
+        self.n += 1
+        tag = os.path.join(self.host.dir, "agent%d" % self.n)
+        self.out_path, self.err_path = tag + ".out", tag + ".err"
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("DKIMKEYD_") and k != "NOTIFY_SOCKET"}
+        with open(self.out_path, "wb") as o, open(self.err_path, "wb") as e:
+            self.proc = subprocess.Popen(
+                [DKIMKEYD, "-c", self.host.conf, "agent", "--host",
+                 self.host.name], stdin=subprocess.DEVNULL, stdout=o,
+                stderr=e, env=env)
+        PROCS.append(self)
+        return self
+
+    def out(self):
+        return (read_bytes(self.out_path) or b"").decode("utf-8", "replace")
+
+    def err(self):
+        return (read_bytes(self.err_path) or b"").decode("utf-8", "replace")
+
+    def describe(self):
+        return "agent %s (exit %s)\n--- stdout:\n%s--- stderr:\n%s" % (
+            self.host.name, self.proc.poll(), self.out(), self.err())
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=20)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Host:
+    """One MTA host: its own configuration, key_dir and files signer."""
+
+    def __init__(self, s, name):
+        self.name = name
+        self.dir = os.path.join(s.tmp, name)
+        self.key_dir = os.path.join(self.dir, "keys")
+        self.signer_dir = os.path.join(self.dir, "signer")
+        self.reloaded = os.path.join(self.dir, "reloaded")
+        for d in (self.dir, self.key_dir, os.path.join(self.dir, "state")):
+            os.makedirs(d, mode=0o700, exist_ok=True)
+        os.makedirs(self.signer_dir, mode=0o755, exist_ok=True)
+        with open(s.conf) as f:
+            text = f.read()
+        # The same domains; this host's directories, no DNS credentials.
+        text = text.replace("state_dir = %s" % s.state_dir,
+                            "state_dir = %s/state" % self.dir)
+        text = text.replace("key_dir = %s" % s.key_dir,
+                            "key_dir = %s" % self.key_dir)
+        text = text.replace("dir = %s" % s.signer_dir,
+                            "dir = %s" % self.signer_dir)
+        text = text.replace("/usr/bin/touch %s" % s.reloaded,
+                            "/usr/bin/touch %s" % self.reloaded)
+        text = text.replace("tsig_key_file = %s" % s.tsig_key_file,
+                            "tsig_key_file = %s/absent.key" % self.dir)
+        self.conf = os.path.join(self.dir, "dkimkeyd.conf")
+        with open(self.conf, "w") as f:
+            f.write(text)
+        self.agent = Agent(self)
+        self.signer = s.signer
+
+    def serves(self, domain):
+        """(selector, keyfile) of the host's files signer index."""
+        class _S:
+            pass
+        o = _S()
+        o.signer_dir = self.signer_dir
+        keys = files_signer_keys(o, domain)
+        assert len(keys) <= 1, keys
+        return keys[0] if keys else None
+
+
+def with_fleet(agent_timeout="6s", start=True):
+    """A scheduler configuration with hosts = mx1 mx2 mx3 on a started
+    PostgreSQL, a KEK, and one Host (agent started unless start=False)
+    per name."""
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(env):
+            pg = Postgres().start().create_db()
+            try:
+                s = env.config(signer="files", extra_domain_lines=[
+                    "hosts = %s" % " ".join(HOSTS)])
+                use_postgres(s, pg)
+                s.kek_file = os.path.join(s.tmp, "kek")
+                fd = os.open(s.kek_file, os.O_WRONLY | os.O_CREAT, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(base64.b64encode(secrets.token_bytes(32))
+                            .decode() + "\n")
+                with open(s.conf) as f:
+                    text = f.read()
+                text = text.replace("[dkimkeyd]\n", "[dkimkeyd]\nkek_file = "
+                                    "%s\nagent_timeout = %s\n" % (
+                                        s.kek_file, agent_timeout), 1)
+                with open(s.conf, "w") as f:
+                    f.write(text)
+                run_ok(s, "db", "init")
+                s.hosts = {h: Host(s, h) for h in HOSTS}
+                if start:
+                    for h in s.hosts.values():
+                        h.agent.start()
+                return fn(env, pg, s)
+            finally:
+                for p in PROCS:
+                    p.stop()
+                del PROCS[:]
+                pg.cleanup()
+        return wrapper
+    return deco
+
+
+def verify_host(env, s, host, selector):
+    """The host's signer serves selector with a key that signs mail
+    python3-dkim verifies against BIND; returns its key file."""
+    got = host.serves(s.domain)
+    assert got is not None and got[0] == selector, \
+        "%s serves %r, expected %s\n%s" % (host.name, got, selector,
+                                          host.agent.describe())
+    kf = got[1]
+    assert os.stat(kf).st_mode & 0o077 == 0, "%s: mode %o" % (
+        kf, os.stat(kf).st_mode & 0o777)
+    ok, _ = dkim_sign_verify(env.bind, s.domain, selector, kf, log=env.log)
+    assert ok, "mail signed on %s with %s does not verify" % (host.name, kf)
+    return kf
+
+
+def acks(pg, domain):
+    return {r[0]: (r[1], int(r[2])) for r in pg.psql(
+        "SELECT host, keys, floor(extract(epoch FROM acked_at))::bigint FROM "
+        "dk_ack WHERE domain = '%s' AND code = 0" % domain)}
+
+
+def key_id(s, selector):
+    return key_status(s, selector)["key_id"]
+
+
+@with_fleet()
+def test_key_is_active_only_once_every_host_serves_it(env, pg, s):
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 0 and r.err == "", r.describe()
+    assert "every host (3) serves it" in r.out, r.describe()
+    kid = key_id(s, "mail1")
+    files = set()
+    for h in s.hosts.values():
+        kf = verify_host(env, s, h, "mail1")
+        files.add(open(kf, "rb").read())
+        assert "serves mail1:%s event=served" % kid in h.agent.out(), \
+            h.agent.describe()
+    assert len(files) == 1, "hosts serve different keys in shared scope"
+    # Acked by all three; active from the last host's switch.
+    a = acks(pg, s.domain)
+    assert set(a) == set(HOSTS), a
+    assert all(v[0] == "mail1:" + kid for v in a.values()), a
+    ks = key_status(s, "mail1")
+    assert ks["state"] == "active", ks
+    assert ks["active"] >= max(v[1] for v in a.values()), (ks, a)
+    # The database holds the key sealed only.
+    sealed = pg.psql("SELECT sealed FROM dk_key_sealed WHERE domain = '%s' "
+                     "AND key_id = '%s'" % (s.domain, kid))
+    assert len(sealed) == 1 and sealed[0][0].startswith("v1:"), sealed
+    pem = open(os.path.join(s.key_dir, "%s.mail1.%s.pem" % (
+        s.domain, kid))).read()
+    body = "".join(pem.strip().splitlines()[1:-1])
+    assert body[:40] not in sealed[0][0] and "PRIVATE" not in sealed[0][0]
+    r = run(s, "check", "--domain", s.domain)
+    assert r.code == 0, r.describe()
+
+    # The next rotation: the old key retires when the last host switched.
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 0 and r.err == "", r.describe()
+    kid2 = key_id(s, "mail2")
+    for h in s.hosts.values():
+        verify_host(env, s, h, "mail2")
+        # The old private key is gone from every host.
+        assert not os.path.exists(os.path.join(h.key_dir, "%s.mail1.%s.pem"
+                                               % (s.domain, kid))), h.name
+    old, new = key_status(s, "mail1"), key_status(s, "mail2")
+    assert old["state"] == "retired" and new["state"] == "active", (old, new)
+    assert old["retired"] == new["active"], (old, new)
+    a = acks(pg, s.domain)
+    assert all(v[0] == "mail2:" + kid2 for v in a.values()), a
+    assert new["active"] >= max(v[1] for v in a.values()), (new, a)
+
+
+@with_fleet(agent_timeout="4s")
+def test_a_stopped_agent_holds_the_rotation_until_it_returns(env, pg, s):
+    run_ok(s, "rotate", "--domain", s.domain)
+    kid1 = key_id(s, "mail1")
+    mx2 = s.hosts["mx2"]
+    mx2.agent.kill()
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 75, r.describe()
+    assert "host mx2" in r.err and "agent_timeout" in r.err, r.describe()
+    # The old key stays active and published; mx2 still signs with it,
+    # and its mail verifies.
+    old, new = key_status(s, "mail1"), key_status(s, "mail2")
+    assert old["state"] == "active" and old["key_id"] == kid1, old
+    assert new["state"] == "visible", new
+    verify_host(env, s, mx2, "mail1")
+    for name in ("mx1", "mx3"):
+        verify_host(env, s, s.hosts[name], "mail2")
+    # Monitoring names the host.
+    r = run(s, "check", "--domain", s.domain)
+    assert r.code == 2, r.describe()
+    assert "mx2" in r.out and "CRITICAL" in r.out, r.describe()
+    assert "mx1" not in r.out and "mx3" not in r.out, r.describe()
+    r = run(s, "check", "--domain", s.domain, "--json")
+    probs = json.dumps(json.loads(r.out))
+    assert "host mx2" in probs, probs
+    # A one-shot run says so too: 75.
+    r = run(s, "run", "--once")
+    assert r.code == 75 and "host mx2" in r.err, r.describe()
+    assert key_status(s, "mail1")["state"] == "active"
+
+    # The agent comes back: the rotation completes.
+    mx2.agent.start()
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 0 and r.err == "", r.describe()
+    for h in s.hosts.values():
+        verify_host(env, s, h, "mail2")
+    old, new = key_status(s, "mail1"), key_status(s, "mail2")
+    assert old["state"] == "retired" and new["state"] == "active", (old, new)
+    a = acks(pg, s.domain)
+    # retire_after counts from the last host's switch: mx2's.
+    assert old["retired"] >= a["mx2"][1], (old, a)
+    wait_until(lambda: run(s, "check", "--domain", s.domain).code == 0, 20,
+               "check to be OK again")
+
+
+@with_fleet(agent_timeout="3s", start=False)
+def test_a_tampered_sealed_key_fails_authentication_65(env, pg, s):
+    # Nobody serves yet: the rotation waits out agent_timeout (75).
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 75, r.describe()
+    kid = key_id(s, "mail1")
+    row = pg.psql("SELECT sealed FROM dk_key_sealed WHERE key_id = '%s'" %
+                  kid)
+    sealed = row[0][0]
+    raw = bytearray(base64.b64decode(sealed[3:]))
+    raw[len(raw) // 2] ^= 0x40
+    pg.psql("UPDATE dk_key_sealed SET sealed = '%s' WHERE key_id = '%s'" % (
+        "v1:" + base64.b64encode(bytes(raw)).decode(), kid))
+    mx1 = s.hosts["mx1"]
+    r = run(mx1.conf, "agent", "--host", "mx1", "--once")
+    assert r.code == 65, r.describe()
+    assert s.domain in r.err and "fails authentication" in r.err, \
+        r.describe()
+    # Nothing written, nothing activated on the host.
+    assert os.listdir(mx1.key_dir) == [], os.listdir(mx1.key_dir)
+    assert mx1.serves(s.domain) is None
+    assert not os.path.exists(mx1.reloaded)
+    # The scheduler refuses the row too, naming the domain.
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 65, r.describe()
+    assert s.domain in r.err and "fails authentication" in r.err, \
+        r.describe()
+    assert key_status(s, "mail1")["state"] == "visible"
+    # check: CRITICAL, naming the host's error.
+    r = run(s, "check", "--domain", s.domain)
+    assert r.code == 2 and "mx1" in r.out, r.describe()
+
+
+@with_fleet(start=False)
+def test_agent_refuses_a_second_agent_for_the_same_host(env, pg, s):
+    mx1 = s.hosts["mx1"]
+    mx1.agent.start()
+    wait_until(lambda: pg.psql("SELECT count(*) FROM dk_agent WHERE host = "
+                               "'mx1'") == [["1"]], 20, "mx1's heartbeat")
+    r = run(mx1.conf, "agent", "--host", "mx1", "--once")
+    assert r.code == 75 and "one agent per host" in r.err, r.describe()
+    r = run(mx1.conf, "agent", "--host", "MX 1")
+    assert r.code == 64, r.describe()
+    r = run(mx1.conf, "agent")
+    assert r.code == 64 and "--host" in r.err, r.describe()
+
+
+@with_fleet(start=False)
+def test_db_init_upgrades_a_version_1_schema_keeping_the_state(env, pg, s):
+    # A database as version 1 left it, with a domain's state in it.
+    pg.psql("DROP TABLE dk_key_sealed, dk_assign, dk_ack, dk_agent")
+    pg.psql("DELETE FROM dk_schema_version WHERE version = 2")
+    pg.psql("INSERT INTO dk_state (domain, version, state, updated_by) "
+            "VALUES ('kept.example', 7, 'x', 'test')")
+    r = run(s, "agent", "--host", "mx1", "--once")
+    assert r.code == 78 and "db init" in r.err, r.describe()
+    out = run_ok(s, "db", "init")
+    assert "from version 1 to 2" in out, out
+    assert pg.psql("SELECT version, state FROM dk_state WHERE domain = "
+                   "'kept.example'") == [["7", "x"]]
+    assert "up to date (version 2)" in run_ok(s, "db", "init")
