@@ -557,7 +557,8 @@ odk_current_many(void *ctx, const char *const *domains, size_t n,
 	const char *l, *f, *kn, *pn = NULL;
 	char *sbuf = NULL;
 	size_t *dhead = NULL, *dnext = NULL, *dlen = NULL, dmask, slen = 0;
-	size_t off, ll, fl, knl, lineno, i, b, k, pnl = 0;
+	size_t off, ll, fl, knl, lineno, i, b, pnl = 0;
+	unsigned char *dkind = NULL;
 	enum pat pk;
 	int rc, krc = DK_OK, have_kt = 0;
 
@@ -578,7 +579,8 @@ odk_current_many(void *ctx, const char *const *domains, size_t n,
 	}
 	if ((dhead = dk_table_buckets(n, &dmask)) == NULL ||
 	    (dnext = calloc(n, sizeof(*dnext))) == NULL ||
-	    (dlen = calloc(n, sizeof(*dlen))) == NULL)
+	    (dlen = calloc(n, sizeof(*dlen))) == NULL ||
+	    (dkind = calloc(n, 1)) == NULL)
 		goto nomem;
 	for (i = 0; i < n; i++) {
 		dlen[i] = strlen(domains[i]);
@@ -605,15 +607,19 @@ odk_current_many(void *ctx, const char *const *domains, size_t n,
 			    !dk_table_field(FMT, l, ll, 1, &kn, &knl) ||
 			    !is_key_name(kn, knl, domains[i]))
 				continue;
-			/* domain-and-subdomains: a key has two lines. */
-			for (k = 0; k < r->nkeys; k++)
-				if (strlen(r->keys[k].selector) + 12 +
-				    dlen[i] == knl && strncasecmp(
-				    r->keys[k].selector, kn, knl - 12 -
-				    dlen[i]) == 0)
-					break;
-			if (k < r->nkeys)
+			/*
+			 * domain-and-subdomains: each key has an exact and a
+			 * wildcard line.  The exact lines count when there
+			 * are any (match = subdomains has none).
+			 */
+			if (dkind[i] == P_EXACT && pk == P_WILD)
 				continue;
+			if (dkind[i] == P_WILD && pk == P_EXACT) {
+				dk_signer_keys_free(r->keys, r->nkeys);
+				r->keys = NULL;
+				r->nkeys = 0;
+			}
+			dkind[i] = (unsigned char)pk;
 			if (!have_kt) {
 				if ((krc = ktab_load(o, &kt, &kerr)) ==
 				    DK_ENOMEM)
@@ -658,6 +664,7 @@ out:
 	free(dhead);
 	free(dnext);
 	free(dlen);
+	free(dkind);
 	free(sbuf);
 	ktab_free(&kt);
 	return rc;

@@ -244,6 +244,98 @@ current1(struct fix *f, const char *domain, char **sel, char **key,
 	return rc;
 }
 
+/* One key with match m. */
+static int
+activate_m(struct fix *f, const char *domain, enum dk_match m,
+    const char *sel, const char *key, struct dk_error *err)
+{
+	struct dk_signer_key k = { (char *)sel, (char *)key };
+
+	return f->ops->activate(f->ctx, domain, m, managed, 2, &k, 1, err);
+}
+
+/* match = subdomains and domain-and-subdomains: the pattern lines. */
+static void
+test_opendkim_match_lines_and_current(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char *sel = NULL, *key = NULL;
+
+	open_opendkim(f, NULL);
+	assert_int_equal(activate_m(f, "example.com", DK_MATCH_SUBDOMAINS,
+	    "mail1", KEY1, &err), DK_OK);
+	assert_file(f->st, "*@*.example.com mail1._domainkey.example.com\n");
+	assert_file(f->kt, KT1);
+	assert_int_equal(current1(f, "example.com", &sel, &key, &err), DK_OK);
+	assert_string_equal(sel, "mail1");
+	assert_string_equal(key, KEY1);
+	free(sel);
+	free(key);
+	/* Both lines, one key as current sees it. */
+	assert_int_equal(activate_m(f, "example.com", DK_MATCH_BOTH, "mail2",
+	    KEY2, &err), DK_OK);
+	assert_file(f->st, "*@example.com mail2._domainkey.example.com\n"
+	    "*@*.example.com mail2._domainkey.example.com\n");
+	assert_int_equal(current1(f, "example.com", &sel, &key, &err), DK_OK);
+	assert_string_equal(sel, "mail2");
+	assert_string_equal(key, KEY2);
+	free(sel);
+	free(key);
+	assert_int_equal(activate_m(f, "example.com", DK_MATCH_DOMAIN, "mail1",
+	    KEY1, &err), DK_OK);
+	assert_file(f->st, ST1);
+}
+
+/*
+ * OpenDKIM signs with the first line that matches: whichever domain is
+ * switched first, a more specific line ends up above the wildcard of a
+ * parent, and every one of ours above a catch-all the operator wrote;
+ * other lines keep their place.
+ */
+static void
+test_opendkim_match_more_specific_line_first(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	static const char want[] =
+	    "# by hand\n"
+	    "*@a.sub.example.com mail1._domainkey.a.sub.example.com\n"
+	    "*@*.sub.example.com mail1._domainkey.sub.example.com\n"
+	    "*@example.com mail2._domainkey.example.com\n"
+	    "*@*.example.com mail2._domainkey.example.com\n"
+	    "*@* default._domainkey.fallback.example\n";
+	int order;
+
+	for (order = 0; order < 2; order++) {
+		write_file(f->st, "# by hand\n*@* default._domainkey."
+		    "fallback.example\n", 0644);
+		write_file(f->kt, "", 0644);
+		open_opendkim(f, NULL);
+		if (order == 0) {
+			assert_int_equal(activate_m(f, "example.com",
+			    DK_MATCH_BOTH, "mail1", KEY1, &err), DK_OK);
+			assert_int_equal(activate_m(f, "sub.example.com",
+			    DK_MATCH_SUBDOMAINS, "mail1", KEY1, &err), DK_OK);
+			assert_int_equal(activate_m(f, "a.sub.example.com",
+			    DK_MATCH_DOMAIN, "mail1", KEY1, &err), DK_OK);
+		} else {
+			assert_int_equal(activate_m(f, "a.sub.example.com",
+			    DK_MATCH_DOMAIN, "mail1", KEY1, &err), DK_OK);
+			assert_int_equal(activate_m(f, "sub.example.com",
+			    DK_MATCH_SUBDOMAINS, "mail1", KEY1, &err), DK_OK);
+			assert_int_equal(activate_m(f, "example.com",
+			    DK_MATCH_BOTH, "mail1", KEY1, &err), DK_OK);
+		}
+		/* A rotation of the parent keeps the order. */
+		assert_int_equal(activate_m(f, "example.com", DK_MATCH_BOTH,
+		    "mail2", KEY2, &err), DK_OK);
+		assert_file(f->st, want);
+		f->ops->close(f->ctx);
+		f->ctx = NULL;
+	}
+}
+
 static void
 test_signer_find_knows_builtin_types(void **state)
 {
@@ -2160,6 +2252,8 @@ main(void)
 		T(test_opendkim_current_many_missing_key_fails_that_domain_only),
 		T(test_opendkim_current_many_duplicate_lines_as_current),
 		T(test_opendkim_current_many_bad_table_as_current),
+		T(test_opendkim_match_lines_and_current),
+		T(test_opendkim_match_more_specific_line_first),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
