@@ -282,8 +282,8 @@ do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 		if ((rc = dk_engine_activate_hosts(c, gen_keys, ng, managed,
 		    nm, now, &now, pending, err)) != DK_OK)
 			return rc;
-	} else if ((rc = c->sops->activate(c->sctx, c->dom->name, managed, nm,
-	    sk, ng, err)) != DK_OK)
+	} else if ((rc = c->sops->activate(c->sctx, c->dom->name,
+	    c->dom->match, managed, nm, sk, ng, err)) != DK_OK)
 		return rc;
 	CRASHPOINT("after-activate");
 	/* The previous generation, every algorithm, retires at once. */
