@@ -308,6 +308,27 @@ def test_a_tampered_sealed_key_fails_authentication_65(env, pg, s):
 
 
 @with_fleet(start=False)
+def test_configtest_host_checks_an_agents_configuration(env, pg, s):
+    mx1 = s.hosts["mx1"]
+    # An agent's host has no DNS credentials: configtest as a scheduler
+    # wants them, configtest --host as the agent does not.
+    r = run(mx1.conf, "configtest")
+    assert r.code == 78 and "absent.key" in r.err, r.describe()
+    r = run(mx1.conf, "configtest", "--host", "mx1")
+    assert r.code == 0 and r.err == "", r.describe()
+    r = run(mx1.conf, "configtest", "--host", "mx9")
+    assert r.code == 0 and "no [domain] names host mx9" in r.err, \
+        r.describe()
+    # Its secrets are still checked.
+    os.chmod(s.kek_file, 0o644)
+    r = run(mx1.conf, "configtest", "--host", "mx1")
+    assert r.code == 77 and s.kek_file in r.err, r.describe()
+    os.chmod(s.kek_file, 0o600)
+    r = run(s, "configtest", "--host", "mx1", "--once")
+    assert r.code == 64, r.describe()
+
+
+@with_fleet(start=False)
 def test_agent_refuses_a_second_agent_for_the_same_host(env, pg, s):
     mx1 = s.hosts["mx1"]
     mx1.agent.start()
