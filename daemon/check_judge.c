@@ -144,7 +144,13 @@ lint(struct item *it, const struct dk_record *rec, const char *where)
 		LINT(ST_CRITICAL, "%s: s=%s does not include email or *: the "
 		    "key may not sign mail (RFC 6376 §3.6.1) on %s", it->owner,
 		    rec->s, where);
-	if (rec->t != NULL && list_has(rec->t, "y", NULL))
+	/* t=y is intended while the state says so (testing =). */
+	if (rec->t != NULL && list_has(rec->t, "y", NULL) && it->ks != NULL &&
+	    it->ks->testing && it->kind != K_WATCH)
+		check_padd(&it->probs, ST_OK, "%s: t=y (testing period, "
+		    "testing =) on %s: removed when it ends", it->owner,
+		    where);
+	else if (rec->t != NULL && list_has(rec->t, "y", NULL))
 		LINT(ST_WARNING, "%s: t=y (testing mode): verifiers may treat "
 		    "failures as unsigned mail, on %s; remove t=y", it->owner,
 		    where);

@@ -305,6 +305,15 @@ check_print_text(struct run *r, int worst)
 						first = d->probs.p[j].msg;
 				}
 		}
+		for (j = 0; j < d->nitems; j++) {
+			struct plist *l = &d->items[j].probs;
+			size_t m;
+
+			for (m = 0; m < l->n; m++)
+				if (l->p[m].sev == ST_OK)
+					check_sappend(&det, "note: %s\n",
+					    l->p[m].msg);
+		}
 		for (j = 0; j < d->nsenders; j++)
 			if (d->senders[j].none)
 				check_sappend(&det, "note: %s: sender %s: %s\n",
