@@ -435,6 +435,18 @@ judge_senders(struct run *r, struct dom *d)
 	for (i = 0; i < d->nsenders; i++) {
 		struct sender *s = &d->senders[i];
 
+		/* Which key signs it, as match = says. */
+		if (s->matched && strcmp(s->signing, d->cd->name) != 0)
+			check_padd(&d->probs, ST_OK, "%s: sender %s is signed "
+			    "with d=%s: [domain %s] is the most specific "
+			    "section whose match covers it", d->cd->name,
+			    s->name, s->signing, s->signing);
+		else if (!s->matched)
+			check_padd(&d->probs, ST_OK, "%s: sender %s: no "
+			    "[domain] section's match covers it (match = %s "
+			    "here): its mail is signed with d=%s only if the "
+			    "signer is set up for it by hand", d->cd->name,
+			    s->name, dk_match_name(d->cd->match), d->cd->name);
 		if (s->srv.rc != DK_OK) {
 			check_note(s->note, sizeof(s->note), "cannot find the "
 			    "servers of %s: %s", s->qname[0], s->srv.why);
@@ -486,25 +498,25 @@ judge_senders(struct run *r, struct dom *d)
 			s->adkim = dm.adkim == DK_ALIGN_STRICT ? 's' : 'r';
 			snprintf(s->policy, sizeof(s->policy), "%s",
 			    j == 1 && dm.sp[0] ? dm.sp : dm.p);
-			s->aligned = dk_dmarc_aligned(r->psl, d->cd->name,
+			s->aligned = dk_dmarc_aligned(r->psl, s->signing,
 			    s->name, dm.adkim);
 			if (s->aligned)
 				check_note(s->note, sizeof(s->note), "d=%s aligns "
-				    "with %s (adkim=%c, %s)", d->cd->name,
+				    "with %s (adkim=%c, %s)", s->signing,
 				    s->name, s->adkim, s->qname[j]);
 			else if (dm.adkim == DK_ALIGN_STRICT)
 				check_note(s->note, sizeof(s->note), "d=%s does "
 				    "not align with From %s: adkim=s in %s "
 				    "requires d=%s; fix: sign %s mail with "
 				    "d=%s (add [domain %s]) or set adkim=r",
-				    d->cd->name, s->name, s->qname[j],
+				    s->signing, s->name, s->qname[j],
 				    s->name, s->name, s->name, s->name);
 			else
 				check_note(s->note, sizeof(s->note), "d=%s does "
 				    "not align with From %s: organizational "
 				    "domains differ (relaxed, %s); fix: sign %s "
 				    "mail with a d= under %s (add [domain %s])",
-				    d->cd->name, s->name, s->qname[j], s->name,
+				    s->signing, s->name, s->qname[j], s->name,
 				    s->org, s->name);
 			if (!s->aligned)
 				check_padd(&d->probs, ST_WARNING, "%s: sender %s (p=%s)"

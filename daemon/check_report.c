@@ -165,6 +165,10 @@ check_json_domain(struct run *r, struct dom *d, struct str *o)
 		check_sjson(o, s->adkim == 's' ? "s" : s->adkim == 'r' ? "r" : NULL);
 		check_sappend(o, ",\"policy\":");
 		check_sjson(o, s->policy[0] ? s->policy : NULL);
+		check_sappend(o, ",\"signing_domain\":");
+		check_sjson(o, s->signing);
+		check_sappend(o, ",\"matched\":%s", s->matched ? "true" :
+		    "false");
 		check_sappend(o, ",\"aligned\":%s,\"note\":", s->aligned < 0 ?
 		    "null" : s->aligned ? "true" : "false");
 		check_sjson(o, s->note);
@@ -314,6 +318,10 @@ check_print_text(struct run *r, int worst)
 					check_sappend(&det, "note: %s\n",
 					    l->p[m].msg);
 		}
+		for (j = 0; j < d->probs.n; j++)
+			if (d->probs.p[j].sev == ST_OK)
+				check_sappend(&det, "note: %s\n",
+				    d->probs.p[j].msg);
 		for (j = 0; j < d->nsenders; j++)
 			if (d->senders[j].none)
 				check_sappend(&det, "note: %s: sender %s: %s\n",

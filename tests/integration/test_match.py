@@ -5,6 +5,7 @@ specific [domain] whose match covers the From domain; every signature
 verifies with python3-dkim against the test BIND.  Signers that cannot
 express a match refuse the configuration (exit 78, file:line)."""
 
+import json
 import os
 import re
 
@@ -52,9 +53,9 @@ EXPECT = {
 }
 
 
-def configure(env, **kw):
-    s = env.config(extra_domain_lines=("match = domain-and-subdomains",),
-                   **kw)
+def configure(env, extra=(), **kw):
+    s = env.config(extra_domain_lines=("match = domain-and-subdomains",) +
+                   tuple(extra), **kw)
     with open(s.conf, "a") as f:
         f.write(SECTIONS)
     return s
@@ -176,3 +177,37 @@ def test_configtest_refuses_overlap_under_multiple_signatures(env):
                              "multiple_signatures = yes\n", 1))
     _refused(s, r"dkimkeyd\.conf:\d+: \[domain (own|kids)\.example\.test\] "
              r"overlaps \[domain example\.test\] .*MultipleSignatures")
+
+
+def test_check_judges_dmarc_alignment_with_the_matched_domain(env):
+    """check judges each sender's DMARC alignment with the d= the most
+    specific matching section signs its mail with, and says which."""
+    s = configure(env, extra=("senders = sub.example.test own.example.test "
+                              "a.kids.example.test",))
+    rotate_all(s)
+    env.bind.set_txt("_dmarc.example.test", "v=DMARC1; p=reject")
+    # Strict at own.example.test: its own section signs it, d= equal.
+    env.bind.set_txt("_dmarc.own.example.test",
+                     "v=DMARC1; p=reject; adkim=s")
+    r = run(s, "check")
+    assert r.code == 0, r.describe()
+    assert "sender own.example.test is signed with d=own.example.test" \
+        in r.out, r.describe()
+    assert "sender a.kids.example.test is signed with d=kids.example.test" \
+        in r.out, r.describe()
+    j = json.loads(run(s, "check", "--json", "--domain",
+                       "example.test").out)
+    dm = {x["sender"]: x for x in j["domains"][0]["dmarc"]}
+    assert dm["sub.example.test"]["signing_domain"] == "example.test", dm
+    assert dm["own.example.test"]["signing_domain"] == \
+        "own.example.test", dm
+    assert dm["a.kids.example.test"]["signing_domain"] == \
+        "kids.example.test", dm
+    assert all(x["matched"] and x["aligned"] for x in dm.values()), dm
+    # Strict at a subdomain the parent's key signs: no longer aligned.
+    env.bind.set_txt("_dmarc.sub.example.test",
+                     "v=DMARC1; p=reject; adkim=s")
+    r = run(s, "check")
+    assert r.code == 1, r.describe()
+    assert "sender sub.example.test (p=reject): d=example.test does not " \
+        "align with From sub.example.test: adkim=s" in r.out, r.describe()
