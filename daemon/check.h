@@ -96,6 +96,10 @@ struct sender {
 	char		 policy[16];
 	int		 aligned;	/* -1 unknown */
 	int		 none;		/* answered: no DMARC record */
+	const char	*signing;	/* the d= its mail gets: the most
+					   specific [domain] whose match
+					   covers it, else this domain */
+	int		 matched;	/* a section's match covers it */
 	char		 note[512];
 };
 

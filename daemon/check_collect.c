@@ -342,6 +342,7 @@ check_collect_items(struct run *r, struct dom *d)
 void
 check_collect_senders(struct run *r, struct dom *d)
 {
+	const struct dk_conf_domain *m;
 	struct sender *s;
 	size_t i;
 
@@ -366,6 +367,16 @@ check_collect_senders(struct run *r, struct dom *d)
 		s = &d->senders[i];
 		s->name = d->cd->senders[i];
 		s->aligned = -1;
+		/*
+		 * match =: the section whose key signs mail From the sender
+		 * (the longest name that covers it).  None: this domain's,
+		 * as the sender is listed under it.
+		 */
+		if ((m = dk_conf_match_find(r->conf, s->name)) != NULL) {
+			s->signing = m->name;
+			s->matched = 1;
+		} else
+			s->signing = d->cd->name;
 		if (dk_dmarc_org_domain(r->psl, s->name, s->org,
 		    sizeof(s->org)) != DK_OK)
 			snprintf(s->org, sizeof(s->org), "%s", s->name);

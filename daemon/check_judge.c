@@ -144,7 +144,13 @@ lint(struct item *it, const struct dk_record *rec, const char *where)
 		LINT(ST_CRITICAL, "%s: s=%s does not include email or *: the "
 		    "key may not sign mail (RFC 6376 §3.6.1) on %s", it->owner,
 		    rec->s, where);
-	if (rec->t != NULL && list_has(rec->t, "y", NULL))
+	/* t=y is intended while the state says so (testing =). */
+	if (rec->t != NULL && list_has(rec->t, "y", NULL) && it->ks != NULL &&
+	    it->ks->testing && it->kind != K_WATCH)
+		check_padd(&it->probs, ST_OK, "%s: t=y (testing period, "
+		    "testing =) on %s: removed when it ends", it->owner,
+		    where);
+	else if (rec->t != NULL && list_has(rec->t, "y", NULL))
 		LINT(ST_WARNING, "%s: t=y (testing mode): verifiers may treat "
 		    "failures as unsigned mail, on %s; remove t=y", it->owner,
 		    where);
@@ -429,6 +435,18 @@ judge_senders(struct run *r, struct dom *d)
 	for (i = 0; i < d->nsenders; i++) {
 		struct sender *s = &d->senders[i];
 
+		/* Which key signs it, as match = says. */
+		if (s->matched && strcmp(s->signing, d->cd->name) != 0)
+			check_padd(&d->probs, ST_OK, "%s: sender %s is signed "
+			    "with d=%s: [domain %s] is the most specific "
+			    "section whose match covers it", d->cd->name,
+			    s->name, s->signing, s->signing);
+		else if (!s->matched)
+			check_padd(&d->probs, ST_OK, "%s: sender %s: no "
+			    "[domain] section's match covers it (match = %s "
+			    "here): its mail is signed with d=%s only if the "
+			    "signer is set up for it by hand", d->cd->name,
+			    s->name, dk_match_name(d->cd->match), d->cd->name);
 		if (s->srv.rc != DK_OK) {
 			check_note(s->note, sizeof(s->note), "cannot find the "
 			    "servers of %s: %s", s->qname[0], s->srv.why);
@@ -480,25 +498,25 @@ judge_senders(struct run *r, struct dom *d)
 			s->adkim = dm.adkim == DK_ALIGN_STRICT ? 's' : 'r';
 			snprintf(s->policy, sizeof(s->policy), "%s",
 			    j == 1 && dm.sp[0] ? dm.sp : dm.p);
-			s->aligned = dk_dmarc_aligned(r->psl, d->cd->name,
+			s->aligned = dk_dmarc_aligned(r->psl, s->signing,
 			    s->name, dm.adkim);
 			if (s->aligned)
 				check_note(s->note, sizeof(s->note), "d=%s aligns "
-				    "with %s (adkim=%c, %s)", d->cd->name,
+				    "with %s (adkim=%c, %s)", s->signing,
 				    s->name, s->adkim, s->qname[j]);
 			else if (dm.adkim == DK_ALIGN_STRICT)
 				check_note(s->note, sizeof(s->note), "d=%s does "
 				    "not align with From %s: adkim=s in %s "
 				    "requires d=%s; fix: sign %s mail with "
 				    "d=%s (add [domain %s]) or set adkim=r",
-				    d->cd->name, s->name, s->qname[j],
+				    s->signing, s->name, s->qname[j],
 				    s->name, s->name, s->name, s->name);
 			else
 				check_note(s->note, sizeof(s->note), "d=%s does "
 				    "not align with From %s: organizational "
 				    "domains differ (relaxed, %s); fix: sign %s "
 				    "mail with a d= under %s (add [domain %s])",
-				    d->cd->name, s->name, s->qname[j], s->name,
+				    s->signing, s->name, s->qname[j], s->name,
 				    s->org, s->name);
 			if (!s->aligned)
 				check_padd(&d->probs, ST_WARNING, "%s: sender %s (p=%s)"

@@ -329,18 +329,29 @@ out:
 }
 
 int
-dk_record_format_public(enum dk_alg alg, const char *b64, char **out,
-    struct dk_error *err)
+dk_record_format_public(enum dk_alg alg, const char *b64, const char *flags,
+    char **out, struct dk_error *err)
 {
 	const char *c;
 	char *buf;
+	int n;
 
 	for (c = b64; *c != '\0'; c++)
 		if (!isalnum((unsigned char)*c) && *c != '+' && *c != '/' &&
 		    *c != '=' && !is_wsp((unsigned char)*c))
 			return dk_err(err, DK_EINVAL, "p=: invalid base64 "
 			    "character '%c'", *c);
-	if (asprintf(&buf, "v=DKIM1; k=%s; p=%s", alg_name(alg), b64) == -1)
+	for (c = flags != NULL ? flags : ""; *c != '\0'; c++)
+		if (!is_valchar((unsigned char)*c) &&
+		    !is_wsp((unsigned char)*c))
+			return dk_err(err, DK_EINVAL, "t=%s: invalid flags",
+			    flags);
+	if (flags != NULL && *flags != '\0')
+		n = asprintf(&buf, "v=DKIM1; k=%s; t=%s; p=%s", alg_name(alg),
+		    flags, b64);
+	else
+		n = asprintf(&buf, "v=DKIM1; k=%s; p=%s", alg_name(alg), b64);
+	if (n == -1)
 		return dk_err(err, DK_ENOMEM, "out of memory");
 	*out = buf;
 	return DK_OK;

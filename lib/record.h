@@ -41,12 +41,13 @@ int		 dk_record_format_key(const struct dk_key *, const char *flags,
 
 /*
  * The record of a public key already in base64 (as the state keeps it):
- * "v=DKIM1; k=ALG; p=B64" (*out malloc'd).  DK_EINVAL when b64 holds
- * anything but base64 characters and whitespace (it would change the
- * record's tags).
+ * "v=DKIM1; k=ALG; p=B64", or with flags (not NULL or empty)
+ * "v=DKIM1; k=ALG; t=FLAGS; p=B64" (*out malloc'd).  DK_EINVAL when b64
+ * holds anything but base64 characters and whitespace, or flags anything
+ * but tag-value characters (either would change the record's tags).
  */
 int		 dk_record_format_public(enum dk_alg, const char *b64,
-		    char **out, struct dk_error *err);
+		    const char *flags, char **out, struct dk_error *err);
 
 /* The revoked form: "v=DKIM1; k=ALG; p=" */
 int		 dk_record_format_revoked(enum dk_alg, char **out);

@@ -205,7 +205,7 @@ test_record_format_public_builds_the_stored_key_record(void **state)
 	assert_int_equal(parse_str(text, &r, &err), 0);
 	/* the p= value as the state stores it */
 	assert_int_equal(dk_record_format_public(DK_ALG_ED25519,
-	    strstr(text, "p=") + 2, &text2, &err), 0);
+	    strstr(text, "p=") + 2, NULL, &text2, &err), 0);
 	assert_string_equal(text, text2);
 	assert_int_equal(parse_str(text2, &r2, &err), 0);
 	assert_true(dk_record_equal(r, r2));
@@ -214,12 +214,19 @@ test_record_format_public_builds_the_stored_key_record(void **state)
 	free(text2);
 	free(text);
 
-	assert_int_equal(dk_record_format_public(DK_ALG_RSA, "QUJD", &text,
+	assert_int_equal(dk_record_format_public(DK_ALG_RSA, "QUJD", NULL, &text,
 	    &err), 0);
 	assert_string_equal(text, "v=DKIM1; k=rsa; p=QUJD");
 	free(text);
+	/* testing = : the same key with t=y, equal but for the flag */
+	assert_int_equal(dk_record_format_public(DK_ALG_RSA, "QUJD", "y",
+	    &text, &err), 0);
+	assert_string_equal(text, "v=DKIM1; k=rsa; t=y; p=QUJD");
+	free(text);
+	assert_int_equal(dk_record_format_public(DK_ALG_RSA, "QUJD", "y; s=x",
+	    &text, &err), DK_EINVAL);
 	/* a tag smuggled into p= is refused, not published */
-	assert_int_equal(dk_record_format_public(DK_ALG_RSA, "QUJD; t=y",
+	assert_int_equal(dk_record_format_public(DK_ALG_RSA, "QUJD; t=y", NULL,
 	    &text, &err), DK_EINVAL);
 	assert_non_null(strstr(err.msg, "base64"));
 }
