@@ -147,6 +147,9 @@ dk_conf_check_signers(const struct dk_conf *conf, struct dk_error *err)
 		if ((rc = sops->open(s, &ctx, err)) != DK_OK)
 			return rc;
 		sops->close(ctx);
+		if (sops->conf_check != NULL &&
+		    (rc = sops->conf_check(s, conf, err)) != DK_OK)
+			return rc;
 	}
 	return DK_OK;
 }
