@@ -223,7 +223,7 @@ int	cmd_status(const struct dk_conf *, const char *domain, int json);
  * exit code), then warnings on stderr (exit 0) where OpenDKIM's
  * RequireSafeKeys would refuse the keys in key_dir.
  */
-int	cmd_configtest(const struct dk_conf *);
+int	cmd_configtest(const struct dk_conf *, const char *host);
 /*
  * Why OpenDKIM's RequireSafeKeys would refuse the keys this process
  * writes to dir (into why): 1; 0 when it would take them, or dir does

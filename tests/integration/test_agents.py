@@ -308,6 +308,27 @@ def test_a_tampered_sealed_key_fails_authentication_65(env, pg, s):
 
 
 @with_fleet(start=False)
+def test_configtest_host_checks_an_agents_configuration(env, pg, s):
+    mx1 = s.hosts["mx1"]
+    # An agent's host has no DNS credentials: configtest as a scheduler
+    # wants them, configtest --host as the agent does not.
+    r = run(mx1.conf, "configtest")
+    assert r.code == 78 and "absent.key" in r.err, r.describe()
+    r = run(mx1.conf, "configtest", "--host", "mx1")
+    assert r.code == 0 and r.err == "", r.describe()
+    r = run(mx1.conf, "configtest", "--host", "mx9")
+    assert r.code == 0 and "no [domain] names host mx9" in r.err, \
+        r.describe()
+    # Its secrets are still checked.
+    os.chmod(s.kek_file, 0o644)
+    r = run(mx1.conf, "configtest", "--host", "mx1")
+    assert r.code == 77 and s.kek_file in r.err, r.describe()
+    os.chmod(s.kek_file, 0o600)
+    r = run(s, "configtest", "--host", "mx1", "--once")
+    assert r.code == 64, r.describe()
+
+
+@with_fleet(start=False)
 def test_agent_refuses_a_second_agent_for_the_same_host(env, pg, s):
     mx1 = s.hosts["mx1"]
     mx1.agent.start()
@@ -453,6 +474,150 @@ def test_per_host_forged_public_key_is_refused_65(env, pg, s):
     for name, h in s.hosts.items():
         verify_host(env, s, h, name + "-a")
     assert key_id(s, "mx1-a") not in (good_id, weak_id)
+
+
+# -- the restricted roles of contrib/postgresql/roles.sql --------------------
+
+ROLES_SQL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                         "..", "contrib", "postgresql", "roles.sql")
+
+
+def roles_sql(pg, user, *assignments):
+    r = subprocess.run(
+        ["/usr/bin/psql", "-h", pg.sock, "-p", str(pg.port), "-U", user,
+         "-d", "dkimkeyd", "-f", ROLES_SQL] + [
+            a for kv in assignments for a in ("-v", kv)],
+        capture_output=True, text=True, timeout=60)
+    return r
+
+
+def as_role(pg, role, sql):
+    return subprocess.run(
+        ["/usr/bin/psql", "-h", pg.sock, "-p", str(pg.port), "-U", role,
+         "-d", "dkimkeyd", "-v", "ON_ERROR_STOP=1", "-At", "-c", sql],
+        capture_output=True, text=True, timeout=60)
+
+
+def restricted_roles(pg, s):
+    """The scheduler as roles.sql's restricted role, every host's agent as
+    its own role (step agent), each with its own conninfo_file."""
+    def conninfo(path, role, pw):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(pg.conninfo().replace("user=dkimkeyd ", "user=%s " % role)
+                    .replace(pg.password, pw) + "\n")
+
+    pw = "r" + pg.password
+    roles = ["dkimkeyd_run"] + ["dkimkeyd_" + h for h in HOSTS]
+    for role in roles:
+        pg.psql("CREATE ROLE %s LOGIN PASSWORD '%s'" % (role, pw),
+                db="postgres")
+    r = roles_sql(pg, "dkimkeyd", "owner=dkimkeyd", "sched=dkimkeyd_run",
+                  "step=grants")
+    assert r.returncode == 0 and "ERROR" not in r.stderr, r.stdout + r.stderr
+    # Without host (or agent), step agent stops, granting nothing.
+    r = roles_sql(pg, "dkimkeyd", "agent=dkimkeyd_mx1", "step=agent")
+    assert r.returncode != 0 and "needs -v host" in r.stderr, \
+        r.stdout + r.stderr
+    for h in HOSTS:
+        r = roles_sql(pg, "dkimkeyd", "owner=dkimkeyd", "agent=dkimkeyd_" + h,
+                      "host=" + h, "step=agent")
+        assert r.returncode == 0 and "ERROR" not in r.stderr, \
+            r.stdout + r.stderr
+    conninfo(s.conninfo_file, "dkimkeyd_run", pw)
+    for name, h in s.hosts.items():
+        path = os.path.join(h.dir, "conninfo")
+        conninfo(path, "dkimkeyd_" + name, pw)
+        with open(h.conf) as f:
+            text = f.read()
+        with open(h.conf, "w") as f:
+            f.write(text.replace("conninfo_file = %s" % s.conninfo_file,
+                                 "conninfo_file = %s" % path))
+    # A second run of both steps (after an upgrade) is fine.
+    r = roles_sql(pg, "dkimkeyd", "owner=dkimkeyd", "sched=dkimkeyd_run",
+                  "step=grants")
+    assert r.returncode == 0 and "ERROR" not in r.stderr, r.stdout + r.stderr
+    r = roles_sql(pg, "dkimkeyd", "agent=dkimkeyd_mx1", "host=mx1",
+                  "step=agent")
+    assert r.returncode == 0 and "ERROR" not in r.stderr, r.stdout + r.stderr
+
+
+def assert_agent_confined(pg, s, host="mx1", other="mx2"):
+    role = "dkimkeyd_" + host
+    # The agents are connected as their own roles.
+    assert pg.psql("SELECT string_agg(DISTINCT usename::text, ' ' ORDER BY "
+                   "usename::text) FROM pg_stat_activity WHERE usename::text "
+                   "LIKE 'dkimkeyd%'") == [[" ".join(
+                       "dkimkeyd_" + h for h in HOSTS)]]
+    # Another host's rows: invisible, and not writable.
+    for t in ("dk_assign", "dk_ack", "dk_agent", "dk_keyreq"):
+        r = as_role(pg, role, "SELECT count(*) FROM %s WHERE host = '%s'"
+                    % (t, other))
+        assert r.returncode == 0 and r.stdout.strip() == "0", (t, r.stderr)
+    r = as_role(pg, role, "UPDATE dk_ack SET code = 99 WHERE host = '%s'"
+                % other)
+    assert r.returncode == 0, r.stderr      # no row of its own matched
+    for sql in ("INSERT INTO dk_ack (domain, host, keys) VALUES "
+                "('%s', '%s', 'x:y')" % (s.domain, other),
+                "INSERT INTO dk_agent (host, holder) VALUES ('%s', 'x')"
+                % other,
+                "UPDATE dk_ack SET host = '%s' WHERE host = '%s'"
+                % (other, host)):
+        r = as_role(pg, role, sql)
+        assert r.returncode != 0 and "row-level security" in r.stderr, \
+            (sql, r.stdout, r.stderr)
+    # Neither the state, the leases nor assignments are its to write.
+    for sql in ("SELECT count(*) FROM dk_state", "DELETE FROM dk_lease",
+                "UPDATE dk_assign SET keys = 'x'",
+                "INSERT INTO dk_key_sealed (domain, selector, key_id, "
+                "sealed) VALUES ('x', 'y', 'z', 'w')",
+                "DELETE FROM dk_keyreq"):
+        r = as_role(pg, role, sql)
+        assert r.returncode != 0 and "permission denied" in r.stderr, \
+            (sql, r.stdout, r.stderr)
+    # The other hosts' acks are where they were.
+    assert pg.psql("SELECT count(*) FROM dk_ack WHERE host = '%s' AND "
+                   "code = 0" % other) == [["1"]]
+
+
+@with_fleet(start=False)
+def test_agents_and_scheduler_as_the_restricted_roles_of_roles_sql(env, pg,
+                                                                   s):
+    restricted_roles(pg, s)
+    for h in s.hosts.values():
+        h.agent.start()
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 0 and r.err == "", r.describe() + "".join(
+        h.agent.describe() for h in s.hosts.values())
+    for h in s.hosts.values():
+        verify_host(env, s, h, "mail1")
+    assert_agent_confined(pg, s)
+    # Sealed keys: only of the domains assigned to the host.
+    pg.psql("INSERT INTO dk_key_sealed (domain, selector, key_id, sealed) "
+            "VALUES ('other.example', 'mail1', '00', 'x')")
+    r = as_role(pg, "dkimkeyd_mx1", "SELECT DISTINCT domain FROM "
+                "dk_key_sealed")
+    assert r.returncode == 0 and r.stdout.split() == [s.domain], \
+        (r.stdout, r.stderr)
+
+
+@with_fleet(per_host=True, start=False)
+def test_per_host_agents_as_the_restricted_roles_of_roles_sql(env, pg, s):
+    restricted_roles(pg, s)
+    for h in s.hosts.values():
+        h.agent.start()
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 0 and r.err == "", r.describe() + "".join(
+        h.agent.describe() for h in s.hosts.values())
+    for name, h in s.hosts.items():
+        verify_host(env, s, h, name + "-a")
+    assert_agent_confined(pg, s)
+    # A host cannot answer another host's key request.
+    r = as_role(pg, "dkimkeyd_mx1", "UPDATE dk_keyreq SET pubkey = 'x' "
+                "WHERE host = 'mx2'")
+    assert r.returncode == 0, r.stderr
+    assert pg.psql("SELECT count(*) FROM dk_keyreq WHERE pubkey = 'x'") == \
+        [["0"]]
 
 
 def ks_state(s, selector):
