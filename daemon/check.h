@@ -114,7 +114,8 @@ struct live {
 	size_t		 q0;
 	const struct servers *srv;
 	char		 key_id[32];	/* of the key in keyfile, once read */
-	char		 why[256];	/* why keyfile could not be read */
+	const char	*why;		/* why keyfile could not be read
+					   (a string of the run), or NULL */
 };
 
 struct dom {

@@ -160,8 +160,9 @@ lint(struct item *it, const struct dk_record *rec, const char *where)
 			    it->owner, where);
 		return worst;
 	}
-	if (dk_key_public_check(rec->k, rec->p, rec->plen, &bits, &err) !=
-	    DK_OK) {
+	/* A parsed record's key was checked by the parse: its size is kept. */
+	if ((bits = rec->bits) == 0 && dk_key_public_check(rec->k, rec->p,
+	    rec->plen, &bits, &err) != DK_OK) {
 		LINT(ST_CRITICAL, "%s: p= is not a valid %s public key on %s: "
 		    "%s", it->owner, rec->k == DK_ALG_ED25519 ? "ed25519" :
 		    "rsa", where, err.msg);
@@ -541,17 +542,19 @@ judge_senders(struct run *r, struct dom *d)
  * same path is the same key without reading it.
  */
 static int
-live_is_key(struct live *l, const struct dk_key_state *ks)
+live_is_key(struct run *r, struct live *l, const struct dk_key_state *ks)
 {
 	struct dk_error err = { 0, "" };
 	struct dk_key *key = NULL;
 
 	if (ks->file != NULL && strcmp(l->keyfile, ks->file) == 0)
 		return 1;
-	if (l->key_id[0] == '\0' && l->why[0] == '\0') {
-		if (dk_key_load(l->keyfile, &key, &err) != DK_OK)
-			snprintf(l->why, sizeof(l->why), "%s", err.msg);
-		else
+	if (l->key_id[0] == '\0' && l->why == NULL) {
+		if (dk_key_load(l->keyfile, &key, &err) != DK_OK) {
+			/* Cut to fit: the reason is for a one-line report. */
+			err.msg[255] = '\0';
+			l->why = check_sdup(r, err.msg);
+		} else
 			snprintf(l->key_id, sizeof(l->key_id), "%s",
 			    dk_key_id(key));
 		dk_key_free(key);
@@ -585,12 +588,12 @@ judge_signer(struct run *r, struct dom *d)
 
 		for (j = 0; j < d->nlive; j++)
 			if (strcmp(d->live[j].selector, ks->selector) == 0 &&
-			    live_is_key(&d->live[j], ks))
+			    live_is_key(r, &d->live[j], ks))
 				break;
 		if (j < d->nlive)
 			continue;
 		for (j = 0; j < d->nlive; j++)
-			if (d->live[j].why[0] != '\0' &&
+			if (d->live[j].why != NULL &&
 			    strcmp(d->live[j].selector, ks->selector) == 0)
 				break;
 		if (j < d->nlive) {
