@@ -632,6 +632,46 @@ judge_signer(struct run *r, struct dom *d)
  * agent_timeout), and serve what it was assigned within agent_timeout
  * of the assignment; a host that cannot is CRITICAL, by name.
  */
+/*
+ * key_scope = per-host: a key asked of a host for the rotation in
+ * progress (a generation not older than the state's newest) and not made
+ * within agent_timeout, or refused, holds the rotation: CRITICAL, by
+ * name.  Requests of an older generation were left behind by one that
+ * was abandoned.
+ */
+static void
+judge_keyreqs(struct run *r, struct dom *d)
+{
+	const struct dk_fleet_keyreq *q;
+	int64_t limit = r->conf->agent_timeout, gen = 0;
+	char to[32], age[32];
+	size_t i;
+
+	if (d->c.st == NULL)
+		return;
+	for (i = 0; i < d->c.st->nkeys; i++)
+		if (d->c.st->keys[i].generation > gen)
+			gen = d->c.st->keys[i].generation;
+	dk_duration_format(limit, to, sizeof(to));
+	for (i = 0; i < d->nkeyreq; i++) {
+		q = &d->keyreq[i];
+		if (q->generation < gen)
+			continue;
+		dk_duration_format(q->age, age, sizeof(age));
+		if (q->code != 0 && q->error != NULL)
+			check_padd(&d->probs, q->age > limit || q->code ==
+			    DK_ECORRUPT ? ST_CRITICAL : ST_WARNING, "%s: host %s "
+			    "cannot make its key for "
+			    "%s: %s", d->cd->name, q->host, q->selector,
+			    q->error);
+		else if (q->age > limit)
+			check_padd(&d->probs, ST_CRITICAL, "%s: host %s has not "
+			    "made its key for %s in %s (agent_timeout %s); the "
+			    "rotation waits", d->cd->name, q->host, q->selector,
+			    age, to);
+	}
+}
+
 static void
 judge_fleet(struct run *r, struct dom *d)
 {
@@ -666,6 +706,7 @@ judge_fleet(struct run *r, struct dom *d)
 			    "rotation waits", d->cd->name, h->host, age, to);
 		}
 	}
+	judge_keyreqs(r, d);
 }
 
 /*

@@ -598,6 +598,12 @@ cmd_agent(const struct dk_conf *conf, const char *host, int once)
 	}
 	if (!once)
 		dk_notify("STOPPING=1");
+	/* Stopped: the next agent for the host need not wait. */
+	memset(&err, 0, sizeof(err));
+	if (a.hb_last_ms != 0 && a.conn != NULL &&
+	    PQstatus(a.conn) == CONNECTION_OK &&
+	    dk_fleet_release(a.conn, host, a.holder, &err) != DK_OK)
+		complain("agent %s: %s", host, err.msg);
  out:
 	if (a.conn != NULL)
 		PQfinish(a.conn);
