@@ -265,17 +265,6 @@ serve(struct agent *a, const struct dk_fleet_work *w, struct dk_error *err)
 	return rc;
 }
 
-/* One exit code out of two: anything but "temporary" wins. */
-static int
-worse(int a, int b)
-{
-	if (a == 0)
-		return b;
-	if (b == 0 || a != 75)
-		return a;
-	return b;
-}
-
 static int
 heartbeat(struct agent *a, struct dk_error *err)
 {
@@ -303,7 +292,7 @@ pass(struct agent *a, struct dk_error *err)
 		if (dk_monotonic_ms() - a->hb_last_ms >= a->hb_every * 1000 &&
 		    heartbeat(a, &e2) != DK_OK) {
 			complain("%s", e2.msg);
-			code = worse(code, dk_exit_code(e2.code));
+			code = dk_exit_worst(code, dk_exit_code(e2.code));
 			break;
 		}
 		memset(&e2, 0, sizeof(e2));
@@ -318,13 +307,13 @@ pass(struct agent *a, struct dk_error *err)
 			if (w[i].last_error == NULL ||
 			    strcmp(w[i].last_error, e2.msg) != 0)
 				complain("%s", e2.msg);
-			code = worse(code, dk_exit_code(rc));
+			code = dk_exit_worst(code, dk_exit_code(rc));
 			rc = dk_fleet_ack(a->conn, w[i].domain, a->host,
 			    w[i].keys, rc, e2.msg, &e2);
 		}
 		if (rc != DK_OK) {
 			complain("%s", e2.msg);
-			code = worse(code, dk_exit_code(rc));
+			code = dk_exit_worst(code, dk_exit_code(rc));
 			break;
 		}
 	}
