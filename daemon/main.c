@@ -54,8 +54,9 @@ static const struct cmd_help {
 "      --crit-age AGE  CRITICAL when the active key is older\n"
 "      --max-inflight N  queries in flight at once (default 256)\n"
 "      --rate N      queries per second to one server (default: no limit)\n" },
-	{ "configtest", "configtest",
-	  "load and validate the configuration", "" },
+	{ "configtest", "configtest [--host NAME]",
+	  "load and validate the configuration",
+"  -H, --host NAME   as `agent --host NAME` reads it (no DNS credentials)\n" },
 	{ "db", "db init | db import [--dir DIR] | db export [--dir DIR]",
 	  "backend = postgresql: create or upgrade the schema; move state\n"
 	  "        from a state directory in, or back out (never overwriting)",
@@ -339,7 +340,7 @@ check_options(const struct args *a)
 	if ((a->dry_run && !is(a, "rotate")) ||
 	    (a->once && !is(a, "run") && !is(a, "agent")) ||
 	    (a->pidfile != NULL && !is(a, "run")) ||
-	    (a->host != NULL && !is(a, "agent")) ||
+	    (a->host != NULL && !is(a, "agent") && !is(a, "configtest")) ||
 	    (a->domain != NULL && is(a, "agent")) ||
 	    (a->json && !is(a, "status") && !is_check) ||
 	    (a->checkonly && !is_check) ||
@@ -363,12 +364,13 @@ load_conf(const struct args *a, struct dk_conf **confp)
 	int rc;
 
 	/*
-	 * An agent signs; it never writes DNS, and needs no credentials.
+	 * An agent (and configtest --host, which checks what an agent
+	 * reads) signs; it never writes DNS, and needs no credentials.
 	 * status reads the configuration and the state only: it opens no
 	 * provider or signer, so no secret file is looked at.
 	 */
 	if ((rc = dk_conf_load(a->confpath, &conf, &err)) != DK_OK ||
-	    (!is(a, "status") && (rc = is(a, "agent") ?
+	    (!is(a, "status") && (rc = a->host != NULL ?
 	    dk_conf_check_signers(conf, &err) :
 	    dk_conf_check_integrations(conf, &err)) != DK_OK)) {
 		dk_conf_free(conf);
@@ -389,7 +391,7 @@ static int
 run_command(struct dk_conf *conf, struct args *a)
 {
 	if (is(a, "configtest"))
-		return cmd_configtest(conf);
+		return cmd_configtest(conf, a->host);
 	if (is(a, "rotate"))
 		return cmd_rotate(conf, a->domain, a->dry_run);
 	if (is(a, "revoke"))

@@ -200,6 +200,24 @@ out:
 }
 
 int
+dk_key_id_of_public(const unsigned char *p, size_t len,
+    char id[DK_KEY_ID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen, i;
+
+	if (EVP_Digest(p, len, md, &mdlen, EVP_sha256(), NULL) != 1)
+		return DK_ENOMEM;
+	for (i = 0; i < DK_KEY_ID_LEN / 2; i++) {
+		id[2 * i] = hex[md[i] >> 4];
+		id[2 * i + 1] = hex[md[i] & 0xf];
+	}
+	id[DK_KEY_ID_LEN] = '\0';
+	return DK_OK;
+}
+
+int
 dk_key_generate(const struct dk_keyspec *spec, struct dk_key **out,
     struct dk_error *err)
 {

@@ -208,12 +208,13 @@ static const struct dk_dns_provider_ops fake_dns_ops = {
 };
 
 static int
-fake_activate(void *ctx, const char *domain, const char *const *managed,
-    size_t nsel, const struct dk_signer_key *keys, size_t nkeys,
-    struct dk_error *err)
+fake_activate(void *ctx, const char *domain, enum dk_match match,
+    const char *const *managed, size_t nsel,
+    const struct dk_signer_key *keys, size_t nkeys, struct dk_error *err)
 {
 	(void)ctx;
 	(void)domain;
+	(void)match;
 	(void)managed;
 	(void)nsel;
 	(void)err;
