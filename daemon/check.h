@@ -96,6 +96,10 @@ struct sender {
 	char		 policy[16];
 	int		 aligned;	/* -1 unknown */
 	int		 none;		/* answered: no DMARC record */
+	const char	*signing;	/* the d= its mail gets: the most
+					   specific [domain] whose match
+					   covers it, else this domain */
+	int		 matched;	/* a section's match covers it */
 	char		 note[512];
 };
 
@@ -110,7 +114,8 @@ struct live {
 	size_t		 q0;
 	const struct servers *srv;
 	char		 key_id[32];	/* of the key in keyfile, once read */
-	char		 why[256];	/* why keyfile could not be read */
+	const char	*why;		/* why keyfile could not be read
+					   (a string of the run), or NULL */
 };
 
 struct dom {

@@ -212,6 +212,10 @@ check_json_domain(struct run *r, struct dom *d, struct str *o)
 		check_sjson(o, s->adkim == 's' ? "s" : s->adkim == 'r' ? "r" : NULL);
 		check_sappend(o, ",\"policy\":");
 		check_sjson(o, s->policy[0] ? s->policy : NULL);
+		check_sappend(o, ",\"signing_domain\":");
+		check_sjson(o, s->signing);
+		check_sappend(o, ",\"matched\":%s", s->matched ? "true" :
+		    "false");
 		check_sappend(o, ",\"aligned\":%s,\"note\":", s->aligned < 0 ?
 		    "null" : s->aligned ? "true" : "false");
 		check_sjson(o, s->note);
@@ -331,6 +335,24 @@ text_details(struct dom *d, int k, struct str *det, size_t *nprob,
 		}
 }
 
+/* What was found but changes no state (severity OK), as notes. */
+static void
+text_notes(struct dom *d, struct str *det)
+{
+	size_t j, m;
+
+	for (j = 0; j < d->nitems; j++) {
+		struct plist *l = &d->items[j].probs;
+
+		for (m = 0; m < l->n; m++)
+			if (l->p[m].sev == ST_OK)
+				check_sappend(det, "note: %s\n", l->p[m].msg);
+	}
+	for (j = 0; j < d->probs.n; j++)
+		if (d->probs.p[j].sev == ST_OK)
+			check_sappend(det, "note: %s\n", d->probs.p[j].msg);
+}
+
 /*
  * The plugin output, written as it is made: the line needs the first
  * problem and the count first (a pass that only counts), then the
@@ -382,6 +404,7 @@ check_print_text(struct run *r, int worst)
 
 		for (k = ST_CRITICAL; k >= ST_UNKNOWN; k--)
 			text_details(d, k, &out, &nprob, &first, worst);
+		text_notes(d, &out);
 		for (j = 0; j < d->nsenders; j++)
 			if (d->senders[j].none)
 				check_sappend(&out, "note: %s: sender %s: %s\n",

@@ -92,6 +92,8 @@ struct dk_conf_domain {
 	char			**senders;	/* From domains signed for */
 	size_t			 nsenders;
 	enum dk_match		 match;		/* match = (domain) */
+	int64_t			 testing;	/* t=y until this long after
+						   the first activation (0) */
 	char			**hosts;	/* hosts =: the MTA hosts whose
 						   agents sign the domain's
 						   mail (lib/fleet.h); NULL:

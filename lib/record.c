@@ -215,11 +215,14 @@ apply_tag(struct dk_record *r, const struct span *name,
 	return DK_OK;
 }
 
-/* p=, once all tags are read: present, base64, and a key of type k=
- * (empty: revoked). */
+/*
+ * p=, once all tags are read: present, base64, and a key of type k=
+ * (empty: revoked); its size in r->bits, taken from known (or NULL) when
+ * that is the same key, already checked.
+ */
 static int
 decode_p(struct dk_record *r, const struct span *pval, int have_p,
-    struct dk_error *err)
+    const struct dk_record *known, struct dk_error *err)
 {
 	int rc;
 
@@ -233,7 +236,11 @@ decode_p(struct dk_record *r, const struct span *pval, int have_p,
 	if (r->plen == 0) {	/* only whitespace: still revoked */
 		free(r->p);
 		r->p = NULL;
-	} else if ((rc = dk_key_public_check(r->k, r->p, r->plen, NULL,
+	} else if (known != NULL && known->bits != 0 &&
+	    known->k == r->k && known->plen == r->plen &&
+	    memcmp(known->p, r->p, r->plen) == 0) {
+		r->bits = known->bits;
+	} else if ((rc = dk_key_public_check(r->k, r->p, r->plen, &r->bits,
 	    err)) != 0) {
 		dk_err_prefix(err, "key record: p= (k=%s)",
 		    r->k == DK_ALG_ED25519 ? "ed25519" : "rsa");
@@ -244,6 +251,14 @@ decode_p(struct dk_record *r, const struct span *pval, int have_p,
 
 int
 dk_record_parse(const char *text, size_t len, struct dk_record **out,
+    struct dk_error *err)
+{
+	return dk_record_parse_known(text, len, NULL, out, err);
+}
+
+int
+dk_record_parse_known(const char *text, size_t len,
+    const struct dk_record *known, struct dk_record **out,
     struct dk_error *err)
 {
 	struct dk_record *r = NULL;
@@ -284,7 +299,7 @@ dk_record_parse(const char *text, size_t len, struct dk_record **out,
 	}
 
 	if ((rc = check_duplicates(names, ntags, err)) != 0 ||
-	    (rc = decode_p(r, &pval, have_p, err)) != DK_OK)
+	    (rc = decode_p(r, &pval, have_p, known, err)) != DK_OK)
 		goto out;
 	*out = r;
 	r = NULL;
@@ -350,18 +365,29 @@ out:
 }
 
 int
-dk_record_format_public(enum dk_alg alg, const char *b64, char **out,
-    struct dk_error *err)
+dk_record_format_public(enum dk_alg alg, const char *b64, const char *flags,
+    char **out, struct dk_error *err)
 {
 	const char *c;
 	char *buf;
+	int n;
 
 	for (c = b64; *c != '\0'; c++)
 		if (!isalnum((unsigned char)*c) && *c != '+' && *c != '/' &&
 		    *c != '=' && !is_wsp((unsigned char)*c))
 			return dk_err(err, DK_EINVAL, "p=: invalid base64 "
 			    "character '%c'", *c);
-	if (asprintf(&buf, "v=DKIM1; k=%s; p=%s", alg_name(alg), b64) == -1)
+	for (c = flags != NULL ? flags : ""; *c != '\0'; c++)
+		if (!is_valchar((unsigned char)*c) &&
+		    !is_wsp((unsigned char)*c))
+			return dk_err(err, DK_EINVAL, "t=%s: invalid flags",
+			    flags);
+	if (flags != NULL && *flags != '\0')
+		n = asprintf(&buf, "v=DKIM1; k=%s; t=%s; p=%s", alg_name(alg),
+		    flags, b64);
+	else
+		n = asprintf(&buf, "v=DKIM1; k=%s; p=%s", alg_name(alg), b64);
+	if (n == -1)
 		return dk_err(err, DK_ENOMEM, "out of memory");
 	*out = buf;
 	return DK_OK;

@@ -939,6 +939,7 @@ test_conf_match_most_specific_section_signs(void **state)
 	put_main(fx,
 	    "[domain example.com]\nprovider = primary\nsigner = opendkim\n"
 	    "selectors = a b\nmatch = domain-and-subdomains\n"
+	    "testing = 2w\n"
 	    "[domain sub.example.com]\nprovider = primary\n"
 	    "signer = opendkim\nselectors = a b\nmatch = domain\n"
 	    "[domain deep.example.com]\nprovider = primary\n"
@@ -950,6 +951,9 @@ test_conf_match_most_specific_section_signs(void **state)
 	c = expect_ok(fx);
 	assert_int_equal(dk_conf_domain_find(c, "only.org")->match,
 	    DK_MATCH_DOMAIN);
+	assert_int_equal(dk_conf_domain_find(c, "only.org")->testing, 0);
+	assert_int_equal(dk_conf_domain_find(c, "example.com")->testing,
+	    14 * 86400);
 	assert_int_equal(dk_conf_domain_find(c, "example.com")->match,
 	    DK_MATCH_BOTH);
 	assert_string_equal(dk_match_name(DK_MATCH_SUBDOMAINS), "subdomains");
