@@ -215,9 +215,11 @@ apply_tag(struct dk_record *r, const struct span *name,
 	return DK_OK;
 }
 
-/* p=, once all tags are read: present, base64, and a key of type k=
- * (empty: revoked).  A key the same as known's is not checked again: its
- * size is known's. */
+/*
+ * p=, once all tags are read: present, base64, and a key of type k=
+ * (empty: revoked); its size in r->bits, taken from known (or NULL) when
+ * that is the same key, already checked.
+ */
 static int
 decode_p(struct dk_record *r, const struct span *pval, int have_p,
     const struct dk_record *known, struct dk_error *err)
@@ -234,8 +236,9 @@ decode_p(struct dk_record *r, const struct span *pval, int have_p,
 	if (r->plen == 0) {	/* only whitespace: still revoked */
 		free(r->p);
 		r->p = NULL;
-	} else if (known != NULL && known->bits != 0 && known->k == r->k &&
-	    known->plen == r->plen && memcmp(known->p, r->p, r->plen) == 0) {
+	} else if (known != NULL && known->bits != 0 &&
+	    known->k == r->k && known->plen == r->plen &&
+	    memcmp(known->p, r->p, r->plen) == 0) {
 		r->bits = known->bits;
 	} else if ((rc = dk_key_public_check(r->k, r->p, r->plen, &r->bits,
 	    err)) != 0) {
