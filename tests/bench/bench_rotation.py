@@ -351,7 +351,9 @@ def run(table, quick=False, ndom=None, keygen_n=None, idle_s=None,
                 ("txt", "txt", "rsa-2048", tdoms),
                 ("cname", "cname", "rsa-2048", cdoms),
                 ("ed25519", "txt", "ed25519", edoms)):
-            pre = {"txt": "tpre.", "cname": "cpre.", "ed25519": "tpre."}[
+            # A name of its own per run: a record another run's state
+            # wrote is one this run did not write, and is not touched.
+            pre = {"txt": "tpre.", "cname": "cpre.", "ed25519": "epre."}[
                 key] + CUSTOMER
             why = preflight(bind, os.path.join(tmp, key + "-pre"), mode,
                             pre)
