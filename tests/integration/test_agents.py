@@ -422,6 +422,8 @@ def test_per_host_rotation_waits_for_a_host_to_make_its_key(env, pg, s):
     for h in s.hosts.values():
         assert h.serves(s.domain) is None, h.name
     s.hosts["mx2"].agent.start()
+    wait_until(lambda: pg.psql("SELECT count(*) FROM dk_agent WHERE host = "
+                               "'mx2'") == [["1"]], 30, "mx2's heartbeat")
     r = run(s, "rotate", "--domain", s.domain)
     assert r.code == 0 and r.err == "", r.describe()
     for name, h in s.hosts.items():
