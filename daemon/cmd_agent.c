@@ -242,8 +242,8 @@ serve(struct agent *a, const struct dk_fleet_work *w, struct dk_error *err)
 	}
 	if ((rc = sops->open(ssec, &sctx, err)) != DK_OK)
 		goto out;
-	if ((rc = sops->activate(sctx, dom->name, managed, nm, sk, n,
-	    err)) != DK_OK) {
+	if ((rc = sops->activate(sctx, dom->name, dom->match, managed,
+	    nm, sk, n, err)) != DK_OK) {
 		dk_err_prefix(err, "signer %s", ssec->name);
 		goto out;
 	}

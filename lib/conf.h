@@ -43,6 +43,13 @@ enum dk_conf_mode {
 				   selector name is a CNAME to it */
 };
 
+/* Which From domains a domain's key signs for (match =). */
+enum dk_match {
+	DK_MATCH_DOMAIN = 0,	/* the domain itself (default) */
+	DK_MATCH_SUBDOMAINS,	/* every name below it, not itself */
+	DK_MATCH_BOTH,		/* domain-and-subdomains */
+};
+
 /* With hosts =: one key pair for every host, or one per host. */
 enum dk_key_scope {
 	DK_SCOPE_SHARED = 0,	/* sealed in the database for the agents */
@@ -84,6 +91,9 @@ struct dk_conf_domain {
 	size_t			 nwatch;
 	char			**senders;	/* From domains signed for */
 	size_t			 nsenders;
+	enum dk_match		 match;		/* match = (domain) */
+	int64_t			 testing;	/* t=y until this long after
+						   the first activation (0) */
 	char			**hosts;	/* hosts =: the MTA hosts whose
 						   agents sign the domain's
 						   mail (lib/fleet.h); NULL:
@@ -167,6 +177,22 @@ const struct dk_conf_section *dk_conf_provider_find(const struct dk_conf *,
 		    const char *name);
 const struct dk_conf_section *dk_conf_signer_find(const struct dk_conf *,
 		    const char *name);
+
+/* "domain", "subdomains" or "domain-and-subdomains". */
+const char	*dk_match_name(enum dk_match);
+
+/* Does a domain named name with match m sign mail From from? */
+int		 dk_match_covers(const char *name, enum dk_match m,
+		    const char *from);
+
+/*
+ * The domain section whose key signs mail From from (case-insensitive,
+ * one trailing dot ignored), or NULL: of the sections whose match covers
+ * from, the one with the longest name (section names are unique, so no
+ * two are equally specific).  Linear in the number of labels of from.
+ */
+const struct dk_conf_domain *dk_conf_match_find(const struct dk_conf *,
+		    const char *from);
 
 /*
  * Value of key in a provider/signer section, or NULL; marks it used.  The

@@ -16,7 +16,7 @@ static const char *const domain_keys[DK_N] = {
 	"ttl", "retire_after", "propagation_timeout", "safety_margin",
 	"rotate_every", "mode", "cname_target", "cname_provider",
 	"ed25519_selectors", "watch_selectors", "senders", "cname_servers",
-	"keep_removed", "hosts", "key_scope",
+	"keep_removed", "hosts", "key_scope", "match", "testing",
 };
 
 /*
@@ -464,6 +464,20 @@ conf_domain_key(struct file *f, const char *name, const char *value)
 		else
 			return conf_fail(f, "bad key_scope %s (shared or "
 			    "per-host)", value);
+		return DK_OK;
+	case DK_TESTING:
+		/* t=y for this long after the domain's first activation. */
+		return set_duration(f, name, value, 0, 0, &d->testing);
+	case DK_MATCH:
+		if (strcmp(value, "domain") == 0)
+			d->match = DK_MATCH_DOMAIN;
+		else if (strcmp(value, "subdomains") == 0)
+			d->match = DK_MATCH_SUBDOMAINS;
+		else if (strcmp(value, "domain-and-subdomains") == 0)
+			d->match = DK_MATCH_BOTH;
+		else
+			return conf_fail(f, "bad value %s for match (domain, "
+			    "subdomains or domain-and-subdomains)", value);
 		return DK_OK;
 	default:
 		return set_name_list(f, value, 1, 256, NULL, &d->senders,

@@ -60,6 +60,28 @@ dk_policy_from_conf(const struct dk_conf_domain *d, struct dk_policy *out)
 	out->retire_after = d->retire_after;
 	out->safety_margin = d->safety_margin;
 	out->propagation_timeout = d->propagation_timeout;
+	out->testing = d->testing;
+}
+
+int64_t
+dk_plan_testing_end(const struct dk_domain_state *st,
+    const struct dk_policy *pol)
+{
+	int64_t first;
+
+	if (pol->testing <= 0)
+		return 0;
+	if ((first = dk_state_first_active(st)) == 0)
+		return INT64_MAX;
+	return add(first, pol->testing);
+}
+
+/* Does a key generated at now get t=y? */
+static int
+in_testing(const struct dk_domain_state *st, const struct dk_policy *pol,
+    int64_t now)
+{
+	return pol->testing > 0 && now < dk_plan_testing_end(st, pol);
 }
 
 int
@@ -333,6 +355,7 @@ continue_generation(const struct dk_domain_state *st,
 		p->selector = idle;
 		p->generation = gen;
 		p->ed25519 = is_ed_track(pol, tr);
+		p->testing = in_testing(st, pol, now);
 		p->when = now;
 		p->why = "rotation in progress: second key";
 		return 1;
@@ -443,6 +466,7 @@ new_generation(const struct dk_domain_state *st, const struct dk_policy *pol,
 	p->selector = idle[0];
 	p->generation = add(max_generation(st), 1);
 	p->ed25519 = 0;
+	p->testing = in_testing(st, pol, now);
 	p->when = now;
 	p->why = urgent ? "compromised key in use" : "rotation requested";
 }
@@ -536,6 +560,31 @@ dk_plan_next(const struct dk_domain_state *st, const struct dk_policy *pol,
 		goto done;
 	}
 
+	/*
+	 * 3b. Testing period over: the same key's record without t=y.  A
+	 * retired key keeps it (revocation replaces the record anyway).
+	 */
+	t = dk_plan_testing_end(st, pol);
+	for (i = 0; i < st->nkeys; i++) {
+		k = &st->keys[i];
+		ks = dk_key_state_get(k, now);
+		if (!k->testing || k->revoked_at != 0 ||
+		    (ks != DK_KS_CREATED && ks != DK_KS_PUBLISHED &&
+		    ks != DK_KS_VISIBLE && ks != DK_KS_ACTIVE))
+			continue;
+		if (t == INT64_MAX)
+			break;
+		if (now >= t) {
+			p.action = DK_ACT_UNTEST;
+			p.key = (int)i;
+			p.when = t;
+			p.why = "testing period over: t=y removed";
+			goto done;
+		}
+		candidate(&when, t, now);
+		break;
+	}
+
 	/* 4. A new generation, on the selectors the signer is not using. */
 	if ((rotate || urgent) && !rotating) {
 		new_generation(st, pol, urgent, now, &p);
@@ -564,6 +613,7 @@ dk_action_name(enum dk_action a)
 	case DK_ACT_ACTIVATE:	return "activate";
 	case DK_ACT_REVOKE:	return "revoke";
 	case DK_ACT_REMOVE:	return "remove";
+	case DK_ACT_UNTEST:	return "untest";
 	}
 	return "unknown";
 }

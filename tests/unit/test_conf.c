@@ -910,6 +910,79 @@ test_conf_reads_cname_mode_dual_algorithms_and_lists(void **state)
 	dk_conf_free(c);
 }
 
+/* match =: the three values, the default, and the most specific wins. */
+static void
+test_conf_match_most_specific_section_signs(void **state)
+{
+	struct fixture *fx = *state;
+	struct dk_conf *c;
+	const struct dk_conf_domain *d;
+	static const char *const cases[][2] = {
+		{ "example.com", "example.com" },
+		{ "EXAMPLE.COM.", "example.com" },
+		{ "x.example.com", "example.com" },
+		{ "sub.example.com", "sub.example.com" },
+		{ "a.sub.example.com", "example.com" },
+		{ "deep.example.com", "example.com" },
+		{ "a.deep.example.com", "deep.example.com" },
+		{ "b.a.deep.example.com.", "deep.example.com" },
+		{ "only.org", "only.org" },
+		{ "x.only.org", NULL },
+		{ "only-sub.net", NULL },
+		{ "a.only-sub.net", "only-sub.net" },
+		{ "other.org", NULL },
+		{ "com", NULL },
+		{ "xexample.com", NULL },
+	};
+	size_t i;
+
+	put_main(fx,
+	    "[domain example.com]\nprovider = primary\nsigner = opendkim\n"
+	    "selectors = a b\nmatch = domain-and-subdomains\n"
+	    "testing = 2w\n"
+	    "[domain sub.example.com]\nprovider = primary\n"
+	    "signer = opendkim\nselectors = a b\nmatch = domain\n"
+	    "[domain deep.example.com]\nprovider = primary\n"
+	    "signer = opendkim\nselectors = a b\nmatch = subdomains\n"
+	    "[domain only.org]\nprovider = primary\nsigner = opendkim\n"
+	    "selectors = a b\n"
+	    "[domain only-sub.net]\nprovider = primary\nsigner = opendkim\n"
+	    "selectors = a b\nmatch = subdomains\n");
+	c = expect_ok(fx);
+	assert_int_equal(dk_conf_domain_find(c, "only.org")->match,
+	    DK_MATCH_DOMAIN);
+	assert_int_equal(dk_conf_domain_find(c, "only.org")->testing, 0);
+	assert_int_equal(dk_conf_domain_find(c, "example.com")->testing,
+	    14 * 86400);
+	assert_int_equal(dk_conf_domain_find(c, "example.com")->match,
+	    DK_MATCH_BOTH);
+	assert_string_equal(dk_match_name(DK_MATCH_SUBDOMAINS), "subdomains");
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		d = dk_conf_match_find(c, cases[i][0]);
+		if (cases[i][1] == NULL) {
+			if (d != NULL)
+				fail_msg("%s: signed by %s, want none",
+				    cases[i][0], d->name);
+			continue;
+		}
+		if (d == NULL || strcmp(d->name, cases[i][1]) != 0)
+			fail_msg("%s: signed by %s, want %s", cases[i][0],
+			    d != NULL ? d->name : "none", cases[i][1]);
+	}
+	dk_conf_free(c);
+}
+
+static void
+test_conf_match_bad_value(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx,
+	    "[domain example.com]\nprovider = primary\nsigner = opendkim\n"
+	    "selectors = a b\nmatch = subdomain\n");
+	expect_error(fx, "dkimkeyd.conf", "11: bad value subdomain for match");
+}
+
 static void
 test_conf_defaults_to_txt_mode_without_rotation(void **state)
 {
@@ -1487,6 +1560,8 @@ main(void)
 		T(test_conf_rejects_unknown_algorithm),
 		T(test_conf_rejects_undefined_provider_at_its_line),
 		T(test_conf_reads_cname_mode_dual_algorithms_and_lists),
+		T(test_conf_match_most_specific_section_signs),
+		T(test_conf_match_bad_value),
 		T(test_conf_refuses_dual_algorithms_on_opendkim),
 		T(test_conf_defaults_to_txt_mode_without_rotation),
 		T(test_conf_rejects_cname_mode_without_target),
