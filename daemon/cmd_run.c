@@ -53,6 +53,7 @@ run_once(const struct dk_conf *conf, const char *domain)
 	struct stats stats = { 0, 0 };
 	struct once o = { 0 };
 	struct mstate ms;
+	struct dk_store *store;
 	size_t i;
 	int rc, parked;
 
@@ -67,6 +68,10 @@ run_once(const struct dk_conf *conf, const char *domain)
 		complain("out of memory");
 		return 71;
 	}
+	/* Every domain is looked at: their states read in one go. */
+	memset(&err, 0, sizeof(err));
+	if (domain == NULL && (store = dk_daemon_store(conf, &err)) != NULL)
+		(void)dk_store_prefetch(store, &err);
 	for (i = 0; i < conf->ndomains; i++) {
 		take_signals();
 		if (dk_stop_requested)

@@ -422,11 +422,8 @@ def test_per_host_rotation_waits_for_a_host_to_make_its_key(env, pg, s):
     for h in s.hosts.values():
         assert h.serves(s.domain) is None, h.name
     s.hosts["mx2"].agent.start()
-    # The agent answers the request when it starts; until it has, a
-    # rotate still says 75 (agent_timeout is long past).
-    wait_until(lambda: pg.psql("SELECT count(*) FROM dk_keyreq WHERE host = "
-                               "'mx2' AND key_id IS NOT NULL") == [["1"]],
-               60, "mx2's key:\n" + s.hosts["mx2"].agent.describe())
+    wait_until(lambda: pg.psql("SELECT count(*) FROM dk_agent WHERE host = "
+                               "'mx2'") == [["1"]], 30, "mx2's heartbeat")
     r = run(s, "rotate", "--domain", s.domain)
     assert r.code == 0 and r.err == "", r.describe()
     for name, h in s.hosts.items():
