@@ -328,6 +328,15 @@ check_collect_items(struct run *r, struct dom *d)
 		}
 		dk_txt_free(&txt);
 	}
+	/*
+	 * The expected records are made: nothing of the run reads a public
+	 * key from the state again, and check never writes the state.  Over
+	 * many domains the base64 keys would be a good part of its memory.
+	 */
+	for (i = 0; i < st->nkeys; i++) {
+		free(st->keys[i].pubkey);
+		st->keys[i].pubkey = NULL;
+	}
 	for (i = 0; i < d->cd->nwatch; i++) {
 		if (item_add(d, &it) != DK_OK)
 			return;

@@ -28,19 +28,6 @@
 #include "daemon.h"
 #include "run.h"
 
-/* Keep the worst outcome: anything but "temporary" beats temporary. */
-static int
-worse(int a, int b)
-{
-	if (a == 0)
-		return b;
-	if (b == 0)
-		return a;
-	if (a == 75)
-		return b;
-	return a;
-}
-
 struct once {
 	int	status;
 };
@@ -54,7 +41,7 @@ once_done(struct slot *s, int rc, const struct dk_error *err, void *arg)
 		return;
 	s->errors++;
 	complain("%s", err->msg);
-	o->status = worse(o->status, dk_exit_code(rc));
+	o->status = dk_exit_worst(o->status, dk_exit_code(rc));
 }
 
 static int

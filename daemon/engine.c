@@ -196,15 +196,15 @@ is_ed_selector(const struct dk_conf_domain *dom, const char *selector)
 	return 0;
 }
 
-/* Most keys one generation holds: one per track. */
-#define GEN_MAX	4
+/* Most keys one generation holds: one per track (per-host: per host). */
+#define GEN_MAX	(4 + DK_MAX_HOSTS)
 
 static int
 do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
     int *pending, struct dk_error *err)
 {
 	const struct dk_key_state *ks;
-	const char *managed[2 * DK_MAX_SELECTORS + 16];
+	const char *managed[4 * DK_MAX_SELECTORS + 2 * DK_MAX_HOSTS + 16];
 	struct dk_signer_key sk[GEN_MAX];
 	char owner[512], why[1024];
 	int gen_keys[GEN_MAX], old[GEN_MAX];
@@ -237,7 +237,7 @@ do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 			return dk_err(err, DK_ETEMP, "%s: key %s is %s, not "
 			    "visible; not activating", owner, ks->key_id,
 			    dk_kstate_name(dk_key_state_get(ks, now)));
-		if ((rc = dk_engine_check_key(ks, err)) != DK_OK)
+		if ((rc = dk_engine_check_key_of(c, ks, err)) != DK_OK)
 			return rc;
 		/*
 		 * Invariant 1: the signer never uses a key whose record is
@@ -267,6 +267,8 @@ do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 		managed[nm++] = c->pol.selectors[i];
 	for (i = 0; i < c->pol.ned; i++)
 		managed[nm++] = c->pol.ed_selectors[i];
+	for (i = 0; i < 2 * c->pol.nx; i++)
+		managed[nm++] = c->pol.xsel[i];
 	for (i = 0; i < c->st->nkeys && nm < sizeof(managed) /
 	    sizeof(managed[0]); i++) {
 		for (j = 0; j < nm; j++)
@@ -472,6 +474,9 @@ dk_domain_step(struct dk_domain_ctx *c, const struct dk_plan *p,
 		return rc;
 	switch (p->action) {
 	case DK_ACT_GENERATE:
+		if (c->dom->key_scope == DK_SCOPE_PER_HOST)
+			return dk_engine_generate_on_host(c, p, now, pending,
+			    err);
 		return dk_engine_generate(c, p, now, err);
 	case DK_ACT_PUBLISH:
 		return dk_engine_publish(c, p->key, pending, err);

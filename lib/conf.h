@@ -58,6 +58,7 @@ enum dk_key_scope {
 };
 
 #define DK_MAX_HOSTS	64
+#define DK_SELECTOR_TEMPLATE_MAX 128
 
 #define DK_KEEP_REMOVED_DEFAULT	20
 #define DK_KEEP_REMOVED_MAX	1000
@@ -99,6 +100,11 @@ struct dk_conf_domain {
 						   this host's signer */
 	size_t			 nhosts;
 	enum dk_key_scope	 key_scope;	/* shared (default) */
+	int			 selector_template; /* selectors has {host} */
+	char			**host_selectors; /* per-host: 2 * nhosts,
+						   host i's pair at 2i, 2i+1
+						   (selectors[] = host 0's);
+						   else NULL */
 	char			*file;
 	int			 line;
 };
@@ -211,6 +217,10 @@ int		 dk_conf_section_check(const struct dk_conf_section *,
  */
 int		 dk_conf_cname_target(const struct dk_conf_domain *,
 		    const char *selector, char **out);
+
+/* key_scope = per-host: the host whose pair selector is in, or NULL. */
+const char	*dk_conf_host_of_selector(const struct dk_conf_domain *,
+		    const char *selector);
 
 /*
  * Split a whitespace-separated value into words, honouring double quotes

@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include "conf.h"
 #include "plan.h"
 
 /* Times are bounded by the state parser; saturate all the same. */
@@ -51,6 +52,10 @@ dk_policy_from_conf(const struct dk_conf_domain *d, struct dk_policy *out)
 		if (d->ed25519_selectors[i] != NULL)
 			out->ed_selectors[out->ned++] =
 			    d->ed25519_selectors[i];
+	if (d->host_selectors != NULL && d->nhosts > 1) {
+		out->xsel = (const char *const *)d->host_selectors + 2;
+		out->nx = d->nhosts - 1;
+	}
 	out->ttl = d->ttl;
 	out->retire_after = d->retire_after;
 	out->safety_margin = d->safety_margin;
@@ -194,20 +199,37 @@ candidate(int64_t *when, int64_t t, int64_t now)
 		*when = t;
 }
 
-/* Tracks: 0 the domain's selectors, 1 the Ed25519 pair. */
-#define NTRACKS	2
+/*
+ * Tracks: 0 the domain's selectors (per-host: the first host's), 1..nx
+ * the other hosts' pairs, then the Ed25519 pair when there is one.
+ */
+#define NTRACKS	(2 + DK_MAX_HOSTS)
 
 static size_t
 ntracks(const struct dk_policy *pol)
 {
-	return pol->ned > 0 ? 2 : 1;
+	return 1 + pol->nx + (pol->ned > 0 ? 1 : 0);
+}
+
+static int
+is_ed_track(const struct dk_policy *pol, size_t t)
+{
+	return pol->ned > 0 && t == 1 + pol->nx;
 }
 
 static const char *const *
 track_selectors(const struct dk_policy *pol, size_t t, size_t *n)
 {
-	*n = t == 0 ? pol->nselectors : pol->ned;
-	return t == 0 ? pol->selectors : pol->ed_selectors;
+	if (t == 0) {
+		*n = pol->nselectors;
+		return pol->selectors;
+	}
+	if (t <= pol->nx) {
+		*n = 2;
+		return pol->xsel + 2 * (t - 1);
+	}
+	*n = pol->ned;
+	return pol->ed_selectors;
 }
 
 /*
@@ -219,9 +241,12 @@ track_of(const struct dk_policy *pol, const struct dk_key_state *k)
 {
 	size_t i;
 
+	for (i = 0; i < 2 * pol->nx; i++)
+		if (strcmp(pol->xsel[i], k->selector) == 0)
+			return 1 + i / 2;
 	for (i = 0; i < pol->ned; i++)
 		if (strcmp(pol->ed_selectors[i], k->selector) == 0)
-			return 1;
+			return 1 + pol->nx;
 	return 0;
 }
 
@@ -303,7 +328,7 @@ continue_generation(const struct dk_domain_state *st,
 {
 	const struct dk_key_state *k;
 	const char *idle;
-	int have[NTRACKS] = { 0, 0 }, first = -1;
+	int have[NTRACKS] = { 0 }, first = -1;
 	int64_t t, due = 0;
 	enum dk_kstate ks;
 	size_t i, tr;
@@ -329,7 +354,7 @@ continue_generation(const struct dk_domain_state *st,
 		p->action = DK_ACT_GENERATE;
 		p->selector = idle;
 		p->generation = gen;
-		p->ed25519 = tr == 1;
+		p->ed25519 = is_ed_track(pol, tr);
 		p->testing = in_testing(st, pol, now);
 		p->when = now;
 		p->why = "rotation in progress: second key";
@@ -397,7 +422,7 @@ static void
 new_generation(const struct dk_domain_state *st, const struct dk_policy *pol,
     int urgent, int64_t now, struct dk_plan *p)
 {
-	const char *idle[NTRACKS] = { NULL, NULL }, *blocked_on = NULL;
+	const char *idle[NTRACKS] = { NULL }, *blocked_on = NULL;
 	int64_t blocked_until = 0, t;
 	enum dk_kstate ks;
 	size_t tr;

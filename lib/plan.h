@@ -14,7 +14,7 @@
 /*
  * A domain has one or two tracks: selectors, with keys of the domain's
  * algorithm, and optionally ed_selectors, a second pair with Ed25519 keys
- * (RFC 8463).  Each rotation is one generation: one new key per track,
+ * (RFC 8463); with key_scope = per-host, one track per host instead.  Each rotation is one generation: one new key per track,
  * activated together once every one of them is visible and drained, the
  * previous generation's keys retired together.
  */
@@ -23,6 +23,13 @@ struct dk_policy {
 	size_t		 nselectors;
 	const char	*ed_selectors[DK_MAX_SELECTORS];
 	size_t		 ned;		/* 0: one track only */
+	/*
+	 * key_scope = per-host: every host its own track, selectors
+	 * holding the first host's pair and xsel the pairs of the others
+	 * (2 * nx names, borrowed); a generation is one key per host.
+	 */
+	const char *const *xsel;
+	size_t		 nx;
 	int64_t		 ttl;
 	int64_t		 retire_after;
 	int64_t		 safety_margin;

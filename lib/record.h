@@ -24,6 +24,8 @@ struct dk_record {
 	char		*s;	/* s= service types, or NULL ("*") */
 	char		*t;	/* t= flags, or NULL */
 	int		 has_v;	/* v=DKIM1 present */
+	unsigned	 bits;	/* key size when p= is a key (RSA modulus
+				   bits, 256 for Ed25519), else 0 */
 };
 
 /*
@@ -34,6 +36,14 @@ struct dk_record {
  */
 int		 dk_record_parse(const char *text, size_t len,
 		    struct dk_record **out, struct dk_error *err);
+/*
+ * dk_record_parse, except that a p= decoding to exactly known's key (of
+ * the same k=) is taken as known checked it: the key is not decoded
+ * again (the costly part of parsing an RSA record).  known may be NULL.
+ */
+int		 dk_record_parse_known(const char *text, size_t len,
+		    const struct dk_record *known, struct dk_record **out,
+		    struct dk_error *err);
 
 /* Build the record for a key: "v=DKIM1; k=rsa; p=..." (*out malloc'd). */
 int		 dk_record_format_key(const struct dk_key *, const char *flags,

@@ -21,6 +21,10 @@ struct dk_strbuf {
 void	dk_strbuf_add(struct dk_strbuf *b, const char *s, size_t n);
 void	dk_strbuf_str(struct dk_strbuf *b, const char *s);
 
+/* Append printf(3) output. */
+void	dk_strbuf_printf(struct dk_strbuf *b, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+
 /* The string (malloc'd, "" when nothing was added), b emptied; NULL: oom. */
 char	*dk_strbuf_take(struct dk_strbuf *b);
 

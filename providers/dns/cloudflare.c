@@ -27,8 +27,6 @@
 #include "cloudflare.h"
 
 #define DEFAULT_API		"https://api.cloudflare.com/client/v4"
-#define DEFAULT_TIMEOUT_MS	30000
-#define DEFAULT_RATE		4.0	/* the API allows 1,200 per 5 min */
 #define DEFAULT_BATCH		200	/* the Free plan's batch limit */
 #define MAX_BATCH		3500	/* the largest plan's */
 
@@ -44,13 +42,8 @@ cf_close(void *arg)
 
 	if (c == NULL)
 		return;
-	dk_http_free(c->b.http);
-	if (c->authhdr != NULL)
-		dk_secret_cleanse(c->authhdr, strlen(c->authhdr));
-	free(c->authhdr);
-	dk_prov_probe_clear(&c->b.probe);
+	dk_prov_base_clear(&c->b);
 	free(c->base);
-	free(c->ca_file);
 	free(c);
 }
 
@@ -61,7 +54,7 @@ open_url(struct cf *c, struct dk_error *err)
 	const char *v;
 	size_t n;
 
-	if ((v = dk_conf_section_get(c->sec, "api_url", &kv)) == NULL)
+	if ((v = dk_conf_section_get(c->b.sec, "api_url", &kv)) == NULL)
 		v = DEFAULT_API;
 	/* https only: the token must not cross the network in clear. */
 	if (strncmp(v, "https://", 8) != 0 || v[8] == '\0' || v[8] == '/' ||
@@ -87,7 +80,7 @@ open_batch_size(struct cf *c, struct dk_error *err)
 	long n;
 
 	c->batch_size = DEFAULT_BATCH;
-	if ((v = dk_conf_section_get(c->sec, "batch_size", &kv)) == NULL)
+	if ((v = dk_conf_section_get(c->b.sec, "batch_size", &kv)) == NULL)
 		return DK_OK;
 	n = strtol(v, &end, 10);
 	if (*v == '\0' || *end != '\0' || n < 2 || n > MAX_BATCH)
@@ -108,16 +101,13 @@ cf_open(const struct dk_conf_section *sec, void **ctx, struct dk_error *err)
 		return rc;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return dk_err(err, DK_ENOMEM, "out of memory");
-	c->sec = sec;
-	if ((rc = dk_prov_probe_open(sec, DEFAULT_TIMEOUT_MS, &c->b.probe,
-	    err)) != DK_OK ||
-	    (rc = dk_prov_rate(sec, DEFAULT_RATE, &c->rate, err)) != DK_OK ||
+	if ((rc = dk_prov_http_open(&c->b, sec, &cf_http_kind, err)) !=
+	    DK_OK ||
 	    (rc = open_url(c, err)) != DK_OK ||
 	    (rc = open_batch_size(c, err)) != DK_OK ||
-	    (rc = dk_prov_ca_file(sec, &c->ca_file, err)) != DK_OK ||
 	    (rc = dk_prov_secret_header(sec, "token_file", "a file holding an "
 	    "API token with the zone's DNS edit permission, mode 0600",
-	    "Authorization: Bearer ", &c->authhdr, err)) != DK_OK) {
+	    "Authorization: Bearer ", &c->b.auth, err)) != DK_OK) {
 		cf_close(c);
 		return rc;
 	}
@@ -237,9 +227,10 @@ send_batch(struct cf *c, const char *zid, const struct recs *l,
  * one batch.
  */
 static void
-replace_zone(struct cf *c, const char *zid, const struct dk_dns_change *ch,
+replace_zone(void *arg, const char *zid, const struct dk_dns_change *ch,
     const size_t *idx, size_t n, int *status, struct dk_error *errs)
 {
+	struct cf *c = arg;
 	struct recs l = { NULL, 0 };
 	struct dk_error e;
 	struct at a;
@@ -292,53 +283,28 @@ replace_zone(struct cf *c, const char *zid, const struct dk_dns_change *ch,
 	cf_recs_clear(&l);
 }
 
+/* The id of owner's zone, as replace_by_zone wants it (malloc'd). */
+static int
+zone_id_of(void *arg, const char *owner, char **zid, struct dk_error *err)
+{
+	char zone[CF_NAME_MAX];
+	const char *id;
+	int rc;
+
+	if ((rc = cf_find_zone(arg, owner, zone, sizeof(zone), &id, err)) !=
+	    DK_OK)
+		return rc;
+	if ((*zid = dk_strdup(id)) == NULL)
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	return DK_OK;
+}
+
 static int
 cf_replace_many(void *arg, const struct dk_dns_change *changes, size_t n,
     int *status, struct dk_error *errs)
 {
-	struct cf *c = arg;
-	const char **zids = NULL, *zid;
-	char zone[CF_NAME_MAX], *done = NULL;
-	size_t *idx = NULL, i, j, k;
-	int first = DK_OK;
-
-	if (n == 0)
-		return DK_OK;
-	if ((zids = calloc(n, sizeof(*zids))) == NULL ||
-	    (idx = calloc(n, sizeof(*idx))) == NULL ||
-	    (done = calloc(n, 1)) == NULL) {
-		for (i = 0; i < n; i++)
-			status[i] = dk_err(&errs[i], DK_ENOMEM,
-			    "out of memory");
-		first = DK_ENOMEM;
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		memset(&errs[i], 0, sizeof(errs[i]));
-		if ((status[i] = cf_find_zone(c, changes[i].owner, zone,
-		    sizeof(zone), &zid, &errs[i])) != DK_OK)
-			done[i] = 1;
-		else
-			zids[i] = zid;	/* lives in the zone cache */
-	}
-	for (i = 0; i < n; i++) {
-		if (done[i])
-			continue;
-		for (k = 0, j = i; j < n; j++)
-			if (!done[j] && strcmp(zids[j], zids[i]) == 0) {
-				idx[k++] = j;
-				done[j] = 1;
-			}
-		replace_zone(c, zids[i], changes, idx, k, status, errs);
-	}
-	for (i = 0; i < n; i++)
-		if (status[i] != DK_OK && first == DK_OK)
-			first = status[i];
- out:
-	free(zids);
-	free(idx);
-	free(done);
-	return first;
+	return dk_prov_replace_by_zone(arg, changes, n, status, errs,
+	    zone_id_of, replace_zone);
 }
 
 static int

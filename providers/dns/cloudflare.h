@@ -15,13 +15,13 @@
 
 #define CF_NAME_MAX	256
 
+/* The handle's kind: cloudflare_api.c's error reader and limits. */
+extern const struct dk_prov_http_kind cf_http_kind;
+
 struct cf {
-	struct dk_prov_base b;	/* first: the shared ops read it */
-	const struct dk_conf_section *sec;
+	struct dk_prov_base b;	/* first: the shared ops read it; b.auth is
+				   "Authorization: Bearer T" */
 	char		*base;		/* api_url, no final '/' */
-	char		*ca_file;
-	char		*authhdr;	/* "Authorization: Bearer T": secret */
-	double		 rate;
 	size_t		 batch_size;	/* records (deletes + posts) a batch */
 };
 

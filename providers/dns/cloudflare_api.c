@@ -12,6 +12,8 @@
 #include "../../lib/http.h"
 #include "cloudflare.h"
 
+#define DEFAULT_TIMEOUT_MS	30000
+#define DEFAULT_RATE		4.0	/* the API allows 1,200 per 5 min */
 #define MAX_BODY		(16u << 20)
 #define PER_PAGE		5000	/* asked for; the API may send fewer */
 #define MAX_PAGES		10000
@@ -72,6 +74,14 @@ cf_errtext(const char *body, size_t len, char *buf, size_t buflen)
 	return rc;
 }
 
+const struct dk_prov_http_kind cf_http_kind = {
+	.service = "cloudflare",
+	.timeout_ms = DEFAULT_TIMEOUT_MS,
+	.rate = DEFAULT_RATE,
+	.max_body = MAX_BODY,
+	.errtext = cf_errtext,
+};
+
 /*
  * One API call: the answer must be the v4 envelope with "success": true;
  * *root receives it (its "result" is the caller's to read).
@@ -80,10 +90,8 @@ static int
 cf_call(struct cf *c, const char *method, const char *url, const char *body,
     json_t **root, struct dk_error *err)
 {
-	const char *hdrs[4], *path;
+	const char *path;
 	struct dk_http_response r;
-	struct dk_http_opts o;
-	struct dk_http_request q;
 	json_error_t je;
 	json_t *j, *ok;
 	char text[512];
@@ -95,34 +103,10 @@ cf_call(struct cf *c, const char *method, const char *url, const char *body,
 	    url + strlen(c->base) : url;
 	plen = strcspn(path, "?");
 
-	if (c->b.http == NULL) {
-		memset(&o, 0, sizeof(o));
-		o.service = "cloudflare";
-		o.ca_file = c->ca_file;
-		o.timeout_ms = c->b.probe.timeout_ms;
-		o.max_body = MAX_BODY;
-		o.pace = dk_prov_pace(c->sec, c->rate);
-		o.errtext = cf_errtext;
-		if ((rc = dk_http_new(&o, &c->b.http, err)) != DK_OK)
-			return rc;
-	}
-	hdrs[0] = c->authhdr;
-	hdrs[1] = "Accept: application/json";
-	hdrs[2] = body != NULL ? "Content-Type: application/json" : NULL;
-	hdrs[3] = NULL;
-	memset(&q, 0, sizeof(q));
-	q.method = method;
-	q.url = url;
-	q.headers = hdrs;
-	q.body = body;
-	q.body_len = body != NULL ? strlen(body) : 0;
 	/* A batch may have been applied when a 5xx came back: not resent. */
-	q.idempotent = strcmp(method, "GET") == 0;
-	memset(&r, 0, sizeof(r));
-	if ((rc = dk_http_do(c->b.http, &q, &r, err)) != DK_OK) {
-		dk_http_response_clear(&r);
+	if ((rc = dk_prov_json_request(&c->b, method, url, body,
+	    strcmp(method, "GET") == 0, &r, err)) != DK_OK)
 		return rc;
-	}
 	j = json_loadb(r.body, r.body_len, 0, &je);
 	if (j == NULL)
 		rc = dk_err(err, DK_EPERM, "cloudflare: %s %.*s: the answer is not "
@@ -189,7 +173,7 @@ cf_zone_lookup(struct cf *c, const char *name, const char **id,
 	size_t i;
 	int rc;
 
-	if ((*id = dk_prov_memo_get(c->sec, name)) != NULL)
+	if ((*id = dk_prov_memo_get(c->b.sec, name)) != NULL)
 		return DK_OK;
 	if ((ename = dk_http_escape(name)) == NULL)
 		return dk_err(err, DK_ENOMEM, "out of memory");
@@ -212,9 +196,9 @@ cf_zone_lookup(struct cf *c, const char *name, const char **id,
 		if (dk_prov_name_eq(json_string_value(zn), name))
 			found = json_string_value(zid);
 	}
-	dk_prov_memo_put(c->sec, name, found);
+	dk_prov_memo_put(c->b.sec, name, found);
 	json_decref(root);
-	if ((*id = dk_prov_memo_get(c->sec, name)) == NULL)
+	if ((*id = dk_prov_memo_get(c->b.sec, name)) == NULL)
 		return dk_err(err, DK_ENOMEM, "out of memory");
 	return DK_OK;
 }
@@ -241,8 +225,9 @@ cf_find_zone(struct cf *c, const char *owner, char *zone, size_t zlen,
 		if (p < name || strcmp(p, zone) != 0 || (p > name &&
 		    p[-1] != '.'))
 			return dk_err(err, DK_ECONFIG, "%s:%d: [provider %s]: "
-			    "%s is not in zone %s", c->sec->file,
-			    c->sec->line, c->sec->name, owner, c->b.probe.zone);
+			    "%s is not in zone %s", c->b.sec->file,
+			    c->b.sec->line, c->b.sec->name, owner,
+			    c->b.probe.zone);
 		if ((rc = cf_zone_lookup(c, zone, id, err)) != DK_OK)
 			return rc;
 		if (**id == '\0')
@@ -262,7 +247,7 @@ cf_find_zone(struct cf *c, const char *owner, char *zone, size_t zlen,
 	}
 	return dk_err(err, DK_EPERM, "cloudflare: no zone in the account the "
 	    "API token sees holds %s (set zone = in [provider %s])", owner,
-	    c->sec->name);
+	    c->b.sec->name);
 }
 
 /* A TXT content as the API shows it: quoted strings, or bare text. */

@@ -26,12 +26,9 @@
 #define MAX_BODY		(64u << 20)	/* a whole zone's rrsets */
 
 struct pdns {
-	struct dk_prov_base b;	/* first: the shared ops read it */
-	const struct dk_conf_section *sec;
+	struct dk_prov_base b;	/* first: the shared ops read it; b.auth is
+				   "X-API-Key: TOKEN" */
 	char		*base;		/* .../api/v1/servers/ID */
-	char		*ca_file;
-	char		*keyhdr;	/* "X-API-Key: TOKEN": secret */
-	double		 rate;
 	char		**zones;	/* the server's zones, once asked */
 	size_t		 nzones;
 	int		 zones_read;
@@ -69,16 +66,11 @@ pdns_close(void *arg)
 
 	if (c == NULL)
 		return;
-	dk_http_free(c->b.http);
-	if (c->keyhdr != NULL)
-		dk_secret_cleanse(c->keyhdr, strlen(c->keyhdr));
-	free(c->keyhdr);
-	dk_prov_probe_clear(&c->b.probe);
+	dk_prov_base_clear(&c->b);
 	for (i = 0; i < c->nzones; i++)
 		free(c->zones[i]);
 	free(c->zones);
 	free(c->base);
-	free(c->ca_file);
 	free(c);
 }
 
@@ -99,6 +91,14 @@ pdns_errtext(const char *body, size_t len, char *buf, size_t buflen)
 	return rc;
 }
 
+static const struct dk_prov_http_kind pdns_kind = {
+	.service = "powerdns",
+	.timeout_ms = DEFAULT_TIMEOUT_MS,
+	.rate = DEFAULT_RATE,
+	.max_body = MAX_BODY,
+	.errtext = pdns_errtext,
+};
+
 static int
 pdns_open(const struct dk_conf_section *sec, void **ctx, struct dk_error *err)
 {
@@ -113,11 +113,7 @@ pdns_open(const struct dk_conf_section *sec, void **ctx, struct dk_error *err)
 		return rc;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return dk_err(err, DK_ENOMEM, "out of memory");
-	c->sec = sec;
-	if ((rc = dk_prov_probe_open(sec, DEFAULT_TIMEOUT_MS, &c->b.probe,
-	    err)) != DK_OK)
-		goto fail;
-	if ((rc = dk_prov_rate(sec, DEFAULT_RATE, &c->rate, err)) != DK_OK)
+	if ((rc = dk_prov_http_open(&c->b, sec, &pdns_kind, err)) != DK_OK)
 		goto fail;
 	if ((v = dk_conf_section_get(sec, "server_id", &kv)) != NULL) {
 		if (*v == '\0' || strchr(v, '/') != NULL) {
@@ -152,10 +148,8 @@ pdns_open(const struct dk_conf_section *sec, void **ctx, struct dk_error *err)
 		n -= 7;
 	snprintf(c->base, n + strlen(esid) + 32, "%.*s/api/v1/servers/%s",
 	    (int)n, v, esid);
-	if ((rc = dk_prov_ca_file(sec, &c->ca_file, err)) != DK_OK)
-		goto fail;
 	if ((rc = dk_prov_secret_header(sec, "token_file", "a file holding the "
-	    "API key, mode 0600", "X-API-Key: ", &c->keyhdr, err)) != DK_OK)
+	    "API key, mode 0600", "X-API-Key: ", &c->b.auth, err)) != DK_OK)
 		goto fail;
 	free(esid);
 	*ctx = c;
@@ -166,42 +160,12 @@ pdns_open(const struct dk_conf_section *sec, void **ctx, struct dk_error *err)
 	return rc;
 }
 
+/* GET, and PATCH REPLACE/DELETE: each may be sent again. */
 static int
 request(struct pdns *c, const char *method, const char *url,
     const char *body, struct dk_http_response *resp, struct dk_error *err)
 {
-	const char *hdrs[4];
-	struct dk_http_opts o;
-	struct dk_http_request q;
-	int rc;
-
-	if (c->b.http == NULL) {
-		memset(&o, 0, sizeof(o));
-		o.service = "powerdns";
-		o.ca_file = c->ca_file;
-		o.timeout_ms = c->b.probe.timeout_ms;
-		o.max_body = MAX_BODY;
-		o.pace = dk_prov_pace(c->sec, c->rate);
-		o.errtext = pdns_errtext;
-		if ((rc = dk_http_new(&o, &c->b.http, err)) != DK_OK)
-			return rc;
-	}
-	hdrs[0] = c->keyhdr;
-	hdrs[1] = "Accept: application/json";
-	hdrs[2] = body != NULL ? "Content-Type: application/json" : NULL;
-	hdrs[3] = NULL;
-	memset(&q, 0, sizeof(q));
-	q.method = method;
-	q.url = url;
-	q.headers = hdrs;
-	q.body = body;
-	q.body_len = body != NULL ? strlen(body) : 0;
-	q.idempotent = 1;	/* GET, and PATCH REPLACE/DELETE */
-	memset(resp, 0, sizeof(*resp));
-	rc = dk_http_do(c->b.http, &q, resp, err);
-	if (rc != DK_OK)
-		dk_http_response_clear(resp);
-	return rc;
+	return dk_prov_json_request(&c->b, method, url, body, 1, resp, err);
 }
 
 /* GET url as JSON. */
@@ -293,9 +257,9 @@ read_zones(struct pdns *c, struct dk_error *err)
 
 /* The zone holding owner (*zone malloc'd, with the final dot). */
 static int
-find_zone(struct pdns *c, const char *owner, char **zone,
-    struct dk_error *err)
+find_zone(void *arg, const char *owner, char **zone, struct dk_error *err)
 {
+	struct pdns *c = arg;
 	const char *best = NULL;
 	size_t i, n;
 	int rc;
@@ -303,8 +267,9 @@ find_zone(struct pdns *c, const char *owner, char **zone,
 	if (c->b.probe.zone != NULL) {
 		if (!in_zone(owner, c->b.probe.zone))
 			return dk_err(err, DK_ECONFIG, "%s:%d: [provider %s]: "
-			    "%s is not in zone %s", c->sec->file,
-			    c->sec->line, c->sec->name, owner, c->b.probe.zone);
+			    "%s is not in zone %s", c->b.sec->file,
+			    c->b.sec->line, c->b.sec->name, owner,
+			    c->b.probe.zone);
 		best = c->b.probe.zone;
 	} else {
 		if (!c->zones_read && (rc = read_zones(c, err)) != DK_OK)
@@ -559,10 +524,10 @@ pdns_replace(void *arg, const char *owner, const struct dk_txt *old,
 
 /* The changes idx[0..n) of one zone: one GET, one PATCH. */
 static void
-replace_zone(struct pdns *c, const char *zone,
-    const struct dk_dns_change *ch, const size_t *idx, size_t n,
-    int *status, struct dk_error *errs)
+replace_zone(void *arg, const char *zone, const struct dk_dns_change *ch,
+    const size_t *idx, size_t n, int *status, struct dk_error *errs)
 {
+	struct pdns *c = arg;
 	struct found f;
 	json_t *zobj = NULL, *rrsets, *list = NULL;
 	struct dk_error e;
@@ -623,53 +588,13 @@ replace_zone(struct pdns *c, const char *zone,
 	json_decref(zobj);
 }
 
+/* One GET and one PATCH per zone. */
 static int
 pdns_replace_many(void *arg, const struct dk_dns_change *changes, size_t n,
     int *status, struct dk_error *errs)
 {
-	struct pdns *c = arg;
-	char **zones = NULL, *done = NULL;
-	size_t *idx = NULL, i, j, k;
-	int first = DK_OK;
-
-	if (n == 0)
-		return DK_OK;
-	if ((zones = calloc(n, sizeof(*zones))) == NULL ||
-	    (idx = calloc(n, sizeof(*idx))) == NULL ||
-	    (done = calloc(n, 1)) == NULL) {
-		for (i = 0; i < n; i++)
-			status[i] = dk_err(&errs[i], DK_ENOMEM,
-			    "out of memory");
-		first = DK_ENOMEM;
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		memset(&errs[i], 0, sizeof(errs[i]));
-		if ((status[i] = find_zone(c, changes[i].owner, &zones[i],
-		    &errs[i])) != DK_OK)
-			done[i] = 1;
-	}
-	/* One GET and one PATCH per zone, in the order zones appear. */
-	for (i = 0; i < n; i++) {
-		if (done[i])
-			continue;
-		for (k = 0, j = i; j < n; j++)
-			if (!done[j] && strcasecmp(zones[j], zones[i]) == 0) {
-				idx[k++] = j;
-				done[j] = 1;
-			}
-		replace_zone(c, zones[i], changes, idx, k, status, errs);
-	}
-	for (i = 0; i < n; i++)
-		if (status[i] != DK_OK && first == DK_OK)
-			first = status[i];
- out:
-	for (i = 0; zones != NULL && i < n; i++)
-		free(zones[i]);
-	free(zones);
-	free(idx);
-	free(done);
-	return first;
+	return dk_prov_replace_by_zone(arg, changes, n, status, errs, find_zone,
+	    replace_zone);
 }
 
 static int

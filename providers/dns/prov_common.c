@@ -205,6 +205,23 @@ dk_prov_servers_many(struct dk_prov_probe *p, const char *const *owners,
 }
 
 int
+dk_prov_find_zone(struct dk_prov_probe *p, const char *owner, char **zone,
+    struct dk_error *err)
+{
+	int rc;
+
+	if (p->zone != NULL) {
+		if ((*zone = dk_strdup(p->zone)) == NULL)
+			return dk_err(err, DK_ENOMEM, "out of memory");
+		return DK_OK;
+	}
+	if ((rc = get_resolver(p, err)) != DK_OK)
+		return rc;
+	return dk_dns_find_zone(&p->resolver, owner, p->timeout_ms, zone,
+	    err);
+}
+
+int
 dk_prov_zone_servers(struct dk_prov_probe *p, const char *owner,
     struct dk_addr **out, size_t *n, struct dk_error *err)
 {
@@ -588,4 +605,133 @@ dk_prov_op_timeout_ms(void *ctx)
 	const struct dk_prov_base *b = ctx;
 
 	return b->probe.timeout_ms;
+}
+
+int
+dk_prov_http_open(struct dk_prov_base *b, const struct dk_conf_section *sec,
+    const struct dk_prov_http_kind *kind, struct dk_error *err)
+{
+	int rc;
+
+	b->sec = sec;
+	b->kind = kind;
+	if ((rc = dk_prov_probe_open(sec, kind->timeout_ms, &b->probe, err)) !=
+	    DK_OK ||
+	    (rc = dk_prov_rate(sec, kind->rate, &b->rate, err)) != DK_OK ||
+	    (rc = dk_prov_ca_file(sec, &b->ca_file, err)) != DK_OK) {
+		dk_prov_base_clear(b);
+		return rc;
+	}
+	return DK_OK;
+}
+
+void
+dk_prov_base_clear(struct dk_prov_base *b)
+{
+	dk_http_free(b->http);
+	b->http = NULL;
+	if (b->auth != NULL)
+		dk_secret_cleanse(b->auth, strlen(b->auth));
+	free(b->auth);
+	b->auth = NULL;
+	free(b->ca_file);
+	b->ca_file = NULL;
+	dk_prov_probe_clear(&b->probe);
+}
+
+int
+dk_prov_http(struct dk_prov_base *b, struct dk_error *err)
+{
+	struct dk_http_opts o;
+
+	if (b->http != NULL)
+		return DK_OK;
+	memset(&o, 0, sizeof(o));
+	o.service = b->kind->service;
+	o.ca_file = b->ca_file;
+	o.timeout_ms = b->probe.timeout_ms;
+	o.max_body = b->kind->max_body;
+	o.pace = dk_prov_pace(b->sec, b->rate);
+	o.errtext = b->kind->errtext;
+	o.temporary = b->kind->temporary;
+	return dk_http_new(&o, &b->http, err);
+}
+
+int
+dk_prov_json_request(struct dk_prov_base *b, const char *method,
+    const char *url, const char *body, int idempotent,
+    struct dk_http_response *resp, struct dk_error *err)
+{
+	const char *hdrs[4];
+	struct dk_http_request q;
+	int rc;
+
+	memset(resp, 0, sizeof(*resp));
+	if ((rc = dk_prov_http(b, err)) != DK_OK)
+		return rc;
+	hdrs[0] = b->auth;
+	hdrs[1] = "Accept: application/json";
+	hdrs[2] = body != NULL ? "Content-Type: application/json" : NULL;
+	hdrs[3] = NULL;
+	memset(&q, 0, sizeof(q));
+	q.method = method;
+	q.url = url;
+	q.headers = hdrs;
+	q.body = body;
+	q.body_len = body != NULL ? strlen(body) : 0;
+	q.idempotent = idempotent;
+	if ((rc = dk_http_do(b->http, &q, resp, err)) != DK_OK)
+		dk_http_response_clear(resp);
+	return rc;
+}
+
+int
+dk_prov_replace_by_zone(void *ctx, const struct dk_dns_change *changes,
+    size_t n, int *status, struct dk_error *errs,
+    int (*zone_of)(void *, const char *, char **, struct dk_error *),
+    void (*one_zone)(void *, const char *, const struct dk_dns_change *,
+    const size_t *, size_t, int *, struct dk_error *))
+{
+	char **zones = NULL, *done = NULL;
+	size_t *idx = NULL, i, j, k;
+	int first = DK_OK;
+
+	if (n == 0)
+		return DK_OK;
+	if ((zones = calloc(n, sizeof(*zones))) == NULL ||
+	    (idx = calloc(n, sizeof(*idx))) == NULL ||
+	    (done = calloc(n, 1)) == NULL) {
+		for (i = 0; i < n; i++)
+			status[i] = dk_err(&errs[i], DK_ENOMEM,
+			    "out of memory");
+		first = DK_ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		memset(&errs[i], 0, sizeof(errs[i]));
+		if ((status[i] = zone_of(ctx, changes[i].owner, &zones[i],
+		    &errs[i])) != DK_OK)
+			done[i] = 1;
+	}
+	/* One call per zone, in the order the zones first appear. */
+	for (i = 0; i < n; i++) {
+		if (done[i])
+			continue;
+		for (k = 0, j = i; j < n; j++)
+			if (!done[j] && strcasecmp(zones[j], zones[i]) == 0) {
+				idx[k++] = j;
+				done[j] = 1;
+			}
+		one_zone(ctx, zones[i], changes, idx, k, status, errs);
+	}
+	for (i = 0; i < n; i++)
+		if (status[i] != DK_OK && first == DK_OK)
+			first = status[i];
+ out:
+	for (i = 0; zones != NULL && i < n; i++)
+		free(zones[i]);
+	free(zones);
+	free(idx);
+	free(done);
+	return first;
 }

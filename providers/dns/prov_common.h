@@ -24,15 +24,76 @@ struct dk_prov_probe {
 	int		 timeout_ms;
 };
 
+/* What an HTTP provider's handle is made of (dk_prov_http_open). */
+struct dk_prov_http_kind {
+	const char	*service;	/* "powerdns": named in messages */
+	int		 timeout_ms;	/* default of timeout = */
+	double		 rate;		/* default of max_requests_per_second */
+	size_t		 max_body;	/* largest answer */
+	/* As lib/http.h's dk_http_opts (either may be NULL). */
+	int		(*errtext)(const char *body, size_t len, char *buf,
+			    size_t buflen);
+	int		(*temporary)(long status, const char *body, size_t len);
+};
+
 /*
  * The first member of every API and exec provider context, so that the
  * dk_prov_op_* functions below serve as its ops directly.
  */
 struct dk_http;
+struct dk_http_response;
 struct dk_prov_base {
 	struct dk_prov_probe probe;
 	struct dk_http	*http;		/* made at the first request; exec: NULL */
+	/* HTTP providers only (dk_prov_http_open): */
+	const struct dk_conf_section *sec;
+	const struct dk_prov_http_kind *kind;
+	char		*ca_file;	/* ca_file =, or NULL */
+	double		 rate;		/* max_requests_per_second = */
+	char		*auth;		/* the secret header, or NULL: wiped */
 };
+
+/*
+ * The keys every HTTP provider reads first, in this order: the probe
+ * keys (kind's default timeout), max_requests_per_second (kind's
+ * default rate) and ca_file.  On failure b is cleared.
+ */
+int	dk_prov_http_open(struct dk_prov_base *b,
+	    const struct dk_conf_section *sec,
+	    const struct dk_prov_http_kind *kind, struct dk_error *err);
+
+/* Free what b holds (the HTTP handle, the probe keys; auth wiped). */
+void	dk_prov_base_clear(struct dk_prov_base *b);
+
+/*
+ * b->http, made at the first call: kind's service, body cap and readers,
+ * ca_file, the probe timeout as the whole call's, and the section's pace.
+ */
+int	dk_prov_http(struct dk_prov_base *b, struct dk_error *err);
+
+/*
+ * One JSON API request through dk_prov_http: headers b->auth, Accept
+ * and (with a body) Content-Type application/json.  idempotent: may be
+ * resent after a 5xx.  On failure *resp is cleared.
+ */
+int	dk_prov_json_request(struct dk_prov_base *b, const char *method,
+	    const char *url, const char *body, int idempotent,
+	    struct dk_http_response *resp, struct dk_error *err);
+
+/*
+ * replace_many by zone: zone_of names each change's zone (*zone malloc'd;
+ * a failure is that change's status and error), then one_zone gets the
+ * changes of each zone (idx[0..n), compared without case), in the order
+ * the zones first appear, and sets their status and errs.  Returns the
+ * first failure, as replace_many.
+ */
+int	dk_prov_replace_by_zone(void *ctx, const struct dk_dns_change *changes,
+	    size_t n, int *status, struct dk_error *errs,
+	    int (*zone_of)(void *ctx, const char *owner, char **zone,
+	    struct dk_error *err),
+	    void (*one_zone)(void *ctx, const char *zone,
+	    const struct dk_dns_change *changes, const size_t *idx, size_t n,
+	    int *status, struct dk_error *errs));
 
 /*
  * Ops for a context whose first member is a struct dk_prov_base: servers,
@@ -66,6 +127,13 @@ int	dk_prov_servers_many(struct dk_prov_probe *p,
 	    struct dk_servers_result *out, struct dk_error *err);
 int	dk_prov_zone_servers(struct dk_prov_probe *p, const char *owner,
 	    struct dk_addr **out, size_t *n, struct dk_error *err);
+
+/*
+ * The zone holding owner: zone = when configured, else found through the
+ * resolver (SOA).  *zone malloc'd.
+ */
+int	dk_prov_find_zone(struct dk_prov_probe *p, const char *owner,
+	    char **zone, struct dk_error *err);
 
 /* A bad value: "file:line: key: <message>", DK_ECONFIG. */
 int	dk_prov_kv_err(const struct dk_conf_kv *kv, struct dk_error *err);

@@ -11,12 +11,12 @@
 #include <string.h>
 #include <strings.h>
 
-#include "dns_provider.h"
+#include "prov_common.h"
 
 #define DEFAULT_TIMEOUT_MS	5000
-#define MAX_TIMEOUT_S		300
 
 struct rfc2136 {
+	struct dk_prov_base b;	/* first: the shared ops read b.probe */
 	struct dk_addr	 server;
 	struct dk_tsig	 tsig;		/* read at the first update */
 	int		 signed_updates;
@@ -24,20 +24,11 @@ struct rfc2136 {
 	int		 allow_md5;
 	char		*tsig_path;	/* tsig_key_file = */
 	char		*tsig_where;	/* "file:line: tsig_key_file" */
-	char		*zone;		/* configured, or NULL: find it */
-	struct dk_addr	*probe;		/* configured, or NULL: the NS set */
-	size_t		 nprobe;
-	uint16_t	 probe_port;
-	struct dk_addr	 resolver;
-	int		 have_resolver;
-	int		 resolver_set;	/* resolver = was configured */
-	int		 timeout_ms;
 	unsigned	 messages;	/* UPDATEs sent */
 };
 
 static const char *const rfc2136_keys[] = {
-	"server", "tsig_key_file", "zone", "probe_servers", "probe_port",
-	"resolver", "timeout", "allow_md5", NULL
+	"server", "tsig_key_file", DK_PROV_PROBE_KEYS, "allow_md5", NULL
 };
 
 static void
@@ -50,19 +41,8 @@ rfc2136_close(void *arg)
 	dk_tsig_clear(&c->tsig);
 	free(c->tsig_path);
 	free(c->tsig_where);
-	free(c->zone);
-	free(c->probe);
+	dk_prov_probe_clear(&c->b.probe);
 	free(c);
-}
-
-/* A bad value is a configuration error: "file:line: key: why". */
-static int
-kv_err(const struct dk_conf_kv *kv, int rc, struct dk_error *err)
-{
-	dk_err_prefix(err, "%s:%d: %s", kv->file, kv->line, kv->key);
-	if (err != NULL)
-		err->code = DK_ECONFIG;
-	return DK_ECONFIG;
 }
 
 static int
@@ -72,16 +52,12 @@ rfc2136_open(const struct dk_conf_section *sec, void **ctx,
 	const struct dk_conf_kv *kv;
 	struct rfc2136 *c;
 	const char *v;
-	int64_t secs;
 	int rc, allow_md5 = 0;
-	size_t n;
 
 	if ((rc = dk_conf_section_check(sec, rfc2136_keys, err)) != DK_OK)
 		return rc;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return dk_err(err, DK_ENOMEM, "out of memory");
-	c->timeout_ms = DEFAULT_TIMEOUT_MS;
-	c->probe_port = 53;
 
 	if ((v = dk_conf_section_get(sec, "server", &kv)) == NULL) {
 		rc = dk_err(err, DK_ECONFIG, "%s:%d: [%s %s] needs server = "
@@ -90,19 +66,12 @@ rfc2136_open(const struct dk_conf_section *sec, void **ctx,
 		goto fail;
 	}
 	if ((rc = dk_addr_parse(v, 53, &c->server, err)) != DK_OK) {
-		rc = kv_err(kv, rc, err);
+		rc = dk_prov_kv_err(kv, err);
 		goto fail;
 	}
-	if ((v = dk_conf_section_get(sec, "timeout", &kv)) != NULL) {
-		if (dk_duration_parse(v, &secs) != DK_OK || secs <= 0 ||
-		    secs > MAX_TIMEOUT_S) {
-			rc = dk_err(err, DK_ECONFIG, "%s:%d: timeout: \"%s\" is "
-			    "not a duration between 1s and %ds", kv->file,
-			    kv->line, v, MAX_TIMEOUT_S);
-			goto fail;
-		}
-		c->timeout_ms = (int)secs * 1000;
-	}
+	if ((rc = dk_prov_probe_open(sec, DEFAULT_TIMEOUT_MS, &c->b.probe,
+	    err)) != DK_OK)
+		goto fail;
 	if ((v = dk_conf_section_get(sec, "allow_md5", &kv)) != NULL) {
 		if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0)
 			allow_md5 = 1;
@@ -114,45 +83,6 @@ rfc2136_open(const struct dk_conf_section *sec, void **ctx,
 			    "\"%s\" is not yes or no", kv->file, kv->line, v);
 			goto fail;
 		}
-	}
-	if ((v = dk_conf_section_get(sec, "zone", &kv)) != NULL) {
-		n = strlen(v);
-		if (n == 0) {
-			rc = dk_err(err, DK_ECONFIG, "%s:%d: zone: empty",
-			    kv->file, kv->line);
-			goto fail;
-		}
-		if ((c->zone = dk_strdup(v)) == NULL) {
-			rc = dk_err(err, DK_ENOMEM, "out of memory");
-			goto fail;
-		}
-		if (n > 1 && c->zone[n - 1] == '.')
-			c->zone[n - 1] = '\0';
-	}
-	if ((v = dk_conf_section_get(sec, "probe_port", &kv)) != NULL) {
-		char *end;
-		long p = strtol(v, &end, 10);
-
-		if (*v == '\0' || *end != '\0' || p < 1 || p > 65535) {
-			rc = dk_err(err, DK_ECONFIG, "%s:%d: probe_port: \"%s\" "
-			    "is not a port number", kv->file, kv->line, v);
-			goto fail;
-		}
-		c->probe_port = (uint16_t)p;
-	}
-	if ((v = dk_conf_section_get(sec, "probe_servers", &kv)) != NULL &&
-	    (rc = dk_addr_parse_list(v, c->probe_port, &c->probe, &c->nprobe,
-	    err)) != DK_OK) {
-		rc = kv_err(kv, rc, err);
-		goto fail;
-	}
-	if ((v = dk_conf_section_get(sec, "resolver", &kv)) != NULL) {
-		if ((rc = dk_addr_parse(v, 53, &c->resolver, err)) != DK_OK) {
-			rc = kv_err(kv, rc, err);
-			goto fail;
-		}
-		c->have_resolver = 1;
-		c->resolver_set = 1;
 	}
 	/*
 	 * The key is read at the first update (need_tsig), not here: "whom
@@ -216,33 +146,10 @@ rfc2136_check_secrets(void *arg, struct dk_error *err)
 }
 
 static int
-get_resolver(struct rfc2136 *c, struct dk_error *err)
-{
-	int rc;
-
-	if (c->have_resolver)
-		return DK_OK;
-	if ((rc = dk_addr_system_resolver(&c->resolver, err)) != DK_OK)
-		return rc;
-	c->have_resolver = 1;
-	return DK_OK;
-}
-
-static int
 find_zone(struct rfc2136 *c, const char *owner, char **zone,
     struct dk_error *err)
 {
-	int rc;
-
-	if (c->zone != NULL) {
-		if ((*zone = dk_strdup(c->zone)) == NULL)
-			return dk_err(err, DK_ENOMEM, "out of memory");
-		return DK_OK;
-	}
-	if ((rc = get_resolver(c, err)) != DK_OK)
-		return rc;
-	return dk_dns_find_zone(&c->resolver, owner, c->timeout_ms, zone,
-	    err);
+	return dk_prov_find_zone(&c->b.probe, owner, zone, err);
 }
 
 /* Does the primary already hold exactly new (or nothing, new == NULL)? */
@@ -256,8 +163,8 @@ primary_holds(struct rfc2136 *c, const char *owner, const struct dk_txt *new,
 
 	*yes = 0;
 	memset(&a, 0, sizeof(a));
-	if ((rc = dk_dns_query(&c->server, owner, DK_T_TXT, 0, c->timeout_ms,
-	    &a, err)) != DK_OK)
+	if ((rc = dk_dns_query(&c->server, owner, DK_T_TXT, 0,
+	    c->b.probe.timeout_ms, &a, err)) != DK_OK)
 		return rc;
 	if (a.rcode != 0 && a.rcode != 3) {
 		rc = dk_err(err, DK_ETEMP, "%s: reading back %s: rcode %d",
@@ -302,7 +209,7 @@ rfc2136_replace(void *arg, const char *owner, const struct dk_txt *old,
 	c->messages++;
 	rc = dk_dns_update_txt(&c->server, zone,
 	    c->signed_updates ? &c->tsig : NULL, owner, old, new, ttl,
-	    c->timeout_ms, err);
+	    c->b.probe.timeout_ms, err);
 	if (rc != DK_EMISMATCH)
 		goto out;
 	/*
@@ -331,14 +238,15 @@ rfc2136_replace(void *arg, const char *owner, const struct dk_txt *old,
  * The changes of one zone (idx[0..n)) in as few messages as fit; then
  * the idempotence check of replace for each whose prerequisite failed.
  */
-static int
-replace_zone(struct rfc2136 *c, const char *zone,
+static void
+replace_zone(void *arg, const char *zone,
     const struct dk_dns_change *changes, const size_t *idx, size_t n,
     int *status, struct dk_error *errs)
 {
+	struct rfc2136 *c = arg;
 	struct dk_dns_change *sub = NULL;
 	struct dk_error *serr = NULL, e2;
-	int *sst = NULL, yes, first = DK_OK;
+	int *sst = NULL, yes;
 	size_t i;
 
 	if ((sub = calloc(n, sizeof(*sub))) == NULL ||
@@ -347,14 +255,13 @@ replace_zone(struct rfc2136 *c, const char *zone,
 		for (i = 0; i < n; i++)
 			status[idx[i]] = dk_err(&errs[idx[i]], DK_ENOMEM,
 			    "out of memory");
-		first = DK_ENOMEM;
 		goto out;
 	}
 	for (i = 0; i < n; i++)
 		sub[i] = changes[idx[i]];
 	(void)dk_dns_update_batch(&c->server, zone, c->signed_updates ?
-	    &c->tsig : NULL, sub, n, c->timeout_ms, sst, serr, &c->messages,
-	    NULL);
+	    &c->tsig : NULL, sub, n, c->b.probe.timeout_ms, sst, serr,
+	    &c->messages, NULL);
 	for (i = 0; i < n; i++) {
 		if (sst[i] == DK_EMISMATCH) {
 			/* As in replace: already what we want is success. */
@@ -372,65 +279,31 @@ replace_zone(struct rfc2136 *c, const char *zone,
 		}
 		status[idx[i]] = sst[i];
 		errs[idx[i]] = serr[i];
-		if (sst[i] != DK_OK && first == DK_OK)
-			first = sst[i];
 	}
  out:
 	free(sub);
 	free(sst);
 	free(serr);
-	return first;
+}
+
+/* The key first: without it no zone's changes can go. */
+static int
+zone_of(void *arg, const char *owner, char **zone, struct dk_error *err)
+{
+	struct rfc2136 *c = arg;
+	int rc;
+
+	if ((rc = need_tsig(c, err)) != DK_OK)
+		return rc;
+	return find_zone(c, owner, zone, err);
 }
 
 static int
 rfc2136_replace_many(void *arg, const struct dk_dns_change *changes,
     size_t n, int *status, struct dk_error *errs)
 {
-	struct rfc2136 *c = arg;
-	char **zones = NULL, *done = NULL;
-	size_t *idx = NULL, i, j, k;
-	int first = DK_OK;
-
-	if (n == 0)
-		return DK_OK;
-	if ((zones = calloc(n, sizeof(*zones))) == NULL ||
-	    (idx = calloc(n, sizeof(*idx))) == NULL ||
-	    (done = calloc(n, 1)) == NULL) {
-		for (i = 0; i < n; i++)
-			status[i] = dk_err(&errs[i], DK_ENOMEM,
-			    "out of memory");
-		first = DK_ENOMEM;
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		memset(&errs[i], 0, sizeof(errs[i]));
-		if ((status[i] = need_tsig(c, &errs[i])) != DK_OK ||
-		    (status[i] = find_zone(c, changes[i].owner, &zones[i],
-		    &errs[i])) != DK_OK)
-			done[i] = 1;
-	}
-	/* One batch per zone, in the order the zones first appear. */
-	for (i = 0; i < n; i++) {
-		if (done[i])
-			continue;
-		for (k = 0, j = i; j < n; j++)
-			if (!done[j] && strcasecmp(zones[j], zones[i]) == 0) {
-				idx[k++] = j;
-				done[j] = 1;
-			}
-		(void)replace_zone(c, zones[i], changes, idx, k, status,
-		    errs);
-	}
-	for (i = 0; i < n; i++)
-		if (status[i] != DK_OK && first == DK_OK)
-			first = status[i];
- out:
-	for (i = 0; zones != NULL && i < n; i++)
-		free(zones[i]);
-	free(zones);
-	free(idx);
-	free(done);
-	return first;
+	return dk_prov_replace_by_zone(arg, changes, n, status, errs, zone_of,
+	    replace_zone);
 }
 
 static int
@@ -446,61 +319,13 @@ rfc2136_replace_cname(void *arg, const char *owner, const char *target,
 		return rc;
 	c->messages++;
 	rc = dk_dns_update_cname(&c->server, zone, c->signed_updates ?
-	    &c->tsig : NULL, owner, target, ttl, c->timeout_ms, err);
+	    &c->tsig : NULL, owner, target, ttl, c->b.probe.timeout_ms, err);
 	if (rc == DK_EMISMATCH)
 		rc = dk_err(err, DK_EMISMATCH, "%s holds a TXT record, which "
 		    "a CNAME cannot sit beside; not touching it (remove the "
 		    "record to delegate the selector)", owner);
 	free(zone);
 	return rc;
-}
-
-/* The nameserver addresses of owner (in zone, when not NULL). */
-static int
-discover_one(struct rfc2136 *c, const char *owner, const char *zone,
-    struct dk_addr **out, size_t *n, struct dk_error *err)
-{
-	struct dk_servers_result r;
-	int rc;
-
-	memset(&r, 0, sizeof(r));
-	if ((rc = dk_dns_discover(&c->resolver, &owner, 1, zone,
-	    c->probe_port, c->timeout_ms, &r, err)) != DK_OK)
-		return rc;
-	if (r.rc != DK_OK) {
-		if (err != NULL)
-			*err = r.err;
-		return r.rc;
-	}
-	*out = r.a;
-	*n = r.n;
-	return DK_OK;
-}
-
-/*
- * A name in another zone: its NS set through the resolver, whatever
- * zone = says.  Without a configured resolver, probe_servers stands for
- * every zone (closed setups where one set of servers serves them all).
- */
-static int
-rfc2136_zone_servers(void *arg, const char *owner, struct dk_addr **out,
-    size_t *n, struct dk_error *err)
-{
-	struct rfc2136 *c = arg;
-	struct dk_addr *l;
-	int rc;
-
-	if (c->probe != NULL && !c->resolver_set) {
-		if ((l = calloc(c->nprobe, sizeof(*l))) == NULL)
-			return dk_err(err, DK_ENOMEM, "out of memory");
-		memcpy(l, c->probe, c->nprobe * sizeof(*l));
-		*out = l;
-		*n = c->nprobe;
-		return DK_OK;
-	}
-	if ((rc = get_resolver(c, err)) != DK_OK)
-		return rc;
-	return discover_one(c, owner, NULL, out, n, err);
 }
 
 static unsigned
@@ -511,90 +336,18 @@ rfc2136_messages(void *arg)
 	return c->messages;
 }
 
-static int
-rfc2136_servers(void *arg, const char *owner, struct dk_addr **out,
-    size_t *n, struct dk_error *err)
-{
-	struct rfc2136 *c = arg;
-	struct dk_addr *l;
-	int rc;
-
-	if (c->probe != NULL) {
-		if ((l = calloc(c->nprobe, sizeof(*l))) == NULL)
-			return dk_err(err, DK_ENOMEM, "out of memory");
-		memcpy(l, c->probe, c->nprobe * sizeof(*l));
-		*out = l;
-		*n = c->nprobe;
-		return DK_OK;
-	}
-	if ((rc = get_resolver(c, err)) != DK_OK)
-		return rc;
-	return discover_one(c, owner, c->zone, out, n, err);
-}
-
-/*
- * rfc2136_servers for many owners at once: the same lists, with the
- * zones and their nameservers looked up concurrently.
- */
-static int
-rfc2136_servers_many(void *arg, const char *const *owners, size_t n,
-    struct dk_servers_result *out, struct dk_error *err)
-{
-	struct rfc2136 *c = arg;
-	struct dk_servers_result *r;
-	struct dk_error e = { 0, "" };
-	size_t i;
-	int rc;
-
-	if ((r = calloc(n ? n : 1, sizeof(*r))) == NULL)
-		return dk_err(err, DK_ENOMEM, "out of memory");
-	if (c->probe != NULL) {
-		for (i = 0; i < n; i++) {
-			if ((r[i].a = calloc(c->nprobe, sizeof(*r[i].a))) ==
-			    NULL) {
-				dk_servers_result_clear(r, i);
-				free(r);
-				return dk_err(err, DK_ENOMEM, "out of memory");
-			}
-			memcpy(r[i].a, c->probe, c->nprobe * sizeof(*r[i].a));
-			r[i].n = c->nprobe;
-		}
-	} else if ((rc = get_resolver(c, &e)) != DK_OK) {
-		/* Each owner fails as rfc2136_servers would. */
-		for (i = 0; i < n; i++) {
-			r[i].rc = rc;
-			r[i].err = e;
-		}
-	} else if ((rc = dk_dns_discover(&c->resolver, owners, n, c->zone,
-	    c->probe_port, c->timeout_ms, r, err)) != DK_OK) {
-		free(r);
-		return rc;
-	}
-	memcpy(out, r, n * sizeof(*r));
-	free(r);
-	return DK_OK;
-}
-
-static int
-rfc2136_timeout_ms(void *arg)
-{
-	const struct rfc2136 *c = arg;
-
-	return c->timeout_ms;
-}
-
 const struct dk_dns_provider_ops dk_dns_rfc2136_ops = {
 	.name = "rfc2136",
 	.keys = rfc2136_keys,
 	.open = rfc2136_open,
 	.replace = rfc2136_replace,
-	.servers = rfc2136_servers,
-	.servers_many = rfc2136_servers_many,
+	.servers = dk_prov_op_servers,
+	.servers_many = dk_prov_op_servers_many,
 	.replace_many = rfc2136_replace_many,
 	.replace_cname = rfc2136_replace_cname,
-	.zone_servers = rfc2136_zone_servers,
+	.zone_servers = dk_prov_op_zone_servers,
 	.messages = rfc2136_messages,
-	.timeout_ms = rfc2136_timeout_ms,
+	.timeout_ms = dk_prov_op_timeout_ms,
 	.check_secrets = rfc2136_check_secrets,
 	.close = rfc2136_close,
 };

@@ -35,13 +35,10 @@
 
 struct r53 {
 	struct dk_prov_base b;	/* first: the shared ops read it */
-	const struct dk_conf_section *sec;
 	char		*api;		/* scheme://authority, no path */
 	char		*host;		/* authority, for Host: */
 	char		*zone_id;	/* configured or looked up */
-	char		*ca_file;
 	char		*region;
-	double		 rate;
 	int		 insync_ms;
 	char		*access;	/* secrets: wiped at close */
 	char		*secret;
@@ -69,37 +66,22 @@ r53_close(void *arg)
 
 	if (c == NULL)
 		return;
-	dk_http_free(c->b.http);
+	dk_prov_base_clear(&c->b);
 	wipe_free(c->access);
 	wipe_free(c->secret);
 	wipe_free(c->token);
-	dk_prov_probe_clear(&c->b.probe);
 	free(c->api);
 	free(c->host);
 	free(c->zone_id);
-	free(c->ca_file);
 	free(c->region);
 	free(c);
-}
-
-static int
-dup_key(const struct dk_conf_section *sec, const char *key, char **out,
-    struct dk_error *err)
-{
-	const char *v;
-
-	if ((v = dk_conf_section_get(sec, key, NULL)) == NULL)
-		return DK_OK;
-	if ((*out = dk_strdup(v)) == NULL)
-		return dk_err(err, DK_ENOMEM, "out of memory");
-	return DK_OK;
 }
 
 static int
 open_url(struct r53 *c, struct dk_error *err)
 {
 	const struct dk_conf_kv *kv;
-	const char *v = dk_conf_section_get(c->sec, "api_url", &kv), *a;
+	const char *v = dk_conf_section_get(c->b.sec, "api_url", &kv), *a;
 	size_t n;
 
 	if (v == NULL)
@@ -112,7 +94,7 @@ open_url(struct r53 *c, struct dk_error *err)
 	    strpbrk(v, "?# \t@") != NULL)
 		return dk_err(err, DK_ECONFIG, "%s:%d: api_url: \"%s\" is not "
 		    "an https:// URL of a host (no path)", kv ? kv->file :
-		    c->sec->file, kv ? kv->line : c->sec->line, v);
+		    c->b.sec->file, kv ? kv->line : c->b.sec->line, v);
 	if ((c->host = malloc(n + 1)) == NULL ||
 	    (c->api = malloc(n + 9)) == NULL)
 		return dk_err(err, DK_ENOMEM, "out of memory");
@@ -127,9 +109,8 @@ open_keys(struct r53 *c, struct dk_error *err)
 	const struct dk_conf_kv *kv;
 	const char *v;
 	int64_t secs;
-	int rc;
 
-	if ((v = dk_conf_section_get(c->sec, "hosted_zone_id", &kv)) != NULL) {
+	if ((v = dk_conf_section_get(c->b.sec, "hosted_zone_id", &kv)) != NULL) {
 		if (strncmp(v, "/hostedzone/", 12) == 0)
 			v += 12;
 		if (*v == '\0' || strlen(v) > 32 || v[strspn(v,
@@ -140,15 +121,9 @@ open_keys(struct r53 *c, struct dk_error *err)
 		if ((c->zone_id = dk_strdup(v)) == NULL)
 			return dk_err(err, DK_ENOMEM, "out of memory");
 	} else if (c->b.probe.zone == NULL)
-		return dk_prov_need(c->sec, "hosted_zone_id", "or zone = NAME "
+		return dk_prov_need(c->b.sec, "hosted_zone_id", "or zone = NAME "
 		    "to look the hosted zone up", err);
-	if ((v = dk_conf_section_get(c->sec, "ca_file", &kv)) != NULL &&
-	    *v != '/')
-		return dk_err(err, DK_ECONFIG, "%s:%d: ca_file: \"%s\" is not "
-		    "an absolute path", kv->file, kv->line, v);
-	if ((rc = dup_key(c->sec, "ca_file", &c->ca_file, err)) != DK_OK)
-		return rc;
-	if ((v = dk_conf_section_get(c->sec, "region", &kv)) != NULL &&
+	if ((v = dk_conf_section_get(c->b.sec, "region", &kv)) != NULL &&
 	    (*v == '\0' || strlen(v) > 32 || v[strspn(v,
 	    "abcdefghijklmnopqrstuvwxyz0123456789-")] != '\0'))
 		return dk_err(err, DK_ECONFIG, "%s:%d: region: \"%s\" is not "
@@ -156,7 +131,7 @@ open_keys(struct r53 *c, struct dk_error *err)
 	if ((c->region = dk_strdup(v ? v : "us-east-1")) == NULL)
 		return dk_err(err, DK_ENOMEM, "out of memory");
 	c->insync_ms = DEFAULT_INSYNC_S * 1000;
-	if ((v = dk_conf_section_get(c->sec, "insync_timeout", &kv)) != NULL) {
+	if ((v = dk_conf_section_get(c->b.sec, "insync_timeout", &kv)) != NULL) {
 		if (dk_duration_parse(v, &secs) != DK_OK || secs < 1 ||
 		    secs > 3600)
 			return dk_err(err, DK_ECONFIG, "%s:%d: insync_timeout: "
@@ -166,6 +141,15 @@ open_keys(struct r53 *c, struct dk_error *err)
 	}
 	return DK_OK;
 }
+
+static const struct dk_prov_http_kind r53_kind = {
+	.service = "route53",
+	.timeout_ms = DEFAULT_TIMEOUT_MS,
+	.rate = DEFAULT_RATE,
+	.max_body = MAX_BODY,
+	.errtext = r53_errtext,
+	.temporary = r53_temporary,
+};
 
 static int
 r53_open(const struct dk_conf_section *sec, void **ctx, struct dk_error *err)
@@ -177,10 +161,7 @@ r53_open(const struct dk_conf_section *sec, void **ctx, struct dk_error *err)
 		return rc;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return dk_err(err, DK_ENOMEM, "out of memory");
-	c->sec = sec;
-	if ((rc = dk_prov_probe_open(sec, DEFAULT_TIMEOUT_MS, &c->b.probe,
-	    err)) != DK_OK ||
-	    (rc = dk_prov_rate(sec, DEFAULT_RATE, &c->rate, err)) != DK_OK ||
+	if ((rc = dk_prov_http_open(&c->b, sec, &r53_kind, err)) != DK_OK ||
 	    (rc = open_url(c, err)) != DK_OK ||
 	    (rc = open_keys(c, err)) != DK_OK ||
 	    (rc = r53_load_credentials(sec, &c->access, &c->secret,
@@ -205,7 +186,6 @@ request(struct r53 *c, const char *method, const char *path,
 	    "route53" };
 	struct dk_sigv4_request sr;
 	struct dk_http_request q;
-	struct dk_http_opts o;
 	const char *hdrs[8];
 	char date[17], dh[40], *hh = NULL, *th = NULL, *auth = NULL, *ah = NULL;
 	char *url = NULL;
@@ -213,18 +193,8 @@ request(struct r53 *c, const char *method, const char *path,
 	int rc;
 
 	memset(resp, 0, sizeof(*resp));
-	if (c->b.http == NULL) {
-		memset(&o, 0, sizeof(o));
-		o.service = "route53";
-		o.ca_file = c->ca_file;
-		o.timeout_ms = c->b.probe.timeout_ms;
-		o.max_body = MAX_BODY;
-		o.pace = dk_prov_pace(c->sec, c->rate);
-		o.errtext = r53_errtext;
-		o.temporary = r53_temporary;
-		if ((rc = dk_http_new(&o, &c->b.http, err)) != DK_OK)
-			return rc;
-	}
+	if ((rc = dk_prov_http(&c->b, err)) != DK_OK)
+		return rc;
 	dk_sigv4_date((long long)time(NULL), date);
 	snprintf(dh, sizeof(dh), "X-Amz-Date: %s", date);
 	len = strlen(c->host) + 8;
@@ -311,7 +281,7 @@ zone_id(struct r53 *c, struct dk_error *err)
 
 			snprintf(m, sizeof(m), "%s", err ? err->msg : "");
 			rc = dk_err(err, DK_EPERM, "%s:%d: [provider %s]: %s%s",
-			    c->sec->file, c->sec->line, c->sec->name, m,
+			    c->b.sec->file, c->b.sec->line, c->b.sec->name, m,
 			    rc == DK_EEXIST ? "; set hosted_zone_id" : "");
 		}
 	}

@@ -35,8 +35,9 @@ raw body (HTML, empty, huge, JSON of the wrong shape).  resplit=True
 makes the list show TXT content re-split at other boundaries and
 quoted differently from what was written.
 
-Served over HTTPS with a CA made by make_ca() (openssl); stopped by
-shutting the server thread down.
+Served over HTTPS (tlsserver.py) with a CA made for the test (ca;
+other_ca is a second, unrelated CA); stopped by shutting the server
+thread down.
 """
 
 import json
@@ -44,11 +45,10 @@ import os
 import re
 import secrets
 import ssl
-import subprocess
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import dns.name
 import dns.query
@@ -59,31 +59,10 @@ import dns.rdatatype
 import dns.update
 
 import harness
+import tlsserver
 from harness import FOREIGN_RECORD, FOREIGN_SELECTOR, HarnessError
 
 PREFIX = "/client/v4"
-
-
-def make_ca(directory, name="dkimkeyd test CA"):
-    """A CA and a server certificate for 127.0.0.1 signed by it: returns
-    (ca_pem, cert_pem, key_pem) paths in directory."""
-    os.makedirs(directory, exist_ok=True)
-    p = lambda f: os.path.join(directory, f)  # noqa: E731
-    run = lambda *a: subprocess.run(  # noqa: E731
-        ["openssl"] + list(a), check=True, capture_output=True, timeout=60)
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        "-subj", "/CN=%s" % name, "-keyout", p("ca.key"), "-out",
-        p("ca.pem"), "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-        "-keyout", p("server.key"), "-out", p("server.csr"))
-    with open(p("ext.cnf"), "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-                "extendedKeyUsage=serverAuth\n")
-    run("x509", "-req", "-in", p("server.csr"), "-CA", p("ca.pem"),
-        "-CAkey", p("ca.key"), "-CAcreateserial", "-days", "2", "-out",
-        p("server.pem"), "-extfile", p("ext.cnf"))
-    return p("ca.pem"), p("server.pem"), p("server.key")
 
 
 # -- TXT content: presentation format, as the API reads and shows it ------
@@ -170,11 +149,10 @@ class CfApi:
             zid = secrets.token_hex(16)
             self.zones[z] = zid
             self._seed(z, zid)
-        self.ca, cert, key = make_ca(os.path.join(directory, "ca"))
-        self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.ctx.load_cert_chain(cert, key)
+        self.ca, self.other_ca, self.cert, self.key = \
+            tlsserver.make_certs(os.path.join(directory, "ca"),
+                                 "dkimkeyd cf test")
         self.httpd = None
-        self.thread = None
 
     def _seed(self, zone, zid):
         """What the zone holds already, as BIND serves it."""
@@ -218,25 +196,16 @@ class CfApi:
             def do_DELETE(self):
                 api._serve(self, "DELETE")
 
-        port = harness.free_port()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.socket = self.ctx.wrap_socket(self.httpd.socket,
-                                                 server_side=True)
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       daemon=True)
-        self.thread.start()
+        self.httpd = tlsserver.Server(Handler, self.cert, self.key).start()
         return self
 
     def stop(self):
         if self.httpd is not None:
-            self.httpd.shutdown()
-            self.httpd.server_close()
+            self.httpd.stop()
             self.httpd = None
 
     def url(self):
-        return "https://127.0.0.1:%d%s" % (self.httpd.server_address[1],
-                                           PREFIX)
+        return "https://127.0.0.1:%d%s" % (self.httpd.port, PREFIX)
 
     def fault(self, method=None, path="", **kw):
         """Queue one fault: status=, retry_after=, message=, delay=,

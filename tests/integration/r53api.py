@@ -30,8 +30,8 @@ Faults (R53Api.fault): an HTTP status with an API error code, Throttling
 as 400 or 429 with Retry-After, 500, a slow reply, and a truncated TXT
 (accepted by the API, served by DNS with only its first string).
 
-Served over HTTPS on 127.0.0.1 with a certificate from a CA made here
-(ca.pem; other-ca.pem is a second, unrelated CA).  Runs in a thread of
+Served over HTTPS on 127.0.0.1 (tlsserver.py) with a certificate from a
+CA made here (ca.pem; other-ca.pem is a second, unrelated CA).  Runs in a thread of
 the test process and stops with the test.
 """
 
@@ -42,8 +42,6 @@ import http.server
 import os
 import re
 import secrets
-import ssl
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -58,38 +56,13 @@ import dns.update
 import dns.query
 import dns.rcode
 
+import tlsserver
+
 NS = "https://route53.amazonaws.com/doc/2013-04-01/"
 MAX_RECORDS = 1000
 MAX_VALUE_CHARS = 32000
 TYPES = ("A", "AAAA", "CAA", "CNAME", "MX", "NAPTR", "NS", "PTR", "SOA",
          "SPF", "SRV", "TXT", "DS")
-
-
-def openssl(*args):
-    subprocess.run(["openssl"] + list(args), check=True,
-                   capture_output=True, timeout=60)
-
-
-def make_certs(d):
-    """ca.pem, other-ca.pem and server.pem/key (127.0.0.1) in d."""
-    for name in ("ca", "other-ca"):
-        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
-                "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-                "-subj", "/CN=dkimkeyd r53 test %s" % name,
-                "-keyout", os.path.join(d, name + ".key"),
-                "-out", os.path.join(d, name + ".pem"))
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-nodes", "-subj", "/CN=127.0.0.1",
-            "-keyout", os.path.join(d, "server.key"),
-            "-out", os.path.join(d, "server.csr"))
-    ext = os.path.join(d, "ext.cnf")
-    with open(ext, "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", os.path.join(d, "server.csr"),
-            "-CA", os.path.join(d, "ca.pem"),
-            "-CAkey", os.path.join(d, "ca.key"), "-CAcreateserial",
-            "-days", "2", "-extfile", ext,
-            "-out", os.path.join(d, "server.pem"))
 
 
 def fqdn(name):
@@ -140,9 +113,8 @@ class R53Api:
         self.bind = bind
         self.dir = os.path.join(tmp, "r53api")
         os.makedirs(self.dir, exist_ok=True)
-        make_certs(self.dir)
-        self.ca_file = os.path.join(self.dir, "ca.pem")
-        self.other_ca_file = os.path.join(self.dir, "other-ca.pem")
+        self.ca_file, self.other_ca_file, self.cert, self.key = \
+            tlsserver.make_certs(self.dir, "dkimkeyd r53 test")
         self.access_key = "AKIA" + secrets.token_hex(8).upper()
         self.secret_key = secrets.token_urlsafe(30)
         self.session_token = session_token
@@ -183,7 +155,7 @@ class R53Api:
     # -- what tests use ---------------------------------------------------
 
     def url(self):
-        return "https://127.0.0.1:%d" % self.server.server_address[1]
+        return "https://127.0.0.1:%d" % self.server.port
 
     def fault(self, match, status=None, code=None, message="", times=1,
               retry_after=None, delay=0):
@@ -220,22 +192,12 @@ class R53Api:
         class Handler(_Handler):
             pass
         Handler.api = api
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                                      Handler)
-        self.server.daemon_threads = True
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(os.path.join(self.dir, "server.pem"),
-                            os.path.join(self.dir, "server.key"))
-        self.server.socket = ctx.wrap_socket(self.server.socket,
-                                             server_side=True)
-        t = threading.Thread(target=self.server.serve_forever, daemon=True)
-        t.start()
+        self.server = tlsserver.Server(Handler, self.cert, self.key).start()
         return self
 
     def stop(self):
         if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+            self.server.stop()
             self.server = None
 
     # -- SigV4, checked independently of the client ------------------------

@@ -207,11 +207,9 @@ def test_cloudflare_truncated_txt_is_never_activated(env):
 
 def test_cloudflare_wrong_ca_is_refused(env):
     cf, s = _setup(env)
-    other, _, _ = cfapi.make_ca(os.path.join(env.tmp, "other-ca"),
-                                "some other CA")
     with open(s.conf) as f:
         text = f.read()
-    harness.Bind._write(s.conf, text.replace(cf.ca, other), 0o644)
+    harness.Bind._write(s.conf, text.replace(cf.ca, cf.other_ca), 0o644)
     r = _refused(env, cf, s, 69, "cloudflare", "TLS certificate")
     assert cf.count() == 0 or all(m == "GET" for m, _, _, _ in
                                   cf.requests), "a request got through"

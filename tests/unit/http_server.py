@@ -4,7 +4,8 @@
     http_server.py DIR
 
 Makes a test CA, a server certificate for 127.0.0.1 signed by it and a
-second, unrelated CA in DIR (ca.pem, other-ca.pem), serves HTTP and HTTPS
+second, unrelated CA in DIR (ca.pem, other-ca.pem; tests/integration/
+tlsserver.py, shared with the API stand-ins), serves HTTP and HTTPS
 on free ports of 127.0.0.1, prints "HTTP_PORT HTTPS_PORT" and serves
 until stdin closes.  Paths:
 
@@ -22,11 +23,14 @@ until stdin closes.  Paths:
 
 import http.server
 import os
-import ssl
-import subprocess
 import sys
 import threading
 import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "integration"))
+import tlsserver  # noqa: E402
 
 hits = {}
 lock = threading.Lock()
@@ -93,51 +97,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = handle_any
 
 
-class Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass    # a client that hangs up early (body cap, timeout)
-
-
-def openssl(*args):
-    subprocess.run(["openssl"] + list(args), check=True,
-                   capture_output=True, timeout=60)
-
-
-def make_certs(d):
-    for name in ("ca", "other-ca"):
-        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
-                "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-                "-subj", "/CN=dkimkeyd test %s" % name,
-                "-keyout", os.path.join(d, name + ".key"),
-                "-out", os.path.join(d, name + ".pem"))
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-nodes", "-subj", "/CN=127.0.0.1",
-            "-keyout", os.path.join(d, "server.key"),
-            "-out", os.path.join(d, "server.csr"))
-    ext = os.path.join(d, "ext.cnf")
-    with open(ext, "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", os.path.join(d, "server.csr"),
-            "-CA", os.path.join(d, "ca.pem"),
-            "-CAkey", os.path.join(d, "ca.key"), "-CAcreateserial",
-            "-days", "2", "-extfile", ext,
-            "-out", os.path.join(d, "server.pem"))
-
-
 def main():
-    d = sys.argv[1]
-    make_certs(d)
-    plain = Server(("127.0.0.1", 0), Handler)
-    tls = Server(("127.0.0.1", 0), Handler)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(os.path.join(d, "server.pem"),
-                        os.path.join(d, "server.key"))
-    tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
+    _, _, cert, key = tlsserver.make_certs(sys.argv[1])
+    plain = tlsserver.Server(Handler)
+    tls = tlsserver.Server(Handler, cert, key)
     for s in (plain, tls):
-        threading.Thread(target=s.serve_forever, daemon=True).start()
-    print(plain.server_address[1], tls.server_address[1], flush=True)
+        # A client that hangs up early (body cap, timeout): no traceback.
+        s.quiet = True
+        s.start()
+    print(plain.port, tls.port, flush=True)
     sys.stdin.read()
 
 

@@ -301,8 +301,8 @@ test_conf_hosts_need_postgresql_and_shared_keys_a_kek(void **state)
 	expect_error(fx, "dkimkeyd.conf", "14: [domain x.example] shares its "
 	    "keys between hosts (key_scope = shared): kek_file is needed");
 	put_main(fx, PG_MAIN DOMAIN_X "key_scope = per-host\n");
-	expect_error(fx, "dkimkeyd.conf", "14: [domain x.example]: key_scope "
-	    "= per-host needs hosts");
+	expect_error(fx, "dkimkeyd.conf", "13: [domain x.example]: key_scope "
+	    "= per-host gives each host its own selectors");
 	put_main(fx, PG_MAIN DOMAIN_X "key_scope = everywhere\n");
 	expect_error(fx, "dkimkeyd.conf", "14: bad key_scope everywhere");
 	put_main(fx, PG_MAIN "kek_file = /k\n" DOMAIN_X "hosts = mx1 mx1\n");
@@ -315,6 +315,50 @@ test_conf_hosts_need_postgresql_and_shared_keys_a_kek(void **state)
 	put_main(fx, "[dkimkeyd]\nagent_timeout = 0s\n");
 	expect_error(fx, "dkimkeyd.conf", "8: agent_timeout 0s: not a "
 	    "duration");
+}
+
+#define DOMAIN_T "[domain x.example]\nprovider = primary\nsigner = opendkim\n" \
+	"selectors = {host}-a {host}-b\n"
+
+static void
+test_conf_per_host_selectors_expand_for_every_host(void **state)
+{
+	struct fixture *fx = *state;
+	const struct dk_conf_domain *d;
+	struct dk_conf *c;
+
+	put_main(fx, PG_MAIN DOMAIN_T "hosts = mx1 mx2\nkey_scope = per-host\n");
+	c = expect_ok(fx);
+	d = &c->domains[0];
+	assert_int_equal(d->key_scope, DK_SCOPE_PER_HOST);
+	assert_non_null(d->host_selectors);
+	assert_string_equal(d->host_selectors[0], "mx1-a");
+	assert_string_equal(d->host_selectors[1], "mx1-b");
+	assert_string_equal(d->host_selectors[2], "mx2-a");
+	assert_string_equal(d->host_selectors[3], "mx2-b");
+	/* The first host's pair stands for "the domain's selectors". */
+	assert_string_equal(d->selectors[0], "mx1-a");
+	assert_string_equal(dk_conf_host_of_selector(d, "mx2-b"), "mx2");
+	assert_null(dk_conf_host_of_selector(d, "mail1"));
+	dk_conf_free(c);
+	/* No kek_file needed: no private key leaves a host. */
+	put_main(fx, PG_MAIN DOMAIN_T "key_scope = per-host\n");
+	expect_error(fx, "dkimkeyd.conf", "13: [domain x.example]: selector "
+	    "templates ({host}) need hosts");
+	put_main(fx, PG_MAIN "kek_file = /k\n" DOMAIN_T "hosts = mx1\n");
+	expect_error(fx, "dkimkeyd.conf", "14: [domain x.example]: selector "
+	    "templates ({host}) need hosts and key_scope = per-host");
+	put_main(fx, PG_MAIN "[domain x.example]\nprovider = primary\n"
+	    "signer = opendkim\nselectors = {host}-a b\n");
+	expect_error(fx, "dkimkeyd.conf", "13: selectors: both or neither");
+	put_main(fx, PG_MAIN "[domain x.example]\nprovider = primary\n"
+	    "signer = opendkim\nselectors = {host}{host} {host}-b\n");
+	expect_error(fx, "dkimkeyd.conf", "13: bad selector template");
+	put_main(fx, PG_MAIN "[domain x.example]\nprovider = primary\n"
+	    "signer = opendkim\nselectors = {host} {host}-b\nhosts = a a-b\n"
+	    "key_scope = per-host\n");
+	expect_error(fx, "dkimkeyd.conf", "13: [domain x.example]: hosts a "
+	    "and a-b get the same selector a-b");
 }
 
 static void
@@ -1479,6 +1523,7 @@ main(void)
 		T(test_conf_postgresql_backend_with_conninfo_and_lease),
 		T(test_conf_hosts_kek_file_agent_timeout_and_key_scope),
 		T(test_conf_hosts_need_postgresql_and_shared_keys_a_kek),
+		T(test_conf_per_host_selectors_expand_for_every_host),
 		T(test_conf_postgresql_backend_needs_conninfo_file),
 		T(test_conf_rejects_unknown_backend_and_bad_lease),
 		T(test_conf_key_dir_follows_state_dir),

@@ -759,6 +759,73 @@ test_planner_property_random_rotations(void **unused)
 		fail_msg("only %u untest steps", untests);
 }
 
+/* --- key_scope = per-host: one track per host --- */
+
+static const char *const host_pairs[] = { "mx2-a", "mx2-b", "mx3-a", "mx3-b" };
+
+static struct dk_plan
+plan_hosts(const struct dk_domain_state *st, int rotate, int64_t now)
+{
+	struct dk_policy pol;
+	struct dk_plan p;
+
+	policy(&pol);
+	pol.selectors[0] = "mx1-a";
+	pol.selectors[1] = "mx1-b";
+	pol.xsel = host_pairs;
+	pol.nx = 2;
+	memset(&p, 0xa5, sizeof(p));
+	dk_plan_next(st, &pol, rotate, now, &p);
+	assert_non_null(p.why);
+	return p;
+}
+
+static void
+test_planner_per_host_generation_is_one_key_per_host(void **unused)
+{
+	static const char *const first[] = { "mx1-a", "mx2-a", "mx3-a" };
+	static const char *const second[] = { "mx1-b", "mx2-b", "mx3-b" };
+	struct dk_domain_state *st = new_state();
+	struct dk_plan p;
+	int64_t vis = T0 + 10, act;
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		p = plan_hosts(st, i == 0, T0);
+		assert_int_equal(p.action, DK_ACT_GENERATE);
+		assert_string_equal(p.selector, first[i]);
+		assert_int_equal(p.generation, 1);
+		assert_int_equal(p.ed25519, 0);
+		add_g(st, first[i], 1, 0, T0, 0, 0, 0, 0, 0, 0);
+	}
+	for (i = 0; i < 3; i++) {
+		p = plan_hosts(st, 0, T0);
+		assert_int_equal(p.action, DK_ACT_PUBLISH);
+		assert_int_equal(p.key, (int)i);
+		st->keys[i].published_at = T0;
+	}
+	for (i = 0; i < 3; i++)
+		st->keys[i].visible_at = vis;
+	/* Activated together, once every host's record drained. */
+	act = vis + 0 + 1 + SAFETY;
+	p = plan_hosts(st, 0, act - 1);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	p = plan_hosts(st, 0, act);
+	assert_int_equal(p.action, DK_ACT_ACTIVATE);
+	assert_int_equal(p.key, 0);
+	for (i = 0; i < 3; i++)
+		st->keys[i].active_at = act;
+	/* The next rotation: every host to its other selector. */
+	for (i = 0; i < 3; i++) {
+		p = plan_hosts(st, i == 0, act + 10);
+		assert_int_equal(p.action, DK_ACT_GENERATE);
+		assert_string_equal(p.selector, second[i]);
+		assert_int_equal(p.generation, 2);
+		add_g(st, second[i], 2, 0, act + 10, 0, 0, 0, 0, 0, 0);
+	}
+	dk_state_free(st);
+}
+
 /* --- dual algorithms: generations of two keys --- */
 
 static void
@@ -1306,6 +1373,8 @@ main(void)
 		cmocka_unit_test(test_planner_compromised_active_key_rotates_at_once),
 		cmocka_unit_test(test_planner_compromised_active_key_clears_busy_idle_selector),
 		cmocka_unit_test(test_planner_compromised_unfinished_generation_is_abandoned),
+		cmocka_unit_test(
+		    test_planner_per_host_generation_is_one_key_per_host),
 		cmocka_unit_test(test_planner_dropped_ed25519_pair_does_not_block_rotation),
 		cmocka_unit_test(test_planner_property_dual_generations_move_together),
 		cmocka_unit_test(test_planner_testing_keys_get_t_y_until_period_ends),

@@ -1,8 +1,8 @@
 /*
  * tests/unit/test_prov_common.c — what the API publishers share
  * (providers/dns/prov_common.h): the token header from a secret file,
- * ca_file, name comparison, the per-section memo and TXT presentation
- * format round trips.
+ * ca_file, name comparison, the per-section memo, TXT presentation
+ * format round trips and replace_many's grouping by zone.
  */
 #include <sys/stat.h>
 
@@ -189,6 +189,78 @@ test_txt_split_or_quoted_otherwise_is_the_same_record(void **state)
 	dk_txt_free(&b);
 }
 
+/* replace_by_zone: what the zone callbacks saw. */
+struct calls {
+	char	zones[4][32];
+	size_t	idx[4][8];
+	size_t	n[4];
+	size_t	ncalls;
+};
+
+static int
+zone_of(void *arg, const char *owner, char **zone, struct dk_error *err)
+{
+	const char *dot = strchr(owner, '.');
+
+	(void)arg;
+	if (strncmp(owner, "bad", 3) == 0)
+		return dk_err(err, DK_ETEMP, "%s: no zone", owner);
+	return (*zone = dk_strdup(dot + 1)) != NULL ? DK_OK : DK_ENOMEM;
+}
+
+static void
+one_zone(void *arg, const char *zone, const struct dk_dns_change *ch,
+    const size_t *idx, size_t n, int *status, struct dk_error *errs)
+{
+	struct calls *c = arg;
+	size_t i;
+
+	(void)ch;
+	snprintf(c->zones[c->ncalls], sizeof(c->zones[0]), "%s", zone);
+	for (i = 0; i < n; i++) {
+		c->idx[c->ncalls][i] = idx[i];
+		status[idx[i]] = strcmp(zone, "b.example") == 0 ?
+		    dk_err(&errs[idx[i]], DK_EMISMATCH, "foreign") : DK_OK;
+	}
+	c->n[c->ncalls++] = n;
+}
+
+static void
+test_replace_by_zone_groups_in_first_seen_order(void **state)
+{
+	struct dk_dns_change ch[5];
+	const char *owners[5] = { "s1.A.example", "s2.b.example",
+	    "bad.c.example", "s3.a.example", "s4.b.example" };
+	struct dk_error errs[5];
+	struct calls c;
+	int status[5];
+	size_t i;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	memset(ch, 0, sizeof(ch));
+	for (i = 0; i < 5; i++)
+		ch[i].owner = owners[i];
+	/* The first failure in change order: the foreign record at 1. */
+	assert_int_equal(dk_prov_replace_by_zone(&c, ch, 5, status, errs,
+	    zone_of, one_zone), DK_EMISMATCH);
+	assert_int_equal(c.ncalls, 2);
+	assert_string_equal(c.zones[0], "A.example");
+	assert_int_equal(c.n[0], 2);
+	assert_int_equal(c.idx[0][0], 0);
+	assert_int_equal(c.idx[0][1], 3);
+	assert_string_equal(c.zones[1], "b.example");
+	assert_int_equal(c.n[1], 2);
+	assert_int_equal(c.idx[1][0], 1);
+	assert_int_equal(c.idx[1][1], 4);
+	assert_int_equal(status[0], DK_OK);
+	assert_int_equal(status[2], DK_ETEMP);
+	assert_non_null(strstr(errs[2].msg, "bad.c.example: no zone"));
+	assert_int_equal(status[4], DK_EMISMATCH);
+	assert_int_equal(dk_prov_replace_by_zone(&c, ch, 0, status, errs,
+	    zone_of, one_zone), DK_OK);
+}
+
 int
 main(void)
 {
@@ -205,6 +277,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test(
 		    test_txt_split_or_quoted_otherwise_is_the_same_record),
+		cmocka_unit_test(
+		    test_replace_by_zone_groups_in_first_seen_order),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

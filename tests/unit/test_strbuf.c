@@ -1,6 +1,7 @@
 /*
  * tests/unit/test_strbuf.c — lib/strbuf.c: appends grow the string and keep
- * it terminated; an empty buffer takes as ""; an allocation failure stays.
+ * it terminated; printf appends; an empty buffer takes as ""; an
+ * allocation failure stays.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -76,6 +77,29 @@ test_overflow_is_sticky_oom(void **state)
 	assert_null(b.p);
 }
 
+static void
+test_printf_appends_formatted(void **state)
+{
+	struct dk_strbuf b = DK_STRBUF_INIT;
+	char big[1000];
+
+	(void)state;
+	dk_strbuf_printf(&b, "%s=%d;", "n", 42);
+	memset(big, 'y', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	/* Longer than the first allocation: the buffer grows. */
+	dk_strbuf_printf(&b, "[%s]", big);
+	dk_strbuf_printf(&b, "%s", "");
+	assert_false(b.oom);
+	assert_int_equal(b.len, 5 + 1001);
+	assert_memory_equal(b.p, "n=42;[yyy", 9);
+	assert_string_equal(b.p + b.len - 2, "y]");
+	dk_strbuf_clear(&b);
+	b.oom = 1;
+	dk_strbuf_printf(&b, "%d", 1);
+	assert_null(b.p);
+}
+
 #define T(f) cmocka_unit_test(f)
 
 int
@@ -86,6 +110,7 @@ main(void)
 		T(test_binary_octets_kept),
 		T(test_empty_takes_as_empty_string),
 		T(test_overflow_is_sticky_oom),
+		T(test_printf_appends_formatted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
