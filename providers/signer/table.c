@@ -23,6 +23,8 @@ dk_tbuf_add(struct dk_tbuf *b, const char *s, size_t n)
 	char *np;
 	size_t ncap;
 
+	if (n == 0)
+		return 0;	/* b->p may still be NULL */
 	if (n > b->cap - b->len) {
 		ncap = b->cap == 0 ? 4096 : b->cap;
 		while (ncap - b->len < n)
