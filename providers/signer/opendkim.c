@@ -620,8 +620,10 @@ odk_current_many(void *ctx, const char *const *domains, size_t n,
 	memset(&kt, 0, sizeof(kt));
 	if (n == 0)
 		return DK_OK;
-	if ((res = calloc(n, sizeof(*res))) == NULL)
-		goto nomem;
+	/* Straight into out (a copy would double a large call's memory);
+	 * on failure nothing of it is left allocated. */
+	res = out;
+	memset(res, 0, n * sizeof(*res));
 	rc = dk_table_read(o->signing_table, &t, &serr);
 	sbuf = t.buf;
 	slen = t.len;
@@ -704,8 +706,6 @@ odk_current_many(void *ctx, const char *const *domains, size_t n,
 			    "signing entry for %s", o->signing_table,
 			    domains[i]);
 done:
-	memcpy(out, res, n * sizeof(*res));
-	free(res);
 	res = NULL;
 	rc = DK_OK;
 	goto out;
@@ -713,9 +713,11 @@ nomem:
 	rc = dk_err(err, DK_ENOMEM, "out of memory");
 out:
 	if (res != NULL)
-		for (i = 0; i < n; i++)
+		for (i = 0; i < n; i++) {
 			dk_signer_keys_free(res[i].keys, res[i].nkeys);
-	free(res);
+			res[i].keys = NULL;
+			res[i].nkeys = 0;
+		}
 	free(dhead);
 	free(dnext);
 	free(dlen);
