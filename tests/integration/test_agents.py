@@ -259,8 +259,10 @@ def test_a_stopped_agent_holds_the_rotation_until_it_returns(env, pg, s):
     assert r.code == 75 and "host mx2" in r.err, r.describe()
     assert key_status(s, "mail1")["state"] == "active"
 
-    # The agent comes back: the rotation completes.
+    # The agent comes back (its first heartbeat sent): the rotation
+    # completes.
     mx2.agent.start()
+    wait_until(lambda: "running" in mx2.agent.out(), 30, "mx2's agent")
     r = run(s, "rotate", "--domain", s.domain)
     assert r.code == 0 and r.err == "", r.describe()
     for h in s.hosts.values():
