@@ -107,11 +107,11 @@ odk_activate(void *ctx, const char *domain, const char *const *managed,
     struct dk_error *err)
 {
 	struct odk *o = ctx;
-	struct dk_tbuf kadd = { NULL, 0, 0 }, sadd = { NULL, 0, 0 };
+	struct dk_strbuf kadd = DK_STRBUF_INIT, sadd = DK_STRBUF_INIT;
 	const char *tables[2];
-	char **names = NULL, *line = NULL;
+	char **names = NULL;
 	size_t nnames = 0, i;
-	int rc, n, lockfd = -1;
+	int rc, lockfd = -1;
 
 	if (nkeys == 0)
 		return dk_err(err, DK_EINVAL, "opendkim: %s: no key to "
@@ -156,26 +156,13 @@ odk_activate(void *ctx, const char *domain, const char *const *managed,
 	 * a dual-algorithm domain's mail carries both signatures.
 	 */
 	for (i = 0; i < nkeys; i++) {
-		if ((n = asprintf(&line, "%s._domainkey.%s %s:%s:%s\n",
+		dk_strbuf_printf(&kadd, "%s._domainkey.%s %s:%s:%s\n",
 		    keys[i].selector, domain, domain, keys[i].selector,
-		    keys[i].keyfile)) == -1) {
-			line = NULL;
-			goto nomem;
-		}
-		if (dk_tbuf_add(&kadd, line, (size_t)n) == -1)
-			goto nomem;
-		free(line);
-		if ((n = asprintf(&line, "*@%s %s._domainkey.%s\n", domain,
-		    keys[i].selector, domain)) == -1) {
-			line = NULL;
-			goto nomem;
-		}
-		if (dk_tbuf_add(&sadd, line, (size_t)n) == -1)
-			goto nomem;
-		free(line);
-		line = NULL;
+		    keys[i].keyfile);
+		dk_strbuf_printf(&sadd, "*@%s %s._domainkey.%s\n", domain,
+		    keys[i].selector, domain);
 	}
-	if (dk_tbuf_add(&kadd, "", 1) == -1 || dk_tbuf_add(&sadd, "", 1) == -1)
+	if (kadd.oom || sadd.oom)
 		goto nomem;
 
 	/*
@@ -222,9 +209,8 @@ out:
 		for (i = 0; i < nnames; i++)
 			free(names[i]);
 	free(names);
-	free(line);
-	free(kadd.p);
-	free(sadd.p);
+	dk_strbuf_clear(&kadd);
+	dk_strbuf_clear(&sadd);
 	return rc;
 }
 

@@ -2018,7 +2018,7 @@ test_table_edit_keeps_every_other_byte(void **state)
 	    "  mail9._domainkey.example.com example.com:mail9:/x\n"
 	    "mail2._domainkey.example.com example.com:mail2:/new\n";
 	char *names[] = { (char *)"mail1._domainkey.example.com" };
-	struct dk_tbuf out = { NULL, 0, 0 };
+	struct dk_strbuf out = DK_STRBUF_INIT;
 
 	(void)state;
 	assert_int_equal(dk_table_edit(&dk_table_fmt_blank, in, strlen(in), 0,
@@ -2036,7 +2036,7 @@ test_table_edit_splits_on_format_delimiters(void **state)
 	static const struct dk_table_fmt exim = { '#', ":" };
 	static const char in[] = "example.com: mail1\nexample.org: x\n";
 	char *names[] = { (char *)"example.com" };
-	struct dk_tbuf out = { NULL, 0, 0 };
+	struct dk_strbuf out = DK_STRBUF_INIT;
 	const char *f;
 	size_t fl;
 
