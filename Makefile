@@ -144,7 +144,8 @@ install: $(INSTALL_BIN)
 	install -m 755 $(INSTALL_BIN) $(DESTDIR)$(SBINDIR)/dkimkeyd
 	install -m 644 man/dkimkeyd.8 $(DESTDIR)$(MANDIR)/man8/dkimkeyd.8
 	install -m 644 man/dkimkeyd.conf.5 $(DESTDIR)$(MANDIR)/man5/dkimkeyd.conf.5
-	for u in dkimkeyd.service dkimkeyd-once.service dkimkeyd-once.timer; do \
+	for u in dkimkeyd.service dkimkeyd-once.service dkimkeyd-once.timer \
+	    dkimkeyd-agent@.service; do \
 	    $(SUBST) contrib/systemd/$$u >$(DESTDIR)$(UNITDIR)/$$u && \
 	    chmod 644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; done
 	[ -e $(DESTDIR)$(SYSCONFDIR)/cron.d/dkimkeyd ] || \

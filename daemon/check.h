@@ -12,6 +12,7 @@
 #define DK_CHECK_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "../lib/dmarc.h"
@@ -30,10 +31,14 @@ extern const int check_st_exit[];
 
 #define MAX_SERVERS	64	/* addresses judged per name */
 
-/* A growable string. */
+/*
+ * Output being built: a growable string, or (f set) text written straight
+ * to f, so that a run over many domains holds none of it.
+ */
 struct str {
 	char	*p;
-	size_t	 len;
+	size_t	 len, cap;
+	FILE	*f;
 };
 
 /* One problem found, kept for the text and JSON output. */
@@ -91,6 +96,10 @@ struct sender {
 	char		 policy[16];
 	int		 aligned;	/* -1 unknown */
 	int		 none;		/* answered: no DMARC record */
+	const char	*signing;	/* the d= its mail gets: the most
+					   specific [domain] whose match
+					   covers it, else this domain */
+	int		 matched;	/* a section's match covers it */
 	char		 note[512];
 };
 
@@ -105,7 +114,8 @@ struct live {
 	size_t		 q0;
 	const struct servers *srv;
 	char		 key_id[32];	/* of the key in keyfile, once read */
-	char		 why[256];	/* why keyfile could not be read */
+	const char	*why;		/* why keyfile could not be read
+					   (a string of the run), or NULL */
 };
 
 struct dom {
@@ -195,6 +205,7 @@ void	check_judge_canary(struct run *r, struct dom *d);
 /* check_report.c: plugin text and perfdata, JSON, metrics. */
 void	check_sappend(struct str *s, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
+void	check_sputs(struct str *s, const char *v, size_t n);
 void	check_sjson(struct str *s, const char *v);
 void	check_json_domain(struct run *r, struct dom *d, struct str *o);
 void	check_write_metrics(struct run *r);

@@ -328,6 +328,15 @@ check_collect_items(struct run *r, struct dom *d)
 		}
 		dk_txt_free(&txt);
 	}
+	/*
+	 * The expected records are made: nothing of the run reads a public
+	 * key from the state again, and check never writes the state.  Over
+	 * many domains the base64 keys would be a good part of its memory.
+	 */
+	for (i = 0; i < st->nkeys; i++) {
+		free(st->keys[i].pubkey);
+		st->keys[i].pubkey = NULL;
+	}
 	for (i = 0; i < d->cd->nwatch; i++) {
 		if (item_add(d, &it) != DK_OK)
 			return;
@@ -342,6 +351,7 @@ check_collect_items(struct run *r, struct dom *d)
 void
 check_collect_senders(struct run *r, struct dom *d)
 {
+	const struct dk_conf_domain *m;
 	struct sender *s;
 	size_t i;
 
@@ -366,6 +376,16 @@ check_collect_senders(struct run *r, struct dom *d)
 		s = &d->senders[i];
 		s->name = d->cd->senders[i];
 		s->aligned = -1;
+		/*
+		 * match =: the section whose key signs mail From the sender
+		 * (the longest name that covers it).  None: this domain's,
+		 * as the sender is listed under it.
+		 */
+		if ((m = dk_conf_match_find(r->conf, s->name)) != NULL) {
+			s->signing = m->name;
+			s->matched = 1;
+		} else
+			s->signing = d->cd->name;
 		if (dk_dmarc_org_domain(r->psl, s->name, s->org,
 		    sizeof(s->org)) != DK_OK)
 			snprintf(s->org, sizeof(s->org), "%s", s->name);

@@ -144,7 +144,13 @@ lint(struct item *it, const struct dk_record *rec, const char *where)
 		LINT(ST_CRITICAL, "%s: s=%s does not include email or *: the "
 		    "key may not sign mail (RFC 6376 §3.6.1) on %s", it->owner,
 		    rec->s, where);
-	if (rec->t != NULL && list_has(rec->t, "y", NULL))
+	/* t=y is intended while the state says so (testing =). */
+	if (rec->t != NULL && list_has(rec->t, "y", NULL) && it->ks != NULL &&
+	    it->ks->testing && it->kind != K_WATCH)
+		check_padd(&it->probs, ST_OK, "%s: t=y (testing period, "
+		    "testing =) on %s: removed when it ends", it->owner,
+		    where);
+	else if (rec->t != NULL && list_has(rec->t, "y", NULL))
 		LINT(ST_WARNING, "%s: t=y (testing mode): verifiers may treat "
 		    "failures as unsigned mail, on %s; remove t=y", it->owner,
 		    where);
@@ -154,8 +160,9 @@ lint(struct item *it, const struct dk_record *rec, const char *where)
 			    it->owner, where);
 		return worst;
 	}
-	if (dk_key_public_check(rec->k, rec->p, rec->plen, &bits, &err) !=
-	    DK_OK) {
+	/* A parsed record's key was checked by the parse: its size is kept. */
+	if ((bits = rec->bits) == 0 && dk_key_public_check(rec->k, rec->p,
+	    rec->plen, &bits, &err) != DK_OK) {
 		LINT(ST_CRITICAL, "%s: p= is not a valid %s public key on %s: "
 		    "%s", it->owner, rec->k == DK_ALG_ED25519 ? "ed25519" :
 		    "rsa", where, err.msg);
@@ -429,6 +436,18 @@ judge_senders(struct run *r, struct dom *d)
 	for (i = 0; i < d->nsenders; i++) {
 		struct sender *s = &d->senders[i];
 
+		/* Which key signs it, as match = says. */
+		if (s->matched && strcmp(s->signing, d->cd->name) != 0)
+			check_padd(&d->probs, ST_OK, "%s: sender %s is signed "
+			    "with d=%s: [domain %s] is the most specific "
+			    "section whose match covers it", d->cd->name,
+			    s->name, s->signing, s->signing);
+		else if (!s->matched)
+			check_padd(&d->probs, ST_OK, "%s: sender %s: no "
+			    "[domain] section's match covers it (match = %s "
+			    "here): its mail is signed with d=%s only if the "
+			    "signer is set up for it by hand", d->cd->name,
+			    s->name, dk_match_name(d->cd->match), d->cd->name);
 		if (s->srv.rc != DK_OK) {
 			check_note(s->note, sizeof(s->note), "cannot find the "
 			    "servers of %s: %s", s->qname[0], s->srv.why);
@@ -480,25 +499,25 @@ judge_senders(struct run *r, struct dom *d)
 			s->adkim = dm.adkim == DK_ALIGN_STRICT ? 's' : 'r';
 			snprintf(s->policy, sizeof(s->policy), "%s",
 			    j == 1 && dm.sp[0] ? dm.sp : dm.p);
-			s->aligned = dk_dmarc_aligned(r->psl, d->cd->name,
+			s->aligned = dk_dmarc_aligned(r->psl, s->signing,
 			    s->name, dm.adkim);
 			if (s->aligned)
 				check_note(s->note, sizeof(s->note), "d=%s aligns "
-				    "with %s (adkim=%c, %s)", d->cd->name,
+				    "with %s (adkim=%c, %s)", s->signing,
 				    s->name, s->adkim, s->qname[j]);
 			else if (dm.adkim == DK_ALIGN_STRICT)
 				check_note(s->note, sizeof(s->note), "d=%s does "
 				    "not align with From %s: adkim=s in %s "
 				    "requires d=%s; fix: sign %s mail with "
 				    "d=%s (add [domain %s]) or set adkim=r",
-				    d->cd->name, s->name, s->qname[j],
+				    s->signing, s->name, s->qname[j],
 				    s->name, s->name, s->name, s->name);
 			else
 				check_note(s->note, sizeof(s->note), "d=%s does "
 				    "not align with From %s: organizational "
 				    "domains differ (relaxed, %s); fix: sign %s "
 				    "mail with a d= under %s (add [domain %s])",
-				    d->cd->name, s->name, s->qname[j], s->name,
+				    s->signing, s->name, s->qname[j], s->name,
 				    s->org, s->name);
 			if (!s->aligned)
 				check_padd(&d->probs, ST_WARNING, "%s: sender %s (p=%s)"
@@ -523,17 +542,19 @@ judge_senders(struct run *r, struct dom *d)
  * same path is the same key without reading it.
  */
 static int
-live_is_key(struct live *l, const struct dk_key_state *ks)
+live_is_key(struct run *r, struct live *l, const struct dk_key_state *ks)
 {
 	struct dk_error err = { 0, "" };
 	struct dk_key *key = NULL;
 
 	if (ks->file != NULL && strcmp(l->keyfile, ks->file) == 0)
 		return 1;
-	if (l->key_id[0] == '\0' && l->why[0] == '\0') {
-		if (dk_key_load(l->keyfile, &key, &err) != DK_OK)
-			snprintf(l->why, sizeof(l->why), "%s", err.msg);
-		else
+	if (l->key_id[0] == '\0' && l->why == NULL) {
+		if (dk_key_load(l->keyfile, &key, &err) != DK_OK) {
+			/* Cut to fit: the reason is for a one-line report. */
+			err.msg[255] = '\0';
+			l->why = check_sdup(r, err.msg);
+		} else
 			snprintf(l->key_id, sizeof(l->key_id), "%s",
 			    dk_key_id(key));
 		dk_key_free(key);
@@ -567,12 +588,12 @@ judge_signer(struct run *r, struct dom *d)
 
 		for (j = 0; j < d->nlive; j++)
 			if (strcmp(d->live[j].selector, ks->selector) == 0 &&
-			    live_is_key(&d->live[j], ks))
+			    live_is_key(r, &d->live[j], ks))
 				break;
 		if (j < d->nlive)
 			continue;
 		for (j = 0; j < d->nlive; j++)
-			if (d->live[j].why[0] != '\0' &&
+			if (d->live[j].why != NULL &&
 			    strcmp(d->live[j].selector, ks->selector) == 0)
 				break;
 		if (j < d->nlive) {

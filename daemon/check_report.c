@@ -16,47 +16,94 @@
 #include "check.h"
 
 
+/* Room for n more bytes and a NUL in s (a string, not a file). */
+static int
+sgrow(struct str *s, size_t n)
+{
+	size_t cap;
+	char *p;
+
+	if (s->cap - s->len > n)
+		return 1;
+	for (cap = s->cap ? s->cap : 256; cap - s->len <= n; cap *= 2)
+		;
+	if ((p = realloc(s->p, cap)) == NULL)
+		return 0;
+	s->p = p;
+	s->cap = cap;
+	return 1;
+}
+
+void
+check_sputs(struct str *s, const char *v, size_t n)
+{
+	if (s->f != NULL) {
+		fwrite(v, 1, n, s->f);
+		return;
+	}
+	if (!sgrow(s, n))
+		return;
+	memcpy(s->p + s->len, v, n);
+	s->len += n;
+	s->p[s->len] = '\0';
+}
+
 void
 check_sappend(struct str *s, const char *fmt, ...)
 {
 	va_list ap;
-	char *line = NULL, *n;
 	int l;
 
 	va_start(ap, fmt);
-	l = vasprintf(&line, fmt, ap);
+	if (s->f != NULL) {
+		vfprintf(s->f, fmt, ap);
+		va_end(ap);
+		return;
+	}
+	l = vsnprintf(s->p != NULL ? s->p + s->len : NULL, s->p != NULL ?
+	    s->cap - s->len : 0, fmt, ap);
 	va_end(ap);
 	if (l < 0)
 		return;
-	if ((n = realloc(s->p, s->len + (size_t)l + 1)) != NULL) {
-		memcpy(n + s->len, line, (size_t)l + 1);
-		s->p = n;
-		s->len += (size_t)l;
+	if (s->p == NULL || (size_t)l >= s->cap - s->len) {
+		if (!sgrow(s, (size_t)l))
+			return;
+		va_start(ap, fmt);
+		vsnprintf(s->p + s->len, s->cap - s->len, fmt, ap);
+		va_end(ap);
 	}
-	free(line);
+	s->len += (size_t)l;
 }
 
 /* JSON string literal of s (control characters escaped). */
 void
 check_sjson(struct str *s, const char *v)
 {
-	const unsigned char *p;
+	const char *p, *run;
+	char esc[8];
 
 	if (v == NULL) {
-		check_sappend(s, "null");
+		check_sputs(s, "null", 4);
 		return;
 	}
-	check_sappend(s, "\"");
-	for (p = (const unsigned char *)v; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\')
-			check_sappend(s, "\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
-			check_sappend(s, "\\u%04x", *p);
+	check_sputs(s, "\"", 1);
+	for (p = run = v; *p != '\0'; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c != '"' && c != '\\' && c >= 0x20 && c != 0x7f)
+			continue;
+		check_sputs(s, run, (size_t)(p - run));
+		if (c == '"' || c == '\\')
+			snprintf(esc, sizeof(esc), "\\%c", c);
 		else
-			check_sappend(s, "%c", *p);
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+		check_sputs(s, esc, strlen(esc));
+		run = p + 1;
 	}
-	check_sappend(s, "\"");
+	check_sputs(s, run, (size_t)(p - run));
+	check_sputs(s, "\"", 1);
 }
+
 static const char *
 item_state(const struct item *it)
 {
@@ -165,6 +212,10 @@ check_json_domain(struct run *r, struct dom *d, struct str *o)
 		check_sjson(o, s->adkim == 's' ? "s" : s->adkim == 'r' ? "r" : NULL);
 		check_sappend(o, ",\"policy\":");
 		check_sjson(o, s->policy[0] ? s->policy : NULL);
+		check_sappend(o, ",\"signing_domain\":");
+		check_sjson(o, s->signing);
+		check_sappend(o, ",\"matched\":%s", s->matched ? "true" :
+		    "false");
 		check_sappend(o, ",\"aligned\":%s,\"note\":", s->aligned < 0 ?
 		    "null" : s->aligned ? "true" : "false");
 		check_sjson(o, s->note);
@@ -253,13 +304,68 @@ check_write_metrics(struct run *r)
 	dk_metrics_free(m);
 }
 
+/* Each problem of severity k in d, worst first, as a plugin detail. */
+static void
+text_details(struct dom *d, int k, struct str *det, size_t *nprob,
+    const char **first, int worst)
+{
+	size_t j, m;
+
+	for (j = 0; j < d->nitems; j++) {
+		struct plist *l = &d->items[j].probs;
+
+		for (m = 0; m < l->n; m++)
+			if (l->p[m].sev == k) {
+				if (det != NULL)
+					check_sappend(det, "%s: %s\n",
+					    check_st_name[k], l->p[m].msg);
+				(*nprob)++;
+				if (*first == NULL && k == worst)
+					*first = l->p[m].msg;
+			}
+	}
+	for (j = 0; j < d->probs.n; j++)
+		if (d->probs.p[j].sev == k) {
+			if (det != NULL)
+				check_sappend(det, "%s: %s\n", check_st_name[k],
+				    d->probs.p[j].msg);
+			(*nprob)++;
+			if (*first == NULL && k == worst)
+				*first = d->probs.p[j].msg;
+		}
+}
+
+/* What was found but changes no state (severity OK), as notes. */
+static void
+text_notes(struct dom *d, struct str *det)
+{
+	size_t j, m;
+
+	for (j = 0; j < d->nitems; j++) {
+		struct plist *l = &d->items[j].probs;
+
+		for (m = 0; m < l->n; m++)
+			if (l->p[m].sev == ST_OK)
+				check_sappend(det, "note: %s\n", l->p[m].msg);
+	}
+	for (j = 0; j < d->probs.n; j++)
+		if (d->probs.p[j].sev == ST_OK)
+			check_sappend(det, "note: %s\n", d->probs.p[j].msg);
+}
+
+/*
+ * The plugin output, written as it is made: the line needs the first
+ * problem and the count first (a pass that only counts), then the
+ * perfdata of every domain, then the details.
+ */
 void
 check_print_text(struct run *r, int worst)
 {
-	struct str perf = { NULL, 0 }, det = { NULL, 0 };
+	struct str out = { .f = stdout };
 	const char *first = NULL;
-	size_t i, j, k, nprob = 0, nsel = 0, nsrv = 0;
+	size_t i, j, nprob = 0, nsel = 0;
 	char w[32], c[32];
+	int k;
 
 	w[0] = c[0] = '\0';
 	if (r->o->warn_age > 0)
@@ -267,60 +373,42 @@ check_print_text(struct run *r, int worst)
 	if (r->o->crit_age > 0)
 		snprintf(c, sizeof(c), "%" PRId64, r->o->crit_age);
 	for (i = 0; i < r->nd; i++) {
-		struct dom *d = &r->d[i];
-
-		if (d->active_age >= 0)
-			check_sappend(&perf, " '%s_active_age'=%" PRId64 "s;%s;%s",
-			    d->cd->name, d->active_age, w, c);
-		if (d->next_at > 0)
-			check_sappend(&perf, " '%s_next_action'=%" PRId64 "s",
-			    d->cd->name, d->next_at - r->now);
-		check_sappend(&perf, " '%s_servers_ok'=%zu;;;0;%zu", d->cd->name,
-		    d->ok, d->total);
-		nsel += d->nitems;
-		if (d->zsrv.n > nsrv)
-			nsrv = d->zsrv.n;
-		/* Details, worst first. */
-		for (k = ST_CRITICAL; k >= ST_UNKNOWN; k--) {
-			for (j = 0; j < d->nitems; j++) {
-				struct plist *l = &d->items[j].probs;
-				size_t m;
-
-				for (m = 0; m < l->n; m++)
-					if (l->p[m].sev == (int)k) {
-						check_sappend(&det, "%s: %s\n",
-						    check_st_name[k], l->p[m].msg);
-						nprob++;
-						if (first == NULL && (int)k ==
-						    worst)
-							first = l->p[m].msg;
-					}
-			}
-			for (j = 0; j < d->probs.n; j++)
-				if (d->probs.p[j].sev == (int)k) {
-					check_sappend(&det, "%s: %s\n", check_st_name[k],
-					    d->probs.p[j].msg);
-					nprob++;
-					if (first == NULL && (int)k == worst)
-						first = d->probs.p[j].msg;
-				}
-		}
-		for (j = 0; j < d->nsenders; j++)
-			if (d->senders[j].none)
-				check_sappend(&det, "note: %s: sender %s: %s\n",
-				    d->cd->name, d->senders[j].name,
-				    d->senders[j].note);
+		nsel += r->d[i].nitems;
+		for (k = ST_CRITICAL; k >= ST_UNKNOWN; k--)
+			text_details(&r->d[i], k, NULL, &nprob, &first, worst);
 	}
 	if (worst == ST_OK)
 		printf("DKIM OK - %zu domain%s, %zu selector%s as expected on "
-		    "every server |%s\n", r->nd, r->nd == 1 ? "" : "s", nsel,
-		    nsel == 1 ? "" : "s", perf.p ? perf.p : "");
+		    "every server |", r->nd, r->nd == 1 ? "" : "s", nsel,
+		    nsel == 1 ? "" : "s");
 	else
-		printf("DKIM %s - %s%s |%s\n", check_st_name[worst],
-		    first ? first : "?", nprob > 1 ? " (and more below)" : "",
-		    perf.p ? perf.p : "");
-	if (det.p != NULL)
-		fputs(det.p, stdout);
-	free(perf.p);
-	free(det.p);
+		printf("DKIM %s - %s%s |", check_st_name[worst],
+		    first ? first : "?", nprob > 1 ? " (and more below)" : "");
+	for (i = 0; i < r->nd; i++) {
+		struct dom *d = &r->d[i];
+
+		if (d->active_age >= 0)
+			check_sappend(&out, " '%s_active_age'=%" PRId64 "s;%s;%s",
+			    d->cd->name, d->active_age, w, c);
+		if (d->next_at > 0)
+			check_sappend(&out, " '%s_next_action'=%" PRId64 "s",
+			    d->cd->name, d->next_at - r->now);
+		check_sappend(&out, " '%s_servers_ok'=%zu;;;0;%zu", d->cd->name,
+		    d->ok, d->total);
+	}
+	check_sputs(&out, "\n", 1);
+	first = NULL;
+	nprob = 0;
+	for (i = 0; i < r->nd; i++) {
+		struct dom *d = &r->d[i];
+
+		for (k = ST_CRITICAL; k >= ST_UNKNOWN; k--)
+			text_details(d, k, &out, &nprob, &first, worst);
+		text_notes(d, &out);
+		for (j = 0; j < d->nsenders; j++)
+			if (d->senders[j].none)
+				check_sappend(&out, "note: %s: sender %s: %s\n",
+				    d->cd->name, d->senders[j].name,
+				    d->senders[j].note);
+	}
 }

@@ -30,6 +30,9 @@
 #include "daemon.h"
 
 #define AGENT_KEYS_MAX	8
+/* The selectors of a domain: per-host, every host's pair and the old. */
+#define AGENT_MANAGED_MAX	(4 * DK_MAX_SELECTORS + 2 * DK_MAX_HOSTS + 16)
+#define AGENT_MANAGED_TEXT	(AGENT_MANAGED_MAX * (DK_SELECTOR_MAX + 1))
 
 struct agent {
 	const struct dk_conf	*conf;
@@ -41,6 +44,21 @@ struct agent {
 	int			 listening;
 	int			 down;		/* said the database is down */
 };
+
+static int
+key_gid(const struct dk_conf *conf, gid_t *gid, struct dk_error *err)
+{
+	struct group *gr;
+
+	*gid = (gid_t)-1;
+	if (conf->key_group == NULL)
+		return DK_OK;
+	if ((gr = getgrnam(conf->key_group)) == NULL)
+		return dk_err(err, DK_ECONFIG, "key_group %s: no such group",
+		    conf->key_group);
+	*gid = gr->gr_gid;
+	return DK_OK;
+}
 
 /* "SEL:ID SEL:ID" into selector and key id pairs (borrowed from buf). */
 static int
@@ -90,10 +108,9 @@ local_key(struct agent *a, const struct dk_conf_domain *dom,
 	const struct dk_conf *conf = a->conf;
 	const struct dk_kek *kek;
 	struct dk_key *key = NULL;
-	struct group *gr;
 	struct stat sb;
 	char *path = NULL, *sealed = NULL;
-	gid_t gid = (gid_t)-1;
+	gid_t gid;
 	int rc;
 
 	if (dk_state_key_file(conf->key_dir, dom->name, selector, key_id,
@@ -113,14 +130,8 @@ local_key(struct agent *a, const struct dk_conf_domain *dom,
 		    key_id, path);
 		goto out;
 	}
-	if (conf->key_group != NULL) {
-		if ((gr = getgrnam(conf->key_group)) == NULL) {
-			rc = dk_err(err, DK_ECONFIG, "key_group %s: no such "
-			    "group", conf->key_group);
-			goto out;
-		}
-		gid = gr->gr_gid;
-	}
+	if ((rc = key_gid(conf, &gid, err)) != DK_OK)
+		goto out;
 	if ((kek = dk_daemon_kek(conf, err)) == NULL) {
 		rc = err->code;
 		goto out;
@@ -200,9 +211,9 @@ serve(struct agent *a, const struct dk_fleet_work *w, struct dk_error *err)
 	const struct dk_conf_section *ssec;
 	const struct dk_signer_ops *sops;
 	struct dk_signer_key sk[AGENT_KEYS_MAX], *cur = NULL;
-	char kbuf[512], mbuf[1024], *sel[AGENT_KEYS_MAX], *id[AGENT_KEYS_MAX];
-	char *paths[AGENT_KEYS_MAX] = { NULL };
-	const char *managed[64];
+	char kbuf[512], mbuf[AGENT_MANAGED_TEXT], *sel[AGENT_KEYS_MAX];
+	char *id[AGENT_KEYS_MAX], *paths[AGENT_KEYS_MAX] = { NULL };
+	const char *managed[AGENT_MANAGED_MAX];
 	void *sctx = NULL;
 	size_t n = 0, nm = 0, ncur = 0, i;
 	int rc;
@@ -231,8 +242,8 @@ serve(struct agent *a, const struct dk_fleet_work *w, struct dk_error *err)
 	}
 	if ((rc = sops->open(ssec, &sctx, err)) != DK_OK)
 		goto out;
-	if ((rc = sops->activate(sctx, dom->name, managed, nm, sk, n,
-	    err)) != DK_OK) {
+	if ((rc = sops->activate(sctx, dom->name, dom->match, managed,
+	    nm, sk, n, err)) != DK_OK) {
 		dk_err_prefix(err, "signer %s", ssec->name);
 		goto out;
 	}
@@ -263,6 +274,126 @@ serve(struct agent *a, const struct dk_fleet_work *w, struct dk_error *err)
 	for (i = 0; i < n; i++)
 		free(paths[i]);
 	return rc;
+}
+
+/*
+ * key_scope = per-host: make the key the scheduler asked this host for,
+ * keep its private half here (key_dir, the key file rules) and give the
+ * public half back.  *key_id, *pubkey malloc'd.
+ */
+static int
+make_key(struct agent *a, const struct dk_fleet_keyreq *q, char **idp,
+    char **pubp, struct dk_error *err)
+{
+	const struct dk_conf_domain *dom;
+	const char *of;
+	struct dk_keyspec spec;
+	struct dk_key *key = NULL;
+	unsigned char *pub = NULL;
+	size_t publen;
+	char *path = NULL, *b64 = NULL, *id = NULL;
+	gid_t gid;
+	int rc;
+
+	if ((dom = dk_conf_domain_find(a->conf, q->domain)) == NULL)
+		return dk_err(err, DK_ECONFIG, "%s: no [domain %s] in %s on "
+		    "host %s", q->domain, q->domain, a->conf->path, a->host);
+	if (dom->key_scope != DK_SCOPE_PER_HOST ||
+	    (of = dk_conf_host_of_selector(dom, q->selector)) == NULL ||
+	    strcmp(of, a->host) != 0)
+		return dk_err(err, DK_ECONFIG, "%s: asked for a key on %s, "
+		    "which is not a per-host selector of host %s in %s",
+		    q->domain, q->selector, a->host, a->conf->path);
+	if ((rc = dk_keyspec_parse(q->algorithm, dom->allow_weak_keys, &spec,
+	    err)) != DK_OK || (rc = key_gid(a->conf, &gid, err)) != DK_OK)
+		return rc;
+	if ((rc = dk_key_generate(&spec, &key, err)) != DK_OK)
+		return rc;
+	if (dk_state_key_file(a->conf->key_dir, dom->name, q->selector,
+	    dk_key_id(key), &path) != DK_OK) {
+		rc = dk_err(err, DK_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = dk_mkdir_private(a->conf->key_dir, a->conf->key_group ?
+	    0750 : 0700, err)) != DK_OK ||
+	    (rc = dk_key_save(key, path, gid, err)) != DK_OK ||
+	    (rc = dk_key_public(key, &pub, &publen, err)) != DK_OK)
+		goto out;
+	if (dk_base64_encode(pub, publen, &b64) != DK_OK ||
+	    (id = dk_strdup(dk_key_id(key))) == NULL) {
+		rc = dk_err(err, DK_ENOMEM, "out of memory");
+		goto out;
+	}
+	*idp = id;
+	*pubp = b64;
+	id = b64 = NULL;
+ out:
+	free(id);
+	free(b64);
+	free(pub);
+	free(path);
+	dk_key_free(key);
+	return rc;
+}
+
+static void
+drop_key(struct agent *a, const struct dk_fleet_keyreq *q, const char *id)
+{
+	struct dk_error err;
+	char *path = NULL;
+
+	if (dk_state_key_file(a->conf->key_dir, q->domain, q->selector, id,
+	    &path) == DK_OK)
+		(void)dk_key_destroy(path, &err);
+	free(path);
+}
+
+/* Answer the scheduler's key requests; the worst exit code. */
+static int
+key_requests(struct agent *a)
+{
+	struct dk_fleet_keyreq *q = NULL;
+	struct dk_error err = { 0, "" }, e2;
+	char *id, *pub;
+	size_t n = 0, i;
+	int rc, code = 0;
+
+	if ((rc = dk_fleet_key_requests(a->conn, a->host, &q, &n, &err)) !=
+	    DK_OK) {
+		complain("%s", err.msg);
+		return dk_exit_code(rc);
+	}
+	for (i = 0; i < n && !dk_stop_requested; i++) {
+		id = pub = NULL;
+		memset(&e2, 0, sizeof(e2));
+		rc = make_key(a, &q[i], &id, &pub, &e2);
+		if (rc == DK_OK) {
+			say("%s: host %s made a %s key for %s event=created "
+			    "key-id=%s", q[i].domain, a->host, q[i].algorithm,
+			    q[i].selector, id);
+			rc = dk_fleet_key_made(a->conn, &q[i], id, pub, 0, NULL,
+			    &e2);
+			/* Unreported, it would never be used: not kept. */
+			if (rc != DK_OK)
+				drop_key(a, &q[i], id);
+		} else {
+			if (q[i].error == NULL || strcmp(q[i].error, e2.msg))
+				complain("%s", e2.msg);
+			code = dk_exit_code(rc);
+			rc = dk_fleet_key_made(a->conn, &q[i], NULL, NULL, rc,
+			    e2.msg, &e2);
+		}
+		free(id);
+		free(pub);
+		if (rc != DK_OK) {
+			complain("%s", e2.msg);
+			code = dk_exit_code(rc);
+			break;
+		}
+	}
+	dk_fleet_keyreq_free(q, n);
+	free(q);
+	return code;
 }
 
 /* One exit code out of two: anything but "temporary" wins. */
@@ -296,8 +427,9 @@ pass(struct agent *a, struct dk_error *err)
 	size_t n = 0, i;
 	int rc, code = 0;
 
+	code = key_requests(a);
 	if ((rc = dk_fleet_todo(a->conn, a->host, &w, &n, err)) != DK_OK)
-		return dk_exit_code(rc);
+		return worse(code, dk_exit_code(rc));
 	for (i = 0; i < n && !dk_stop_requested; i++) {
 		memset(&e2, 0, sizeof(e2));
 		if (dk_monotonic_ms() - a->hb_last_ms >= a->hb_every * 1000 &&

@@ -20,6 +20,8 @@
 #include "../lib/key.h"
 #include "../lib/metrics.h"
 #include "../lib/store_pg.h"
+#include "../providers/dns/dns_provider.h"
+#include "../providers/signer/signer.h"
 #include "check.h"
 
 static void
@@ -72,14 +74,88 @@ collect_fleet(struct dom *d)
 	d->nfleet = d->cd->nhosts;
 }
 
+/*
+ * Provider and signer contexts, one per section for the whole run: a
+ * context per domain would cost its memory and its opening (a TSIG key
+ * read, a signer's paths) once per domain.
+ */
+struct sec_ctx {
+	void	*ctx;
+	int	 tried;		/* ctx NULL after a try: it does not open */
+};
+
+struct shared {
+	struct sec_ctx	*p, *s;
+};
+
+static void *
+sec_ctx_get(struct sec_ctx *t, size_t i, const struct dk_conf_section *sec,
+    int (*open)(const struct dk_conf_section *, void **, struct dk_error *))
+{
+	struct dk_error err = { 0, "" };
+
+	if (!t[i].tried) {
+		t[i].tried = 1;
+		if (open(sec, &t[i].ctx, &err) != DK_OK)
+			t[i].ctx = NULL;
+	}
+	return t[i].ctx;
+}
+
+/*
+ * Open d with its sections' shared contexts; a domain whose sections are
+ * not defined or do not open is opened on its own, so that it fails with
+ * the very message it always had.
+ */
+static int
+check_domain_open(const struct dk_conf *conf, struct shared *sh,
+    struct dom *d, struct dk_error *err)
+{
+	const struct dk_conf_section *psec, *ssec;
+	const struct dk_dns_provider_ops *pops;
+	const struct dk_signer_ops *sops;
+	void *pctx, *sctx;
+
+	if (sh->p == NULL || sh->s == NULL ||
+	    (psec = dk_conf_provider_find(conf, d->cd->provider)) == NULL ||
+	    (ssec = dk_conf_signer_find(conf, d->cd->signer)) == NULL ||
+	    (pops = dk_dns_provider_find(psec->type)) == NULL ||
+	    (sops = dk_signer_find(ssec->type)) == NULL ||
+	    (pctx = sec_ctx_get(sh->p, (size_t)(psec - conf->providers), psec,
+	    pops->open)) == NULL ||
+	    (sctx = sec_ctx_get(sh->s, (size_t)(ssec - conf->signers), ssec,
+	    sops->open)) == NULL)
+		return dk_domain_open(conf, d->cd, "check", -1, &d->c, err);
+	return dk_domain_open_shared(conf, d->cd, "check", -1, pctx, sctx,
+	    &d->c, err);
+}
+
+static void
+shared_close(const struct dk_conf *conf, struct shared *sh)
+{
+	size_t i;
+
+	for (i = 0; sh->p != NULL && i < conf->nproviders; i++)
+		if (sh->p[i].ctx != NULL)
+			dk_dns_provider_find(conf->providers[i].type)->close(
+			    sh->p[i].ctx);
+	for (i = 0; sh->s != NULL && i < conf->nsigners; i++)
+		if (sh->s[i].ctx != NULL)
+			dk_signer_find(conf->signers[i].type)->close(
+			    sh->s[i].ctx);
+	free(sh->p);
+	free(sh->s);
+}
+
 int
 cmd_check(const struct dk_conf *conf, const char *domain,
     const struct dk_check_opts *o)
 {
 	struct dk_probe_opts po;
 	struct dk_error err = { 0, "" };
-	struct str js = { NULL, 0 };
+	struct str js = { .f = stdout };
 	struct run r;
+	struct shared sh;
 	struct timespec t0, t1;
 	size_t i, sent = 0;
 	int rc, worst = ST_OK, timeout = 0;
@@ -93,8 +169,12 @@ cmd_check(const struct dk_conf *conf, const char *domain,
 		    conf->path);
 		return 3;
 	}
+	/* Without the tables, every domain opens its own contexts. */
+	sh.p = calloc(conf->nproviders + 1, sizeof(*sh.p));
+	sh.s = calloc(conf->nsigners + 1, sizeof(*sh.s));
 	if ((r.d = calloc(conf->ndomains ? conf->ndomains : 1,
 	    sizeof(*r.d))) == NULL) {
+		shared_close(conf, &sh);
 		printf("DKIM UNKNOWN - out of memory\n");
 		return 3;
 	}
@@ -107,8 +187,7 @@ cmd_check(const struct dk_conf *conf, const char *domain,
 		d = &r.d[r.nd++];
 		d->cd = &conf->domains[i];
 		d->active_age = -1;
-		if ((rc = dk_domain_open(conf, d->cd, "check", -1, &d->c,
-		    &err)) != DK_OK) {
+		if ((rc = check_domain_open(conf, &sh, d, &err)) != DK_OK) {
 			check_padd(&d->probs, rc == DK_ECORRUPT ? ST_CRITICAL :
 			    ST_UNKNOWN, "%s", err.msg);
 			d->worst = d->probs.worst;
@@ -170,9 +249,6 @@ cmd_check(const struct dk_conf *conf, const char *domain,
 			check_json_domain(&r, &r.d[i], &js);
 		}
 		check_sappend(&js, "]}\n");
-		if (js.p != NULL)
-			fputs(js.p, stdout);
-		free(js.p);
 	} else
 		check_print_text(&r, worst);
 	/* A partial run would drop the other domains' series. */
@@ -184,6 +260,7 @@ out:
 	for (i = 0; i < r.nd; i++)
 		dom_free(&r.d[i]);
 	free(r.d);
+	shared_close(conf, &sh);
 	dk_psl_free(r.psl);
 	check_sfree(&r);
 	return check_st_exit[worst];

@@ -33,7 +33,8 @@
 
 /* configtest reads what updates would read later: the TSIG key files. */
 static int
-check_secrets(const struct dk_conf *conf, struct dk_error *err)
+check_secrets(const struct dk_conf *conf, const char *host,
+    struct dk_error *err)
 {
 	const struct dk_dns_provider_ops *pops;
 	void *ctx;
@@ -51,7 +52,8 @@ check_secrets(const struct dk_conf *conf, struct dk_error *err)
 			return rc;
 		dk_kek_free(kek);
 	}
-	for (i = 0; i < conf->nproviders; i++) {
+	/* An agent's configuration: no DNS credentials to read. */
+	for (i = 0; host == NULL && i < conf->nproviders; i++) {
 		pops = dk_dns_provider_find(conf->providers[i].type);
 		if (pops == NULL || pops->check_secrets == NULL)
 			continue;
@@ -207,13 +209,44 @@ check_canaries(const struct dk_conf *conf, struct dk_error *err)
 	return DK_OK;
 }
 
+/*
+ * configtest --host NAME: what `agent --host NAME` needs: the database
+ * (conninfo_file and kek_file are checked with the other secrets), and
+ * a domain that names the host.
+ */
+static int
+check_agent(const struct dk_conf *conf, const char *host,
+    struct dk_error *err)
+{
+	const struct dk_conf_domain *d;
+	size_t i, j, n = 0;
+
+	if (conf->backend != DK_BACKEND_PG)
+		return dk_err(err, DK_ECONFIG, "%s: agent needs backend = "
+		    "postgresql in [dkimkeyd]", conf->path);
+	for (i = 0; i < conf->ndomains; i++) {
+		d = &conf->domains[i];
+		for (j = 0; j < d->nhosts; j++)
+			if (strcmp(d->hosts[j], host) == 0)
+				break;
+		if (j < d->nhosts)
+			n++;
+	}
+	if (n == 0)
+		complain("warning: %s: no [domain] names host %s in hosts =: "
+		    "agent --host %s would serve nothing", conf->path, host,
+		    host);
+	return DK_OK;
+}
+
 int
-cmd_configtest(const struct dk_conf *conf)
+cmd_configtest(const struct dk_conf *conf, const char *host)
 {
 	struct dk_error err = { 0, "" };
 	int rc;
 
-	if ((rc = check_secrets(conf, &err)) != DK_OK ||
+	if ((host != NULL && (rc = check_agent(conf, host, &err)) != DK_OK) ||
+	    (rc = check_secrets(conf, host, &err)) != DK_OK ||
 	    (rc = check_canaries(conf, &err)) != DK_OK) {
 		complain("%s", err.msg);
 		return dk_exit_code(rc);

@@ -198,7 +198,7 @@ cmd_rotate(const struct dk_conf *conf, const char *domain, int dry_run)
 	struct dk_error err = { 0, "" };
 	struct dk_plan p;
 	char when[64], busy[1024];
-	int rc, pending, target = -1, rotate = 1, told = 0;
+	int rc, pending, target = -1, rotate = 1, was, told = 0;
 
 	if ((dom = dk_conf_domain_find(conf, domain)) == NULL) {
 		complain("%s: no [domain %s] in %s", domain, domain,
@@ -274,6 +274,7 @@ cmd_rotate(const struct dk_conf *conf, const char *domain, int dry_run)
 			continue;
 		}
 		/* A rotation in progress, or the one just asked for. */
+		was = rotate;
 		if (p.action == DK_ACT_GENERATE) {
 			rotate = 0;
 		} else if (p.key >= 0 && target < 0 &&
@@ -284,6 +285,9 @@ cmd_rotate(const struct dk_conf *conf, const char *domain, int dry_run)
 		rc = dk_domain_step(&c, &p, &pending, &err);
 		if (p.action == DK_ACT_GENERATE && rc == DK_OK)
 			target = (int)c.st->nkeys - 1;
+		/* A key a host has yet to make: the rotation still asked. */
+		else if (p.action == DK_ACT_GENERATE)
+			rotate = was;
 		if (rc == DK_OK && !told && target >= 0 &&
 		    c.st->keys[target].published_at != 0 &&
 		    c.st->keys[target].drain >= 0) {

@@ -61,8 +61,10 @@ holder_of(const struct dk_conf *conf, const char *domain,
 
 static void
 json_domain(const struct dk_domain_state *st, const struct dk_plan *p,
-    int64_t now, int first, const struct dk_store_holder *h)
+    const struct dk_policy *pol, int64_t now, int first,
+    const struct dk_store_holder *h)
 {
+	int64_t tend = dk_plan_testing_end(st, pol);
 	size_t i;
 
 	printf("%s{\"domain\":", first ? "" : ",");
@@ -89,9 +91,12 @@ json_domain(const struct dk_domain_state *st, const struct dk_plan *p,
 		jtime("revoked", k->revoked_at, 1);
 		jtime("removed", k->removed_at, 1);
 		jtime("compromised", k->compromised_at, 0);
-		printf("}");
+		printf(",\"testing\":%s}", k->testing ? "true" : "false");
 	}
 	printf("],");
+	/* testing =: the period, and its end (null: not yet known). */
+	printf("\"testing\":%" PRId64 ",", pol->testing);
+	jtime("testing_until", tend == INT64_MAX ? 0 : tend, 1);
 	if (h != NULL) {
 		printf("\"lease\":{\"holder\":");
 		jstr(h->holder);
@@ -108,8 +113,9 @@ json_domain(const struct dk_domain_state *st, const struct dk_plan *p,
 
 static void
 text_domain(const struct dk_domain_state *st, const struct dk_plan *p,
-    int64_t now, const struct dk_store_holder *h)
+    const struct dk_policy *pol, int64_t now, const struct dk_store_holder *h)
 {
+	int64_t tend = dk_plan_testing_end(st, pol);
 	char t1[32], t2[32];
 	size_t i;
 
@@ -122,6 +128,17 @@ text_domain(const struct dk_domain_state *st, const struct dk_plan *p,
 	if (st->nkeys == 0)
 		printf("  no keys yet: run dkimkeyd rotate --domain %s\n",
 		    st->domain);
+	if (pol->testing > 0) {
+		dk_duration_format(pol->testing, t2, sizeof(t2));
+		if (tend == INT64_MAX)
+			printf("  testing (t=y) %s from the first activation\n",
+			    t2);
+		else {
+			iso(tend, t1, sizeof(t1));
+			printf("  testing (t=y) %s: %s %s\n", t2,
+			    now < tend ? "until" : "ended", t1);
+		}
+	}
 	for (i = 0; i < st->nkeys; i++) {
 		const struct dk_key_state *k = &st->keys[i];
 		enum dk_kstate s = dk_key_state_get(k, now);
@@ -147,6 +164,8 @@ text_domain(const struct dk_domain_state *st, const struct dk_plan *p,
 			iso(k->compromised_at, t2, sizeof(t2));
 			printf("  compromised %s", t2);
 		}
+		if (k->testing && s < DK_KS_REVOKED)
+			printf("  t=y");
 		printf("\n");
 	}
 	if (p->action != DK_ACT_NONE) {
@@ -198,9 +217,9 @@ cmd_status(const struct dk_conf *conf, const char *domain, int json)
 		dk_plan_next(st, &pol, 0, now, &p);
 		h = holder_of(conf, dom->name, &hb);
 		if (json)
-			json_domain(st, &p, now, first, h);
+			json_domain(st, &p, &pol, now, first, h);
 		else
-			text_domain(st, &p, now, h);
+			text_domain(st, &p, &pol, now, h);
 		first = 0;
 		dk_state_free(st);
 	}

@@ -96,6 +96,8 @@ struct dk_domain_ctx {
 	struct dk_store_lock			*lock;	/* NULL: none */
 	int					 keep_lock; /* a lease stays
 							     ours at close */
+	int					 shared; /* pctx, sctx: the
+							  caller's */
 };
 
 /*
@@ -120,6 +122,14 @@ int	dk_domain_open(const struct dk_conf *, const struct dk_conf_domain *,
 	    const char *command, int lock_wait, struct dk_domain_ctx *,
 	    struct dk_error *);
 void	dk_domain_close(struct dk_domain_ctx *);
+/*
+ * dk_domain_open with the provider and signer contexts the caller opened
+ * for the domain's sections (one pair for many domains: check);
+ * dk_domain_close leaves them open.
+ */
+int	dk_domain_open_shared(const struct dk_conf *,
+	    const struct dk_conf_domain *, const char *command, int lock_wait,
+	    void *pctx, void *sctx, struct dk_domain_ctx *, struct dk_error *);
 /*
  * Sleep until when (dk_now() seconds), keeping the domain's lease: a
  * command waiting in-process longer than lease_time must not lose the
@@ -213,7 +223,7 @@ int	cmd_status(const struct dk_conf *, const char *domain, int json);
  * exit code), then warnings on stderr (exit 0) where OpenDKIM's
  * RequireSafeKeys would refuse the keys in key_dir.
  */
-int	cmd_configtest(const struct dk_conf *);
+int	cmd_configtest(const struct dk_conf *, const char *host);
 /*
  * Why OpenDKIM's RequireSafeKeys would refuse the keys this process
  * writes to dir (into why): 1; 0 when it would take them, or dir does

@@ -147,6 +147,9 @@ dk_conf_check_signers(const struct dk_conf *conf, struct dk_error *err)
 		if ((rc = sops->open(s, &ctx, err)) != DK_OK)
 			return rc;
 		sops->close(ctx);
+		if (sops->conf_check != NULL &&
+		    (rc = sops->conf_check(s, conf, err)) != DK_OK)
+			return rc;
 	}
 	return DK_OK;
 }
@@ -190,10 +193,10 @@ dk_domain_load_state(const struct dk_conf *conf,
 	return rc;
 }
 
-int
-dk_domain_open(const struct dk_conf *conf, const struct dk_conf_domain *dom,
-    const char *command, int lock_wait, struct dk_domain_ctx *c,
-    struct dk_error *err)
+static int
+domain_open(const struct dk_conf *conf, const struct dk_conf_domain *dom,
+    const char *command, int lock_wait, void *pctx, void *sctx,
+    struct dk_domain_ctx *c, struct dk_error *err)
 {
 	int rc;
 
@@ -226,6 +229,13 @@ dk_domain_open(const struct dk_conf *conf, const struct dk_conf_domain *dom,
 		goto fail;
 	if ((rc = dk_domain_load_state(conf, dom, &c->st, err)) != DK_OK)
 		goto fail;
+	if (pctx != NULL) {
+		/* The caller's, for these very sections. */
+		c->shared = 1;
+		c->pctx = pctx;
+		c->sctx = sctx;
+		return DK_OK;
+	}
 	if ((rc = c->pops->open(c->psec, &c->pctx, err)) != DK_OK)
 		goto fail;
 	if ((rc = c->sops->open(c->ssec, &c->sctx, err)) != DK_OK)
@@ -236,12 +246,28 @@ fail:
 	return rc;
 }
 
+int
+dk_domain_open(const struct dk_conf *conf, const struct dk_conf_domain *dom,
+    const char *command, int lock_wait, struct dk_domain_ctx *c,
+    struct dk_error *err)
+{
+	return domain_open(conf, dom, command, lock_wait, NULL, NULL, c, err);
+}
+
+int
+dk_domain_open_shared(const struct dk_conf *conf,
+    const struct dk_conf_domain *dom, const char *command, int lock_wait,
+    void *pctx, void *sctx, struct dk_domain_ctx *c, struct dk_error *err)
+{
+	return domain_open(conf, dom, command, lock_wait, pctx, sctx, c, err);
+}
+
 void
 dk_domain_close(struct dk_domain_ctx *c)
 {
-	if (c->pctx != NULL)
+	if (c->pctx != NULL && !c->shared)
 		c->pops->close(c->pctx);
-	if (c->sctx != NULL)
+	if (c->sctx != NULL && !c->shared)
 		c->sops->close(c->sctx);
 	dk_state_free(c->st);
 	if (c->lock != NULL)

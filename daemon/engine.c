@@ -53,6 +53,7 @@ dk_expected_txt(const struct dk_key_state *ks, enum dk_kstate s,
 		rc = dk_record_format_revoked(key_alg(ks), &text) == DK_OK ?
 		    DK_OK : dk_err(err, DK_ENOMEM, "out of memory");
 	else if ((rc = dk_record_format_public(key_alg(ks), ks->pubkey,
+	    ks->testing ? "y" : NULL,
 	    &text, err)) != DK_OK) {
 		dk_err_prefix(err, "state key %s", ks->key_id);
 		if (rc == DK_EINVAL)
@@ -195,15 +196,15 @@ is_ed_selector(const struct dk_conf_domain *dom, const char *selector)
 	return 0;
 }
 
-/* Most keys one generation holds: one per track. */
-#define GEN_MAX	4
+/* Most keys one generation holds: one per track (per-host: per host). */
+#define GEN_MAX	(4 + DK_MAX_HOSTS)
 
 static int
 do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
     int *pending, struct dk_error *err)
 {
 	const struct dk_key_state *ks;
-	const char *managed[2 * DK_MAX_SELECTORS + 16];
+	const char *managed[4 * DK_MAX_SELECTORS + 2 * DK_MAX_HOSTS + 16];
 	struct dk_signer_key sk[GEN_MAX];
 	char owner[512], why[1024];
 	int gen_keys[GEN_MAX], old[GEN_MAX];
@@ -236,7 +237,7 @@ do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 			return dk_err(err, DK_ETEMP, "%s: key %s is %s, not "
 			    "visible; not activating", owner, ks->key_id,
 			    dk_kstate_name(dk_key_state_get(ks, now)));
-		if ((rc = dk_engine_check_key(ks, err)) != DK_OK)
+		if ((rc = dk_engine_check_key_of(c, ks, err)) != DK_OK)
 			return rc;
 		/*
 		 * Invariant 1: the signer never uses a key whose record is
@@ -266,6 +267,8 @@ do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 		managed[nm++] = c->pol.selectors[i];
 	for (i = 0; i < c->pol.ned; i++)
 		managed[nm++] = c->pol.ed_selectors[i];
+	for (i = 0; i < 2 * c->pol.nx; i++)
+		managed[nm++] = c->pol.xsel[i];
 	for (i = 0; i < c->st->nkeys && nm < sizeof(managed) /
 	    sizeof(managed[0]); i++) {
 		for (j = 0; j < nm; j++)
@@ -280,8 +283,8 @@ do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 		if ((rc = dk_engine_activate_hosts(c, gen_keys, ng, managed,
 		    nm, now, &now, pending, err)) != DK_OK)
 			return rc;
-	} else if ((rc = c->sops->activate(c->sctx, c->dom->name, managed, nm,
-	    sk, ng, err)) != DK_OK)
+	} else if ((rc = c->sops->activate(c->sctx, c->dom->name,
+	    c->dom->match, managed, nm, sk, ng, err)) != DK_OK)
 		return rc;
 	CRASHPOINT("after-activate");
 	/* The previous generation, every algorithm, retires at once. */
@@ -292,6 +295,9 @@ do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 		c->st->keys[old[i]].retired_at = now;
 	for (i = 0; i < ng; i++)
 		c->st->keys[gen_keys[i]].active_at = now;
+	/* The testing period (testing =) runs from the first one. */
+	if (c->st->first_active_at == 0)
+		c->st->first_active_at = dk_state_first_active(c->st);
 	if ((rc = dk_engine_commit(c, err)) != DK_OK)
 		return rc;
 	for (i = 0; i < ng; i++) {
@@ -358,6 +364,61 @@ out:
 	return rc;
 }
 
+/*
+ * The testing period is over: the key's record again, without t=y.  The
+ * key is the same, so the record stays valid for every signature while
+ * the change propagates; the flag is cleared once the provider has the
+ * new record (a key not yet published just loses it).  Compare and swap
+ * like every other change: a crash after the UPDATE finds the new
+ * record there and only commits.
+ */
+static int
+do_untest(struct dk_domain_ctx *c, int k, struct dk_error *err)
+{
+	struct dk_key_state *ks = &c->st->keys[k];
+	struct dk_txt oldt = { NULL, 0 }, newt = { NULL, 0 };
+	struct dk_record *r1 = NULL, *r2 = NULL;
+	enum dk_kstate s = dk_key_state_get(ks, dk_now());
+	char owner[512];
+	int rc;
+
+	if (!ks->testing)
+		return DK_OK;
+	if ((rc = dk_txt_owner(c->dom, ks->selector, owner, sizeof(owner),
+	    err)) != DK_OK)
+		return rc;
+	if (s != DK_KS_CREATED) {
+		if ((rc = dk_engine_check_key(ks, err)) != DK_OK ||
+		    (rc = dk_expected_txt(ks, s, &oldt, &r1, err)) != DK_OK)
+			goto out;
+		ks->testing = 0;
+		rc = dk_expected_txt(ks, s, &newt, &r2, err);
+		ks->testing = 1;
+		if (rc != DK_OK)
+			goto out;
+		CRASHPOINT("before-untest");
+		rc = c->pops->replace(c->pctx, owner, &oldt, &newt,
+		    (uint32_t)ks->ttl, err);
+		if (rc == DK_EMISMATCH)
+			rc = c->pops->replace(c->pctx, owner, &newt, &newt,
+			    (uint32_t)ks->ttl, err);
+		if (rc != DK_OK)
+			goto out;
+		CRASHPOINT("after-untest");
+	}
+	ks->testing = 0;
+	if ((rc = dk_engine_commit(c, err)) != DK_OK)
+		goto out;
+	say("%s: testing period over, t=y removed event=untested key-id=%s",
+	    owner, ks->key_id);
+out:
+	dk_txt_free(&oldt);
+	dk_txt_free(&newt);
+	dk_record_free(r1);
+	dk_record_free(r2);
+	return rc;
+}
+
 static int
 do_remove(struct dk_domain_ctx *c, int k, int64_t now, struct dk_error *err)
 {
@@ -413,6 +474,9 @@ dk_domain_step(struct dk_domain_ctx *c, const struct dk_plan *p,
 		return rc;
 	switch (p->action) {
 	case DK_ACT_GENERATE:
+		if (c->dom->key_scope == DK_SCOPE_PER_HOST)
+			return dk_engine_generate_on_host(c, p, now, pending,
+			    err);
 		return dk_engine_generate(c, p, now, err);
 	case DK_ACT_PUBLISH:
 		return dk_engine_publish(c, p->key, pending, err);
@@ -424,6 +488,8 @@ dk_domain_step(struct dk_domain_ctx *c, const struct dk_plan *p,
 		return do_revoke(c, p->key, now, err);
 	case DK_ACT_REMOVE:
 		return do_remove(c, p->key, now, err);
+	case DK_ACT_UNTEST:
+		return do_untest(c, p->key, err);
 	case DK_ACT_NONE:
 		break;
 	}

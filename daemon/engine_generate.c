@@ -193,6 +193,7 @@ dk_engine_generate(struct dk_domain_ctx *c, const struct dk_plan *p,
 	if ((rc = make_key_state(key, c->dom, spec, selector, path,
 	    p->generation, now, &ks, err)) != DK_OK)
 		goto out;
+	ks.testing = p->testing;
 	rc = dk_state_add_key(c->st, &ks);
 	free(ks.pubkey);
 	if (rc < 0) {

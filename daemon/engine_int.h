@@ -61,6 +61,23 @@ int	dk_engine_activate_hosts(struct dk_domain_ctx *, const int *keys,
 	    size_t n, const char *const *managed, size_t nm, int64_t now,
 	    int64_t *when, int *pending, struct dk_error *);
 
+/*
+ * key_scope = per-host, DK_ACT_GENERATE: the selector's host makes the
+ * key; the scheduler asks for it and adds the public half to the state
+ * once it is there (DK_ETEMP with *pending until then; without, once
+ * the host is late by agent_timeout).  The state names the file the key
+ * would have here; it never exists on the scheduler.
+ */
+int	dk_engine_generate_on_host(struct dk_domain_ctx *, const struct dk_plan *,
+	    int64_t now, int *pending, struct dk_error *);
+
+/*
+ * dk_engine_check_key, or for a per-host key (whose private half is on
+ * its host only) the public key in the state against the key id.
+ */
+int	dk_engine_check_key_of(const struct dk_domain_ctx *,
+	    const struct dk_key_state *, struct dk_error *);
+
 /* "SELECTOR:KEYID ..." of st's keys[0..n-1] (lib/fleet.h) into buf. */
 int	dk_fleet_key_list(const struct dk_domain_state *, const int *keys,
 	    size_t n, char *buf, size_t len);

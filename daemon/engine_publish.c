@@ -116,7 +116,7 @@ dk_publish_prepare(struct dk_domain_ctx *c, int k, int *pending,
 	if ((rc = dk_txt_owner(c->dom, ks->selector, owner, sizeof(owner),
 	    err)) != DK_OK)
 		return rc;
-	if ((rc = dk_engine_check_key(ks, err)) != DK_OK)
+	if ((rc = dk_engine_check_key_of(c, ks, err)) != DK_OK)
 		return rc;
 	if ((rc = dk_engine_check_signer(c, err)) != DK_OK)
 		return rc;

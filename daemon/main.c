@@ -54,8 +54,9 @@ static const struct cmd_help {
 "      --crit-age AGE  CRITICAL when the active key is older\n"
 "      --max-inflight N  queries in flight at once (default 256)\n"
 "      --rate N      queries per second to one server (default: no limit)\n" },
-	{ "configtest", "configtest",
-	  "load and validate the configuration", "" },
+	{ "configtest", "configtest [--host NAME]",
+	  "load and validate the configuration",
+"  -H, --host NAME   as `agent --host NAME` reads it (no DNS credentials)\n" },
 	{ "db", "db init | db import [--dir DIR] | db export [--dir DIR]",
 	  "backend = postgresql: create or upgrade the schema; move state\n"
 	  "        from a state directory in, or back out (never overwriting)",
@@ -297,7 +298,8 @@ main(int argc, char **argv)
 	if ((dry_run && strcmp(cmd, "rotate") != 0) ||
 	    (once && strcmp(cmd, "run") != 0 && strcmp(cmd, "agent") != 0) ||
 	    (pidfile != NULL && strcmp(cmd, "run") != 0) ||
-	    (host != NULL && strcmp(cmd, "agent") != 0) ||
+	    (host != NULL && strcmp(cmd, "agent") != 0 &&
+	    strcmp(cmd, "configtest") != 0) ||
 	    (domain != NULL && strcmp(cmd, "agent") == 0) ||
 	    (json && strcmp(cmd, "status") != 0 && !is_check) ||
 	    (checkonly && !is_check) ||
@@ -310,7 +312,7 @@ main(int argc, char **argv)
 
 	/* An agent signs; it never writes DNS, and needs no credentials. */
 	if ((rc = dk_conf_load(confpath, &conf, &err)) != DK_OK ||
-	    (rc = strcmp(cmd, "agent") == 0 ? dk_conf_check_signers(conf,
+	    (rc = host != NULL ? dk_conf_check_signers(conf,
 	    &err) : dk_conf_check_integrations(conf, &err)) != DK_OK) {
 		if (is_check) {
 			fputs("DKIM UNKNOWN - ", stdout);
@@ -325,7 +327,7 @@ main(int argc, char **argv)
 	}
 
 	if (strcmp(cmd, "configtest") == 0)
-		rc = cmd_configtest(conf);
+		rc = cmd_configtest(conf, host);
 	else if (strcmp(cmd, "rotate") == 0)
 		rc = cmd_rotate(conf, domain, dry_run);
 	else if (strcmp(cmd, "revoke") == 0)

@@ -43,6 +43,13 @@ enum dk_conf_mode {
 				   selector name is a CNAME to it */
 };
 
+/* Which From domains a domain's key signs for (match =). */
+enum dk_match {
+	DK_MATCH_DOMAIN = 0,	/* the domain itself (default) */
+	DK_MATCH_SUBDOMAINS,	/* every name below it, not itself */
+	DK_MATCH_BOTH,		/* domain-and-subdomains */
+};
+
 /* With hosts =: one key pair for every host, or one per host. */
 enum dk_key_scope {
 	DK_SCOPE_SHARED = 0,	/* sealed in the database for the agents */
@@ -51,6 +58,7 @@ enum dk_key_scope {
 };
 
 #define DK_MAX_HOSTS	64
+#define DK_SELECTOR_TEMPLATE_MAX 128
 
 #define DK_KEEP_REMOVED_DEFAULT	20
 #define DK_KEEP_REMOVED_MAX	1000
@@ -83,12 +91,20 @@ struct dk_conf_domain {
 	size_t			 nwatch;
 	char			**senders;	/* From domains signed for */
 	size_t			 nsenders;
+	enum dk_match		 match;		/* match = (domain) */
+	int64_t			 testing;	/* t=y until this long after
+						   the first activation (0) */
 	char			**hosts;	/* hosts =: the MTA hosts whose
 						   agents sign the domain's
 						   mail (lib/fleet.h); NULL:
 						   this host's signer */
 	size_t			 nhosts;
 	enum dk_key_scope	 key_scope;	/* shared (default) */
+	int			 selector_template; /* selectors has {host} */
+	char			**host_selectors; /* per-host: 2 * nhosts,
+						   host i's pair at 2i, 2i+1
+						   (selectors[] = host 0's);
+						   else NULL */
 	char			*file;
 	int			 line;
 };
@@ -162,6 +178,22 @@ const struct dk_conf_section *dk_conf_provider_find(const struct dk_conf *,
 const struct dk_conf_section *dk_conf_signer_find(const struct dk_conf *,
 		    const char *name);
 
+/* "domain", "subdomains" or "domain-and-subdomains". */
+const char	*dk_match_name(enum dk_match);
+
+/* Does a domain named name with match m sign mail From from? */
+int		 dk_match_covers(const char *name, enum dk_match m,
+		    const char *from);
+
+/*
+ * The domain section whose key signs mail From from (case-insensitive,
+ * one trailing dot ignored), or NULL: of the sections whose match covers
+ * from, the one with the longest name (section names are unique, so no
+ * two are equally specific).  Linear in the number of labels of from.
+ */
+const struct dk_conf_domain *dk_conf_match_find(const struct dk_conf *,
+		    const char *from);
+
 /*
  * Value of key in a provider/signer section, or NULL; marks it used.  The
  * kv (for its file and line, in messages) is returned through kvp when
@@ -185,6 +217,10 @@ int		 dk_conf_section_check(const struct dk_conf_section *,
  */
 int		 dk_conf_cname_target(const struct dk_conf_domain *,
 		    const char *selector, char **out);
+
+/* key_scope = per-host: the host whose pair selector is in, or NULL. */
+const char	*dk_conf_host_of_selector(const struct dk_conf_domain *,
+		    const char *selector);
 
 /*
  * Split a whitespace-separated value into words, honouring double quotes

@@ -16,7 +16,7 @@ static const char *const domain_keys[DK_N] = {
 	"ttl", "retire_after", "propagation_timeout", "safety_margin",
 	"rotate_every", "mode", "cname_target", "cname_provider",
 	"ed25519_selectors", "watch_selectors", "senders", "cname_servers",
-	"keep_removed", "hosts", "key_scope",
+	"keep_removed", "hosts", "key_scope", "match", "testing",
 };
 
 /*
@@ -175,6 +175,23 @@ conf_open_domain(struct file *f, const char *rawname)
 	return DK_OK;
 }
 
+/* A selector template of key_scope = per-host: "{host}-a". */
+static int
+valid_template(const char *s)
+{
+	char buf[DK_SELECTOR_TEMPLATE_MAX], *at;
+	const char *h;
+	int n;
+
+	if ((h = strstr(s, "{host}")) == NULL || strstr(h + 6, "{host}") ||
+	    (n = snprintf(buf, sizeof(buf), "%.*sx%s", (int)(h - s), s,
+	    h + 6)) < 0 || (size_t)n >= sizeof(buf))
+		return 0;
+	if ((at = strchr(buf, '{')) != NULL || strchr(buf, '}') != NULL)
+		return 0;
+	return conf_valid_name(buf);
+}
+
 static int
 set_selectors(struct file *f, struct dk_conf_domain *d, const char *value)
 {
@@ -194,7 +211,15 @@ set_selectors(struct file *f, struct dk_conf_domain *d, const char *value)
 				goto out;
 			}
 			lowercase(sel[n]);
-			if (!conf_valid_name(sel[n])) {
+			if (strchr(sel[n], '{') != NULL) {
+				if (!valid_template(sel[n])) {
+					r = conf_fail(f, "bad selector template "
+					    "%s (one {host} in a selector name)",
+					    sel[n]);
+					goto out;
+				}
+				d->selector_template = 1;
+			} else if (!conf_valid_name(sel[n])) {
 				r = conf_fail(f, "bad selector %s", sel[n]);
 				goto out;
 			}
@@ -205,6 +230,11 @@ set_selectors(struct file *f, struct dk_conf_domain *d, const char *value)
 	if (n != DK_MAX_SELECTORS) {
 		r = conf_fail(f, "selectors needs exactly %d selectors, not %zu",
 		    DK_MAX_SELECTORS, n);
+		goto out;
+	}
+	if ((strchr(sel[0], '{') == NULL) != (strchr(sel[1], '{') == NULL)) {
+		r = conf_fail(f, "selectors: both or neither must be {host} "
+		    "templates");
 		goto out;
 	}
 	if (strcmp(sel[0], sel[1]) == 0) {
@@ -435,10 +465,115 @@ conf_domain_key(struct file *f, const char *name, const char *value)
 			return conf_fail(f, "bad key_scope %s (shared or "
 			    "per-host)", value);
 		return DK_OK;
+	case DK_TESTING:
+		/* t=y for this long after the domain's first activation. */
+		return set_duration(f, name, value, 0, 0, &d->testing);
+	case DK_MATCH:
+		if (strcmp(value, "domain") == 0)
+			d->match = DK_MATCH_DOMAIN;
+		else if (strcmp(value, "subdomains") == 0)
+			d->match = DK_MATCH_SUBDOMAINS;
+		else if (strcmp(value, "domain-and-subdomains") == 0)
+			d->match = DK_MATCH_BOTH;
+		else
+			return conf_fail(f, "bad value %s for match (domain, "
+			    "subdomains or domain-and-subdomains)", value);
+		return DK_OK;
 	default:
 		return set_name_list(f, value, 1, 256, NULL, &d->senders,
 		    &d->nsenders, 0);
 	}
+}
+
+/* "{host}-a" for host into buf (a valid name when it fits). */
+static int
+fill_template(const char *t, const char *host, char *buf, size_t len)
+{
+	const char *h = strstr(t, "{host}");
+	int n;
+
+	if (h == NULL)
+		return DK_EINVAL;
+	n = snprintf(buf, len, "%.*s%s%s", (int)(h - t), t, host, h + 6);
+	return n < 0 || (size_t)n >= len || !conf_valid_name(buf) ?
+	    DK_EINVAL : DK_OK;
+}
+
+/*
+ * key_scope = per-host: selectors = {host}-a {host}-b gives every host
+ * its own pair, host_selectors[2 * i + j]; selectors[] become the first
+ * host's, so that whatever speaks of "the domain's selectors" still
+ * finds a valid pair.
+ */
+static int
+expand_host_selectors(struct file *f, struct dk_conf_domain *d,
+    struct domx *x)
+{
+	char buf[DK_SELECTOR_TEMPLATE_MAX];
+	size_t i, j, k;
+
+	if (!d->selector_template) {
+		if (d->key_scope == DK_SCOPE_PER_HOST) {
+			f->line = x->line[DK_SELECTORS];
+			return conf_fail(f, "[domain %s]: key_scope = per-host "
+			    "gives each host its own selectors: selectors = "
+			    "{host}-a {host}-b", d->name);
+		}
+		return DK_OK;
+	}
+	if (d->key_scope != DK_SCOPE_PER_HOST || d->nhosts == 0) {
+		f->line = x->line[DK_SELECTORS];
+		return conf_fail(f, "[domain %s]: selector templates ({host}) "
+		    "need hosts and key_scope = per-host", d->name);
+	}
+	if (d->ned25519 > 0 || d->mode == DK_MODE_CNAME) {
+		f->line = x->line[DK_SELECTORS];
+		return conf_fail(f, "[domain %s]: key_scope = per-host takes "
+		    "neither ed25519_selectors nor mode = cname", d->name);
+	}
+	if ((d->host_selectors = calloc(2 * d->nhosts,
+	    sizeof(*d->host_selectors))) == NULL)
+		return conf_nomem(f->p);
+	for (i = 0; i < d->nhosts; i++)
+		for (j = 0; j < DK_MAX_SELECTORS; j++) {
+			if (fill_template(d->selectors[j], d->hosts[i], buf,
+			    sizeof(buf)) != DK_OK) {
+				f->line = x->line[DK_SELECTORS];
+				return conf_fail(f, "[domain %s]: selector %s "
+				    "for host %s is not a valid selector",
+				    d->name, d->selectors[j], d->hosts[i]);
+			}
+			for (k = 0; k < 2 * i + j; k++)
+				if (strcmp(d->host_selectors[k], buf) == 0) {
+					f->line = x->line[DK_SELECTORS];
+					return conf_fail(f, "[domain %s]: hosts %s "
+					    "and %s get the same selector %s",
+					    d->name, d->hosts[k / 2],
+					    d->hosts[i], buf);
+				}
+			if ((d->host_selectors[2 * i + j] = dk_strdup(buf)) ==
+			    NULL)
+				return conf_nomem(f->p);
+		}
+	for (j = 0; j < DK_MAX_SELECTORS; j++) {
+		free(d->selectors[j]);
+		if ((d->selectors[j] = dk_strdup(d->host_selectors[j])) == NULL)
+			return conf_nomem(f->p);
+	}
+	return DK_OK;
+}
+
+const char *
+dk_conf_host_of_selector(const struct dk_conf_domain *d, const char *sel)
+{
+	size_t i;
+
+	if (d->host_selectors == NULL)
+		return NULL;
+	for (i = 0; i < 2 * d->nhosts; i++)
+		if (strcmp(d->host_selectors[i], sel) == 0)
+			return d->hosts[i / 2];
+	return NULL;
 }
 
 int
@@ -449,7 +584,7 @@ conf_finish_domain(struct file *f)
 	struct dk_error kerr = { 0 };
 	struct dk_keyspec ks;
 	size_t i;
-	int k;
+	int k, rc;
 
 	for (k = DK_PROVIDER; k <= DK_SELECTORS; k++) {
 		if (x->line[k] == 0) {
@@ -529,6 +664,8 @@ conf_finish_domain(struct file *f)
 			free(t);
 		}
 	}
+	if ((rc = expand_host_selectors(f, d, x)) != DK_OK)
+		return rc;
 	/* The whole selector name must still be a valid DNS name. */
 	for (i = 0; i < DK_MAX_SELECTORS; i++) {
 		if (strlen(d->selectors[i]) + strlen("._domainkey.") +
@@ -562,6 +699,10 @@ conf_domain_free(struct dk_conf_domain *d)
 	for (i = 0; i < d->nsenders; i++)
 		free(d->senders[i]);
 	free(d->senders);
+	if (d->host_selectors != NULL)
+		for (i = 0; i < 2 * d->nhosts; i++)
+			free(d->host_selectors[i]);
+	free(d->host_selectors);
 	for (i = 0; i < d->nhosts; i++)
 		free(d->hosts[i]);
 	free(d->hosts);

@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conf_int.h"
 
@@ -34,6 +35,53 @@ dk_conf_domain_find(const struct dk_conf *c, const char *name)
 	for (i = dk_hash_str(key) & mask; c->dset[i] != 0; i = (i + 1) & mask)
 		if (strcmp(c->domains[c->dset[i] - 1].name, key) == 0)
 			return &c->domains[c->dset[i] - 1];
+	return NULL;
+}
+
+const char *
+dk_match_name(enum dk_match m)
+{
+	switch (m) {
+	case DK_MATCH_SUBDOMAINS:
+		return "subdomains";
+	case DK_MATCH_BOTH:
+		return "domain-and-subdomains";
+	default:
+		return "domain";
+	}
+}
+
+int
+dk_match_covers(const char *name, enum dk_match m, const char *from)
+{
+	size_t nl = strlen(name), fl = strlen(from);
+
+	if (fl > 1 && from[fl - 1] == '.')
+		fl--;
+	if (fl == nl)
+		return m != DK_MATCH_SUBDOMAINS &&
+		    strncasecmp(from, name, nl) == 0;
+	return m != DK_MATCH_DOMAIN && fl > nl + 1 && from[fl - nl - 1] ==
+	    '.' && strncasecmp(from + fl - nl, name, nl) == 0;
+}
+
+/*
+ * The names to try are from itself, then each parent: the first whose
+ * section covers from is the longest, hence the most specific.
+ */
+const struct dk_conf_domain *
+dk_conf_match_find(const struct dk_conf *c, const char *from)
+{
+	const struct dk_conf_domain *d;
+	const char *p;
+
+	for (p = from; p != NULL && *p != '\0'; ) {
+		if ((d = dk_conf_domain_find(c, p)) != NULL &&
+		    dk_match_covers(d->name, d->match, from))
+			return d;
+		if ((p = strchr(p, '.')) != NULL)
+			p++;
+	}
 	return NULL;
 }
 

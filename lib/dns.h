@@ -7,7 +7,9 @@
  *     dns_tsig_key.c  the TSIG key file
  *     dns_tsig.c      TSIG signing and reply verification (RFC 8945)
  *     dns_update.c    RFC 2136 UPDATEs and their batches
- *     dns_async.c     many questions at once (lib/probe.h)
+ *     dns_async.c     many questions at once (lib/probe.h): slots, timers
+ *     dns_async_sock.c   ... its shared UDP sockets and query IDs
+ *     dns_async_recv.c   ... its replies, over UDP and TCP
  *     dns_discover.c  zones and nameservers of many owners at once
  * What a server's answer means is judged in lib/observe.c, for the
  * activation gate and check alike.

@@ -56,6 +56,40 @@ struct dk_fleet_work {
 				   when it succeeded; or NULL */
 };
 
+/* key_scope = per-host: a key asked of a host's agent. */
+struct dk_fleet_keyreq {
+	char	*domain;
+	char	*selector;
+	char	*algorithm;	/* "rsa-2048", "ed25519" */
+	int64_t	 generation;
+	int64_t	 age;		/* seconds since asked */
+	char	*key_id;	/* made: its id and p= (base64); else NULL */
+	char	*pubkey;
+	int	 code;		/* the agent's failure, 0 none */
+	char	*error;
+};
+
+/* The strings of r[0..n-1] (not the array itself). */
+void	dk_fleet_keyreq_free(struct dk_fleet_keyreq *, size_t n);
+
+/*
+ * Scheduler: ask host for a key of algorithm on selector for generation
+ * (once; notifies the agents), and read what the agent made: *out, one
+ * request, key_id NULL while it is not made.
+ */
+int	dk_fleet_request_key(PGconn *, const char *domain, const char *host,
+	    const char *selector, int64_t generation, const char *algorithm,
+	    struct dk_fleet_keyreq *out, struct dk_error *);
+
+/* Agent: host's requests not yet answered. */
+int	dk_fleet_key_requests(PGconn *, const char *host,
+	    struct dk_fleet_keyreq **out, size_t *n, struct dk_error *);
+
+/* Agent: the key made for a request (key_id, pubkey), or its failure. */
+int	dk_fleet_key_made(PGconn *, const struct dk_fleet_keyreq *,
+	    const char *key_id, const char *pubkey, int code,
+	    const char *error, struct dk_error *);
+
 /* Scheduler: is the sealed key of (domain, key_id) stored? */
 int	dk_fleet_sealed_exists(PGconn *, const char *domain,
 	    const char *key_id, int *exists, struct dk_error *);

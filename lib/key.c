@@ -200,6 +200,24 @@ out:
 }
 
 int
+dk_key_id_of_public(const unsigned char *p, size_t len,
+    char id[DK_KEY_ID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen, i;
+
+	if (EVP_Digest(p, len, md, &mdlen, EVP_sha256(), NULL) != 1)
+		return DK_ENOMEM;
+	for (i = 0; i < DK_KEY_ID_LEN / 2; i++) {
+		id[2 * i] = hex[md[i] >> 4];
+		id[2 * i + 1] = hex[md[i] & 0xf];
+	}
+	id[DK_KEY_ID_LEN] = '\0';
+	return DK_OK;
+}
+
+int
 dk_key_generate(const struct dk_keyspec *spec, struct dk_key **out,
     struct dk_error *err)
 {
@@ -686,20 +704,24 @@ dk_base64_encode(const unsigned char *in, size_t len, char **out)
 	return DK_OK;
 }
 
+/* Value of each base64 character; -1 for every other byte. */
+static const signed char b64tab[256] = {
+#define X16 -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1
+	X16, X16,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1, -1, 63,
+	52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,
+	-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+	15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, -1,
+	-1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+	41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
+	X16, X16, X16, X16, X16, X16, X16, X16,
+#undef X16
+};
+
 static int
 b64val(unsigned char c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
+	return b64tab[c];
 }
 
 /*

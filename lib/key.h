@@ -62,6 +62,10 @@ int		 dk_key_load(const char *path, struct dk_key **out,
 /* Key id: first DK_KEY_ID_LEN hex digits of SHA-256 over the p= bytes. */
 const char	*dk_key_id(const struct dk_key *);
 
+/* The key id of DKIM p= bytes (what dk_key_id gives for their key). */
+int		 dk_key_id_of_public(const unsigned char *p, size_t len,
+		    char id[DK_KEY_ID_LEN + 1]);
+
 enum dk_alg	 dk_key_alg(const struct dk_key *);
 unsigned	 dk_key_bits(const struct dk_key *);
 

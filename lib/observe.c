@@ -118,8 +118,9 @@ dk_observe_txt(const struct dk_answer *a, const char *detail,
 	}
 	if (dk_txt_join(&a->txt[0], &o->text) != DK_OK)
 		return DK_ENOMEM;
-	if (dk_record_parse(o->text, strlen(o->text), &o->rec, &e) !=
-	    DK_OK) {
+	/* The expected key was checked when it was parsed. */
+	if (dk_record_parse_known(o->text, strlen(o->text), expected,
+	    &o->rec, &e) != DK_OK) {
 		if (e.code == DK_ENOMEM)
 			return DK_ENOMEM;
 		o->kind = DK_OBS_INVALID;

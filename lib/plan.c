@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include "conf.h"
 #include "plan.h"
 
 /* Times are bounded by the state parser; saturate all the same. */
@@ -51,10 +52,36 @@ dk_policy_from_conf(const struct dk_conf_domain *d, struct dk_policy *out)
 		if (d->ed25519_selectors[i] != NULL)
 			out->ed_selectors[out->ned++] =
 			    d->ed25519_selectors[i];
+	if (d->host_selectors != NULL && d->nhosts > 1) {
+		out->xsel = (const char *const *)d->host_selectors + 2;
+		out->nx = d->nhosts - 1;
+	}
 	out->ttl = d->ttl;
 	out->retire_after = d->retire_after;
 	out->safety_margin = d->safety_margin;
 	out->propagation_timeout = d->propagation_timeout;
+	out->testing = d->testing;
+}
+
+int64_t
+dk_plan_testing_end(const struct dk_domain_state *st,
+    const struct dk_policy *pol)
+{
+	int64_t first;
+
+	if (pol->testing <= 0)
+		return 0;
+	if ((first = dk_state_first_active(st)) == 0)
+		return INT64_MAX;
+	return add(first, pol->testing);
+}
+
+/* Does a key generated at now get t=y? */
+static int
+in_testing(const struct dk_domain_state *st, const struct dk_policy *pol,
+    int64_t now)
+{
+	return pol->testing > 0 && now < dk_plan_testing_end(st, pol);
 }
 
 int
@@ -172,20 +199,37 @@ candidate(int64_t *when, int64_t t, int64_t now)
 		*when = t;
 }
 
-/* Tracks: 0 the domain's selectors, 1 the Ed25519 pair. */
-#define NTRACKS	2
+/*
+ * Tracks: 0 the domain's selectors (per-host: the first host's), 1..nx
+ * the other hosts' pairs, then the Ed25519 pair when there is one.
+ */
+#define NTRACKS	(2 + DK_MAX_HOSTS)
 
 static size_t
 ntracks(const struct dk_policy *pol)
 {
-	return pol->ned > 0 ? 2 : 1;
+	return 1 + pol->nx + (pol->ned > 0 ? 1 : 0);
+}
+
+static int
+is_ed_track(const struct dk_policy *pol, size_t t)
+{
+	return pol->ned > 0 && t == 1 + pol->nx;
 }
 
 static const char *const *
 track_selectors(const struct dk_policy *pol, size_t t, size_t *n)
 {
-	*n = t == 0 ? pol->nselectors : pol->ned;
-	return t == 0 ? pol->selectors : pol->ed_selectors;
+	if (t == 0) {
+		*n = pol->nselectors;
+		return pol->selectors;
+	}
+	if (t <= pol->nx) {
+		*n = 2;
+		return pol->xsel + 2 * (t - 1);
+	}
+	*n = pol->ned;
+	return pol->ed_selectors;
 }
 
 /*
@@ -197,9 +241,12 @@ track_of(const struct dk_policy *pol, const struct dk_key_state *k)
 {
 	size_t i;
 
+	for (i = 0; i < 2 * pol->nx; i++)
+		if (strcmp(pol->xsel[i], k->selector) == 0)
+			return 1 + i / 2;
 	for (i = 0; i < pol->ned; i++)
 		if (strcmp(pol->ed_selectors[i], k->selector) == 0)
-			return 1;
+			return 1 + pol->nx;
 	return 0;
 }
 
@@ -281,7 +328,7 @@ continue_generation(const struct dk_domain_state *st,
 {
 	const struct dk_key_state *k;
 	const char *idle;
-	int have[NTRACKS] = { 0, 0 }, first = -1;
+	int have[NTRACKS] = { 0 }, first = -1;
 	int64_t t, due = 0;
 	enum dk_kstate ks;
 	size_t i, tr;
@@ -307,7 +354,8 @@ continue_generation(const struct dk_domain_state *st,
 		p->action = DK_ACT_GENERATE;
 		p->selector = idle;
 		p->generation = gen;
-		p->ed25519 = tr == 1;
+		p->ed25519 = is_ed_track(pol, tr);
+		p->testing = in_testing(st, pol, now);
 		p->when = now;
 		p->why = "rotation in progress: second key";
 		return 1;
@@ -374,7 +422,7 @@ static void
 new_generation(const struct dk_domain_state *st, const struct dk_policy *pol,
     int urgent, int64_t now, struct dk_plan *p)
 {
-	const char *idle[NTRACKS] = { NULL, NULL }, *blocked_on = NULL;
+	const char *idle[NTRACKS] = { NULL }, *blocked_on = NULL;
 	int64_t blocked_until = 0, t;
 	enum dk_kstate ks;
 	size_t tr;
@@ -418,6 +466,7 @@ new_generation(const struct dk_domain_state *st, const struct dk_policy *pol,
 	p->selector = idle[0];
 	p->generation = add(max_generation(st), 1);
 	p->ed25519 = 0;
+	p->testing = in_testing(st, pol, now);
 	p->when = now;
 	p->why = urgent ? "compromised key in use" : "rotation requested";
 }
@@ -511,6 +560,31 @@ dk_plan_next(const struct dk_domain_state *st, const struct dk_policy *pol,
 		goto done;
 	}
 
+	/*
+	 * 3b. Testing period over: the same key's record without t=y.  A
+	 * retired key keeps it (revocation replaces the record anyway).
+	 */
+	t = dk_plan_testing_end(st, pol);
+	for (i = 0; i < st->nkeys; i++) {
+		k = &st->keys[i];
+		ks = dk_key_state_get(k, now);
+		if (!k->testing || k->revoked_at != 0 ||
+		    (ks != DK_KS_CREATED && ks != DK_KS_PUBLISHED &&
+		    ks != DK_KS_VISIBLE && ks != DK_KS_ACTIVE))
+			continue;
+		if (t == INT64_MAX)
+			break;
+		if (now >= t) {
+			p.action = DK_ACT_UNTEST;
+			p.key = (int)i;
+			p.when = t;
+			p.why = "testing period over: t=y removed";
+			goto done;
+		}
+		candidate(&when, t, now);
+		break;
+	}
+
 	/* 4. A new generation, on the selectors the signer is not using. */
 	if ((rotate || urgent) && !rotating) {
 		new_generation(st, pol, urgent, now, &p);
@@ -539,6 +613,7 @@ dk_action_name(enum dk_action a)
 	case DK_ACT_ACTIVATE:	return "activate";
 	case DK_ACT_REVOKE:	return "revoke";
 	case DK_ACT_REMOVE:	return "remove";
+	case DK_ACT_UNTEST:	return "untest";
 	}
 	return "unknown";
 }

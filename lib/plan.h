@@ -14,7 +14,7 @@
 /*
  * A domain has one or two tracks: selectors, with keys of the domain's
  * algorithm, and optionally ed_selectors, a second pair with Ed25519 keys
- * (RFC 8463).  Each rotation is one generation: one new key per track,
+ * (RFC 8463); with key_scope = per-host, one track per host instead.  Each rotation is one generation: one new key per track,
  * activated together once every one of them is visible and drained, the
  * previous generation's keys retired together.
  */
@@ -23,10 +23,19 @@ struct dk_policy {
 	size_t		 nselectors;
 	const char	*ed_selectors[DK_MAX_SELECTORS];
 	size_t		 ned;		/* 0: one track only */
+	/*
+	 * key_scope = per-host: every host its own track, selectors
+	 * holding the first host's pair and xsel the pairs of the others
+	 * (2 * nx names, borrowed); a generation is one key per host.
+	 */
+	const char *const *xsel;
+	size_t		 nx;
 	int64_t		 ttl;
 	int64_t		 retire_after;
 	int64_t		 safety_margin;
 	int64_t		 propagation_timeout;
+	int64_t		 testing;	/* t=y until this long after the
+					   domain's first activation */
 };
 
 enum dk_action {
@@ -38,6 +47,10 @@ enum dk_action {
 				   generation; retire every active key */
 	DK_ACT_REVOKE,		/* publish p= for key */
 	DK_ACT_REMOVE,		/* delete record, destroy private key */
+	DK_ACT_UNTEST,		/* testing period over: republish key's
+				   record without t=y (same key; a key
+				   not yet published just loses the
+				   flag) */
 };
 
 struct dk_plan {
@@ -53,6 +66,8 @@ struct dk_plan {
 	int		 ed25519;	/* GENERATE: an Ed25519 key for the
 					   ed_selectors track (else the
 					   domain's algorithm) */
+	int		 testing;	/* GENERATE: the new key's record
+					   carries t=y (testing period) */
 	int64_t		 when;		/* due time (<= now: due now) */
 	int64_t		 deadline;	/* PROBE: give up after this */
 	int		 blocked;	/* rotation asked but the idle selector
@@ -74,6 +89,13 @@ void		 dk_policy_from_conf(const struct dk_conf_domain *,
  * then remove.  When nothing is due now, action is DK_ACT_NONE and when
  * is the earliest future due time (0 when nothing will ever be due
  * without a new rotation).
+ *
+ * Testing (policy testing > 0): keys generated before the period ends
+ * (testing after the domain's first activation, dk_state_first_active;
+ * open while there is none) are published with t=y; once it has ended
+ * (at once with testing = 0), each such key that is published, visible
+ * or active is republished without it (UNTEST, after revoke and remove,
+ * before a new generation); a retired one keeps it until revoked.
  *
  * Compromised keys (dk_key_state.compromised_at): an active one makes a
  * rotation due at once, as if rotate were set, and the idle selector's
@@ -104,6 +126,13 @@ size_t		 dk_plan_active_keys(const struct dk_domain_state *,
  */
 int64_t		 dk_plan_selector_free_at(const struct dk_domain_state *,
 		    const struct dk_policy *, const char *selector);
+
+/*
+ * End of the testing period: 0 when there is none (testing = 0),
+ * INT64_MAX while the domain has never been activated.
+ */
+int64_t		 dk_plan_testing_end(const struct dk_domain_state *,
+		    const struct dk_policy *);
 
 const char	*dk_action_name(enum dk_action);
 

@@ -124,6 +124,14 @@ int
 dk_record_parse(const char *text, size_t len, struct dk_record **out,
     struct dk_error *err)
 {
+	return dk_record_parse_known(text, len, NULL, out, err);
+}
+
+int
+dk_record_parse_known(const char *text, size_t len,
+    const struct dk_record *known, struct dk_record **out,
+    struct dk_error *err)
+{
 	struct dk_record *r = NULL;
 	struct span name, val, pval = { NULL, 0 }, *names = NULL, *nn;
 	size_t i = 0, ntags = 0, cap = 0;
@@ -258,8 +266,12 @@ dk_record_parse(const char *text, size_t len, struct dk_record **out,
 		if (r->plen == 0) {	/* only whitespace: still revoked */
 			free(r->p);
 			r->p = NULL;
+		} else if (known != NULL && known->bits != 0 &&
+		    known->k == r->k && known->plen == r->plen &&
+		    memcmp(known->p, r->p, r->plen) == 0) {
+			r->bits = known->bits;
 		} else if ((rc = dk_key_public_check(r->k, r->p, r->plen,
-		    NULL, err)) != 0) {
+		    &r->bits, err)) != 0) {
 			dk_err_prefix(err, "key record: p= (k=%s)",
 			    r->k == DK_ALG_ED25519 ? "ed25519" : "rsa");
 			goto out;
@@ -329,18 +341,29 @@ out:
 }
 
 int
-dk_record_format_public(enum dk_alg alg, const char *b64, char **out,
-    struct dk_error *err)
+dk_record_format_public(enum dk_alg alg, const char *b64, const char *flags,
+    char **out, struct dk_error *err)
 {
 	const char *c;
 	char *buf;
+	int n;
 
 	for (c = b64; *c != '\0'; c++)
 		if (!isalnum((unsigned char)*c) && *c != '+' && *c != '/' &&
 		    *c != '=' && !is_wsp((unsigned char)*c))
 			return dk_err(err, DK_EINVAL, "p=: invalid base64 "
 			    "character '%c'", *c);
-	if (asprintf(&buf, "v=DKIM1; k=%s; p=%s", alg_name(alg), b64) == -1)
+	for (c = flags != NULL ? flags : ""; *c != '\0'; c++)
+		if (!is_valchar((unsigned char)*c) &&
+		    !is_wsp((unsigned char)*c))
+			return dk_err(err, DK_EINVAL, "t=%s: invalid flags",
+			    flags);
+	if (flags != NULL && *flags != '\0')
+		n = asprintf(&buf, "v=DKIM1; k=%s; t=%s; p=%s", alg_name(alg),
+		    flags, b64);
+	else
+		n = asprintf(&buf, "v=DKIM1; k=%s; p=%s", alg_name(alg), b64);
+	if (n == -1)
 		return dk_err(err, DK_ENOMEM, "out of memory");
 	*out = buf;
 	return DK_OK;

@@ -24,6 +24,8 @@ struct dk_record {
 	char		*s;	/* s= service types, or NULL ("*") */
 	char		*t;	/* t= flags, or NULL */
 	int		 has_v;	/* v=DKIM1 present */
+	unsigned	 bits;	/* key size when p= is a key (RSA modulus
+				   bits, 256 for Ed25519), else 0 */
 };
 
 /*
@@ -34,6 +36,14 @@ struct dk_record {
  */
 int		 dk_record_parse(const char *text, size_t len,
 		    struct dk_record **out, struct dk_error *err);
+/*
+ * dk_record_parse, except that a p= decoding to exactly known's key (of
+ * the same k=) is taken as known checked it: the key is not decoded
+ * again (the costly part of parsing an RSA record).  known may be NULL.
+ */
+int		 dk_record_parse_known(const char *text, size_t len,
+		    const struct dk_record *known, struct dk_record **out,
+		    struct dk_error *err);
 
 /* Build the record for a key: "v=DKIM1; k=rsa; p=..." (*out malloc'd). */
 int		 dk_record_format_key(const struct dk_key *, const char *flags,
@@ -41,12 +51,13 @@ int		 dk_record_format_key(const struct dk_key *, const char *flags,
 
 /*
  * The record of a public key already in base64 (as the state keeps it):
- * "v=DKIM1; k=ALG; p=B64" (*out malloc'd).  DK_EINVAL when b64 holds
- * anything but base64 characters and whitespace (it would change the
- * record's tags).
+ * "v=DKIM1; k=ALG; p=B64", or with flags (not NULL or empty)
+ * "v=DKIM1; k=ALG; t=FLAGS; p=B64" (*out malloc'd).  DK_EINVAL when b64
+ * holds anything but base64 characters and whitespace, or flags anything
+ * but tag-value characters (either would change the record's tags).
  */
 int		 dk_record_format_public(enum dk_alg, const char *b64,
-		    char **out, struct dk_error *err);
+		    const char *flags, char **out, struct dk_error *err);
 
 /* The revoked form: "v=DKIM1; k=ALG; p=" */
 int		 dk_record_format_revoked(enum dk_alg, char **out);

@@ -392,6 +392,21 @@ dk_state_latest(const struct dk_domain_state *st)
 	return latest;
 }
 
+int64_t
+dk_state_first_active(const struct dk_domain_state *st)
+{
+	int64_t first = st->first_active_at;
+	size_t i;
+
+	if (first != 0)
+		return first;
+	for (i = 0; i < st->nkeys; i++)
+		if (st->keys[i].active_at != 0 && (first == 0 ||
+		    st->keys[i].active_at < first))
+			first = st->keys[i].active_at;
+	return first;
+}
+
 /*
  * Mark in drop[] the keys dk_state_compact drops: the oldest removed keys
  * beyond keep, never a selector's newest removed key.  Returns how many.

@@ -54,6 +54,9 @@ struct dk_key_state {
 	int64_t		retired_at;
 	int64_t		revoked_at;
 	int64_t		removed_at;
+	int		testing;	/* its record carries t=y (testing
+					   = DURATION), until the planner
+					   republishes it without */
 	int64_t		compromised_at;	/* marked compromised by `revoke`
 					   (0: no): revoked as soon as the
 					   signer no longer uses it; a key
@@ -67,6 +70,9 @@ struct dk_domain_state {
 					   (lib/store.h); 0: new, or the
 					   state directory */
 	char			 domain[DK_DOMAIN_MAX + 1];
+	int64_t			 first_active_at; /* the domain's first
+					   activation (0: none recorded;
+					   see dk_state_first_active) */
 	struct dk_key_state	*keys;	/* oldest first */
 	size_t			 nkeys;
 };
@@ -111,6 +117,12 @@ int		 dk_state_load_edited(const char *dir, const char *domain,
 
 /* The latest timestamp recorded in the state (0 for none). */
 int64_t		 dk_state_latest(const struct dk_domain_state *);
+
+/*
+ * The domain's first activation: first_active_at, or for a state written
+ * before it was recorded the earliest active_at of its keys; 0: never.
+ */
+int64_t		 dk_state_first_active(const struct dk_domain_state *);
 
 /*
  * Bound the history of removed keys: drop the oldest removed keys until

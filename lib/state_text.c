@@ -98,6 +98,10 @@ dk_state_format(const struct dk_domain_state *st, char **out)
 	    "command runs.\n");
 	sbuf_printf(&b, "version: %d\n", DK_STATE_VERSION);
 	sbuf_printf(&b, "domain: %s\n", st->domain);
+	/* Written only when set, as compromised below. */
+	if (st->first_active_at != 0)
+		sbuf_printf(&b, "first_active: %" PRId64 "\n",
+		    st->first_active_at);
 	for (i = 0; i < st->nkeys; i++) {
 		k = &st->keys[i];
 		sbuf_printf(&b, "\nkey: %s %s\n", k->selector, k->key_id);
@@ -112,6 +116,8 @@ dk_state_format(const struct dk_domain_state *st, char **out)
 		/* Written only when set: it is the exception. */
 		if (k->compromised_at != 0)
 			format_ts(&b, "compromised", k->compromised_at);
+		if (k->testing)
+			sbuf_printf(&b, "  testing: 1\n");
 	}
 	if (!b.failed) {
 		char hex[SEAL_HEXLEN + 1];
@@ -133,14 +139,14 @@ dk_state_format(const struct dk_domain_state *st, char **out)
 
 enum {
 	F_ALGORITHM = 0, F_GENERATION, F_FILE, F_PUBLIC, F_TTL, F_DRAIN,
-	F_TS0, F_COMPROMISED = F_TS0 + NTS,
+	F_TS0, F_COMPROMISED = F_TS0 + NTS, F_TESTING,
 };
 
-/* Every field is required but compromised. */
+/* Every field is required but compromised and testing. */
 static const char *const field_names[] = {
 	"algorithm", "generation", "file", "public", "ttl", "drain",
 	"created", "published", "visible", "active", "retired", "revoked",
-	"removed", "compromised",
+	"removed", "compromised", "testing",
 };
 
 struct parser {
@@ -212,7 +218,8 @@ end_key(struct parser *p)
 	/* Errors name the key's line; the count goes on from here after. */
 	p->line = p->key_line;
 	for (i = 0; i < sizeof(field_names) / sizeof(field_names[0]); i++)
-		if ((p->seen & (1u << i)) == 0 && i != F_COMPROMISED) {
+		if ((p->seen & (1u << i)) == 0 && i != F_COMPROMISED &&
+		    i != F_TESTING) {
 			rc = perr(p, "key %s %s: missing %s", p->k.selector,
 			    p->k.key_id, field_names[i]);
 			goto out;
@@ -328,6 +335,11 @@ key_field(struct parser *p, const char *name, const char *val)
 			    val);
 		p->k.compromised_at = v;
 		return DK_OK;
+	case F_TESTING:
+		if (strcmp(val, "1") != 0)
+			return perr(p, "bad testing \"%.32s\" (1)", val);
+		p->k.testing = 1;
+		return DK_OK;
 	case F_TTL:
 		if (parse_num(val, 0, &v) == -1)
 			return perr(p, "bad ttl \"%.32s\"", val);
@@ -407,6 +419,18 @@ parse_line(struct parser *p, char *s)
 			    p->expect);
 		memcpy(p->st->domain, val, strlen(val) + 1);
 		p->have_domain = 1;
+		return DK_OK;
+	}
+	if (strcmp(name, "first_active") == 0) {
+		if (!p->have_domain || p->in_key || p->st->nkeys > 0 ||
+		    p->st->first_active_at != 0)
+			return perr(p, "first_active: once, after domain, "
+			    "before the keys");
+		if (parse_num(val, 0, &v) == -1 || v == 0 ||
+		    v > STATE_TIME_MAX)
+			return perr(p, "bad first_active timestamp \"%.32s\"",
+			    val);
+		p->st->first_active_at = v;
 		return DK_OK;
 	}
 	if (strcmp(name, "key") == 0) {

@@ -295,6 +295,7 @@ format_keep(const struct dk_domain_state *st, size_t keep, char **text)
 
 	if ((view = dk_state_new(st->domain)) == NULL)
 		return DK_ENOMEM;
+	view->first_active_at = st->first_active_at;
 	for (i = 0; i < st->nkeys && rc == DK_OK; i++)
 		if ((rc = dk_state_add_key(view, &st->keys[i])) > 0)
 			rc = DK_OK;

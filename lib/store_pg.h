@@ -10,7 +10,7 @@
  *   dk_lease(domain, holder, token, acquired_at, expires_at)
  *       who may act on a domain until when; token (from the sequence
  *       dk_lease_token) changes whenever the lease changes hands
- *   dk_key_sealed, dk_assign, dk_ack, dk_agent (version 2)
+ *   dk_key_sealed, dk_assign, dk_ack, dk_agent (version 2), dk_keyreq (3)
  *       several MTA hosts: see lib/fleet.h
  */
 #ifndef DK_STORE_PG_H
@@ -21,7 +21,7 @@
 #include "conf.h"
 #include "dk.h"
 
-#define DK_PG_SCHEMA	2	/* the newest migration this build knows */
+#define DK_PG_SCHEMA	3	/* the newest migration this build knows */
 
 /*
  * Connect with conf's conninfo_file (a secret file: mode rule as for

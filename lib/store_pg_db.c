@@ -70,6 +70,24 @@ static const char *const migrations[DK_PG_SCHEMA] = {
 	"  holder text NOT NULL,"
 	"  started_at timestamptz NOT NULL DEFAULT now(),"
 	"  heartbeat_at timestamptz NOT NULL DEFAULT now());",
+	/*
+	 * 3: key_scope = per-host: the scheduler asks a host's agent for a
+	 * key, the agent makes it and gives the public half back.
+	 */
+	"CREATE TABLE dk_keyreq ("
+	"  domain text NOT NULL,"
+	"  host text NOT NULL,"
+	"  selector text NOT NULL,"
+	"  generation bigint NOT NULL,"
+	"  algorithm text NOT NULL,"
+	"  requested_at timestamptz NOT NULL DEFAULT now(),"
+	"  key_id text,"
+	"  pubkey text,"
+	"  made_at timestamptz,"
+	"  code integer NOT NULL DEFAULT 0,"
+	"  error text,"
+	"  PRIMARY KEY (domain, selector, generation));"
+	"CREATE INDEX dk_keyreq_host ON dk_keyreq (host);",
 };
 
 static void

@@ -376,3 +376,151 @@ dk_fleet_wait(PGconn *conn, int timeout_ms, int *woken, struct dk_error *err)
 		return DK_OK;
 	return drain(conn, woken, err);
 }
+
+void
+dk_fleet_keyreq_free(struct dk_fleet_keyreq *r, size_t n)
+{
+	size_t i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		free(r[i].domain);
+		free(r[i].selector);
+		free(r[i].algorithm);
+		free(r[i].key_id);
+		free(r[i].pubkey);
+		free(r[i].error);
+	}
+}
+
+/* Columns: domain, selector, algorithm, generation, age, key_id, pubkey,
+ * code, error. */
+#define KEYREQ_COLS "domain, selector, algorithm, generation, " \
+	"floor(extract(epoch FROM now() - requested_at))::bigint, key_id, " \
+	"pubkey, code, error"
+
+static char *
+opt(const PGresult *res, int r, int c)
+{
+	return PQgetisnull(res, r, c) ? NULL : dk_strdup(PQgetvalue(res, r, c));
+}
+
+static int
+keyreq_row(const PGresult *res, int r, struct dk_fleet_keyreq *q)
+{
+	memset(q, 0, sizeof(*q));
+	q->domain = opt(res, r, 0);
+	q->selector = opt(res, r, 1);
+	q->algorithm = opt(res, r, 2);
+	q->generation = strtoll(PQgetvalue(res, r, 3), NULL, 10);
+	q->age = strtoll(PQgetvalue(res, r, 4), NULL, 10);
+	q->key_id = opt(res, r, 5);
+	q->pubkey = opt(res, r, 6);
+	q->code = atoi(PQgetvalue(res, r, 7));
+	q->error = opt(res, r, 8);
+	if (q->domain == NULL || q->selector == NULL || q->algorithm == NULL ||
+	    (q->key_id == NULL) != PQgetisnull(res, r, 5) ||
+	    (q->pubkey == NULL) != PQgetisnull(res, r, 6)) {
+		dk_fleet_keyreq_free(q, 1);
+		return DK_ENOMEM;
+	}
+	return DK_OK;
+}
+
+int
+dk_fleet_request_key(PGconn *conn, const char *domain, const char *host,
+    const char *selector, int64_t generation, const char *algorithm,
+    struct dk_fleet_keyreq *out, struct dk_error *err)
+{
+	char gen[24];
+	const char *prm[] = { domain, host, selector, gen, algorithm };
+	PGresult *res;
+	int rc, n;
+
+	snprintf(gen, sizeof(gen), "%" PRId64, generation);
+	if ((rc = dk_pg_exec(conn, "INSERT INTO dk_keyreq (domain, host, "
+	    "selector, generation, algorithm) VALUES ($1, $2, $3, "
+	    "$4::bigint, $5) ON CONFLICT DO NOTHING", 5, prm, &res,
+	    err)) != DK_OK)
+		return rc;
+	n = atoi(PQcmdTuples(res));
+	PQclear(res);
+	if (n > 0 && (rc = dk_pg_exec(conn, "SELECT pg_notify('"
+	    DK_FLEET_CHANNEL "', $1)", 1, prm, NULL, err)) != DK_OK)
+		return rc;
+	prm[1] = selector;
+	prm[2] = gen;
+	if ((rc = dk_pg_exec(conn, "SELECT " KEYREQ_COLS ", host FROM "
+	    "dk_keyreq WHERE domain = $1 AND selector = $2 AND generation = "
+	    "$3::bigint", 3, prm, &res, err)) != DK_OK)
+		return rc;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return dk_err(err, DK_ETEMP, "%s: the key request for %s is "
+		    "gone", domain, selector);
+	}
+	if (strcmp(PQgetvalue(res, 0, 9), host) != 0 ||
+	    strcmp(PQgetvalue(res, 0, 2), algorithm) != 0) {
+		rc = dk_err(err, DK_ECORRUPT, "%s: the key request for %s "
+		    "(generation %s) is for host %s, %s: not %s, %s", domain,
+		    selector, gen, PQgetvalue(res, 0, 9),
+		    PQgetvalue(res, 0, 2), host, algorithm);
+		PQclear(res);
+		return rc;
+	}
+	rc = keyreq_row(res, 0, out);
+	PQclear(res);
+	return rc == DK_OK ? DK_OK : dk_err(err, rc, "out of memory");
+}
+
+int
+dk_fleet_key_requests(PGconn *conn, const char *host,
+    struct dk_fleet_keyreq **out, size_t *np, struct dk_error *err)
+{
+	const char *prm[] = { host };
+	struct dk_fleet_keyreq *v;
+	PGresult *res;
+	size_t n, i;
+	int rc;
+
+	if ((rc = dk_pg_exec(conn, "SELECT " KEYREQ_COLS " FROM dk_keyreq "
+	    "WHERE host = $1 AND key_id IS NULL ORDER BY domain, selector",
+	    1, prm, &res, err)) != DK_OK)
+		return rc;
+	n = (size_t)PQntuples(res);
+	if ((v = calloc(n + 1, sizeof(*v))) == NULL) {
+		PQclear(res);
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	}
+	for (i = 0; i < n; i++)
+		if (keyreq_row(res, (int)i, &v[i]) != DK_OK) {
+			PQclear(res);
+			dk_fleet_keyreq_free(v, i);
+			free(v);
+			return dk_err(err, DK_ENOMEM, "out of memory");
+		}
+	PQclear(res);
+	*out = v;
+	*np = n;
+	return DK_OK;
+}
+
+int
+dk_fleet_key_made(PGconn *conn, const struct dk_fleet_keyreq *q,
+    const char *key_id, const char *pubkey, int code, const char *error,
+    struct dk_error *err)
+{
+	char gen[24], cs[16];
+	const char *prm[] = { q->domain, q->selector, gen, key_id, pubkey, cs,
+	    error };
+
+	snprintf(gen, sizeof(gen), "%" PRId64, q->generation);
+	snprintf(cs, sizeof(cs), "%d", code);
+	/* Answered once: a key made stays the request's key. */
+	return dk_pg_exec(conn, "UPDATE dk_keyreq SET key_id = $4::text, "
+	    "pubkey = $5, made_at = CASE WHEN $4::text IS NULL THEN NULL ELSE now() END, "
+	    "code = $6::integer, error = $7 WHERE domain = $1 AND selector = "
+	    "$2 AND generation = $3::bigint AND key_id IS NULL", 7, prm, NULL,
+	    err);
+}

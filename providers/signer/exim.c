@@ -6,11 +6,25 @@
  *	example.com/mail1: /var/lib/dkimkeyd/keys/example.com.mail1.ID.pem
  *	example.com/ed1: /var/lib/dkimkeyd/keys/example.com.ed1.ID.pem
  *
+ * and, saying which From domains the domain's key signs for (match =):
+ *
+ *	@example.com: example.com	(domain, domain-and-subdomains)
+ *	*.example.com: example.com	(subdomains, domain-and-subdomains)
+ *
  * which the transport reads at each delivery (contrib/exim/):
  *
- *	dkim_domain = ${lc:${domain:$h_from:}}
+ *	dkim_domain = ${lookup{@${lc:${domain:$h_from:}}}partial1-lsearch{FILE}}
  *	dkim_selector = ${lookup{$dkim_domain}lsearch{FILE}}
  *	dkim_private_key = ${lookup{$dkim_domain/$dkim_selector}lsearch{FILE}{$value}{0}}
+ *
+ * The From lookup key is the From domain behind '@', so partial
+ * matching tries @a.b.example.com, then *.b.example.com, *.example.com
+ * and *.com: an exact name first, then the longest wildcard, which is
+ * the most specific section as match = means, whatever the order of the
+ * lines.  The '@' keeps "*.example.com" from matching example.com itself
+ * (partial matching does that for a bare key), and keeps the From names
+ * apart from the selector lines.  A From domain no line covers gives an
+ * empty dkim_domain: not signed.
  *
  * Exim signs once per selector of the list, so a dual-algorithm domain
  * (RFC 8463) gets both signatures.  The key files are dkimkeyd's own,
@@ -172,12 +186,19 @@ fail:
 	return rc;
 }
 
-/* Is key k (length kl) the domain's, DOMAIN or DOMAIN/anything? */
+/*
+ * Is key k (length kl) the domain's: DOMAIN, DOMAIN/anything, @DOMAIN or
+ * *.DOMAIN?
+ */
 static int
 ours(const char *k, size_t kl, const char *domain)
 {
 	size_t dl = strlen(domain);
 
+	if (kl == dl + 1 && k[0] == '@')
+		return strncasecmp(k + 1, domain, dl) == 0;
+	if (kl == dl + 2 && k[0] == '*' && k[1] == '.')
+		return strncasecmp(k + 2, domain, dl) == 0;
 	return kl >= dl && strncasecmp(k, domain, dl) == 0 &&
 	    (kl == dl || k[dl] == '/');
 }
@@ -235,9 +256,9 @@ out:
 }
 
 static int
-exm_activate(void *ctx, const char *domain, const char *const *managed,
-    size_t nsel, const struct dk_signer_key *keys, size_t nkeys,
-    struct dk_error *err)
+exm_activate(void *ctx, const char *domain, enum dk_match match,
+    const char *const *managed, size_t nsel,
+    const struct dk_signer_key *keys, size_t nkeys, struct dk_error *err)
 {
 	struct exm *x = ctx;
 	struct etab t;
@@ -311,6 +332,11 @@ exm_activate(void *ctx, const char *domain, const char *const *managed,
 	for (i = 0; i < nkeys; i++)
 		dk_strbuf_printf(&out, "%s/%s: %s\n", domain,
 		    keys[i].selector, keys[i].keyfile);
+	/* The From domains it signs for: @DOMAIN, *.DOMAIN or both. */
+	if (match != DK_MATCH_SUBDOMAINS)
+		dk_strbuf_printf(&out, "@%s: %s\n", domain, domain);
+	if (match != DK_MATCH_DOMAIN)
+		dk_strbuf_printf(&out, "*.%s: %s\n", domain, domain);
 	if (out.oom)
 		goto nomem;
 	/* The switch: one rename, every selector and key at once. */

@@ -491,9 +491,9 @@ index_text(const struct dk_signer_key *keys, char *const *copy,
 }
 
 static int
-fsig_activate(void *ctx, const char *domain, const char *const *managed,
-    size_t nsel, const struct dk_signer_key *keys, size_t nkeys,
-    struct dk_error *err)
+fsig_activate(void *ctx, const char *domain, enum dk_match match,
+    const char *const *managed, size_t nsel,
+    const struct dk_signer_key *keys, size_t nkeys, struct dk_error *err)
 {
 	struct fsig *fs = ctx;
 	struct index old;
@@ -633,11 +633,22 @@ fsig_current(void *ctx, const char *domain, struct dk_signer_key **keysp,
 	return DK_OK;
 }
 
+/* The index is per signing domain and says nothing of From domains. */
+static int
+fsig_conf_check(const struct dk_conf_section *sec, const struct dk_conf *conf,
+    struct dk_error *err)
+{
+	return dk_signer_conf_match_domain_only(sec, conf, "its index "
+	    "names the keys of a signing domain and nothing of the From "
+	    "domains they sign for", err);
+}
+
 const struct dk_signer_ops dk_signer_files_ops = {
 	.name = "files",
 	.keys = fsig_keys,
 	.open = fsig_open,
 	.activate = fsig_activate,
 	.current = fsig_current,
+	.conf_check = fsig_conf_check,
 	.close = fsig_close,
 };

@@ -3,6 +3,15 @@
  *
  *	KeyTable:	SEL._domainkey.DOMAIN DOMAIN:SEL:KEYFILE
  *	SigningTable:	*@DOMAIN SEL._domainkey.DOMAIN	(refile format)
+ *			*@*.DOMAIN SEL._domainkey.DOMAIN  (match = subdomains)
+ *
+ * match = domain-and-subdomains has both lines.  Without
+ * MultipleSignatures OpenDKIM signs with the first line that matches, so
+ * each new line goes before the first line it is more specific than
+ * (an exact name before a wildcard above it, a longer wildcard before a
+ * shorter one, anything before a catch-all *@*): the longest matching
+ * name wins, as match = means.  With MultipleSignatures every matching
+ * line signs, so sections that overlap are a configuration error there.
  *
  * A dual-algorithm domain (RSA and Ed25519, RFC 8463) has two of each;
  * OpenDKIM signs with both only with MultipleSignatures yes.
@@ -40,7 +49,7 @@ struct odk {
 
 static const char *const odk_keys[] = {
 	"key_table", "signing_table", "reload", "reload_timeout",
-	"require_safe_keys", "canary", NULL
+	"require_safe_keys", "canary", "multiple_signatures", NULL
 };
 
 /* OpenDKIM tables: blank-separated fields, '#' comments. */
@@ -89,6 +98,14 @@ odk_open(const struct dk_conf_section *sec, void **ctxp, struct dk_error *err)
 		    kv != NULL ? kv->line : sec->line, v);
 		goto out;
 	}
+	/* MultipleSignatures in opendkim.conf; odk_conf_check reads it. */
+	if ((v = dk_conf_section_get(sec, "multiple_signatures", &kv)) !=
+	    NULL && strcmp(v, "yes") != 0 && strcmp(v, "no") != 0) {
+		rc = dk_err(err, DK_ECONFIG, "%s:%d: multiple_signatures = %s: "
+		    "not yes or no", kv != NULL ? kv->file : sec->file,
+		    kv != NULL ? kv->line : sec->line, v);
+		goto out;
+	}
 	if (asprintf(&o->lock, "%s.lock", o->key_table) == -1) {
 		o->lock = NULL;
 		rc = dk_err(err, DK_ENOMEM, "out of memory");
@@ -101,10 +118,136 @@ out:
 	return rc;
 }
 
+/* A SigningTable pattern of the forms dkimkeyd reads and writes. */
+enum pat { P_OTHER, P_EXACT, P_WILD, P_ALL };
+
+/* The kind of pattern f (field 0); *np, *nl: the name in it. */
+static enum pat
+pattern(const char *f, size_t fl, const char **np, size_t *nl)
+{
+	if (fl < 3 || f[0] != '*' || f[1] != '@')
+		return P_OTHER;
+	if (fl == 3 && f[2] == '*')
+		return P_ALL;
+	if (fl > 4 && f[2] == '*' && f[3] == '.') {
+		*np = f + 4;
+		*nl = fl - 4;
+		return memchr(*np, '*', *nl) == NULL ? P_WILD : P_OTHER;
+	}
+	*np = f + 2;
+	*nl = fl - 2;
+	return memchr(*np, '*', *nl) == NULL ? P_EXACT : P_OTHER;
+}
+
+/* Is a (exact or *. name) strictly below b? */
 static int
-odk_activate(void *ctx, const char *domain, const char *const *managed,
-    size_t nsel, const struct dk_signer_key *keys, size_t nkeys,
-    struct dk_error *err)
+below(const char *a, size_t al, const char *b, size_t bl)
+{
+	return al > bl + 1 && a[al - bl - 1] == '.' &&
+	    strncasecmp(a + al - bl, b, bl) == 0;
+}
+
+/*
+ * Must the line with pattern n come before the line with pattern e, so
+ * that OpenDKIM's first match is the most specific one?  Patterns that
+ * are not dkimkeyd's forms are never passed.
+ */
+static int
+precedes(const char *n, size_t nl, const char *e, size_t el)
+{
+	const char *nn = NULL, *en = NULL;
+	size_t nnl = 0, enl = 0;
+	enum pat pn = pattern(n, nl, &nn, &nnl), pe = pattern(e, el, &en,
+	    &enl);
+
+	if (pn == P_OTHER || pn == P_ALL)
+		return 0;
+	if (pe == P_ALL)
+		return 1;
+	return pe == P_WILD && below(nn, nnl, en, enl);
+}
+
+/*
+ * text (without our old lines) with each line of add inserted before the
+ * first line it must precede, or at the end, into *out.
+ */
+static int
+insert_ordered(const char *text, size_t len, const char *add,
+    struct dk_strbuf *out)
+{
+	struct dk_strbuf cur = DK_STRBUF_INIT, next;
+	const char *a, *l, *f, *nf;
+	size_t aoff = 0, al, off, ll, fl, nfl;
+	int done;
+
+	dk_strbuf_add(&cur, text, len);
+	if (cur.oom)
+		return -1;
+	while (dk_table_next_line(add, strlen(add), &aoff, &a, &al)) {
+		if (!dk_table_field(FMT, a, al, 0, &nf, &nfl))
+			continue;
+		memset(&next, 0, sizeof(next));
+		done = 0;
+		for (off = 0; dk_table_next_line(cur.p, cur.len, &off, &l,
+		    &ll);) {
+			if (!done && !dk_table_is_comment(FMT, l, ll) &&
+			    dk_table_field(FMT, l, ll, 0, &f, &fl) &&
+			    precedes(nf, nfl, f, fl)) {
+				dk_strbuf_add(&next, a, al);
+				done = 1;
+			}
+			dk_strbuf_add(&next, l, ll);
+		}
+		if (next.len > 0 && next.p[next.len - 1] != '\n')
+			dk_strbuf_str(&next, "\n");
+		if (!done)
+			dk_strbuf_add(&next, a, al);
+		if (next.oom)
+			goto nomem;
+		dk_strbuf_clear(&cur);
+		cur = next;
+	}
+	dk_strbuf_add(&cur, "", 0);	/* a C string, even when empty */
+	if (cur.oom)
+		return -1;
+	*out = cur;
+	return 0;
+nomem:
+	dk_strbuf_clear(&next);
+	dk_strbuf_clear(&cur);
+	return -1;
+}
+
+/* The SigningTable without the lines naming names, with add in order. */
+static int
+update_signing(const struct odk *o, char *const *names, size_t nnames,
+    const char *add, struct dk_error *err)
+{
+	struct dk_table t;
+	struct dk_strbuf kept = DK_STRBUF_INIT, out = DK_STRBUF_INIT;
+	int rc;
+
+	if ((rc = dk_table_read(o->signing_table, &t, err)) != DK_OK)
+		return rc;
+	if (dk_table_edit(FMT, t.buf, t.len, 1, names, nnames, "",
+	    &kept) == -1 || insert_ordered(kept.p, kept.len, add, &out) ==
+	    -1) {
+		rc = dk_err(err, DK_ENOMEM, "%s: out of memory",
+		    o->signing_table);
+		goto out;
+	}
+	rc = dk_table_replace(o->signing_table, &t, &out, err);
+out:
+	dk_strbuf_clear(&kept);
+	dk_strbuf_clear(&out);
+	free(t.buf);
+	return rc;
+}
+
+static int
+odk_activate(void *ctx, const char *domain, enum dk_match match,
+    const char *const *managed, size_t nsel,
+    const struct dk_signer_key *keys, size_t nkeys, struct dk_error *err)
 {
 	struct odk *o = ctx;
 	struct dk_strbuf kadd = DK_STRBUF_INIT, sadd = DK_STRBUF_INIT;
@@ -159,8 +302,17 @@ odk_activate(void *ctx, const char *domain, const char *const *managed,
 		dk_strbuf_printf(&kadd, "%s._domainkey.%s %s:%s:%s\n",
 		    keys[i].selector, domain, domain, keys[i].selector,
 		    keys[i].keyfile);
-		dk_strbuf_printf(&sadd, "*@%s %s._domainkey.%s\n", domain,
-		    keys[i].selector, domain);
+	}
+	/* The exact name's lines first, each pattern in the keys' order. */
+	for (i = 0; i < 2 * nkeys; i++) {
+		int wild = i >= nkeys;
+
+		if ((wild && match == DK_MATCH_DOMAIN) ||
+		    (!wild && match == DK_MATCH_SUBDOMAINS))
+			continue;
+		dk_strbuf_printf(&sadd, "*@%s%s %s._domainkey.%s\n",
+		    wild ? "*." : "", domain, keys[i % nkeys].selector,
+		    domain);
 	}
 	if (kadd.oom || sadd.oom)
 		goto nomem;
@@ -190,8 +342,7 @@ odk_activate(void *ctx, const char *domain, const char *const *managed,
 	 */
 	if ((rc = dk_table_update(FMT, o->key_table, 0, names + nsel, nkeys,
 	    kadd.p, NULL, err)) != DK_OK ||
-	    (rc = dk_table_update(FMT, o->signing_table, 1, names, nnames,
-	    sadd.p, NULL, err)) != DK_OK ||
+	    (rc = update_signing(o, names, nnames, sadd.p, err)) != DK_OK ||
 	    (rc = dk_table_update(FMT, o->key_table, 0, names, nnames, kadd.p,
 	    NULL, err)) != DK_OK)
 		goto out;
@@ -388,10 +539,12 @@ odk_current_many(void *ctx, const char *const *domains, size_t n,
 	struct dk_signer_key *nk;
 	struct dk_error serr = { 0, "" }, kerr = { 0, "" };
 	struct ktab kt;
-	const char *l, *f, *kn;
+	const char *l, *f, *kn, *pn = NULL;
 	char *sbuf = NULL;
 	size_t *dhead = NULL, *dnext = NULL, *dlen = NULL, dmask, slen = 0;
-	size_t off, ll, fl, knl, lineno, i, b;
+	size_t off, ll, fl, knl, lineno, i, b, pnl = 0;
+	unsigned char *dkind = NULL;
+	enum pat pk;
 	int rc, krc = DK_OK, have_kt = 0;
 
 	memset(&kt, 0, sizeof(kt));
@@ -411,7 +564,8 @@ odk_current_many(void *ctx, const char *const *domains, size_t n,
 	}
 	if ((dhead = dk_table_buckets(n, &dmask)) == NULL ||
 	    (dnext = calloc(n, sizeof(*dnext))) == NULL ||
-	    (dlen = calloc(n, sizeof(*dlen))) == NULL)
+	    (dlen = calloc(n, sizeof(*dlen))) == NULL ||
+	    (dkind = calloc(n, 1)) == NULL)
 		goto nomem;
 	for (i = 0; i < n; i++) {
 		dlen[i] = strlen(domains[i]);
@@ -425,17 +579,32 @@ odk_current_many(void *ctx, const char *const *domains, size_t n,
 	 */
 	for (off = 0, lineno = 1; dk_table_next_line(sbuf, slen, &off, &l, &ll);
 	    lineno++) {
-		if (dk_table_is_comment(FMT, l, ll) || !dk_table_field(FMT, l, ll, 0, &f, &fl) || fl < 2 ||
-		    f[0] != '*' || f[1] != '@')
+		if (dk_table_is_comment(FMT, l, ll) || !dk_table_field(FMT, l, ll, 0, &f, &fl))
 			continue;
-		b = dk_table_hash(f + 2, fl - 2) & dmask;
+		pk = pattern(f, fl, &pn, &pnl);
+		if (pk != P_EXACT && pk != P_WILD)
+			continue;
+		b = dk_table_hash(pn, pnl) & dmask;
 		for (i = dhead[b]; i != NONE; i = dnext[i]) {
 			r = &res[i];
-			if (r->rc != DK_OK || dlen[i] != fl - 2 ||
-			    strncasecmp(domains[i], f + 2, fl - 2) != 0 ||
+			if (r->rc != DK_OK || dlen[i] != pnl ||
+			    strncasecmp(domains[i], pn, pnl) != 0 ||
 			    !dk_table_field(FMT, l, ll, 1, &kn, &knl) ||
 			    !is_key_name(kn, knl, domains[i]))
 				continue;
+			/*
+			 * domain-and-subdomains: each key has an exact and a
+			 * wildcard line.  The exact lines count when there
+			 * are any (match = subdomains has none).
+			 */
+			if (dkind[i] == P_EXACT && pk == P_WILD)
+				continue;
+			if (dkind[i] == P_WILD && pk == P_EXACT) {
+				dk_signer_keys_free(r->keys, r->nkeys);
+				r->keys = NULL;
+				r->nkeys = 0;
+			}
+			dkind[i] = (unsigned char)pk;
 			if (!have_kt) {
 				if ((krc = ktab_load(o, &kt, &kerr)) ==
 				    DK_ENOMEM)
@@ -480,6 +649,7 @@ out:
 	free(dhead);
 	free(dnext);
 	free(dlen);
+	free(dkind);
 	free(sbuf);
 	ktab_free(&kt);
 	return rc;
@@ -511,6 +681,63 @@ odk_check(void *ctx, struct dk_error *err)
 	return rc;
 }
 
+/*
+ * With MultipleSignatures OpenDKIM signs with every matching line, so a
+ * section below another whose match covers subdomains would sign its
+ * mail twice, with both domains' keys: refused.  OpenDKIM needs
+ * MultipleSignatures for a dual-algorithm domain, so one on the signer
+ * counts as multiple_signatures = yes.
+ */
+static int
+odk_conf_check(const struct dk_conf_section *sec, const struct dk_conf *conf,
+    struct dk_error *err)
+{
+	const struct dk_conf_domain *d, *p, *dual = NULL;
+	const char *v, *n;
+	char why[300];
+	size_t i;
+
+	v = dk_conf_section_get(sec, "multiple_signatures", NULL);
+	for (i = 0; i < conf->ndomains && dual == NULL; i++) {
+		d = &conf->domains[i];
+		if (d->ned25519 > 0 && d->signer != NULL &&
+		    strcmp(d->signer, sec->name) == 0)
+			dual = d;
+	}
+	if (v != NULL && strcmp(v, "yes") == 0)
+		snprintf(why, sizeof(why), "multiple_signatures = yes");
+	else if (dual != NULL)
+		snprintf(why, sizeof(why), "which the dual-algorithm [domain "
+		    "%s] needs", dual->name);
+	else
+		return DK_OK;
+	for (i = 0; i < conf->ndomains; i++) {
+		d = &conf->domains[i];
+		if (d->signer == NULL || strcmp(d->signer, sec->name) != 0)
+			continue;
+		for (n = strchr(d->name, '.'); n != NULL; n = strchr(n + 1,
+		    '.')) {
+			p = dk_conf_domain_find(conf, n + 1);
+			if (p == NULL || p->match == DK_MATCH_DOMAIN ||
+			    p->signer == NULL ||
+			    strcmp(p->signer, sec->name) != 0)
+				continue;
+			return dk_err(err, DK_ECONFIG, "%s:%d: [domain %s] "
+			    "overlaps [domain %s] (%s:%d, match = %s) on "
+			    "[signer %s]: with MultipleSignatures (%s) "
+			    "OpenDKIM signs mail from %s%s with both keys; "
+			    "give one of them a signer of its own, or set "
+			    "multiple_signatures = no if opendkim.conf says "
+			    "so and no dual-algorithm domain uses the signer",
+			    d->file, d->line, d->name, p->name, p->file,
+			    p->line, dk_match_name(p->match), sec->name, why,
+			    d->match == DK_MATCH_SUBDOMAINS ?
+			    "subdomains of " : "", d->name);
+		}
+	}
+	return DK_OK;
+}
+
 const struct dk_signer_ops dk_signer_opendkim_ops = {
 	.name = "opendkim",
 	.keys = odk_keys,
@@ -519,5 +746,6 @@ const struct dk_signer_ops dk_signer_opendkim_ops = {
 	.current = odk_current,
 	.current_many = odk_current_many,
 	.check = odk_check,
+	.conf_check = odk_conf_check,
 	.close = odk_close,
 };

@@ -303,6 +303,26 @@ dk_signer_name_valid(const char *s)
 }
 
 int
+dk_signer_conf_match_domain_only(const struct dk_conf_section *sec,
+    const struct dk_conf *conf, const char *why, struct dk_error *err)
+{
+	const struct dk_conf_domain *d;
+	size_t i;
+
+	for (i = 0; i < conf->ndomains; i++) {
+		d = &conf->domains[i];
+		if (d->match != DK_MATCH_DOMAIN && d->signer != NULL &&
+		    strcmp(d->signer, sec->name) == 0)
+			return dk_err(err, DK_ECONFIG, "%s:%d: [domain %s]: "
+			    "match = %s cannot be expressed by [signer %s] "
+			    "(type %s): %s", d->file, d->line, d->name,
+			    dk_match_name(d->match), sec->name, sec->type,
+			    why);
+	}
+	return DK_OK;
+}
+
+int
 dk_signer_current_one(int (*many)(void *, const char *const *, size_t,
     struct dk_signer_current *, struct dk_error *), void *ctx,
     const char *domain, struct dk_signer_key **keysp, size_t *nkeysp,

@@ -99,9 +99,9 @@ out:
 }
 
 static int
-rsp_activate(void *ctx, const char *domain, const char *const *managed,
-    size_t nsel, const struct dk_signer_key *keys, size_t nkeys,
-    struct dk_error *err)
+rsp_activate(void *ctx, const char *domain, enum dk_match match,
+    const char *const *managed, size_t nsel,
+    const struct dk_signer_key *keys, size_t nkeys, struct dk_error *err)
 {
 	struct rsp *r = ctx;
 	struct rfile f = { NULL, 0 };
@@ -380,6 +380,26 @@ rsp_current(void *ctx, const char *domain, struct dk_signer_key **keysp,
 	    nkeysp, err);
 }
 
+/*
+ * rspamd's dkim_signing takes the signing domain from the From (or
+ * envelope) domain, or with use_esld from its organizational domain for
+ * every domain at once, and looks its entry up by that name alone: no
+ * entry can say "this key for the subdomains of D" without also taking
+ * the organizational domains of every other entry.
+ */
+static int
+rsp_conf_check(const struct dk_conf_section *sec, const struct dk_conf *conf,
+    struct dk_error *err)
+{
+	return dk_signer_conf_match_domain_only(sec, conf, "rspamd's "
+	    "dkim_signing looks a domain entry up by the signing domain "
+	    "alone (the From domain, or with use_esld its organizational "
+	    "domain, for every domain at once), so it cannot sign the "
+	    "subdomains of one domain with that domain's key exactly; use "
+	    "a [domain] section per From domain, or an opendkim or exim "
+	    "signer", err);
+}
+
 const struct dk_signer_ops dk_signer_rspamd_ops = {
 	.name = "rspamd",
 	.keys = rsp_keys,
@@ -387,5 +407,6 @@ const struct dk_signer_ops dk_signer_rspamd_ops = {
 	.activate = rsp_activate,
 	.current = rsp_current,
 	.current_many = rsp_current_many,
+	.conf_check = rsp_conf_check,
 	.close = rsp_close,
 };

@@ -28,7 +28,9 @@ struct dk_signer_ops {
 		    struct dk_error *);
 
 	/*
-	 * Make the signer use exactly keys[0..nkeys-1] for domain (one
+	 * Make the signer use exactly keys[0..nkeys-1] for domain, for the
+	 * From domains match names (the domain, its subdomains or both;
+	 * conf_check has refused what the signer cannot express) (one
 	 * key, or two for a dual-algorithm domain: the domain's algorithm
 	 * first, then the Ed25519 key of ed25519_selectors, RFC 8463), and
 	 * no other of the domain's managed selectors (the nsel names in
@@ -37,7 +39,8 @@ struct dk_signer_ops {
 	 * its exit status checked.  Idempotent.
 	 */
 	int	(*activate)(void *ctx, const char *domain,
-		    const char *const *managed, size_t nsel,
+		    enum dk_match match, const char *const *managed,
+		    size_t nsel,
 		    const struct dk_signer_key *keys, size_t nkeys,
 		    struct dk_error *);
 
@@ -72,6 +75,15 @@ struct dk_signer_ops {
 	 * that no record goes out that the signer cannot be switched to.
 	 */
 	int	(*check)(void *ctx, struct dk_error *);
+
+	/*
+	 * Optional (NULL: everything can be expressed).  Refuse, with
+	 * DK_ECONFIG "file:line: why", a configuration of the domains
+	 * signed by section sec that the signer cannot express exactly
+	 * (their match = settings, sections that overlap).  Reads no file.
+	 */
+	int	(*conf_check)(const struct dk_conf_section *sec,
+		    const struct dk_conf *conf, struct dk_error *);
 	void	(*close)(void *ctx);
 };
 

@@ -112,6 +112,15 @@ int	dk_signer_conf_reload(const struct dk_conf_section *sec, char ***argv,
  */
 int	dk_signer_name_valid(const char *s);
 
+/*
+ * conf_check for a signer that can express match = domain only: the
+ * first domain of conf signed by sec with another match is DK_ECONFIG
+ * naming it, the signer and why (a sentence of the signer's).
+ */
+int	dk_signer_conf_match_domain_only(const struct dk_conf_section *sec,
+	    const struct dk_conf *conf, const char *why,
+	    struct dk_error *err);
+
 struct dk_signer_current;
 struct dk_signer_key;
 

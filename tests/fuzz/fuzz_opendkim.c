@@ -100,7 +100,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	b1 = slurp(kt, &l1);
 	b2 = slurp(st, &m1);
-	rc = ops->activate(ctx, "example.com", managed, 2, &want, 1, &err);
+	rc = ops->activate(ctx, "example.com", DK_MATCH_DOMAIN,
+	    managed, 2, &want, 1, &err);
 	if (ck != DK_OK) {
 		/*
 		 * What check refuses, activate refuses.  It may have added

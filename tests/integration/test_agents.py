@@ -113,7 +113,7 @@ class Host:
         return keys[0] if keys else None
 
 
-def with_fleet(agent_timeout="6s", start=True):
+def with_fleet(agent_timeout="6s", start=True, per_host=False):
     """A scheduler configuration with hosts = mx1 mx2 mx3 on a started
     PostgreSQL, a KEK, and one Host (agent started unless start=False)
     per name."""
@@ -122,8 +122,12 @@ def with_fleet(agent_timeout="6s", start=True):
         def wrapper(env):
             pg = Postgres().start().create_db()
             try:
-                s = env.config(signer="files", extra_domain_lines=[
-                    "hosts = %s" % " ".join(HOSTS)])
+                lines = ["hosts = %s" % " ".join(HOSTS)]
+                if per_host:
+                    lines.append("key_scope = per-host")
+                s = env.config(signer="files", extra_domain_lines=lines,
+                               selectors="{host}-a {host}-b" if per_host
+                               else "mail1 mail2")
                 use_postgres(s, pg)
                 s.kek_file = os.path.join(s.tmp, "kek")
                 fd = os.open(s.kek_file, os.O_WRONLY | os.O_CREAT, 0o600)
@@ -304,6 +308,27 @@ def test_a_tampered_sealed_key_fails_authentication_65(env, pg, s):
 
 
 @with_fleet(start=False)
+def test_configtest_host_checks_an_agents_configuration(env, pg, s):
+    mx1 = s.hosts["mx1"]
+    # An agent's host has no DNS credentials: configtest as a scheduler
+    # wants them, configtest --host as the agent does not.
+    r = run(mx1.conf, "configtest")
+    assert r.code == 78 and "absent.key" in r.err, r.describe()
+    r = run(mx1.conf, "configtest", "--host", "mx1")
+    assert r.code == 0 and r.err == "", r.describe()
+    r = run(mx1.conf, "configtest", "--host", "mx9")
+    assert r.code == 0 and "no [domain] names host mx9" in r.err, \
+        r.describe()
+    # Its secrets are still checked.
+    os.chmod(s.kek_file, 0o644)
+    r = run(mx1.conf, "configtest", "--host", "mx1")
+    assert r.code == 77 and s.kek_file in r.err, r.describe()
+    os.chmod(s.kek_file, 0o600)
+    r = run(s, "configtest", "--host", "mx1", "--once")
+    assert r.code == 64, r.describe()
+
+
+@with_fleet(start=False)
 def test_agent_refuses_a_second_agent_for_the_same_host(env, pg, s):
     mx1 = s.hosts["mx1"]
     mx1.agent.start()
@@ -320,14 +345,280 @@ def test_agent_refuses_a_second_agent_for_the_same_host(env, pg, s):
 @with_fleet(start=False)
 def test_db_init_upgrades_a_version_1_schema_keeping_the_state(env, pg, s):
     # A database as version 1 left it, with a domain's state in it.
-    pg.psql("DROP TABLE dk_key_sealed, dk_assign, dk_ack, dk_agent")
-    pg.psql("DELETE FROM dk_schema_version WHERE version = 2")
+    pg.psql("DROP TABLE dk_key_sealed, dk_assign, dk_ack, dk_agent, "
+            "dk_keyreq")
+    pg.psql("DELETE FROM dk_schema_version WHERE version > 1")
     pg.psql("INSERT INTO dk_state (domain, version, state, updated_by) "
             "VALUES ('kept.example', 7, 'x', 'test')")
     r = run(s, "agent", "--host", "mx1", "--once")
     assert r.code == 78 and "db init" in r.err, r.describe()
     out = run_ok(s, "db", "init")
-    assert "from version 1 to 2" in out, out
+    assert "from version 1 to 3" in out, out
     assert pg.psql("SELECT version, state FROM dk_state WHERE domain = "
                    "'kept.example'") == [["7", "x"]]
-    assert "up to date (version 2)" in run_ok(s, "db", "init")
+    assert "up to date (version 3)" in run_ok(s, "db", "init")
+
+
+@with_fleet(per_host=True)
+def test_per_host_keys_never_leave_their_host(env, pg, s):
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 0 and r.err == "", r.describe() + "".join(
+        h.agent.describe() for h in s.hosts.values())
+    ids = {}
+    for name, h in s.hosts.items():
+        sel = name + "-a"
+        kf = verify_host(env, s, h, sel)
+        ids[name] = key_status(s, sel)["key_id"]
+        assert ks_state(s, sel) == "active"
+        assert "made a rsa-2048 key for %s" % sel in h.agent.out(), \
+            h.agent.describe()
+        # The private key is on its host, nowhere else.
+        mine = "%s.%s.%s.pem" % (s.domain, sel, ids[name])
+        assert os.path.exists(os.path.join(h.key_dir, mine))
+        for other in s.hosts.values():
+            if other is not h:
+                assert mine not in os.listdir(other.key_dir), other.name
+        assert open(kf, "rb").read() == open(os.path.join(
+            h.key_dir, mine), "rb").read()
+    assert len(set(ids.values())) == 3, ids
+    assert os.listdir(s.key_dir) == [], os.listdir(s.key_dir)
+    assert pg.psql("SELECT count(*) FROM dk_key_sealed") == [["0"]]
+    # Each host acked its own key; check is OK.
+    a = acks(pg, s.domain)
+    assert {h: v[0] for h, v in a.items()} == {
+        h: "%s-a:%s" % (h, ids[h]) for h in HOSTS}, a
+    r = run(s, "check", "--domain", s.domain)
+    assert r.code == 0, r.describe()
+
+    # Next rotation: every host to its -b, its old key destroyed there.
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 0 and r.err == "", r.describe()
+    for name, h in s.hosts.items():
+        verify_host(env, s, h, name + "-b")
+        assert ks_state(s, name + "-a") == "retired"
+        assert not os.path.exists(os.path.join(h.key_dir, "%s.%s-a.%s.pem"
+                                               % (s.domain, name,
+                                                  ids[name])))
+
+
+@with_fleet(per_host=True, start=False)
+def test_per_host_rotation_waits_for_a_host_to_make_its_key(env, pg, s):
+    for name in ("mx1", "mx3"):
+        s.hosts[name].agent.start()
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 75, r.describe()
+    assert "host mx2" in r.err and "has not made its key" in r.err, \
+        r.describe()
+    # Nothing of mx2's reached DNS; nobody was switched.
+    assert env.bind.query_txt("mx2-a._domainkey." + s.domain) == []
+    for h in s.hosts.values():
+        assert h.serves(s.domain) is None, h.name
+    s.hosts["mx2"].agent.start()
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 0 and r.err == "", r.describe()
+    for name, h in s.hosts.items():
+        verify_host(env, s, h, name + "-a")
+
+
+def public_key(bits):
+    """(key id, p= base64) of a fresh RSA key of bits, as dkimkeyd names
+    it: the first 16 hex digits of SHA-256 over the DER public key."""
+    import hashlib
+    pem = subprocess.run(["openssl", "genpkey", "-algorithm", "RSA",
+                          "-pkeyopt", "rsa_keygen_bits:%d" % bits],
+                         check=True, capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubout", "-outform", "DER"],
+                         input=pem, check=True, capture_output=True).stdout
+    return hashlib.sha256(der).hexdigest()[:16], \
+        base64.b64encode(der).decode()
+
+
+# Keys are made one host after another, each in seconds on a loaded
+# machine: agent_timeout leaves room for that.
+@with_fleet(per_host=True, agent_timeout="8s", start=False)
+def test_per_host_forged_public_key_is_refused_65(env, pg, s):
+    # No agent runs: the scheduler's request for mx1-a stays unanswered.
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 75 and "host mx1" in r.err, r.describe()
+    assert pg.psql("SELECT host, selector FROM dk_keyreq WHERE key_id IS "
+                   "NULL") == [["mx1", "mx1-a"]]
+    owner = "mx1-a._domainkey." + s.domain
+    good_id, good_pub = public_key(2048)
+    weak_id, weak_pub = public_key(1024)
+    forged = [
+        # A key id that is not the public key's.
+        ("0123456789abcdef", good_pub, "is key %s, not 0123456789abcdef"
+         % good_id),
+        # A key weaker than the rsa-2048 asked for.
+        (weak_id, weak_pub, "of 1024 bits, not rsa-2048"),
+        # Not a public key at all.
+        ("0123456789abcdef", base64.b64encode(b"junk").decode(), "mx1-a"),
+    ]
+    for kid, pub, why in forged:
+        pg.psql("UPDATE dk_keyreq SET key_id = '%s', pubkey = '%s', "
+                "made_at = now() WHERE host = 'mx1'" % (kid, pub))
+        r = run(s, "rotate", "--domain", s.domain)
+        assert r.code == 65 and why in r.err and \
+            "not publishing or activating it" in r.err, r.describe()
+        # Nothing entered the state or DNS.
+        st = run_ok(s, "status", "--domain", s.domain, "--json")
+        assert kid not in st, st
+        assert env.bind.query_txt(owner) == []
+    # The forged answer removed, the host is asked again and makes it.
+    pg.psql("DELETE FROM dk_keyreq WHERE host = 'mx1'")
+    for h in s.hosts.values():
+        h.agent.start()
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 0 and r.err == "", r.describe() + "".join(
+        h.agent.describe() for h in s.hosts.values())
+    for name, h in s.hosts.items():
+        verify_host(env, s, h, name + "-a")
+    assert key_id(s, "mx1-a") not in (good_id, weak_id)
+
+
+# -- the restricted roles of contrib/postgresql/roles.sql --------------------
+
+ROLES_SQL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                         "..", "contrib", "postgresql", "roles.sql")
+
+
+def roles_sql(pg, user, *assignments):
+    r = subprocess.run(
+        ["/usr/bin/psql", "-h", pg.sock, "-p", str(pg.port), "-U", user,
+         "-d", "dkimkeyd", "-f", ROLES_SQL] + [
+            a for kv in assignments for a in ("-v", kv)],
+        capture_output=True, text=True, timeout=60)
+    return r
+
+
+def as_role(pg, role, sql):
+    return subprocess.run(
+        ["/usr/bin/psql", "-h", pg.sock, "-p", str(pg.port), "-U", role,
+         "-d", "dkimkeyd", "-v", "ON_ERROR_STOP=1", "-At", "-c", sql],
+        capture_output=True, text=True, timeout=60)
+
+
+def restricted_roles(pg, s):
+    """The scheduler as roles.sql's restricted role, every host's agent as
+    its own role (step agent), each with its own conninfo_file."""
+    def conninfo(path, role, pw):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(pg.conninfo().replace("user=dkimkeyd ", "user=%s " % role)
+                    .replace(pg.password, pw) + "\n")
+
+    pw = "r" + pg.password
+    roles = ["dkimkeyd_run"] + ["dkimkeyd_" + h for h in HOSTS]
+    for role in roles:
+        pg.psql("CREATE ROLE %s LOGIN PASSWORD '%s'" % (role, pw),
+                db="postgres")
+    r = roles_sql(pg, "dkimkeyd", "owner=dkimkeyd", "sched=dkimkeyd_run",
+                  "step=grants")
+    assert r.returncode == 0 and "ERROR" not in r.stderr, r.stdout + r.stderr
+    # Without host (or agent), step agent stops, granting nothing.
+    r = roles_sql(pg, "dkimkeyd", "agent=dkimkeyd_mx1", "step=agent")
+    assert r.returncode != 0 and "needs -v host" in r.stderr, \
+        r.stdout + r.stderr
+    for h in HOSTS:
+        r = roles_sql(pg, "dkimkeyd", "owner=dkimkeyd", "agent=dkimkeyd_" + h,
+                      "host=" + h, "step=agent")
+        assert r.returncode == 0 and "ERROR" not in r.stderr, \
+            r.stdout + r.stderr
+    conninfo(s.conninfo_file, "dkimkeyd_run", pw)
+    for name, h in s.hosts.items():
+        path = os.path.join(h.dir, "conninfo")
+        conninfo(path, "dkimkeyd_" + name, pw)
+        with open(h.conf) as f:
+            text = f.read()
+        with open(h.conf, "w") as f:
+            f.write(text.replace("conninfo_file = %s" % s.conninfo_file,
+                                 "conninfo_file = %s" % path))
+    # A second run of both steps (after an upgrade) is fine.
+    r = roles_sql(pg, "dkimkeyd", "owner=dkimkeyd", "sched=dkimkeyd_run",
+                  "step=grants")
+    assert r.returncode == 0 and "ERROR" not in r.stderr, r.stdout + r.stderr
+    r = roles_sql(pg, "dkimkeyd", "agent=dkimkeyd_mx1", "host=mx1",
+                  "step=agent")
+    assert r.returncode == 0 and "ERROR" not in r.stderr, r.stdout + r.stderr
+
+
+def assert_agent_confined(pg, s, host="mx1", other="mx2"):
+    role = "dkimkeyd_" + host
+    # The agents are connected as their own roles.
+    assert pg.psql("SELECT string_agg(DISTINCT usename::text, ' ' ORDER BY "
+                   "usename::text) FROM pg_stat_activity WHERE usename::text "
+                   "LIKE 'dkimkeyd%'") == [[" ".join(
+                       "dkimkeyd_" + h for h in HOSTS)]]
+    # Another host's rows: invisible, and not writable.
+    for t in ("dk_assign", "dk_ack", "dk_agent", "dk_keyreq"):
+        r = as_role(pg, role, "SELECT count(*) FROM %s WHERE host = '%s'"
+                    % (t, other))
+        assert r.returncode == 0 and r.stdout.strip() == "0", (t, r.stderr)
+    r = as_role(pg, role, "UPDATE dk_ack SET code = 99 WHERE host = '%s'"
+                % other)
+    assert r.returncode == 0, r.stderr      # no row of its own matched
+    for sql in ("INSERT INTO dk_ack (domain, host, keys) VALUES "
+                "('%s', '%s', 'x:y')" % (s.domain, other),
+                "INSERT INTO dk_agent (host, holder) VALUES ('%s', 'x')"
+                % other,
+                "UPDATE dk_ack SET host = '%s' WHERE host = '%s'"
+                % (other, host)):
+        r = as_role(pg, role, sql)
+        assert r.returncode != 0 and "row-level security" in r.stderr, \
+            (sql, r.stdout, r.stderr)
+    # Neither the state, the leases nor assignments are its to write.
+    for sql in ("SELECT count(*) FROM dk_state", "DELETE FROM dk_lease",
+                "UPDATE dk_assign SET keys = 'x'",
+                "INSERT INTO dk_key_sealed (domain, selector, key_id, "
+                "sealed) VALUES ('x', 'y', 'z', 'w')",
+                "DELETE FROM dk_keyreq"):
+        r = as_role(pg, role, sql)
+        assert r.returncode != 0 and "permission denied" in r.stderr, \
+            (sql, r.stdout, r.stderr)
+    # The other hosts' acks are where they were.
+    assert pg.psql("SELECT count(*) FROM dk_ack WHERE host = '%s' AND "
+                   "code = 0" % other) == [["1"]]
+
+
+@with_fleet(start=False)
+def test_agents_and_scheduler_as_the_restricted_roles_of_roles_sql(env, pg,
+                                                                   s):
+    restricted_roles(pg, s)
+    for h in s.hosts.values():
+        h.agent.start()
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 0 and r.err == "", r.describe() + "".join(
+        h.agent.describe() for h in s.hosts.values())
+    for h in s.hosts.values():
+        verify_host(env, s, h, "mail1")
+    assert_agent_confined(pg, s)
+    # Sealed keys: only of the domains assigned to the host.
+    pg.psql("INSERT INTO dk_key_sealed (domain, selector, key_id, sealed) "
+            "VALUES ('other.example', 'mail1', '00', 'x')")
+    r = as_role(pg, "dkimkeyd_mx1", "SELECT DISTINCT domain FROM "
+                "dk_key_sealed")
+    assert r.returncode == 0 and r.stdout.split() == [s.domain], \
+        (r.stdout, r.stderr)
+
+
+@with_fleet(per_host=True, start=False)
+def test_per_host_agents_as_the_restricted_roles_of_roles_sql(env, pg, s):
+    restricted_roles(pg, s)
+    for h in s.hosts.values():
+        h.agent.start()
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 0 and r.err == "", r.describe() + "".join(
+        h.agent.describe() for h in s.hosts.values())
+    for name, h in s.hosts.items():
+        verify_host(env, s, h, name + "-a")
+    assert_agent_confined(pg, s)
+    # A host cannot answer another host's key request.
+    r = as_role(pg, "dkimkeyd_mx1", "UPDATE dk_keyreq SET pubkey = 'x' "
+                "WHERE host = 'mx2'")
+    assert r.returncode == 0, r.stderr
+    assert pg.psql("SELECT count(*) FROM dk_keyreq WHERE pubkey = 'x'") == \
+        [["0"]]
+
+
+def ks_state(s, selector):
+    return key_status(s, selector)["state"]

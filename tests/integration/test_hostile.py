@@ -254,8 +254,10 @@ def test_clock_stepped_back_writes_no_dns(env):
                            env=asan_env(os.environ,
                                         verify_asan_link_order=0))
         assert p.returncode == 75, (args, p.returncode, p.stderr)
-        assert re.search(r"the clock \(.*\) is 1[12]\ds behind the last "
-                         r"step recorded", p.stderr), p.stderr
+        # 120 s less the time the steps took since (long under load).
+        m = re.search(r"the clock \(.*\) is (\d+)s behind the last "
+                      r"step recorded", p.stderr)
+        assert m and 30 <= int(m.group(1)) <= 121, p.stderr
         assert updates(b) == before, "DNS written with the clock behind"
     assert managed_record(b, s, "mail1") is None
     rotate_and_verify(env, s, "mail1", resumed=True)

@@ -44,6 +44,7 @@ def test_make_install_destdir_lists_every_file(env):
         "usr/lib/systemd/system/dkimkeyd.service",
         "usr/lib/systemd/system/dkimkeyd-once.service",
         "usr/lib/systemd/system/dkimkeyd-once.timer",
+        "usr/lib/systemd/system/dkimkeyd-agent@.service",
         "etc/cron.d/dkimkeyd",
         "etc/polkit-1/rules.d/50-dkimkeyd.rules",
         "etc/dkimkeyd/dkimkeyd.conf",
@@ -67,6 +68,7 @@ def test_make_install_destdir_lists_every_file(env):
     # The installed units and cron file name the installed binary.
     for f in ("usr/lib/systemd/system/dkimkeyd.service",
               "usr/lib/systemd/system/dkimkeyd-once.service",
+              "usr/lib/systemd/system/dkimkeyd-agent@.service",
               "etc/cron.d/dkimkeyd"):
         with open(os.path.join(dest, f)) as fh:
             text = fh.read()
@@ -95,7 +97,12 @@ def test_installed_units_pass_systemd_analyze_verify(env):
     units = os.path.join(p, "usr/lib/systemd/system")
     files = [os.path.join(units, u) for u in
              ("dkimkeyd.service", "dkimkeyd-once.service",
-              "dkimkeyd-once.timer")]
+              "dkimkeyd-once.timer", "dkimkeyd-agent@.service")]
+    # The agent's template, as an instance (systemctl enable
+    # dkimkeyd-agent@mx1): %i is the host the agent runs for.
+    inst = os.path.join(env.tmp, "dkimkeyd-agent@mx1.service")
+    shutil.copy(os.path.join(units, "dkimkeyd-agent@.service"), inst)
+    files.append(inst)
     r = subprocess.run([sa, "verify", "--man=no"] + files,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stderr.strip() == "", \
@@ -103,6 +110,11 @@ def test_installed_units_pass_systemd_analyze_verify(env):
                                                    r.stderr)
     with open(files[0]) as fh:
         assert "ExecStart=%s/usr/sbin/dkimkeyd " % p in fh.read()
+    with open(inst) as fh:
+        text = fh.read()
+    assert "ExecStart=%s/usr/sbin/dkimkeyd -c %s/etc/dkimkeyd/dkimkeyd.conf " \
+        "agent --host %%i\n" % (p, p) in text, text
+    assert "Type=notify" in text, text
 
 
 # The polkit rule, judged by the real polkitd: a private system bus and

@@ -172,15 +172,15 @@ def test_db_init_creates_the_schema_and_is_idempotent(env, pg):
     s = use_postgres(env.config(), pg)
     r = run(s, "db", "init")
     assert r.code == 0 and r.err == "", r.describe()
-    assert "from version 0 to 2" in r.out, r.describe()
+    assert "from version 0 to 3" in r.out, r.describe()
     tables = {t[1] for t in pg.psql(r"\dt")}
     assert {"dk_state", "dk_lease", "dk_schema_version", "dk_key_sealed",
-            "dk_assign", "dk_ack", "dk_agent"} <= tables, tables
+            "dk_assign", "dk_ack", "dk_agent", "dk_keyreq"} <= tables, tables
     r = run(s, "db", "init")
     assert r.code == 0 and r.err == "", r.describe()
-    assert "up to date (version 2)" in r.out, r.describe()
+    assert "up to date (version 3)" in r.out, r.describe()
     assert pg.psql("SELECT version FROM dk_schema_version ORDER BY 1") == \
-        [["1"], ["2"]]
+        [["1"], ["2"], ["3"]]
     # Before init, every other command says what to do.
     pg.psql("DROP TABLE dk_schema_version, dk_state, dk_lease")
     r = run(s, "status")
@@ -367,7 +367,7 @@ def test_conninfo_file_readable_by_others_is_refused_77(env, pg):
     os.chmod(s.conninfo_file, 0o640)
     run_ok(s, "db", "init")
     run_ok(s, "configtest")
-    assert pg.psql("SELECT count(*) FROM dk_schema_version") == [["2"]]
+    assert pg.psql("SELECT count(*) FROM dk_schema_version") == [["3"]]
 
 
 # -- status ----------------------------------------------------------------

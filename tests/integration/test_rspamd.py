@@ -16,6 +16,10 @@ DUAL = ("ed25519_selectors = ed1 ed2",)
 
 
 def setup_rspamd(env, **kw):
+    # The previous key stays published for the whole test: rspamd's old
+    # workers may still sign with it for a while after a reload, and a
+    # rotate slowed by load would otherwise go on to revoke it.
+    kw.setdefault("retire_after", "1h")
     s = env.config(tables=False, **kw)
     inc = os.path.join(env.tmp, "rspamd-dkimkeyd.conf")
     r = Rspamd(env.tmp, env.bind.port, inc)

@@ -301,8 +301,8 @@ test_conf_hosts_need_postgresql_and_shared_keys_a_kek(void **state)
 	expect_error(fx, "dkimkeyd.conf", "14: [domain x.example] shares its "
 	    "keys between hosts (key_scope = shared): kek_file is needed");
 	put_main(fx, PG_MAIN DOMAIN_X "key_scope = per-host\n");
-	expect_error(fx, "dkimkeyd.conf", "14: [domain x.example]: key_scope "
-	    "= per-host needs hosts");
+	expect_error(fx, "dkimkeyd.conf", "13: [domain x.example]: key_scope "
+	    "= per-host gives each host its own selectors");
 	put_main(fx, PG_MAIN DOMAIN_X "key_scope = everywhere\n");
 	expect_error(fx, "dkimkeyd.conf", "14: bad key_scope everywhere");
 	put_main(fx, PG_MAIN "kek_file = /k\n" DOMAIN_X "hosts = mx1 mx1\n");
@@ -315,6 +315,50 @@ test_conf_hosts_need_postgresql_and_shared_keys_a_kek(void **state)
 	put_main(fx, "[dkimkeyd]\nagent_timeout = 0s\n");
 	expect_error(fx, "dkimkeyd.conf", "8: agent_timeout 0s: not a "
 	    "duration");
+}
+
+#define DOMAIN_T "[domain x.example]\nprovider = primary\nsigner = opendkim\n" \
+	"selectors = {host}-a {host}-b\n"
+
+static void
+test_conf_per_host_selectors_expand_for_every_host(void **state)
+{
+	struct fixture *fx = *state;
+	const struct dk_conf_domain *d;
+	struct dk_conf *c;
+
+	put_main(fx, PG_MAIN DOMAIN_T "hosts = mx1 mx2\nkey_scope = per-host\n");
+	c = expect_ok(fx);
+	d = &c->domains[0];
+	assert_int_equal(d->key_scope, DK_SCOPE_PER_HOST);
+	assert_non_null(d->host_selectors);
+	assert_string_equal(d->host_selectors[0], "mx1-a");
+	assert_string_equal(d->host_selectors[1], "mx1-b");
+	assert_string_equal(d->host_selectors[2], "mx2-a");
+	assert_string_equal(d->host_selectors[3], "mx2-b");
+	/* The first host's pair stands for "the domain's selectors". */
+	assert_string_equal(d->selectors[0], "mx1-a");
+	assert_string_equal(dk_conf_host_of_selector(d, "mx2-b"), "mx2");
+	assert_null(dk_conf_host_of_selector(d, "mail1"));
+	dk_conf_free(c);
+	/* No kek_file needed: no private key leaves a host. */
+	put_main(fx, PG_MAIN DOMAIN_T "key_scope = per-host\n");
+	expect_error(fx, "dkimkeyd.conf", "13: [domain x.example]: selector "
+	    "templates ({host}) need hosts");
+	put_main(fx, PG_MAIN "kek_file = /k\n" DOMAIN_T "hosts = mx1\n");
+	expect_error(fx, "dkimkeyd.conf", "14: [domain x.example]: selector "
+	    "templates ({host}) need hosts and key_scope = per-host");
+	put_main(fx, PG_MAIN "[domain x.example]\nprovider = primary\n"
+	    "signer = opendkim\nselectors = {host}-a b\n");
+	expect_error(fx, "dkimkeyd.conf", "13: selectors: both or neither");
+	put_main(fx, PG_MAIN "[domain x.example]\nprovider = primary\n"
+	    "signer = opendkim\nselectors = {host}{host} {host}-b\n");
+	expect_error(fx, "dkimkeyd.conf", "13: bad selector template");
+	put_main(fx, PG_MAIN "[domain x.example]\nprovider = primary\n"
+	    "signer = opendkim\nselectors = {host} {host}-b\nhosts = a a-b\n"
+	    "key_scope = per-host\n");
+	expect_error(fx, "dkimkeyd.conf", "13: [domain x.example]: hosts a "
+	    "and a-b get the same selector a-b");
 }
 
 static void
@@ -866,6 +910,79 @@ test_conf_reads_cname_mode_dual_algorithms_and_lists(void **state)
 	dk_conf_free(c);
 }
 
+/* match =: the three values, the default, and the most specific wins. */
+static void
+test_conf_match_most_specific_section_signs(void **state)
+{
+	struct fixture *fx = *state;
+	struct dk_conf *c;
+	const struct dk_conf_domain *d;
+	static const char *const cases[][2] = {
+		{ "example.com", "example.com" },
+		{ "EXAMPLE.COM.", "example.com" },
+		{ "x.example.com", "example.com" },
+		{ "sub.example.com", "sub.example.com" },
+		{ "a.sub.example.com", "example.com" },
+		{ "deep.example.com", "example.com" },
+		{ "a.deep.example.com", "deep.example.com" },
+		{ "b.a.deep.example.com.", "deep.example.com" },
+		{ "only.org", "only.org" },
+		{ "x.only.org", NULL },
+		{ "only-sub.net", NULL },
+		{ "a.only-sub.net", "only-sub.net" },
+		{ "other.org", NULL },
+		{ "com", NULL },
+		{ "xexample.com", NULL },
+	};
+	size_t i;
+
+	put_main(fx,
+	    "[domain example.com]\nprovider = primary\nsigner = opendkim\n"
+	    "selectors = a b\nmatch = domain-and-subdomains\n"
+	    "testing = 2w\n"
+	    "[domain sub.example.com]\nprovider = primary\n"
+	    "signer = opendkim\nselectors = a b\nmatch = domain\n"
+	    "[domain deep.example.com]\nprovider = primary\n"
+	    "signer = opendkim\nselectors = a b\nmatch = subdomains\n"
+	    "[domain only.org]\nprovider = primary\nsigner = opendkim\n"
+	    "selectors = a b\n"
+	    "[domain only-sub.net]\nprovider = primary\nsigner = opendkim\n"
+	    "selectors = a b\nmatch = subdomains\n");
+	c = expect_ok(fx);
+	assert_int_equal(dk_conf_domain_find(c, "only.org")->match,
+	    DK_MATCH_DOMAIN);
+	assert_int_equal(dk_conf_domain_find(c, "only.org")->testing, 0);
+	assert_int_equal(dk_conf_domain_find(c, "example.com")->testing,
+	    14 * 86400);
+	assert_int_equal(dk_conf_domain_find(c, "example.com")->match,
+	    DK_MATCH_BOTH);
+	assert_string_equal(dk_match_name(DK_MATCH_SUBDOMAINS), "subdomains");
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		d = dk_conf_match_find(c, cases[i][0]);
+		if (cases[i][1] == NULL) {
+			if (d != NULL)
+				fail_msg("%s: signed by %s, want none",
+				    cases[i][0], d->name);
+			continue;
+		}
+		if (d == NULL || strcmp(d->name, cases[i][1]) != 0)
+			fail_msg("%s: signed by %s, want %s", cases[i][0],
+			    d != NULL ? d->name : "none", cases[i][1]);
+	}
+	dk_conf_free(c);
+}
+
+static void
+test_conf_match_bad_value(void **state)
+{
+	struct fixture *fx = *state;
+
+	put_main(fx,
+	    "[domain example.com]\nprovider = primary\nsigner = opendkim\n"
+	    "selectors = a b\nmatch = subdomain\n");
+	expect_error(fx, "dkimkeyd.conf", "11: bad value subdomain for match");
+}
+
 static void
 test_conf_defaults_to_txt_mode_without_rotation(void **state)
 {
@@ -1406,6 +1523,7 @@ main(void)
 		T(test_conf_postgresql_backend_with_conninfo_and_lease),
 		T(test_conf_hosts_kek_file_agent_timeout_and_key_scope),
 		T(test_conf_hosts_need_postgresql_and_shared_keys_a_kek),
+		T(test_conf_per_host_selectors_expand_for_every_host),
 		T(test_conf_postgresql_backend_needs_conninfo_file),
 		T(test_conf_rejects_unknown_backend_and_bad_lease),
 		T(test_conf_key_dir_follows_state_dir),
@@ -1442,6 +1560,8 @@ main(void)
 		T(test_conf_rejects_unknown_algorithm),
 		T(test_conf_rejects_undefined_provider_at_its_line),
 		T(test_conf_reads_cname_mode_dual_algorithms_and_lists),
+		T(test_conf_match_most_specific_section_signs),
+		T(test_conf_match_bad_value),
 		T(test_conf_refuses_dual_algorithms_on_opendkim),
 		T(test_conf_defaults_to_txt_mode_without_rotation),
 		T(test_conf_rejects_cname_mode_without_target),

@@ -594,6 +594,10 @@ check_and_execute(struct dk_domain_state *st, const struct dk_policy *pol,
 		nk.drain = rnd(rs) % 4 == 0 ? -1 : rnd_range(rs, 0, 5000);
 		nk.created_at = now;
 		nk.generation = p->generation;
+		/* t=y exactly while the testing period lasts. */
+		assert_int_equal(p->testing, pol->testing > 0 &&
+		    now < dk_plan_testing_end(st, pol));
+		nk.testing = p->testing;
 		assert_int_equal(p->ed25519, 0);
 		assert_true(dk_state_add_key(st, &nk) >= 0);
 		break;
@@ -623,8 +627,19 @@ check_and_execute(struct dk_domain_state *st, const struct dk_policy *pol,
 		assert_true(now >= p->when);
 		assert_int_equal(p->old_key, active);
 		k->active_at = now;
+		if (st->first_active_at == 0)
+			st->first_active_at = now;
 		if (p->old_key >= 0)
 			st->keys[p->old_key].retired_at = now;
+		break;
+	case DK_ACT_UNTEST:
+		assert_non_null(k);
+		assert_true(k->testing);
+		assert_true(dk_key_state_get(k, now) <= DK_KS_ACTIVE);
+		assert_true(now >= dk_plan_testing_end(st, pol));
+		assert_true(dk_plan_testing_end(st, pol) != INT64_MAX);
+		assert_int_equal(p->when, dk_plan_testing_end(st, pol));
+		k->testing = 0;
 		break;
 	case DK_ACT_REVOKE:
 		assert_non_null(k);
@@ -669,7 +684,7 @@ test_planner_property_random_rotations(void **unused)
 	struct dk_plan p;
 	uint64_t rs;
 	int64_t now, blocked_until[2];
-	unsigned seed, step, activations, generates, removes;
+	unsigned seed, step, activations, generates, removes, untests = 0;
 	int rotate, was_active;
 
 	for (seed = 1; seed <= 150; seed++) {
@@ -679,6 +694,8 @@ test_planner_property_random_rotations(void **unused)
 		pol.retire_after = rnd_range(&rs, 0, 20000);
 		pol.safety_margin = rnd_range(&rs, 0, 600);
 		pol.propagation_timeout = rnd_range(&rs, 1, 5000);
+		/* Not from rs: the schedules stay those of before. */
+		pol.testing = seed % 3 == 0 ? 0 : (int64_t)(seed * 997) % 20000;
 		st = new_state();
 		now = T0;
 		was_active = 0;
@@ -700,6 +717,7 @@ test_planner_property_random_rotations(void **unused)
 			activations += p.action == DK_ACT_ACTIVATE;
 			generates += p.action == DK_ACT_GENERATE;
 			removes += p.action == DK_ACT_REMOVE;
+			untests += p.action == DK_ACT_UNTEST;
 			if (p.action == DK_ACT_GENERATE)
 				blocked_until[p.selector[4] - '1'] = 0;
 
@@ -736,6 +754,76 @@ test_planner_property_random_rotations(void **unused)
 			    removes);
 		dk_state_free(st);
 	}
+	/* The testing periods ended, and t=y went, in many schedules. */
+	if (untests < 50)
+		fail_msg("only %u untest steps", untests);
+}
+
+/* --- key_scope = per-host: one track per host --- */
+
+static const char *const host_pairs[] = { "mx2-a", "mx2-b", "mx3-a", "mx3-b" };
+
+static struct dk_plan
+plan_hosts(const struct dk_domain_state *st, int rotate, int64_t now)
+{
+	struct dk_policy pol;
+	struct dk_plan p;
+
+	policy(&pol);
+	pol.selectors[0] = "mx1-a";
+	pol.selectors[1] = "mx1-b";
+	pol.xsel = host_pairs;
+	pol.nx = 2;
+	memset(&p, 0xa5, sizeof(p));
+	dk_plan_next(st, &pol, rotate, now, &p);
+	assert_non_null(p.why);
+	return p;
+}
+
+static void
+test_planner_per_host_generation_is_one_key_per_host(void **unused)
+{
+	static const char *const first[] = { "mx1-a", "mx2-a", "mx3-a" };
+	static const char *const second[] = { "mx1-b", "mx2-b", "mx3-b" };
+	struct dk_domain_state *st = new_state();
+	struct dk_plan p;
+	int64_t vis = T0 + 10, act;
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		p = plan_hosts(st, i == 0, T0);
+		assert_int_equal(p.action, DK_ACT_GENERATE);
+		assert_string_equal(p.selector, first[i]);
+		assert_int_equal(p.generation, 1);
+		assert_int_equal(p.ed25519, 0);
+		add_g(st, first[i], 1, 0, T0, 0, 0, 0, 0, 0, 0);
+	}
+	for (i = 0; i < 3; i++) {
+		p = plan_hosts(st, 0, T0);
+		assert_int_equal(p.action, DK_ACT_PUBLISH);
+		assert_int_equal(p.key, (int)i);
+		st->keys[i].published_at = T0;
+	}
+	for (i = 0; i < 3; i++)
+		st->keys[i].visible_at = vis;
+	/* Activated together, once every host's record drained. */
+	act = vis + 0 + 1 + SAFETY;
+	p = plan_hosts(st, 0, act - 1);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	p = plan_hosts(st, 0, act);
+	assert_int_equal(p.action, DK_ACT_ACTIVATE);
+	assert_int_equal(p.key, 0);
+	for (i = 0; i < 3; i++)
+		st->keys[i].active_at = act;
+	/* The next rotation: every host to its other selector. */
+	for (i = 0; i < 3; i++) {
+		p = plan_hosts(st, i == 0, act + 10);
+		assert_int_equal(p.action, DK_ACT_GENERATE);
+		assert_string_equal(p.selector, second[i]);
+		assert_int_equal(p.generation, 2);
+		add_g(st, second[i], 2, 0, act + 10, 0, 0, 0, 0, 0, 0);
+	}
+	dk_state_free(st);
 }
 
 /* --- dual algorithms: generations of two keys --- */
@@ -1071,6 +1159,9 @@ test_planner_property_dual_generations_move_together(void **unused)
 			case DK_ACT_PUBLISH:
 				st->keys[p.key].published_at = now;
 				break;
+			case DK_ACT_UNTEST:
+				st->keys[p.key].testing = 0;
+				break;
 			case DK_ACT_PROBE:
 				if (rnd(&rs) % 3 != 0)
 					st->keys[p.key].visible_at = now;
@@ -1131,6 +1222,121 @@ test_planner_property_dual_generations_move_together(void **unused)
 	}
 }
 
+/* testing = : the planner with a testing period of TESTING. */
+#define TESTING	(7 * 86400)
+
+static struct dk_plan
+plan_t(const struct dk_domain_state *st, int64_t testing, int rotate,
+    int64_t now)
+{
+	struct dk_policy pol;
+	struct dk_plan p;
+
+	policy(&pol);
+	pol.testing = testing;
+	memset(&p, 0xa5, sizeof(p));
+	dk_plan_next(st, &pol, rotate, now, &p);
+	assert_non_null(p.why);
+	return p;
+}
+
+static void
+test_planner_testing_keys_get_t_y_until_period_ends(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	struct dk_plan p;
+	int64_t act = T0 + 100;
+	int k;
+
+	/* Never activated: the period is still ahead. */
+	p = plan_t(st, TESTING, 1, T0);
+	assert_int_equal(p.action, DK_ACT_GENERATE);
+	assert_int_equal(p.testing, 1);
+	p = plan_t(st, 0, 1, T0);
+	assert_int_equal(p.action, DK_ACT_GENERATE);
+	assert_int_equal(p.testing, 0);
+	k = add(st, "mail1", 0, T0, T0, T0, 0, 0, 0, 0);
+	st->keys[k].testing = 1;
+	p = plan_t(st, TESTING, 0, T0 + 365 * 86400);
+	assert_int_not_equal(p.action, DK_ACT_UNTEST);
+	/* Activated: t=y stays TESTING after the first activation. */
+	st->keys[k].active_at = act;
+	p = plan_t(st, TESTING, 0, act + TESTING - 1);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.when, act + TESTING);
+	/* A rotation inside the period publishes with t=y too. */
+	p = plan_t(st, TESTING, 1, act + TESTING - 1);
+	assert_int_equal(p.action, DK_ACT_GENERATE);
+	assert_int_equal(p.testing, 1);
+	p = plan_t(st, TESTING, 0, act + TESTING);
+	assert_int_equal(p.action, DK_ACT_UNTEST);
+	assert_int_equal(p.key, k);
+	assert_int_equal(p.when, act + TESTING);
+	/* After it, new keys go out without t=y; rotation waits. */
+	p = plan_t(st, TESTING, 1, act + TESTING);
+	assert_int_equal(p.action, DK_ACT_UNTEST);
+	st->keys[k].testing = 0;
+	p = plan_t(st, TESTING, 1, act + TESTING);
+	assert_int_equal(p.action, DK_ACT_GENERATE);
+	assert_int_equal(p.testing, 0);
+	p = plan_t(st, TESTING, 0, act + TESTING);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.when, 0);
+	dk_state_free(st);
+}
+
+static void
+test_planner_testing_end_is_first_activation_recorded(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	struct dk_policy pol;
+	struct dk_plan p;
+	int k;
+
+	/*
+	 * The first key is gone from the state (compacted); the recorded
+	 * first activation still ends the period, not the active key's.
+	 */
+	st->first_active_at = T0;
+	k = add(st, "mail2", 0, T0 + 29 * 86400, T0 + 29 * 86400,
+	    T0 + 29 * 86400, T0 + 30 * 86400, 0, 0, 0);
+	st->keys[k].testing = 1;
+	policy(&pol);
+	pol.testing = TESTING;
+	assert_int_equal(dk_plan_testing_end(st, &pol), T0 + TESTING);
+	p = plan_t(st, TESTING, 0, T0 + 30 * 86400 + 1);
+	assert_int_equal(p.action, DK_ACT_UNTEST);
+	/* Without it, the earliest activation in the state. */
+	st->first_active_at = 0;
+	assert_int_equal(dk_plan_testing_end(st, &pol),
+	    T0 + 30 * 86400 + TESTING);
+	pol.testing = 0;
+	assert_int_equal(dk_plan_testing_end(st, &pol), 0);
+	/* testing = 0 (taken out of the configuration): t=y goes now. */
+	p = plan_t(st, 0, 0, T0 + 30 * 86400 + 1);
+	assert_int_equal(p.action, DK_ACT_UNTEST);
+	dk_state_free(st);
+}
+
+static void
+test_planner_testing_retired_key_keeps_t_y_until_revoked(void **unused)
+{
+	struct dk_domain_state *st = new_state();
+	struct dk_plan p;
+	int k;
+
+	k = add(st, "mail1", 0, T0, T0, T0, T0, T0 + 86400, 0, 0);
+	st->keys[k].testing = 1;
+	add(st, "mail2", 0, T0 + 86400, T0 + 86400, T0 + 86400, T0 + 86400,
+	    0, 0, 0);
+	p = plan_t(st, 3600, 0, T0 + 2 * 86400);
+	assert_int_equal(p.action, DK_ACT_NONE);
+	assert_int_equal(p.when, T0 + 86400 + RETIRE + 1);
+	p = plan_t(st, 3600, 0, T0 + 86400 + RETIRE + 1);
+	assert_int_equal(p.action, DK_ACT_REVOKE);
+	dk_state_free(st);
+}
+
 int
 main(void)
 {
@@ -1167,8 +1373,13 @@ main(void)
 		cmocka_unit_test(test_planner_compromised_active_key_rotates_at_once),
 		cmocka_unit_test(test_planner_compromised_active_key_clears_busy_idle_selector),
 		cmocka_unit_test(test_planner_compromised_unfinished_generation_is_abandoned),
+		cmocka_unit_test(
+		    test_planner_per_host_generation_is_one_key_per_host),
 		cmocka_unit_test(test_planner_dropped_ed25519_pair_does_not_block_rotation),
 		cmocka_unit_test(test_planner_property_dual_generations_move_together),
+		cmocka_unit_test(test_planner_testing_keys_get_t_y_until_period_ends),
+		cmocka_unit_test(test_planner_testing_end_is_first_activation_recorded),
+		cmocka_unit_test(test_planner_testing_retired_key_keeps_t_y_until_revoked),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

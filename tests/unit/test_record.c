@@ -205,7 +205,7 @@ test_record_format_public_builds_the_stored_key_record(void **state)
 	assert_int_equal(parse_str(text, &r, &err), 0);
 	/* the p= value as the state stores it */
 	assert_int_equal(dk_record_format_public(DK_ALG_ED25519,
-	    strstr(text, "p=") + 2, &text2, &err), 0);
+	    strstr(text, "p=") + 2, NULL, &text2, &err), 0);
 	assert_string_equal(text, text2);
 	assert_int_equal(parse_str(text2, &r2, &err), 0);
 	assert_true(dk_record_equal(r, r2));
@@ -214,12 +214,19 @@ test_record_format_public_builds_the_stored_key_record(void **state)
 	free(text2);
 	free(text);
 
-	assert_int_equal(dk_record_format_public(DK_ALG_RSA, "QUJD", &text,
+	assert_int_equal(dk_record_format_public(DK_ALG_RSA, "QUJD", NULL, &text,
 	    &err), 0);
 	assert_string_equal(text, "v=DKIM1; k=rsa; p=QUJD");
 	free(text);
+	/* testing = : the same key with t=y, equal but for the flag */
+	assert_int_equal(dk_record_format_public(DK_ALG_RSA, "QUJD", "y",
+	    &text, &err), 0);
+	assert_string_equal(text, "v=DKIM1; k=rsa; t=y; p=QUJD");
+	free(text);
+	assert_int_equal(dk_record_format_public(DK_ALG_RSA, "QUJD", "y; s=x",
+	    &text, &err), DK_EINVAL);
 	/* a tag smuggled into p= is refused, not published */
-	assert_int_equal(dk_record_format_public(DK_ALG_RSA, "QUJD; t=y",
+	assert_int_equal(dk_record_format_public(DK_ALG_RSA, "QUJD; t=y", NULL,
 	    &text, &err), DK_EINVAL);
 	assert_non_null(strstr(err.msg, "base64"));
 }
@@ -712,6 +719,55 @@ test_txt_copy_is_deep_and_join_concatenates(void **state)
 	dk_txt_free(&copy);
 }
 
+/*
+ * A parse keeps the key size; a p= equal to a known record's key takes
+ * the known size without decoding the key again, and any other p= is
+ * checked as dk_record_parse checks it.
+ */
+static void
+test_record_parse_known_skips_only_the_known_key(void **state)
+{
+	struct dk_error err = { 0, "" };
+	struct dk_record *known = NULL, *r = NULL;
+	char *b64 = p_b64(rsa_other), *ed = p_b64(ed_key), *text = NULL;
+
+	(void)state;
+	assert_int_equal(asprintf(&text, "v=DKIM1; k=rsa; p=%s", b64) > 0, 1);
+	assert_int_equal(dk_record_parse(text, strlen(text), &known, &err), 0);
+	assert_int_equal(known->bits, 2048);
+	/* A size no decoding would give: proof the key was not decoded. */
+	known->bits = 4242;
+	assert_int_equal(dk_record_parse_known(text, strlen(text), known, &r,
+	    &err), 0);
+	assert_int_equal(r->bits, 4242);
+	dk_record_free(r);
+	r = NULL;
+	free(text);
+	/* Another key: decoded and checked. */
+	assert_int_equal(asprintf(&text, "v=DKIM1; k=ed25519; p=%s", ed) > 0,
+	    1);
+	assert_int_equal(dk_record_parse_known(text, strlen(text), known, &r,
+	    &err), 0);
+	assert_int_equal(r->bits, 256);
+	dk_record_free(r);
+	r = NULL;
+	free(text);
+	/* Not a key, and not the known one: refused. */
+	assert_int_not_equal(dk_record_parse_known("v=DKIM1; k=rsa; p=QUJD",
+	    22, known, &r, &err), 0);
+	assert_null(r);
+	/* The known key's bytes under another k=: checked, and refused. */
+	assert_int_equal(asprintf(&text, "v=DKIM1; k=ed25519; p=%s", b64) > 0,
+	    1);
+	assert_int_not_equal(dk_record_parse_known(text, strlen(text), known,
+	    &r, &err), 0);
+	assert_null(r);
+	free(text);
+	dk_record_free(known);
+	free(b64);
+	free(ed);
+}
+
 int
 main(void)
 {
@@ -749,6 +805,8 @@ main(void)
 		cmocka_unit_test(test_txt_copy_is_deep_and_join_concatenates),
 		cmocka_unit_test(
 		    test_record_format_public_builds_the_stored_key_record),
+		cmocka_unit_test(
+		    test_record_parse_known_skips_only_the_known_key),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -202,7 +202,8 @@ activate(struct fix *f, const char *domain, const char *sel,
 {
 	struct dk_signer_key k = { (char *)sel, (char *)key };
 
-	return f->ops->activate(f->ctx, domain, managed, 2, &k, 1, err);
+	return f->ops->activate(f->ctx, domain, DK_MATCH_DOMAIN,
+	    managed, 2, &k, 1, err);
 }
 
 /* Two keys at once: a dual-algorithm domain (RSA, then Ed25519). */
@@ -218,7 +219,8 @@ activate2(struct fix *f, const char *domain, const char *sel1,
 		{ (char *)sel2, (char *)key2 },
 	};
 
-	return f->ops->activate(f->ctx, domain, managed4, 4, k, 2, err);
+	return f->ops->activate(f->ctx, domain, DK_MATCH_DOMAIN,
+	    managed4, 4, k, 2, err);
 }
 
 /*
@@ -240,6 +242,98 @@ current1(struct fix *f, const char *domain, char **sel, char **key,
 	*key = keys[0].keyfile;
 	free(keys);
 	return rc;
+}
+
+/* One key with match m. */
+static int
+activate_m(struct fix *f, const char *domain, enum dk_match m,
+    const char *sel, const char *key, struct dk_error *err)
+{
+	struct dk_signer_key k = { (char *)sel, (char *)key };
+
+	return f->ops->activate(f->ctx, domain, m, managed, 2, &k, 1, err);
+}
+
+/* match = subdomains and domain-and-subdomains: the pattern lines. */
+static void
+test_opendkim_match_lines_and_current(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	char *sel = NULL, *key = NULL;
+
+	open_opendkim(f, NULL);
+	assert_int_equal(activate_m(f, "example.com", DK_MATCH_SUBDOMAINS,
+	    "mail1", KEY1, &err), DK_OK);
+	assert_file(f->st, "*@*.example.com mail1._domainkey.example.com\n");
+	assert_file(f->kt, KT1);
+	assert_int_equal(current1(f, "example.com", &sel, &key, &err), DK_OK);
+	assert_string_equal(sel, "mail1");
+	assert_string_equal(key, KEY1);
+	free(sel);
+	free(key);
+	/* Both lines, one key as current sees it. */
+	assert_int_equal(activate_m(f, "example.com", DK_MATCH_BOTH, "mail2",
+	    KEY2, &err), DK_OK);
+	assert_file(f->st, "*@example.com mail2._domainkey.example.com\n"
+	    "*@*.example.com mail2._domainkey.example.com\n");
+	assert_int_equal(current1(f, "example.com", &sel, &key, &err), DK_OK);
+	assert_string_equal(sel, "mail2");
+	assert_string_equal(key, KEY2);
+	free(sel);
+	free(key);
+	assert_int_equal(activate_m(f, "example.com", DK_MATCH_DOMAIN, "mail1",
+	    KEY1, &err), DK_OK);
+	assert_file(f->st, ST1);
+}
+
+/*
+ * OpenDKIM signs with the first line that matches: whichever domain is
+ * switched first, a more specific line ends up above the wildcard of a
+ * parent, and every one of ours above a catch-all the operator wrote;
+ * other lines keep their place.
+ */
+static void
+test_opendkim_match_more_specific_line_first(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0 };
+	static const char want[] =
+	    "# by hand\n"
+	    "*@a.sub.example.com mail1._domainkey.a.sub.example.com\n"
+	    "*@*.sub.example.com mail1._domainkey.sub.example.com\n"
+	    "*@example.com mail2._domainkey.example.com\n"
+	    "*@*.example.com mail2._domainkey.example.com\n"
+	    "*@* default._domainkey.fallback.example\n";
+	int order;
+
+	for (order = 0; order < 2; order++) {
+		write_file(f->st, "# by hand\n*@* default._domainkey."
+		    "fallback.example\n", 0644);
+		write_file(f->kt, "", 0644);
+		open_opendkim(f, NULL);
+		if (order == 0) {
+			assert_int_equal(activate_m(f, "example.com",
+			    DK_MATCH_BOTH, "mail1", KEY1, &err), DK_OK);
+			assert_int_equal(activate_m(f, "sub.example.com",
+			    DK_MATCH_SUBDOMAINS, "mail1", KEY1, &err), DK_OK);
+			assert_int_equal(activate_m(f, "a.sub.example.com",
+			    DK_MATCH_DOMAIN, "mail1", KEY1, &err), DK_OK);
+		} else {
+			assert_int_equal(activate_m(f, "a.sub.example.com",
+			    DK_MATCH_DOMAIN, "mail1", KEY1, &err), DK_OK);
+			assert_int_equal(activate_m(f, "sub.example.com",
+			    DK_MATCH_SUBDOMAINS, "mail1", KEY1, &err), DK_OK);
+			assert_int_equal(activate_m(f, "example.com",
+			    DK_MATCH_BOTH, "mail1", KEY1, &err), DK_OK);
+		}
+		/* A rotation of the parent keeps the order. */
+		assert_int_equal(activate_m(f, "example.com", DK_MATCH_BOTH,
+		    "mail2", KEY2, &err), DK_OK);
+		assert_file(f->st, want);
+		f->ops->close(f->ctx);
+		f->ctx = NULL;
+	}
 }
 
 static void
@@ -1005,7 +1099,8 @@ test_opendkim_activate_one_key_drops_managed_second_key(void **state)
 	open_opendkim(f, NULL);
 	assert_int_equal(activate2(f, "example.com", "mail2", KEY2, "ed2",
 	    KEYE2, &err), DK_OK);
-	assert_int_equal(f->ops->activate(f->ctx, "example.com", managed4, 4,
+	assert_int_equal(f->ops->activate(f->ctx, "example.com", DK_MATCH_DOMAIN,
+	    managed4, 4,
 	    &k, 1, &err), DK_OK);
 	assert_file(f->kt, KT1);
 	assert_file(f->st, ST1);
@@ -1019,12 +1114,14 @@ test_signer_activate_refuses_empty_key_list(void **state)
 	char out[128];
 
 	open_opendkim(f, NULL);
-	assert_int_equal(f->ops->activate(f->ctx, "example.com", managed, 2,
+	assert_int_equal(f->ops->activate(f->ctx, "example.com", DK_MATCH_DOMAIN,
+	    managed, 2,
 	    NULL, 0, &err), DK_EINVAL);
 	f->ops->close(f->ctx);
 	f->ctx = NULL;
 	open_files(f, out, sizeof(out));
-	assert_int_equal(f->ops->activate(f->ctx, "example.com", managed, 2,
+	assert_int_equal(f->ops->activate(f->ctx, "example.com", DK_MATCH_DOMAIN,
+	    managed, 2,
 	    NULL, 0, &err), DK_EINVAL);
 	assert_int_equal(count_entries(out), 0);
 }
@@ -1085,7 +1182,8 @@ test_files_activate_refuses_three_keys(void **state)
 	char out[128];
 
 	open_files(f, out, sizeof(out));
-	assert_int_equal(f->ops->activate(f->ctx, "example.com", managed, 2,
+	assert_int_equal(f->ops->activate(f->ctx, "example.com", DK_MATCH_DOMAIN,
+	    managed, 2,
 	    k, 3, &err), DK_EINVAL);
 	assert_int_equal(count_entries(out), 0);
 }
@@ -1309,7 +1407,8 @@ test_opendkim_switch_is_consistent_after_every_rename(void **state)
 	    KEYE1, &err), DK_OK);
 	assert_int_equal(renames, 3);
 	renames = 0;
-	assert_int_equal(f->ops->activate(f->ctx, "example.com", managed4, 4,
+	assert_int_equal(f->ops->activate(f->ctx, "example.com", DK_MATCH_DOMAIN,
+	    managed4, 4,
 	    &k, 1, &err), DK_OK);
 	assert_int_equal(renames, 3);
 	assert_string_equal(inconsistency, "");
@@ -2153,6 +2252,8 @@ main(void)
 		T(test_opendkim_current_many_missing_key_fails_that_domain_only),
 		T(test_opendkim_current_many_duplicate_lines_as_current),
 		T(test_opendkim_current_many_bad_table_as_current),
+		T(test_opendkim_match_lines_and_current),
+		T(test_opendkim_match_more_specific_line_first),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

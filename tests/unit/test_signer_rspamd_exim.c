@@ -182,7 +182,8 @@ act(struct fix *f, const char *domain, const char *s1, int k1,
 		keys[1].selector = (char *)s2;
 		keys[1].keyfile = f->path[k2];
 	}
-	return f->ops->activate(f->ctx, domain, managed, 4, keys,
+	return f->ops->activate(f->ctx, domain, DK_MATCH_DOMAIN,
+	    managed, 4, keys,
 	    s2 != NULL ? 2 : 1, err);
 }
 
@@ -476,7 +477,8 @@ test_exim_lines_and_foreign_lines_kept(void **state)
 	    "other.org/s1: /etc/exim4/other.pem\nexample.com.au: x\n"
 	    "example.com: mail1 : ed1\n"
 	    "example.com/mail1: %s\n"
-	    "example.com/ed1: %s\n", f->path[0], f->path[1]);
+	    "example.com/ed1: %s\n"
+	    "@example.com: example.com\n", f->path[0], f->path[1]);
 	got = slurp(f->out);
 	assert_string_equal(got, want);
 	free(got);
@@ -490,7 +492,8 @@ test_exim_lines_and_foreign_lines_kept(void **state)
 	snprintf(want, sizeof(want), "# by hand\nother.org: s1\n"
 	    "other.org/s1: /etc/exim4/other.pem\nexample.com.au: x\n"
 	    "example.com: mail2\n"
-	    "example.com/mail2: %s\n", f->path[2]);
+	    "example.com/mail2: %s\n"
+	    "@example.com: example.com\n", f->path[2]);
 	got = slurp(f->out);
 	assert_string_equal(got, want);
 	free(got);
@@ -531,10 +534,12 @@ test_exim_refuses_unsafe_key_path(void **state)
 	struct dk_signer_key k = { (char *)"mail1", (char *)"/k/a b.pem" };
 
 	open_signer(f, "exim", NULL);
-	assert_int_equal(f->ops->activate(f->ctx, "example.com", managed, 4,
+	assert_int_equal(f->ops->activate(f->ctx, "example.com", DK_MATCH_DOMAIN,
+	    managed, 4,
 	    &k, 1, &err), DK_EINVAL);
 	k.keyfile = (char *)"/k/a:b.pem";
-	assert_int_equal(f->ops->activate(f->ctx, "example.com", managed, 4,
+	assert_int_equal(f->ops->activate(f->ctx, "example.com", DK_MATCH_DOMAIN,
+	    managed, 4,
 	    &k, 1, &err), DK_EINVAL);
 	assert_int_equal(access(f->out, F_OK), -1);
 }
@@ -550,6 +555,51 @@ test_exim_missing_key_is_corrupt(void **state)
 	assert_int_equal(act(f, "example.com", "mail1", 0, NULL, 0, &err),
 	    DK_ECORRUPT);
 	assert_int_equal(access(f->out, F_OK), -1);
+}
+
+/* match =: the @ and *. lines follow the setting, and only ours go. */
+static void
+test_exim_match_lines(void **state)
+{
+	struct fix *f = *state;
+	struct dk_error err = { 0, "" };
+	struct dk_signer_key k = { (char *)"mail1", NULL };
+	char want[2048], *got;
+
+	open_signer(f, "exim", NULL);
+	write_file(f->out, "@other.org: other.org\n*.other.org: other.org\n"
+	    "*.sub.example.com: x\n", 0640);
+	k.keyfile = f->path[0];
+	assert_int_equal(f->ops->activate(f->ctx, "example.com",
+	    DK_MATCH_SUBDOMAINS, managed, 4, &k, 1, &err), DK_OK);
+	snprintf(want, sizeof(want), "@other.org: other.org\n"
+	    "*.other.org: other.org\n*.sub.example.com: x\n"
+	    "example.com: mail1\nexample.com/mail1: %s\n"
+	    "*.example.com: example.com\n", f->path[0]);
+	got = slurp(f->out);
+	assert_string_equal(got, want);
+	free(got);
+	assert_current(f, "example.com", "mail1", f->path[0], NULL, NULL);
+	assert_int_equal(f->ops->activate(f->ctx, "example.com",
+	    DK_MATCH_BOTH, managed, 4, &k, 1, &err), DK_OK);
+	snprintf(want, sizeof(want), "@other.org: other.org\n"
+	    "*.other.org: other.org\n*.sub.example.com: x\n"
+	    "example.com: mail1\nexample.com/mail1: %s\n"
+	    "@example.com: example.com\n*.example.com: example.com\n",
+	    f->path[0]);
+	got = slurp(f->out);
+	assert_string_equal(got, want);
+	free(got);
+	/* Back to domain: the wildcard line goes. */
+	assert_int_equal(f->ops->activate(f->ctx, "example.com",
+	    DK_MATCH_DOMAIN, managed, 4, &k, 1, &err), DK_OK);
+	snprintf(want, sizeof(want), "@other.org: other.org\n"
+	    "*.other.org: other.org\n*.sub.example.com: x\n"
+	    "example.com: mail1\nexample.com/mail1: %s\n"
+	    "@example.com: example.com\n", f->path[0]);
+	got = slurp(f->out);
+	assert_string_equal(got, want);
+	free(got);
 }
 
 #define T(name)	cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -572,6 +622,7 @@ main(void)
 		T(test_exim_current_many_and_errors),
 		T(test_exim_refuses_unsafe_key_path),
 		T(test_exim_missing_key_is_corrupt),
+		T(test_exim_match_lines),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

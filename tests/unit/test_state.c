@@ -162,7 +162,9 @@ assert_states_equal(const struct dk_domain_state *a,
 		assert_int_equal(x->removed_at, y->removed_at);
 		assert_int_equal(x->generation, y->generation);
 		assert_int_equal(x->compromised_at, y->compromised_at);
+		assert_int_equal(x->testing, y->testing);
 	}
+	assert_int_equal(a->first_active_at, b->first_active_at);
 }
 
 static char *
@@ -754,6 +756,39 @@ test_state_writes_generation_and_compromised_only_when_set(void **unused)
 	dk_state_free(st);
 }
 
+/* testing =: t=y on a key, and the domain's first activation. */
+static void
+test_state_testing_and_first_active_round_trip(void **unused)
+{
+	struct dk_domain_state *st = sample_state(), *back = NULL;
+	struct dk_error err = { 0 };
+	char *text = NULL;
+
+	st->keys[1].testing = 1;
+	st->first_active_at = T0 + 20;
+	assert_int_equal(dk_state_format(st, &text), DK_OK);
+	assert_non_null(strstr(text, "domain: example.com\n"
+	    "first_active: 1795392020\n"));
+	assert_non_null(strstr(text, "  testing: 1\n"));
+	assert_null(strstr(strstr(text, "testing:") + 1, "testing:"));
+	if (dk_state_parse(text, strlen(text), "rt", &back, &err) != DK_OK)
+		fail_msg("%s", err.msg);
+	assert_states_equal(st, back);
+	assert_int_equal(back->keys[1].testing, 1);
+	assert_int_equal(dk_state_first_active(back), T0 + 20);
+	/* Not recorded (an older state): the earliest activation. */
+	back->first_active_at = 0;
+	assert_int_equal(dk_state_first_active(back), T0 + 3);
+	back->keys[0].active_at = 0;
+	back->keys[1].active_at = 0;
+	assert_int_equal(dk_state_first_active(back), 0);
+	free(text);
+	dk_state_free(st);
+	dk_state_free(back);
+	assert_corrupt_edit("  removed: 0\n", "  removed: 0\n  testing: 2\n",
+	    "bad testing \"2\"");
+}
+
 static void
 test_state_rejects_missing_or_bad_generation(void **unused)
 {
@@ -1211,6 +1246,7 @@ main(void)
 		cmocka_unit_test(test_state_add_key_rejects_invalid_key),
 		cmocka_unit_test(test_state_path_refuses_unsafe_domain),
 		cmocka_unit_test(test_state_writes_generation_and_compromised_only_when_set),
+		cmocka_unit_test(test_state_testing_and_first_active_round_trip),
 		cmocka_unit_test(test_state_rejects_missing_or_bad_generation),
 		cmocka_unit_test(test_state_rejects_bad_compromised),
 		cmocka_unit_test(test_state_generation_groups_keys_of_one_rotation),
