@@ -269,19 +269,12 @@ exm_activate(void *ctx, const char *domain, enum dk_match match,
 	int rc, drop = 0, lockfd = -1;
 
 	memset(&t, 0, sizeof(t));
-	if (nkeys == 0)
-		return dk_err(err, DK_EINVAL, "exim: %s: no key to activate",
-		    domain);
-	if (!dk_signer_name_valid(domain) || strchr(domain, '/') != NULL)
+	if ((rc = dk_signer_activate_names("exim", domain, managed, nsel,
+	    keys, nkeys, err)) != DK_OK)
+		return rc;
+	if (strchr(domain, '/') != NULL)
 		return dk_err(err, DK_EINVAL, "exim: bad domain '%s'", domain);
-	for (i = 0; i < nsel; i++)
-		if (!dk_signer_name_valid(managed[i]))
-			return dk_err(err, DK_EINVAL, "exim: %s: bad selector "
-			    "'%s'", domain, managed[i]);
 	for (i = 0; i < nkeys; i++) {
-		if (!dk_signer_name_valid(keys[i].selector))
-			return dk_err(err, DK_EINVAL, "exim: %s: bad selector "
-			    "'%s'", domain, keys[i].selector);
 		for (j = 0; j < i; j++)
 			if (strcasecmp(keys[i].selector, keys[j].selector) ==
 			    0)

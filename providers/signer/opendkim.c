@@ -256,20 +256,10 @@ odk_activate(void *ctx, const char *domain, enum dk_match match,
 	size_t nnames = 0, i;
 	int rc, lockfd = -1;
 
-	if (nkeys == 0)
-		return dk_err(err, DK_EINVAL, "opendkim: %s: no key to "
-		    "activate", domain);
-	if (!dk_signer_name_valid(domain))
-		return dk_err(err, DK_EINVAL, "opendkim: bad domain '%s'",
-		    domain);
-	for (i = 0; i < nsel; i++)
-		if (!dk_signer_name_valid(managed[i]))
-			return dk_err(err, DK_EINVAL, "opendkim: %s: bad "
-			    "selector '%s'", domain, managed[i]);
+	if ((rc = dk_signer_activate_names("opendkim", domain, managed, nsel,
+	    keys, nkeys, err)) != DK_OK)
+		return rc;
 	for (i = 0; i < nkeys; i++) {
-		if (!dk_signer_name_valid(keys[i].selector))
-			return dk_err(err, DK_EINVAL, "opendkim: %s: bad "
-			    "selector '%s'", domain, keys[i].selector);
 		/*
 		 * OpenDKIM reads a third field not starting with '/' as
 		 * key data, and splits the value on ':' and whitespace.
@@ -508,18 +498,6 @@ lookup_key(const struct odk *o, const struct ktab *kt, const char *kn,
 	return DK_OK;
 }
 
-/* Record an error for one domain: its later lines are not looked at. */
-static void
-fail_one(struct dk_signer_current *r, int rc, const struct dk_error *e)
-{
-	dk_signer_keys_free(r->keys, r->nkeys);
-	r->keys = NULL;
-	r->nkeys = 0;
-	if (e != &r->err)
-		r->err = *e;
-	r->rc = rc;
-}
-
 /*
  * One pass over the SigningTable for every domain: each line is matched
  * to its domains through a hash of the domain names, and each key name
@@ -559,7 +537,7 @@ odk_current_many(void *ctx, const char *const *domains, size_t n,
 		goto nomem;
 	if (rc != DK_OK) {
 		for (i = 0; i < n; i++)
-			fail_one(&res[i], rc, &serr);
+			dk_signer_current_fail(&res[i], rc, &serr);
 		goto done;
 	}
 	if ((dhead = dk_table_buckets(n, &dmask)) == NULL ||
@@ -612,7 +590,7 @@ odk_current_many(void *ctx, const char *const *domains, size_t n,
 				have_kt = 1;
 			}
 			if (krc != DK_OK) {
-				fail_one(r, krc, &kerr);
+				dk_signer_current_fail(r, krc, &kerr);
 				continue;
 			}
 			if ((nk = reallocarray(r->keys, r->nkeys + 1,
@@ -623,7 +601,7 @@ odk_current_many(void *ctx, const char *const *domains, size_t n,
 			    &r->keys[r->nkeys], &r->err)) == DK_ENOMEM)
 				goto nomem;
 			if (rc != DK_OK)
-				fail_one(r, rc, &r->err);
+				dk_signer_current_fail(r, rc, &r->err);
 			else
 				r->nkeys++;
 		}
