@@ -144,6 +144,9 @@ struct dom {
 	/* hosts =: what each host's agent reports (cmd_check.c). */
 	struct dk_fleet_host	*fleet;
 	size_t			 nfleet;
+	/* key_scope = per-host: the keys asked of hosts, not yet made. */
+	struct dk_fleet_keyreq	*keyreq;
+	size_t			 nkeyreq;
 	int64_t			 active_age;	/* -1: no active key */
 	const char		*active_sel;
 	int64_t			 next_at;	/* 0: none */

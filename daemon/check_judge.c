@@ -193,24 +193,20 @@ struct variant {
 	size_t	 count;
 };
 
+/*
+ * The servers' answers for an item, grouped into distinct variants
+ * (v[], *nvp of them); *answered counts the servers that answered.
+ * Servers that did not answer, or are lame, are judged here.
+ */
 static void
-judge_item(struct run *r, struct dom *d, struct item *it)
+collect_variants(struct run *r, struct item *it, struct variant *v,
+    size_t *nvp, int *answered)
 {
-	struct variant v[MAX_SERVERS];
-	struct dk_observation co;
 	const struct dk_query *q;
-	char names[1024], *text;
-	size_t i, k, nv = 0, n;
-	int sev, vs, answered = 0;
+	char *text;
+	size_t i, k, nv = 0, n = it->srv->n;
+	int sev;
 
-	if (it->srv == NULL)
-		return;
-	if (it->srv->rc != DK_OK) {
-		check_padd(&it->probs, ST_UNKNOWN, "%s: cannot find its servers: %s",
-		    it->owner, it->srv->why);
-		return;
-	}
-	n = it->srv->n;
 	for (i = 0; i < n; i++) {
 		struct dk_observation o;
 
@@ -228,7 +224,7 @@ judge_item(struct run *r, struct dom *d, struct item *it)
 			dk_observation_clear(&o);
 			continue;
 		}
-		answered++;
+		(*answered)++;
 		/* A CNAME where a key record belongs is judged as absent. */
 		text = o.text;
 		if (o.kind == DK_OBS_SEVERAL && asprintf(&text, "(%zu records)",
@@ -259,89 +255,81 @@ judge_item(struct run *r, struct dom *d, struct item *it)
 		v[k].mask[i] = 1;
 		v[k].count++;
 	}
-	for (k = 0; k < nv; k++) {
-		const struct dk_observation *ob = &v[k].obs;
+	*nvp = nv;
+}
 
-		server_names(it->srv, v[k].mask, 1, names, sizeof(names));
-		vs = ST_OK;
-		if (v[k].text == NULL) {
-			if (it->kind == K_WATCH) {
-				vs = ST_CRITICAL;
-				check_padd(&it->probs, vs, "%s: watched selector %s "
-				    "has no key record on %s", it->owner,
-				    it->selector, names);
-			} else if (it->expect != NULL) {
-				vs = it->kstate == DK_KS_PUBLISHED ?
-				    ST_WARNING : ST_CRITICAL;
-				check_padd(&it->probs, vs, "%s: no record on %s, but "
-				    "key %s is %s%s", it->owner, names,
-				    it->ks->key_id, dk_kstate_name(it->kstate),
-				    vs == ST_WARNING ? " (still propagating)" :
-				    "");
-			}
-		} else if (v[k].multi) {
+/* The severity of one variant, served by the servers names. */
+static int
+judge_variant(struct item *it, const struct variant *vk, const char *names)
+{
+	const struct dk_observation *ob = &vk->obs;
+	int sev, vs = ST_OK;
+
+	if (vk->text == NULL) {
+		if (it->kind == K_WATCH) {
 			vs = ST_CRITICAL;
-			check_padd(&it->probs, vs, "%s: %zu TXT RRs on %s: exactly "
-			    "one is allowed at a selector (verifiers may pick "
-			    "any)", it->owner, v[k].multi, names);
-		} else if (it->kind == K_MANAGED && it->expect == NULL) {
-			vs = ST_CRITICAL;
-			check_padd(&it->probs, vs, "%s: still published on %s after "
-			    "key %s was removed", it->owner, names,
-			    it->ks->key_id);
-		} else if (ob->kind == DK_OBS_INVALID || ob->rec == NULL) {
-			vs = ST_CRITICAL;
-			check_padd(&it->probs, vs, "%s: invalid record on %s: %s",
-			    it->owner, names, ob->why);
-		} else {
-			if (it->kind == K_MANAGED && ob->kind == DK_OBS_OTHER &&
-			    ob->differs == DK_DIFF_KEY) {
-				vs = ST_CRITICAL;
-				check_padd(&it->probs, vs, "%s: %s serves %s than key "
-				    "%s (%s) that dkimkeyd holds", it->owner,
-				    names, ob->rec->plen == 0 ? "a revoked "
-				    "record rather" : "another key",
-				    it->ks->key_id, dk_kstate_name(it->kstate));
-			} else if (it->kind == K_MANAGED &&
-			    ob->kind == DK_OBS_OTHER) {
-				vs = ST_WARNING;
-				check_padd(&it->probs, vs, "%s: %s serves key %s (%s) "
-				    "with h=, s= or t= tags other than "
-				    "dkimkeyd published: the record was changed "
-				    "outside dkimkeyd, and a record like it "
-				    "would not pass the activation gate",
-				    it->owner, names, it->ks->key_id,
-				    dk_kstate_name(it->kstate));
-			}
-			sev = lint(it, ob->rec, names);
-			if (sev > vs)
-				vs = sev;
+			check_padd(&it->probs, vs, "%s: watched selector %s "
+			    "has no key record on %s", it->owner,
+			    it->selector, names);
+		} else if (it->expect != NULL) {
+			vs = it->kstate == DK_KS_PUBLISHED ?
+			    ST_WARNING : ST_CRITICAL;
+			check_padd(&it->probs, vs, "%s: no record on %s, but "
+			    "key %s is %s%s", it->owner, names,
+			    it->ks->key_id, dk_kstate_name(it->kstate),
+			    vs == ST_WARNING ? " (still propagating)" :
+			    "");
 		}
-		for (i = 0; i < n; i++)
-			if (v[k].mask[i] && vs > it->srv_sev[i])
-				it->srv_sev[i] = vs;
+	} else if (vk->multi) {
+		vs = ST_CRITICAL;
+		check_padd(&it->probs, vs, "%s: %zu TXT RRs on %s: exactly "
+		    "one is allowed at a selector (verifiers may pick "
+		    "any)", it->owner, vk->multi, names);
+	} else if (it->kind == K_MANAGED && it->expect == NULL) {
+		vs = ST_CRITICAL;
+		check_padd(&it->probs, vs, "%s: still published on %s after "
+		    "key %s was removed", it->owner, names,
+		    it->ks->key_id);
+	} else if (ob->kind == DK_OBS_INVALID || ob->rec == NULL) {
+		vs = ST_CRITICAL;
+		check_padd(&it->probs, vs, "%s: invalid record on %s: %s",
+		    it->owner, names, ob->why);
+	} else {
+		if (it->kind == K_MANAGED && ob->kind == DK_OBS_OTHER &&
+		    ob->differs == DK_DIFF_KEY) {
+			vs = ST_CRITICAL;
+			check_padd(&it->probs, vs, "%s: %s serves %s than key "
+			    "%s (%s) that dkimkeyd holds", it->owner,
+			    names, ob->rec->plen == 0 ? "a revoked "
+			    "record rather" : "another key",
+			    it->ks->key_id, dk_kstate_name(it->kstate));
+		} else if (it->kind == K_MANAGED &&
+		    ob->kind == DK_OBS_OTHER) {
+			vs = ST_WARNING;
+			check_padd(&it->probs, vs, "%s: %s serves key %s (%s) "
+			    "with h=, s= or t= tags other than "
+			    "dkimkeyd published: the record was changed "
+			    "outside dkimkeyd, and a record like it "
+			    "would not pass the activation gate",
+			    it->owner, names, it->ks->key_id,
+			    dk_kstate_name(it->kstate));
+		}
+		sev = lint(it, ob->rec, names);
+		if (sev > vs)
+			vs = sev;
 	}
-	/* Only worth saying when nothing worse already explains it. */
-	if (nv > 1 && it->probs.worst < ST_CRITICAL) {
-		char a[512], b[512];
+	return vs;
+}
 
-		server_names(it->srv, v[0].mask, 1, a, sizeof(a));
-		server_names(it->srv, v[1].mask, 1, b, sizeof(b));
-		check_padd(&it->probs, ST_WARNING, "%s: nameservers disagree: %s "
-		    "serve%s %s, %s serve%s %s", it->owner, a, v[0].count > 1 ?
-		    "" : "s", v[0].text ? "a record" : "nothing", b,
-		    v[1].count > 1 ? "" : "s", v[1].text ? "another record" :
-		    "nothing");
-		for (i = 0; i < n; i++)
-			if (it->srv_sev[i] < ST_WARNING && answered > 0)
-				it->srv_sev[i] = ST_WARNING;
-	}
-	for (k = 0; k < nv; k++) {
-		free(v[k].text);
-		dk_observation_clear(&v[k].obs);
-	}
+/* cname mode: the customer's name must point at our record. */
+static void
+judge_cname(struct run *r, struct item *it)
+{
+	struct dk_observation co;
+	const struct dk_query *q;
+	size_t i;
+	int sev;
 
-	/* cname mode: the customer's name must point at our record. */
 	for (i = 0; it->csrv != NULL && it->cname_owner[0] != '\0'; i++) {
 		if (it->csrv->rc != DK_OK) {
 			check_padd(&it->probs, ST_UNKNOWN, "%s: cannot find the "
@@ -376,6 +364,52 @@ judge_item(struct run *r, struct dom *d, struct item *it)
 		}
 		dk_observation_clear(&co);
 	}
+}
+
+static void
+judge_item(struct run *r, struct dom *d, struct item *it)
+{
+	struct variant v[MAX_SERVERS];
+	char names[1024];
+	size_t i, k, nv = 0, n;
+	int vs, answered = 0;
+
+	if (it->srv == NULL)
+		return;
+	if (it->srv->rc != DK_OK) {
+		check_padd(&it->probs, ST_UNKNOWN, "%s: cannot find its servers: %s",
+		    it->owner, it->srv->why);
+		return;
+	}
+	n = it->srv->n;
+	collect_variants(r, it, v, &nv, &answered);
+	for (k = 0; k < nv; k++) {
+		server_names(it->srv, v[k].mask, 1, names, sizeof(names));
+		vs = judge_variant(it, &v[k], names);
+		for (i = 0; i < n; i++)
+			if (v[k].mask[i] && vs > it->srv_sev[i])
+				it->srv_sev[i] = vs;
+	}
+	/* Only worth saying when nothing worse already explains it. */
+	if (nv > 1 && it->probs.worst < ST_CRITICAL) {
+		char a[512], b[512];
+
+		server_names(it->srv, v[0].mask, 1, a, sizeof(a));
+		server_names(it->srv, v[1].mask, 1, b, sizeof(b));
+		check_padd(&it->probs, ST_WARNING, "%s: nameservers disagree: %s "
+		    "serve%s %s, %s serve%s %s", it->owner, a, v[0].count > 1 ?
+		    "" : "s", v[0].text ? "a record" : "nothing", b,
+		    v[1].count > 1 ? "" : "s", v[1].text ? "another record" :
+		    "nothing");
+		for (i = 0; i < n; i++)
+			if (it->srv_sev[i] < ST_WARNING && answered > 0)
+				it->srv_sev[i] = ST_WARNING;
+	}
+	for (k = 0; k < nv; k++) {
+		free(v[k].text);
+		dk_observation_clear(&v[k].obs);
+	}
+	judge_cname(r, it);
 }
 
 /* RFC 1982 serial arithmetic: is a behind b? */
@@ -632,6 +666,46 @@ judge_signer(struct run *r, struct dom *d)
  * agent_timeout), and serve what it was assigned within agent_timeout
  * of the assignment; a host that cannot is CRITICAL, by name.
  */
+/*
+ * key_scope = per-host: a key asked of a host for the rotation in
+ * progress (a generation not older than the state's newest) and not made
+ * within agent_timeout, or refused, holds the rotation: CRITICAL, by
+ * name.  Requests of an older generation were left behind by one that
+ * was abandoned.
+ */
+static void
+judge_keyreqs(struct run *r, struct dom *d)
+{
+	const struct dk_fleet_keyreq *q;
+	int64_t limit = r->conf->agent_timeout, gen = 0;
+	char to[32], age[32];
+	size_t i;
+
+	if (d->c.st == NULL)
+		return;
+	for (i = 0; i < d->c.st->nkeys; i++)
+		if (d->c.st->keys[i].generation > gen)
+			gen = d->c.st->keys[i].generation;
+	dk_duration_format(limit, to, sizeof(to));
+	for (i = 0; i < d->nkeyreq; i++) {
+		q = &d->keyreq[i];
+		if (q->generation < gen)
+			continue;
+		dk_duration_format(q->age, age, sizeof(age));
+		if (q->code != 0 && q->error != NULL)
+			check_padd(&d->probs, q->age > limit || q->code ==
+			    DK_ECORRUPT ? ST_CRITICAL : ST_WARNING, "%s: host %s "
+			    "cannot make its key for "
+			    "%s: %s", d->cd->name, q->host, q->selector,
+			    q->error);
+		else if (q->age > limit)
+			check_padd(&d->probs, ST_CRITICAL, "%s: host %s has not "
+			    "made its key for %s in %s (agent_timeout %s); the "
+			    "rotation waits", d->cd->name, q->host, q->selector,
+			    age, to);
+	}
+}
+
 static void
 judge_fleet(struct run *r, struct dom *d)
 {
@@ -666,6 +740,7 @@ judge_fleet(struct run *r, struct dom *d)
 			    "rotation waits", d->cd->name, h->host, age, to);
 		}
 	}
+	judge_keyreqs(r, d);
 }
 
 /*

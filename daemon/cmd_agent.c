@@ -396,17 +396,6 @@ key_requests(struct agent *a)
 	return code;
 }
 
-/* One exit code out of two: anything but "temporary" wins. */
-static int
-worse(int a, int b)
-{
-	if (a == 0)
-		return b;
-	if (b == 0 || a != 75)
-		return a;
-	return b;
-}
-
 static int
 heartbeat(struct agent *a, struct dk_error *err)
 {
@@ -429,13 +418,13 @@ pass(struct agent *a, struct dk_error *err)
 
 	code = key_requests(a);
 	if ((rc = dk_fleet_todo(a->conn, a->host, &w, &n, err)) != DK_OK)
-		return worse(code, dk_exit_code(rc));
+		return dk_exit_worst(code, dk_exit_code(rc));
 	for (i = 0; i < n && !dk_stop_requested; i++) {
 		memset(&e2, 0, sizeof(e2));
 		if (dk_monotonic_ms() - a->hb_last_ms >= a->hb_every * 1000 &&
 		    heartbeat(a, &e2) != DK_OK) {
 			complain("%s", e2.msg);
-			code = worse(code, dk_exit_code(e2.code));
+			code = dk_exit_worst(code, dk_exit_code(e2.code));
 			break;
 		}
 		memset(&e2, 0, sizeof(e2));
@@ -450,13 +439,13 @@ pass(struct agent *a, struct dk_error *err)
 			if (w[i].last_error == NULL ||
 			    strcmp(w[i].last_error, e2.msg) != 0)
 				complain("%s", e2.msg);
-			code = worse(code, dk_exit_code(rc));
+			code = dk_exit_worst(code, dk_exit_code(rc));
 			rc = dk_fleet_ack(a->conn, w[i].domain, a->host,
 			    w[i].keys, rc, e2.msg, &e2);
 		}
 		if (rc != DK_OK) {
 			complain("%s", e2.msg);
-			code = worse(code, dk_exit_code(rc));
+			code = dk_exit_worst(code, dk_exit_code(rc));
 			break;
 		}
 	}
@@ -598,6 +587,12 @@ cmd_agent(const struct dk_conf *conf, const char *host, int once)
 	}
 	if (!once)
 		dk_notify("STOPPING=1");
+	/* Stopped: the next agent for the host need not wait. */
+	memset(&err, 0, sizeof(err));
+	if (a.hb_last_ms != 0 && a.conn != NULL &&
+	    PQstatus(a.conn) == CONNECTION_OK &&
+	    dk_fleet_release(a.conn, host, a.holder, &err) != DK_OK)
+		complain("agent %s: %s", host, err.msg);
  out:
 	if (a.conn != NULL)
 		PQfinish(a.conn);

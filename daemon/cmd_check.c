@@ -47,6 +47,8 @@ dom_free(struct dom *d)
 	free(d->zsrv.a);
 	free(d->tsrv.a);
 	free(d->fleet);
+	dk_fleet_keyreq_free(d->keyreq, d->nkeyreq);
+	free(d->keyreq);
 	check_pfree(&d->probs);
 	if (d->open)
 		dk_domain_close(&d->c);
@@ -72,6 +74,10 @@ collect_fleet(struct dom *d)
 		return;
 	}
 	d->nfleet = d->cd->nhosts;
+	if (d->cd->key_scope == DK_SCOPE_PER_HOST && dk_fleet_key_pending(conn,
+	    d->cd->name, &d->keyreq, &d->nkeyreq, &err) != DK_OK)
+		check_padd(&d->probs, ST_UNKNOWN, "%s: the hosts' key "
+		    "requests: %s", d->cd->name, err.msg);
 }
 
 /*

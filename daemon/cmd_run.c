@@ -28,19 +28,6 @@
 #include "daemon.h"
 #include "run.h"
 
-/* Keep the worst outcome: anything but "temporary" beats temporary. */
-static int
-worse(int a, int b)
-{
-	if (a == 0)
-		return b;
-	if (b == 0)
-		return a;
-	if (a == 75)
-		return b;
-	return a;
-}
-
 struct once {
 	int	status;
 };
@@ -54,7 +41,7 @@ once_done(struct slot *s, int rc, const struct dk_error *err, void *arg)
 		return;
 	s->errors++;
 	complain("%s", err->msg);
-	o->status = worse(o->status, dk_exit_code(rc));
+	o->status = dk_exit_worst(o->status, dk_exit_code(rc));
 }
 
 static int
@@ -66,6 +53,7 @@ run_once(const struct dk_conf *conf, const char *domain)
 	struct stats stats = { 0, 0 };
 	struct once o = { 0 };
 	struct mstate ms;
+	struct dk_store *store;
 	size_t i;
 	int rc, parked;
 
@@ -80,6 +68,10 @@ run_once(const struct dk_conf *conf, const char *domain)
 		complain("out of memory");
 		return 71;
 	}
+	/* Every domain is looked at: their states read in one go. */
+	memset(&err, 0, sizeof(err));
+	if (domain == NULL && (store = dk_daemon_store(conf, &err)) != NULL)
+		(void)dk_store_prefetch(store, &err);
 	for (i = 0; i < conf->ndomains; i++) {
 		take_signals();
 		if (dk_stop_requested)

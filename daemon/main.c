@@ -138,8 +138,128 @@ no_core_dumps(void)
 	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
-int
-main(int argc, char **argv)
+/* The command line, once read. */
+struct args {
+	const struct cmd_help	*help;
+	const char		*confpath, *cmd, *domain, *pidfile;
+	const char		*selector, *dbsub, *dbdir, *host;
+	int			 dry_run, once, json;
+	int			 checkonly;	/* an option only check takes */
+	struct dk_check_opts	 copts;
+};
+
+/* Continue: what the steps of main() return when they did not end it. */
+#define GO_ON	(-1)
+
+static int
+is(const struct args *a, const char *cmd)
+{
+	return strcmp(a->cmd, cmd) == 0;
+}
+
+/* The options before the command, and the command.  GO_ON, or the exit
+ * status. */
+static int
+parse_global(int argc, char **argv, struct args *a)
+{
+	static const struct option gopts[] = {
+		{ "help",	no_argument,	   NULL, 'h' },
+		{ "version",	no_argument,	   NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "+c:qhV", gopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': a->confpath = optarg; break;
+		case 'q': dk_quiet = 1; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("dkimkeyd %s\n", DK_VERSION); return 0;
+		default: usage(stderr); return 64;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 64;
+	}
+	a->cmd = argv[optind];
+	if ((a->help = find_cmd(a->cmd)) == NULL) {
+		fprintf(stderr, "dkimkeyd: unknown command: %s\n", a->cmd);
+		usage(stderr);
+		return 64;
+	}
+	return GO_ON;
+}
+
+/* The subcommand of "state" and "db", taken off the arguments.  GO_ON, or
+ * the exit status. */
+static int
+parse_subcommand(int *argcp, char ***argvp, struct args *a)
+{
+	char **argv = *argvp;
+	int argc = *argcp;
+
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0))
+		return GO_ON;
+	if (is(a, "state")) {
+		if (argc < 2 || strcmp(argv[1], "seal") != 0) {
+			fprintf(stderr, "dkimkeyd: state needs a subcommand: "
+			    "seal\n");
+			return 64;
+		}
+	} else if (is(a, "db")) {
+		if (argc < 2 || (strcmp(argv[1], "init") != 0 &&
+		    strcmp(argv[1], "import") != 0 &&
+		    strcmp(argv[1], "export") != 0)) {
+			fprintf(stderr, "dkimkeyd: db needs a subcommand: "
+			    "init, import or export\n");
+			return 64;
+		}
+		a->dbsub = argv[1];
+	} else
+		return GO_ON;
+	(*argcp)--;
+	(*argvp)++;
+	return GO_ON;
+}
+
+/* check's options with a value: key ages and query limits.  GO_ON, or
+ * the exit status. */
+static int
+parse_check_option(int ch, const char *arg, struct args *a)
+{
+	unsigned long v;
+	char *end;
+
+	if (ch == 'w' || ch == 'A') {
+		/* Key age thresholds of check: durations ("90d"). */
+		if (dk_duration_parse(arg, ch == 'w' ? &a->copts.warn_age :
+		    &a->copts.crit_age) != DK_OK) {
+			fprintf(stderr, "dkimkeyd: --%s %s: not a duration\n",
+			    ch == 'w' ? "warn-age" : "crit-age", arg);
+			return 64;
+		}
+	} else {
+		v = strtoul(arg, &end, 10);
+		if (*arg == '\0' || *end != '\0' || v == 0 || v > 100000) {
+			fprintf(stderr, "dkimkeyd: --%s %s: not a number from "
+			    "1 to 100000\n", ch == 'I' ? "max-inflight" :
+			    "rate", arg);
+			return 64;
+		}
+		if (ch == 'I')
+			a->copts.max_inflight = v;
+		else
+			a->copts.per_server_qps = (unsigned)v;
+	}
+	a->checkonly = 1;
+	return GO_ON;
+}
+
+/* The command's options.  GO_ON, or the exit status. */
+static int
+parse_options(int argc, char **argv, struct args *a)
 {
 	static const struct option lopts[] = {
 		{ "domain",	required_argument, NULL, 'd' },
@@ -158,126 +278,39 @@ main(int argc, char **argv)
 		{ "help",	no_argument,	   NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	static const struct option gopts[] = {
-		{ "help",	no_argument,	   NULL, 'h' },
-		{ "version",	no_argument,	   NULL, 'V' },
-		{ NULL, 0, NULL, 0 }
-	};
-	const struct cmd_help *ch_help;
-	const char *confpath = DK_CONF_DEFAULT, *cmd, *domain = NULL;
-	const char *pidfile = NULL, *selector = NULL, *dbsub = NULL;
-	const char *dbdir = NULL, *host = NULL;
-	struct dk_conf *conf = NULL;
-	struct dk_error err = { 0, "" };
-	int ch, dry_run = 0, once = 0, json = 0, rc, is_check;
-	struct dk_check_opts copts = { 0, 0, 0, 0, 0, 0 };
-	int checkonly = 0;
-	char *end;
+	int ch, rc;
 
-	no_core_dumps();
-	umask(077);
-	while ((ch = getopt_long(argc, argv, "+c:qhV", gopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "d:nojp:s:w:c:hH:", lopts,
+	    NULL)) != -1) {
 		switch (ch) {
-		case 'c': confpath = optarg; break;
-		case 'q': dk_quiet = 1; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("dkimkeyd %s\n", DK_VERSION); return 0;
-		default: usage(stderr); return 64;
-		}
-	}
-	if (optind >= argc) {
-		usage(stderr);
-		return 64;
-	}
-	cmd = argv[optind];
-	if ((ch_help = find_cmd(cmd)) == NULL) {
-		fprintf(stderr, "dkimkeyd: unknown command: %s\n", cmd);
-		usage(stderr);
-		return 64;
-	}
-	/* Command options follow the command ("state" has a subcommand). */
-	argc -= optind;
-	argv += optind;
-	optind = 1;
-	if (strcmp(cmd, "state") == 0 && !(argc >= 2 &&
-	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))) {
-		if (argc < 2 || strcmp(argv[1], "seal") != 0) {
-			fprintf(stderr, "dkimkeyd: state needs a subcommand: "
-			    "seal\n");
-			return 64;
-		}
-		argc--;
-		argv++;
-	}
-	if (strcmp(cmd, "db") == 0 && !(argc >= 2 &&
-	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))) {
-		if (argc < 2 || (strcmp(argv[1], "init") != 0 &&
-		    strcmp(argv[1], "import") != 0 &&
-		    strcmp(argv[1], "export") != 0)) {
-			fprintf(stderr, "dkimkeyd: db needs a subcommand: "
-			    "init, import or export\n");
-			return 64;
-		}
-		dbsub = argv[1];
-		argc--;
-		argv++;
-	}
-	while ((ch = getopt_long(argc, argv, "d:nojp:s:w:c:hH:", lopts, NULL)) != -1) {
-		switch (ch) {
-		case 'd': domain = optarg; break;
-		case 'n': dry_run = 1; break;
-		case 'o': once = 1; break;
-		case 'j': json = 1; break;
-		case 'p': pidfile = optarg; break;
-		case 's': selector = optarg; break;
-		case 'C': copts.canary = 1; checkonly = 1; break;
-		case 'D': dbdir = optarg; break;
-		case 'H': host = optarg; break;
+		case 'd': a->domain = optarg; break;
+		case 'n': a->dry_run = 1; break;
+		case 'o': a->once = 1; break;
+		case 'j': a->json = 1; break;
+		case 'p': a->pidfile = optarg; break;
+		case 's': a->selector = optarg; break;
+		case 'C': a->copts.canary = 1; a->checkonly = 1; break;
+		case 'D': a->dbdir = optarg; break;
+		case 'H': a->host = optarg; break;
 		case 'c':
 			/* The configuration, after the command as before it. */
-			if (strcmp(cmd, "check") == 0 &&
-			    looks_like_old_age(optarg)) {
+			if (is(a, "check") && looks_like_old_age(optarg)) {
 				fprintf(stderr, "dkimkeyd: check -c %s: -c names "
 				    "the configuration file; the critical key "
 				    "age is --crit-age %s\n", optarg, optarg);
 				return 64;
 			}
-			confpath = optarg;
+			a->confpath = optarg;
 			break;
 		case 'w':
 		case 'A':
-			/* Key age thresholds of check: durations ("90d"). */
-			if (dk_duration_parse(optarg, ch == 'w' ?
-			    &copts.warn_age : &copts.crit_age) != DK_OK) {
-				fprintf(stderr, "dkimkeyd: --%s %s: not a "
-				    "duration\n", ch == 'w' ? "warn-age" :
-				    "crit-age", optarg);
-				return 64;
-			}
-			checkonly = 1;
-			break;
 		case 'I':
 		case 'R':
-			{
-				unsigned long v = strtoul(optarg, &end, 10);
-
-				if (*optarg == '\0' || *end != '\0' ||
-				    v == 0 || v > 100000) {
-					fprintf(stderr, "dkimkeyd: --%s %s: "
-					    "not a number from 1 to 100000\n",
-					    ch == 'I' ? "max-inflight" : "rate",
-					    optarg);
-					return 64;
-				}
-				if (ch == 'I')
-					copts.max_inflight = v;
-				else
-					copts.per_server_qps = (unsigned)v;
-			}
-			checkonly = 1;
+			if ((rc = parse_check_option(ch, optarg, a)) != GO_ON)
+				return rc;
 			break;
-		case 'h': cmd_usage(stdout, ch_help); return 0;
-		default: cmd_usage(stderr, ch_help); return 64;
+		case 'h': cmd_usage(stdout, a->help); return 0;
+		default: cmd_usage(stderr, a->help); return 64;
 		}
 	}
 	if (optind != argc) {
@@ -285,67 +318,121 @@ main(int argc, char **argv)
 		    argv[optind]);
 		return 64;
 	}
-	is_check = strcmp(cmd, "check") == 0;
-	if ((strcmp(cmd, "rotate") == 0 || strcmp(cmd, "revoke") == 0 ||
-	    strcmp(cmd, "state") == 0) && domain == NULL) {
-		fprintf(stderr, "dkimkeyd: %s needs --domain\n", cmd);
+	return GO_ON;
+}
+
+/* Options the command needs, and options it does not take.  GO_ON, or
+ * the exit status. */
+static int
+check_options(const struct args *a)
+{
+	int is_check = is(a, "check");
+
+	if ((is(a, "rotate") || is(a, "revoke") || is(a, "state")) &&
+	    a->domain == NULL) {
+		fprintf(stderr, "dkimkeyd: %s needs --domain\n", a->cmd);
 		return 64;
 	}
-	if (strcmp(cmd, "agent") == 0 && host == NULL) {
+	if (is(a, "agent") && a->host == NULL) {
 		fprintf(stderr, "dkimkeyd: agent needs --host\n");
 		return 64;
 	}
-	if ((dry_run && strcmp(cmd, "rotate") != 0) ||
-	    (once && strcmp(cmd, "run") != 0 && strcmp(cmd, "agent") != 0) ||
-	    (pidfile != NULL && strcmp(cmd, "run") != 0) ||
-	    (host != NULL && strcmp(cmd, "agent") != 0 &&
-	    strcmp(cmd, "configtest") != 0) ||
-	    (domain != NULL && strcmp(cmd, "agent") == 0) ||
-	    (json && strcmp(cmd, "status") != 0 && !is_check) ||
-	    (checkonly && !is_check) ||
-	    (selector != NULL && strcmp(cmd, "revoke") != 0) ||
-	    (dbdir != NULL && (dbsub == NULL || strcmp(dbsub, "init") == 0)) ||
-	    (domain != NULL && dbsub != NULL)) {
-		fprintf(stderr, "dkimkeyd: option not valid for %s\n", cmd);
+	if ((a->dry_run && !is(a, "rotate")) ||
+	    (a->once && !is(a, "run") && !is(a, "agent")) ||
+	    (a->pidfile != NULL && !is(a, "run")) ||
+	    (a->host != NULL && !is(a, "agent") && !is(a, "configtest")) ||
+	    (a->domain != NULL && is(a, "agent")) ||
+	    (a->json && !is(a, "status") && !is_check) ||
+	    (a->checkonly && !is_check) ||
+	    (a->selector != NULL && !is(a, "revoke")) ||
+	    (a->dbdir != NULL && (a->dbsub == NULL ||
+	    strcmp(a->dbsub, "init") == 0)) ||
+	    (a->domain != NULL && a->dbsub != NULL)) {
+		fprintf(stderr, "dkimkeyd: option not valid for %s\n", a->cmd);
 		return 64;
 	}
+	return GO_ON;
+}
 
-	/* An agent signs; it never writes DNS, and needs no credentials. */
-	if ((rc = dk_conf_load(confpath, &conf, &err)) != DK_OK ||
-	    (rc = host != NULL ? dk_conf_check_signers(conf,
-	    &err) : dk_conf_check_integrations(conf, &err)) != DK_OK) {
-		if (is_check) {
+/* The configuration, checked for what the command needs.  GO_ON, or the
+ * exit status (check's is a monitoring plugin's: 3, UNKNOWN). */
+static int
+load_conf(const struct args *a, struct dk_conf **confp)
+{
+	struct dk_conf *conf = NULL;
+	struct dk_error err = { 0, "" };
+	int rc;
+
+	/*
+	 * An agent (and configtest --host, which checks what an agent
+	 * reads) signs; it never writes DNS, and needs no credentials.
+	 * status reads the configuration and the state only: it opens no
+	 * provider or signer, so no secret file is looked at.
+	 */
+	if ((rc = dk_conf_load(a->confpath, &conf, &err)) != DK_OK ||
+	    (!is(a, "status") && (rc = a->host != NULL ?
+	    dk_conf_check_signers(conf, &err) :
+	    dk_conf_check_integrations(conf, &err)) != DK_OK)) {
+		dk_conf_free(conf);
+		if (is(a, "check")) {
 			fputs("DKIM UNKNOWN - ", stdout);
 			dk_log_write(stdout, err.msg);
 			fputc('\n', stdout);
-			dk_conf_free(conf);
 			return 3;
 		}
 		complain("%s", err.msg);
-		dk_conf_free(conf);
 		return dk_exit_code(rc);
 	}
+	*confp = conf;
+	return GO_ON;
+}
 
-	if (strcmp(cmd, "configtest") == 0)
-		rc = cmd_configtest(conf, host);
-	else if (strcmp(cmd, "rotate") == 0)
-		rc = cmd_rotate(conf, domain, dry_run);
-	else if (strcmp(cmd, "revoke") == 0)
-		rc = cmd_revoke(conf, domain, selector);
-	else if (strcmp(cmd, "run") == 0)
-		rc = cmd_run(conf, domain, once, pidfile);
-	else if (strcmp(cmd, "status") == 0)
-		rc = cmd_status(conf, domain, json);
-	else if (strcmp(cmd, "state") == 0)
-		rc = cmd_state_seal(conf, domain);
-	else if (strcmp(cmd, "db") == 0)
-		rc = cmd_db(conf, dbsub, dbdir);
-	else if (strcmp(cmd, "agent") == 0)
-		rc = cmd_agent(conf, host, once);
-	else {
-		copts.json = json;
-		rc = cmd_check(conf, domain, &copts);
-	}
+static int
+run_command(struct dk_conf *conf, struct args *a)
+{
+	if (is(a, "configtest"))
+		return cmd_configtest(conf, a->host);
+	if (is(a, "rotate"))
+		return cmd_rotate(conf, a->domain, a->dry_run);
+	if (is(a, "revoke"))
+		return cmd_revoke(conf, a->domain, a->selector);
+	if (is(a, "run"))
+		return cmd_run(conf, a->domain, a->once, a->pidfile);
+	if (is(a, "status"))
+		return cmd_status(conf, a->domain, a->json);
+	if (is(a, "state"))
+		return cmd_state_seal(conf, a->domain);
+	if (is(a, "db"))
+		return cmd_db(conf, a->dbsub, a->dbdir);
+	if (is(a, "agent"))
+		return cmd_agent(conf, a->host, a->once);
+	a->copts.json = a->json;
+	return cmd_check(conf, a->domain, &a->copts);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct args a;
+	struct dk_conf *conf = NULL;
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	a.confpath = DK_CONF_DEFAULT;
+	no_core_dumps();
+	umask(077);
+	if ((rc = parse_global(argc, argv, &a)) != GO_ON)
+		return rc;
+	/* Command options follow the command ("state" has a subcommand). */
+	argc -= optind;
+	argv += optind;
+	optind = 1;
+	if ((rc = parse_subcommand(&argc, &argv, &a)) != GO_ON ||
+	    (rc = parse_options(argc, argv, &a)) != GO_ON ||
+	    (rc = check_options(&a)) != GO_ON ||
+	    (rc = load_conf(&a, &conf)) != GO_ON)
+		return rc;
+	rc = run_command(conf, &a);
 	/* Leases still held are released, the database connection closed. */
 	dk_daemon_store_close();
 	dk_conf_free(conf);

@@ -56,6 +56,15 @@ const char	*dk_strerror(int code);
 /* The sysexits code (DESIGN.md) for a DK_E* code; 0 for DK_OK. */
 int		 dk_exit_code(int code);
 
+/*
+ * Of two exit statuses (sysexits, DESIGN.md), the one to report for a run
+ * that had both: the one a human must act on first.  Worst first: 78
+ * configuration, 65 corrupt data, 77 permissions, 69 refused permanently,
+ * 74 I/O, 73 cannot create, 71 system error, 70 internal (and any status
+ * not listed), 64 usage, then 75 temporary (a rerun resumes), then 0.
+ */
+int		 dk_exit_worst(int a, int b);
+
 /* Duplicate a string; NULL on allocation failure. */
 char		*dk_strdup(const char *s);
 

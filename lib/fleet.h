@@ -67,6 +67,7 @@ struct dk_fleet_keyreq {
 	char	*pubkey;
 	int	 code;		/* the agent's failure, 0 none */
 	char	*error;
+	char	*host;		/* dk_fleet_key_pending only, else NULL */
 };
 
 /* The strings of r[0..n-1] (not the array itself). */
@@ -80,6 +81,13 @@ void	dk_fleet_keyreq_free(struct dk_fleet_keyreq *, size_t n);
 int	dk_fleet_request_key(PGconn *, const char *domain, const char *host,
 	    const char *selector, int64_t generation, const char *algorithm,
 	    struct dk_fleet_keyreq *out, struct dk_error *);
+
+/*
+ * Scheduler (check): domain's key requests not yet answered, every
+ * host's; host set in each (malloc'd, freed by dk_fleet_keyreq_free).
+ */
+int	dk_fleet_key_pending(PGconn *, const char *domain,
+	    struct dk_fleet_keyreq **out, size_t *n, struct dk_error *);
 
 /* Agent: host's requests not yet answered. */
 int	dk_fleet_key_requests(PGconn *, const char *host,
@@ -135,6 +143,13 @@ int	dk_fleet_listen(PGconn *, struct dk_error *);
  */
 int	dk_fleet_heartbeat(PGconn *, const char *host, const char *holder,
 	    int64_t fresh, struct dk_error *);
+
+/*
+ * Agent, stopping: give host up, so that the next agent for it starts at
+ * once (the heartbeat's age still tells how long the host was without).
+ */
+int	dk_fleet_release(PGconn *, const char *host, const char *holder,
+	    struct dk_error *);
 
 /* Agent: host's assignments whose ack is missing, differs or failed. */
 int	dk_fleet_todo(PGconn *, const char *host, struct dk_fleet_work **out,

@@ -120,6 +120,135 @@ check_duplicates(struct span *names, size_t n, struct dk_error *err)
 	return DK_OK;
 }
 
+/*
+ * One tag-spec at text[*ip] (past leading FWS): its name and value
+ * (RFC 6376 §3.2); *ip is left at the ';' that ends it, or at len.
+ */
+static int
+scan_tag(const char *text, size_t len, size_t *ip, struct span *name,
+    struct span *val, struct dk_error *err)
+{
+	size_t i = *ip;
+	unsigned char c;
+
+	name->s = text + i;
+	c = (unsigned char)text[i];
+	if (!is_alpha(c)) {
+		if (c == '=' || c == ';')
+			return dk_err(err, DK_EINVAL, "key record: empty "
+			    "tag name at offset %zu", i);
+		return dk_err(err, DK_EINVAL, "key record: invalid "
+		    "character 0x%02x at offset %zu where a tag name should "
+		    "start", c, i);
+	}
+	while (i < len && is_alnumpunc((unsigned char)text[i]))
+		i++;
+	name->n = (size_t)(text + i - name->s);
+	i = skip_fws(text, i, len);
+	if (i == len || text[i] != '=')
+		return dk_err(err, DK_EINVAL, "key record: tag " NAMEFMT
+		    " has no '='", NAMEARG(*name));
+	i = skip_fws(text, i + 1, len);
+
+	/* tag-value: tvals separated by FWS; trailing FWS is not part of
+	 * the value. */
+	val->s = text + i;
+	val->n = 0;
+	while (i < len && text[i] != ';') {
+		c = (unsigned char)text[i];
+		if (is_valchar(c)) {
+			i++;
+			val->n = (size_t)(text + i - val->s);
+			continue;
+		}
+		if (skip_fws(text, i, len) == i)
+			return dk_err(err, DK_EINVAL, "key record: invalid "
+			    "character 0x%02x in the value of " NAMEFMT "=",
+			    c, NAMEARG(*name));
+		i = skip_fws(text, i, len);
+	}
+	*ip = i;
+	return DK_OK;
+}
+
+/*
+ * The meaning of tag number ntags (from 1), name=val, into r; p= is only
+ * noted (*pval, *have_p) and decoded once all tags are read.
+ */
+static int
+apply_tag(struct dk_record *r, const struct span *name,
+    const struct span *val, size_t ntags, struct span *pval, int *have_p,
+    struct dk_error *err)
+{
+	if (span_is(name, "v")) {
+		/* RFC 6376 §3.6.1: if present, v= MUST be first. */
+		if (ntags != 1)
+			return dk_err(err, DK_EINVAL, "key record: v= must be "
+			    "the first tag");
+		if (!span_is(val, "DKIM1"))
+			return dk_err(err, DK_EINVAL, "key record: v=%.*s is "
+			    "not DKIM1", NAMEARG(*val));
+		r->has_v = 1;
+	} else if (span_is(name, "k")) {
+		if (span_is(val, "rsa"))
+			r->k = DK_ALG_RSA;
+		else if (span_is(val, "ed25519"))
+			r->k = DK_ALG_ED25519;
+		else
+			return dk_err(err, DK_EINVAL, "key record: unknown key "
+			    "type k=%.*s (rsa or ed25519)", NAMEARG(*val));
+	} else if (span_is(name, "p")) {
+		*pval = *val;
+		*have_p = 1;
+	} else if (span_is(name, "h") || span_is(name, "n") ||
+	    span_is(name, "s") || span_is(name, "t")) {
+		char **dst = name->s[0] == 'h' ? &r->h :
+		    name->s[0] == 'n' ? &r->n :
+		    name->s[0] == 's' ? &r->s : &r->t;
+
+		/* Only the first occurrence is stored; a second is a
+		 * duplicate and fails once all tags are read. */
+		if (*dst == NULL && (*dst = span_dup(val)) == NULL)
+			return dk_err(err, DK_ENOMEM, "out of memory");
+	}
+	/* Other tags are ignored (RFC 6376 §3.6.1). */
+	return DK_OK;
+}
+
+/*
+ * p=, once all tags are read: present, base64, and a key of type k=
+ * (empty: revoked); its size in r->bits, taken from known (or NULL) when
+ * that is the same key, already checked.
+ */
+static int
+decode_p(struct dk_record *r, const struct span *pval, int have_p,
+    const struct dk_record *known, struct dk_error *err)
+{
+	int rc;
+
+	if (!have_p)
+		return dk_err(err, DK_EINVAL, "key record: missing p= tag");
+	if (pval->n == 0)
+		return DK_OK;
+	if (dk_base64_decode(pval->s, pval->n, &r->p, &r->plen) != 0)
+		return dk_err(err, DK_EINVAL, "key record: p= is not valid "
+		    "base64");
+	if (r->plen == 0) {	/* only whitespace: still revoked */
+		free(r->p);
+		r->p = NULL;
+	} else if (known != NULL && known->bits != 0 &&
+	    known->k == r->k && known->plen == r->plen &&
+	    memcmp(known->p, r->p, r->plen) == 0) {
+		r->bits = known->bits;
+	} else if ((rc = dk_key_public_check(r->k, r->p, r->plen, &r->bits,
+	    err)) != 0) {
+		dk_err_prefix(err, "key record: p= (k=%s)",
+		    r->k == DK_ALG_ED25519 ? "ed25519" : "rsa");
+		return rc;
+	}
+	return DK_OK;
+}
+
 int
 dk_record_parse(const char *text, size_t len, struct dk_record **out,
     struct dk_error *err)
@@ -133,9 +262,9 @@ dk_record_parse_known(const char *text, size_t len,
     struct dk_error *err)
 {
 	struct dk_record *r = NULL;
-	struct span name, val, pval = { NULL, 0 }, *names = NULL, *nn;
+	struct span name = { NULL, 0 }, val = { NULL, 0 }, pval = { NULL, 0 };
+	struct span *names = NULL, *nn;
 	size_t i = 0, ntags = 0, cap = 0;
-	unsigned char c;
 	int have_p = 0, rc;
 
 	if (text == NULL && len != 0)
@@ -149,50 +278,8 @@ dk_record_parse_known(const char *text, size_t len,
 		/* End of text: empty record, or after a trailing ';'. */
 		if (i == len)
 			break;
-
-		name.s = text + i;
-		c = (unsigned char)text[i];
-		if (!is_alpha(c)) {
-			if (c == '=' || c == ';')
-				rc = dk_err(err, DK_EINVAL, "key record: empty "
-				    "tag name at offset %zu", i);
-			else
-				rc = dk_err(err, DK_EINVAL, "key record: "
-				    "invalid character 0x%02x at offset %zu "
-				    "where a tag name should start", c, i);
+		if ((rc = scan_tag(text, len, &i, &name, &val, err)) != DK_OK)
 			goto out;
-		}
-		while (i < len && is_alnumpunc((unsigned char)text[i]))
-			i++;
-		name.n = (size_t)(text + i - name.s);
-		i = skip_fws(text, i, len);
-		if (i == len || text[i] != '=') {
-			rc = dk_err(err, DK_EINVAL, "key record: tag " NAMEFMT
-			    " has no '='", NAMEARG(name));
-			goto out;
-		}
-		i = skip_fws(text, i + 1, len);
-
-		/* tag-value: tvals separated by FWS; trailing FWS is not
-		 * part of the value. */
-		val.s = text + i;
-		val.n = 0;
-		while (i < len && text[i] != ';') {
-			c = (unsigned char)text[i];
-			if (is_valchar(c)) {
-				i++;
-				val.n = (size_t)(text + i - val.s);
-				continue;
-			}
-			if (skip_fws(text, i, len) == i) {
-				rc = dk_err(err, DK_EINVAL, "key record: "
-				    "invalid character 0x%02x in the value of "
-				    NAMEFMT "=", c, NAMEARG(name));
-				goto out;
-			}
-			i = skip_fws(text, i, len);
-		}
-
 		if (ntags == cap) {
 			cap = cap == 0 ? 16 : cap * 2;
 			if ((nn = reallocarray(names, cap,
@@ -203,80 +290,17 @@ dk_record_parse_known(const char *text, size_t len,
 			names = nn;
 		}
 		names[ntags++] = name;
-
-		if (span_is(&name, "v")) {
-			/* RFC 6376 §3.6.1: if present, v= MUST be first. */
-			if (ntags != 1) {
-				rc = dk_err(err, DK_EINVAL, "key record: v= "
-				    "must be the first tag");
-				goto out;
-			}
-			if (!span_is(&val, "DKIM1")) {
-				rc = dk_err(err, DK_EINVAL, "key record: "
-				    "v=%.*s is not DKIM1", NAMEARG(val));
-				goto out;
-			}
-			r->has_v = 1;
-		} else if (span_is(&name, "k")) {
-			if (span_is(&val, "rsa"))
-				r->k = DK_ALG_RSA;
-			else if (span_is(&val, "ed25519"))
-				r->k = DK_ALG_ED25519;
-			else {
-				rc = dk_err(err, DK_EINVAL, "key record: "
-				    "unknown key type k=%.*s (rsa or ed25519)",
-				    NAMEARG(val));
-				goto out;
-			}
-		} else if (span_is(&name, "p")) {
-			pval = val;
-			have_p = 1;
-		} else if (span_is(&name, "h") || span_is(&name, "n") ||
-		    span_is(&name, "s") || span_is(&name, "t")) {
-			char **dst = name.s[0] == 'h' ? &r->h :
-			    name.s[0] == 'n' ? &r->n :
-			    name.s[0] == 's' ? &r->s : &r->t;
-
-			/* Only the first occurrence is stored; a second is
-			 * a duplicate and fails below. */
-			if (*dst == NULL && (*dst = span_dup(&val)) == NULL) {
-				rc = dk_err(err, DK_ENOMEM, "out of memory");
-				goto out;
-			}
-		}
-		/* Other tags are ignored (RFC 6376 §3.6.1). */
-
+		if ((rc = apply_tag(r, &name, &val, ntags, &pval, &have_p,
+		    err)) != DK_OK)
+			goto out;
 		if (i == len)
 			break;
 		i++;			/* the ';' */
 	}
 
-	if ((rc = check_duplicates(names, ntags, err)) != 0)
+	if ((rc = check_duplicates(names, ntags, err)) != 0 ||
+	    (rc = decode_p(r, &pval, have_p, known, err)) != DK_OK)
 		goto out;
-	if (!have_p) {
-		rc = dk_err(err, DK_EINVAL, "key record: missing p= tag");
-		goto out;
-	}
-	if (pval.n > 0) {
-		if (dk_base64_decode(pval.s, pval.n, &r->p, &r->plen) != 0) {
-			rc = dk_err(err, DK_EINVAL, "key record: p= is not "
-			    "valid base64");
-			goto out;
-		}
-		if (r->plen == 0) {	/* only whitespace: still revoked */
-			free(r->p);
-			r->p = NULL;
-		} else if (known != NULL && known->bits != 0 &&
-		    known->k == r->k && known->plen == r->plen &&
-		    memcmp(known->p, r->p, r->plen) == 0) {
-			r->bits = known->bits;
-		} else if ((rc = dk_key_public_check(r->k, r->p, r->plen,
-		    &r->bits, err)) != 0) {
-			dk_err_prefix(err, "key record: p= (k=%s)",
-			    r->k == DK_ALG_ED25519 ? "ed25519" : "rsa");
-			goto out;
-		}
-	}
 	*out = r;
 	r = NULL;
 	rc = DK_OK;

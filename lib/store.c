@@ -145,6 +145,14 @@ dk_store_renew(struct dk_store *s, size_t *held, struct dk_error *err)
 }
 
 int
+dk_store_prefetch(struct dk_store *s, struct dk_error *err)
+{
+	if (s->ops->prefetch == NULL)
+		return DK_OK;
+	return s->ops->prefetch(s->ctx, err);
+}
+
+int
 dk_store_holder(struct dk_store *s, const char *domain,
     struct dk_store_holder *out, struct dk_error *err)
 {

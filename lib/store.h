@@ -56,6 +56,8 @@ struct dk_store_ops {
 	int	(*renew)(void *ctx, size_t *held, struct dk_error *);
 	int	(*holder)(void *ctx, const char *domain,
 		    struct dk_store_holder *, struct dk_error *);
+	/* Optional: read every domain's state at once (dk_store_prefetch). */
+	int	(*prefetch)(void *ctx, struct dk_error *);
 };
 
 extern const struct dk_store_ops dk_store_dir_ops;
@@ -113,6 +115,14 @@ void	dk_store_unlock(struct dk_store *, struct dk_store_lock *, int keep);
  * *held: how many are still ours.  A no-op for state_dir.
  */
 int	dk_store_renew(struct dk_store *, size_t *held, struct dk_error *);
+
+/*
+ * About to load every domain once (run --once): a backend that can read
+ * them all in one go does, and each later dk_store_load of a domain read
+ * so is served from that (once; the next load of it reads afresh, and
+ * commits compare versions all the same).  A no-op for state_dir.
+ */
+int	dk_store_prefetch(struct dk_store *, struct dk_error *);
 /* Who holds domain now (holder "" when nobody). */
 int	dk_store_holder(struct dk_store *, const char *domain,
 	    struct dk_store_holder *, struct dk_error *);

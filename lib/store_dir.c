@@ -105,5 +105,5 @@ dir_unlock(void *ctx, void *lock, int keep)
 
 const struct dk_store_ops dk_store_dir_ops = {
 	"state_dir", dir_open, dir_close, dir_load, dir_commit, dir_lock,
-	NULL, dir_unlock, NULL, NULL,
+	NULL, dir_unlock, NULL, NULL, NULL,
 };

@@ -27,11 +27,42 @@
 
 #define CONNINFO_MAX	(64 * 1024)
 
+/* A domain's row read ahead by pg_prefetch, until pg_load takes it. */
+struct pg_row {
+	char	*domain;
+	char	*state;		/* NULL once taken */
+	size_t	 len;
+	int64_t	 version;
+};
+
 struct pg_store {
 	PGconn	*conn;
 	char	 holder[128];
 	int64_t	 lease;		/* seconds */
+	struct pg_row *rows;	/* sorted by domain (strcmp) */
+	size_t	 nrows;
 };
+
+static void
+rows_free(struct pg_store *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->nrows; i++) {
+		free(p->rows[i].domain);
+		free(p->rows[i].state);
+	}
+	free(p->rows);
+	p->rows = NULL;
+	p->nrows = 0;
+}
+
+static int
+row_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct pg_row *)a)->domain,
+	    ((const struct pg_row *)b)->domain);
+}
 
 struct pg_lock {
 	char	 domain[DK_DOMAIN_MAX + 1];
@@ -247,7 +278,46 @@ pg_close(void *ctx)
 		(void)dk_pg_exec(p->conn, "DELETE FROM dk_lease WHERE holder = "
 		    "$1", 1, prm, NULL, &err);
 	PQfinish(p->conn);
+	rows_free(p);
 	free(p);
+}
+
+/* Every domain's state in one statement (run --once over them all). */
+static int
+pg_prefetch(void *ctx, struct dk_error *err)
+{
+	struct pg_store *p = ctx;
+	PGresult *res;
+	size_t n, i;
+	int rc;
+
+	rows_free(p);
+	if ((rc = dk_pg_exec(p->conn, "SELECT domain, version, state FROM "
+	    "dk_state", 0, NULL, &res, err)) != DK_OK)
+		return rc;
+	n = (size_t)PQntuples(res);
+	if (n > 0 && (p->rows = calloc(n, sizeof(*p->rows))) == NULL) {
+		PQclear(res);
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	}
+	for (i = 0; i < n; i++) {
+		struct pg_row *r = &p->rows[i];
+
+		r->len = (size_t)PQgetlength(res, (int)i, 2);
+		r->version = strtoll(PQgetvalue(res, (int)i, 1), NULL, 10);
+		r->domain = dk_strdup(PQgetvalue(res, (int)i, 0));
+		if ((r->state = malloc(r->len + 1)) != NULL)
+			memcpy(r->state, PQgetvalue(res, (int)i, 2), r->len + 1);
+		p->nrows = i + 1;
+		if (r->domain == NULL || r->state == NULL) {
+			PQclear(res);
+			rows_free(p);
+			return dk_err(err, DK_ENOMEM, "out of memory");
+		}
+	}
+	PQclear(res);
+	qsort(p->rows, p->nrows, sizeof(*p->rows), row_cmp);
+	return DK_OK;
 }
 
 static int
@@ -257,10 +327,30 @@ pg_load(void *ctx, const char *domain, struct dk_domain_state **out,
 	struct pg_store *p = ctx;
 	const char *prm[] = { domain };
 	struct dk_domain_state *st = NULL;
+	struct pg_row key, *row;
 	PGresult *res;
 	char name[DK_DOMAIN_MAX + 32];
 	int rc;
 
+	/* Read ahead: served once, from the row as it was then. */
+	key.domain = (char *)domain;
+	if (p->nrows > 0 && (row = bsearch(&key, p->rows, p->nrows,
+	    sizeof(*p->rows), row_cmp)) != NULL && row->state != NULL) {
+		snprintf(name, sizeof(name), "postgresql:dk_state[%s]", domain);
+		rc = dk_state_parse(row->state, row->len, name, &st, err);
+		if (rc == DK_OK && strcmp(st->domain, domain) != 0)
+			rc = dk_err(err, DK_ECORRUPT, "%s: state is for "
+			    "domain %s", name, st->domain);
+		if (rc == DK_OK) {
+			st->rev = row->version;
+			*out = st;
+			st = NULL;
+		}
+		dk_state_free(st);
+		free(row->state);
+		row->state = NULL;
+		return rc;
+	}
 	if ((rc = dk_pg_exec(p->conn, "SELECT version, state FROM dk_state "
 	    "WHERE domain = $1", 1, prm, &res, err)) != DK_OK)
 		return rc;
@@ -578,5 +668,5 @@ dk_store_pg_conn(struct dk_store *s)
 
 const struct dk_store_ops dk_store_pg_ops = {
 	"postgresql", pg_open, pg_close, pg_load, pg_commit, pg_lock,
-	pg_refresh, pg_unlock, pg_renew, pg_holder,
+	pg_refresh, pg_unlock, pg_renew, pg_holder, pg_prefetch,
 };

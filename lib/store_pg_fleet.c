@@ -246,7 +246,8 @@ dk_fleet_heartbeat(PGconn *conn, const char *host, const char *holder,
 	    "VALUES ($1, $2) ON CONFLICT (host) DO UPDATE SET holder = "
 	    "excluded.holder, heartbeat_at = now(), started_at = CASE WHEN "
 	    "g.holder = excluded.holder THEN g.started_at ELSE now() END "
-	    "WHERE g.holder = excluded.holder OR g.heartbeat_at < now() - "
+	    "WHERE g.holder = excluded.holder OR g.holder = '' OR "
+	    "g.heartbeat_at < now() - "
 	    "make_interval(secs => $3::double precision)", 3, prm, &res,
 	    err)) != DK_OK)
 		return rc;
@@ -264,6 +265,16 @@ dk_fleet_heartbeat(PGconn *conn, const char *host, const char *holder,
 	return dk_err(err, DK_EBUSY, "host %s is served by %s, which reported "
 	    "within the last %" PRId64 "s: one agent per host", host, other,
 	    fresh);
+}
+
+int
+dk_fleet_release(PGconn *conn, const char *host, const char *holder,
+    struct dk_error *err)
+{
+	const char *prm[] = { host, holder };
+
+	return dk_pg_exec(conn, "UPDATE dk_agent SET holder = '' WHERE host = "
+	    "$1 AND holder = $2", 2, prm, NULL, err);
 }
 
 void
@@ -391,6 +402,7 @@ dk_fleet_keyreq_free(struct dk_fleet_keyreq *r, size_t n)
 		free(r[i].key_id);
 		free(r[i].pubkey);
 		free(r[i].error);
+		free(r[i].host);
 	}
 }
 
@@ -472,6 +484,40 @@ dk_fleet_request_key(PGconn *conn, const char *domain, const char *host,
 	rc = keyreq_row(res, 0, out);
 	PQclear(res);
 	return rc == DK_OK ? DK_OK : dk_err(err, rc, "out of memory");
+}
+
+int
+dk_fleet_key_pending(PGconn *conn, const char *domain,
+    struct dk_fleet_keyreq **out, size_t *np, struct dk_error *err)
+{
+	const char *prm[] = { domain };
+	struct dk_fleet_keyreq *v;
+	PGresult *res;
+	size_t n, i;
+	int rc;
+
+	if ((rc = dk_pg_exec(conn, "SELECT " KEYREQ_COLS ", host FROM "
+	    "dk_keyreq WHERE domain = $1 AND key_id IS NULL ORDER BY "
+	    "generation, selector", 1, prm, &res, err)) != DK_OK)
+		return rc;
+	n = (size_t)PQntuples(res);
+	if ((v = calloc(n + 1, sizeof(*v))) == NULL) {
+		PQclear(res);
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	}
+	for (i = 0; i < n; i++)
+		if (keyreq_row(res, (int)i, &v[i]) != DK_OK ||
+		    (v[i].host = dk_strdup(PQgetvalue(res, (int)i, 9))) ==
+		    NULL) {
+			PQclear(res);
+			dk_fleet_keyreq_free(v, i + 1);
+			free(v);
+			return dk_err(err, DK_ENOMEM, "out of memory");
+		}
+	PQclear(res);
+	*out = v;
+	*np = n;
+	return DK_OK;
 }
 
 int

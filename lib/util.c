@@ -93,6 +93,31 @@ dk_exit_code(int code)
 	return 70;
 }
 
+/* How bad an exit status is: the higher, the sooner a human must act. */
+static int
+exit_rank(int status)
+{
+	switch (status) {
+	case 0:		return 0;
+	case 75:	return 1;	/* temporary: the next run resumes */
+	case 64:	return 2;
+	case 71:	return 4;
+	case 73:	return 5;
+	case 74:	return 6;
+	case 69:	return 7;	/* refused: credentials, zone, record */
+	case 77:	return 8;
+	case 65:	return 9;	/* no DNS write until the data is fixed */
+	case 78:	return 10;	/* nothing works until it is fixed */
+	}
+	return 3;			/* 70 and anything unknown */
+}
+
+int
+dk_exit_worst(int a, int b)
+{
+	return exit_rank(b) > exit_rank(a) ? b : a;
+}
+
 char *
 dk_strdup(const char *s)
 {

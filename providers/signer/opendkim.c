@@ -244,17 +244,13 @@ out:
 	return rc;
 }
 
+/* Domain, managed selectors and keys, as the tables can carry them. */
 static int
-odk_activate(void *ctx, const char *domain, enum dk_match match,
-    const char *const *managed, size_t nsel,
+odk_check_args(const char *domain, const char *const *managed, size_t nsel,
     const struct dk_signer_key *keys, size_t nkeys, struct dk_error *err)
 {
-	struct odk *o = ctx;
-	struct dk_strbuf kadd = DK_STRBUF_INIT, sadd = DK_STRBUF_INIT;
-	const char *tables[2];
-	char **names = NULL;
-	size_t nnames = 0, i;
-	int rc, lockfd = -1;
+	size_t i;
+	int rc;
 
 	if ((rc = dk_signer_activate_names("opendkim", domain, managed, nsel,
 	    keys, nkeys, err)) != DK_OK)
@@ -270,29 +266,50 @@ odk_activate(void *ctx, const char *domain, enum dk_match match,
 			    "'%s' must be an absolute path without ':', '#' "
 			    "or spaces", domain, keys[i].keyfile);
 	}
+	return DK_OK;
+}
 
-	/* The new selectors' lines go too, so that they never pile up. */
-	if ((names = calloc(nsel + nkeys, sizeof(*names))) == NULL)
-		goto nomem;
+/*
+ * The key names of the managed selectors, then of the new keys, into
+ * names (nsel + nkeys entries); *nnames counts those made, which the
+ * caller frees, whatever the outcome.  -1: out of memory.
+ */
+static int
+odk_key_names(const char *domain, const char *const *managed, size_t nsel,
+    const struct dk_signer_key *keys, size_t nkeys, char **names,
+    size_t *nnames)
+{
+	size_t i;
+
 	for (i = 0; i < nsel + nkeys; i++) {
-		if (asprintf(&names[nnames], "%s._domainkey.%s",
+		if (asprintf(&names[*nnames], "%s._domainkey.%s",
 		    i < nsel ? managed[i] : keys[i - nsel].selector,
 		    domain) == -1) {
-			names[nnames] = NULL;
-			goto nomem;
+			names[*nnames] = NULL;
+			return -1;
 		}
-		nnames++;
+		(*nnames)++;
 	}
-	/*
-	 * One KeyTable entry and one SigningTable line per key: with
-	 * MultipleSignatures, OpenDKIM signs with every matching line, so
-	 * a dual-algorithm domain's mail carries both signatures.
-	 */
-	for (i = 0; i < nkeys; i++) {
-		dk_strbuf_printf(&kadd, "%s._domainkey.%s %s:%s:%s\n",
+	return 0;
+}
+
+/*
+ * One KeyTable entry and one SigningTable line per key and pattern
+ * (match =), each table's lines NUL-terminated: with MultipleSignatures,
+ * OpenDKIM signs with every matching line, so a dual-algorithm domain's
+ * mail carries both signatures.  -1: out of memory.
+ */
+static int
+odk_table_lines(const char *domain, enum dk_match match,
+    const struct dk_signer_key *keys, size_t nkeys, struct dk_strbuf *kadd,
+    struct dk_strbuf *sadd)
+{
+	size_t i;
+
+	for (i = 0; i < nkeys; i++)
+		dk_strbuf_printf(kadd, "%s._domainkey.%s %s:%s:%s\n",
 		    keys[i].selector, domain, domain, keys[i].selector,
 		    keys[i].keyfile);
-	}
 	/* The exact name's lines first, each pattern in the keys' order. */
 	for (i = 0; i < 2 * nkeys; i++) {
 		int wild = i >= nkeys;
@@ -300,12 +317,27 @@ odk_activate(void *ctx, const char *domain, enum dk_match match,
 		if ((wild && match == DK_MATCH_DOMAIN) ||
 		    (!wild && match == DK_MATCH_SUBDOMAINS))
 			continue;
-		dk_strbuf_printf(&sadd, "*@%s%s %s._domainkey.%s\n",
+		dk_strbuf_printf(sadd, "*@%s%s %s._domainkey.%s\n",
 		    wild ? "*." : "", domain, keys[i % nkeys].selector,
 		    domain);
 	}
-	if (kadd.oom || sadd.oom)
-		goto nomem;
+	dk_strbuf_add(kadd, "", 0);
+	dk_strbuf_add(sadd, "", 0);
+	return kadd->oom || sadd->oom ? -1 : 0;
+}
+
+/*
+ * Both tables updated under the lock, then the reload.  names holds the
+ * managed key names (nsel) then the new keys' (nkeys).
+ */
+static int
+odk_write_tables(const struct odk *o, char **names, size_t nsel,
+    size_t nkeys, const char *klines, const char *slines,
+    struct dk_error *err)
+{
+	const char *tables[2];
+	size_t nnames = nsel + nkeys;
+	int rc, lockfd = -1;
 
 	/*
 	 * Domains may share the tables, and each update is a
@@ -315,7 +347,7 @@ odk_activate(void *ctx, const char *domain, enum dk_match match,
 	 */
 	if ((rc = dk_signer_lock(o->lock, DK_SIGNER_LOCK_WAIT, &lockfd,
 	    err)) != DK_OK)
-		goto out;
+		return rc;
 	tables[0] = o->key_table;
 	tables[1] = o->signing_table;
 	if ((rc = dk_signer_file_sweep(tables, 2, err)) != DK_OK)
@@ -331,9 +363,9 @@ odk_activate(void *ctx, const char *domain, enum dk_match match,
 	 *  3. KeyTable without the managed entries nothing names now.
 	 */
 	if ((rc = dk_table_update(FMT, o->key_table, 0, names + nsel, nkeys,
-	    kadd.p, NULL, err)) != DK_OK ||
-	    (rc = update_signing(o, names, nnames, sadd.p, err)) != DK_OK ||
-	    (rc = dk_table_update(FMT, o->key_table, 0, names, nnames, kadd.p,
+	    klines, NULL, err)) != DK_OK ||
+	    (rc = update_signing(o, names, nnames, slines, err)) != DK_OK ||
+	    (rc = dk_table_update(FMT, o->key_table, 0, names, nnames, klines,
 	    NULL, err)) != DK_OK)
 		goto out;
 	/* The reload reads the tables only: others may write meanwhile. */
@@ -341,11 +373,34 @@ odk_activate(void *ctx, const char *domain, enum dk_match match,
 	lockfd = -1;
 	if (o->reload != NULL)
 		rc = dk_signer_run_timeout(o->reload, o->reload_timeout, err);
-	goto out;
-nomem:
-	rc = dk_err(err, DK_ENOMEM, "out of memory");
 out:
 	dk_signer_unlock(lockfd);
+	return rc;
+}
+
+static int
+odk_activate(void *ctx, const char *domain, enum dk_match match,
+    const char *const *managed, size_t nsel,
+    const struct dk_signer_key *keys, size_t nkeys, struct dk_error *err)
+{
+	struct odk *o = ctx;
+	struct dk_strbuf kadd = DK_STRBUF_INIT, sadd = DK_STRBUF_INIT;
+	char **names = NULL;
+	size_t nnames = 0, i;
+	int rc;
+
+	if ((rc = odk_check_args(domain, managed, nsel, keys, nkeys, err)) !=
+	    DK_OK)
+		return rc;
+	/* The new selectors' lines go too, so that they never pile up. */
+	if ((names = calloc(nsel + nkeys, sizeof(*names))) == NULL ||
+	    odk_key_names(domain, managed, nsel, keys, nkeys, names,
+	    &nnames) == -1 ||
+	    odk_table_lines(domain, match, keys, nkeys, &kadd, &sadd) == -1)
+		rc = dk_err(err, DK_ENOMEM, "out of memory");
+	else
+		rc = odk_write_tables(o, names, nsel, nkeys, kadd.p, sadd.p,
+		    err);
 	if (names != NULL)
 		for (i = 0; i < nnames; i++)
 			free(names[i]);

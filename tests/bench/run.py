@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """make bench: every benchmark, one table.
 
-    /usr/bin/python3 tests/bench/run.py [--quick] [--only rotation|providers|probe]
+    /usr/bin/python3 tests/bench/run.py [--quick] [--only rotation|providers|probe|pg]
     /usr/bin/python3 tests/bench/run.py --scale [--quick]
 
 bench_rotation.py  bulk rotation of 1,000 domains (TXT and CNAME mode)
@@ -12,6 +12,9 @@ bench_providers.py bulk rotation through powerdns (a real pdns_server)
                    and API requests per published record
 bench_probe.py     `check` over 10,000 selectors x 2 servers against
                    dnsperf and opendkim-testkey
+bench_pg.py        `run --once` with nothing due at 10,000 domains with
+                   backend = postgresql (a real PostgreSQL) against the
+                   state directory
 bench_scale.py     (--scale only) configtest, status, run --once, check
                    and every --domain command at 10,000 and 100,000
                    domains: growth factors, --domain against configtest,
@@ -36,6 +39,7 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import bench_pg  # noqa: E402
 import bench_probe  # noqa: E402
 import bench_providers  # noqa: E402
 import bench_rotation  # noqa: E402
@@ -52,7 +56,8 @@ def main(argv):
     ap = argparse.ArgumentParser(prog="tests/bench/run.py")
     ap.add_argument("--quick", action="store_true",
                     help="small sizes: a smoke run")
-    ap.add_argument("--only", choices=("rotation", "providers", "probe"))
+    ap.add_argument("--only", choices=("rotation", "providers", "probe",
+                                         "pg"))
     ap.add_argument("--scale", action="store_true",
                     help="growth from 10k to 100k domains (bench_scale)")
     args = ap.parse_args(argv[1:])
@@ -67,7 +72,7 @@ def main(argv):
     t0 = time.monotonic()
     mods = (("scale", bench_scale),) if args.scale else (
         ("rotation", bench_rotation), ("providers", bench_providers),
-        ("probe", bench_probe))
+        ("probe", bench_probe), ("pg", bench_pg))
     for name, mod in mods:
         if args.only is not None and args.only != name:
             continue

@@ -336,6 +336,14 @@ def test_agent_refuses_a_second_agent_for_the_same_host(env, pg, s):
                                "'mx1'") == [["1"]], 20, "mx1's heartbeat")
     r = run(mx1.conf, "agent", "--host", "mx1", "--once")
     assert r.code == 75 and "one agent per host" in r.err, r.describe()
+    # Stopped (SIGTERM), it gives the host up: the next starts at once.
+    mx1.agent.stop()
+    assert mx1.agent.proc.returncode == 0, mx1.agent.describe()
+    r = run(mx1.conf, "agent", "--host", "mx1", "--once")
+    assert r.code == 0 and r.err == "", r.describe()
+    mx1.agent.start()
+    wait_until(lambda: "running" in mx1.agent.out(), 20, "mx1's agent")
+    assert mx1.agent.proc.poll() is None, mx1.agent.describe()
     r = run(mx1.conf, "agent", "--host", "MX 1")
     assert r.code == 64, r.describe()
     r = run(mx1.conf, "agent")
@@ -414,10 +422,50 @@ def test_per_host_rotation_waits_for_a_host_to_make_its_key(env, pg, s):
     for h in s.hosts.values():
         assert h.serves(s.domain) is None, h.name
     s.hosts["mx2"].agent.start()
+    wait_until(lambda: pg.psql("SELECT count(*) FROM dk_agent WHERE host = "
+                               "'mx2'") == [["1"]], 30, "mx2's heartbeat")
     r = run(s, "rotate", "--domain", s.domain)
     assert r.code == 0 and r.err == "", r.describe()
     for name, h in s.hosts.items():
         verify_host(env, s, h, name + "-a")
+
+
+@with_fleet(per_host=True, agent_timeout="4s", start=False)
+def test_per_host_check_names_a_host_that_cannot_make_its_key(env, pg, s):
+    # mx2's configuration lost the domain: it is asked, and refuses.
+    mx2 = s.hosts["mx2"]
+    with open(mx2.conf) as f:
+        text = f.read()
+    with open(mx2.conf, "w") as f:
+        f.write(text.replace("[domain %s]" % s.domain, "[domain other.test]"))
+    for h in s.hosts.values():
+        h.agent.start()
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 78 and "host mx2 cannot make its key for mx2-a" in \
+        r.err, r.describe() + mx2.agent.describe()
+    assert env.bind.query_txt("mx1-a._domainkey." + s.domain) == []
+    # check names the host: CRITICAL once agent_timeout has passed.
+    wait_until(lambda: run(s, "check", "--domain", s.domain).code == 2, 30,
+               "check CRITICAL")
+    r = run(s, "check", "--domain", s.domain)
+    assert "host mx2 cannot make its key for mx2-a" in r.out and \
+        "no [domain %s]" % s.domain in r.out, r.describe()
+    assert "host mx1" not in r.out and "host mx3" not in r.out, r.describe()
+    # Fixed and restarted, mx2 makes it; check is OK again.
+    mx2.agent.stop()
+    with open(mx2.conf, "w") as f:
+        f.write(text)
+    mx2.agent.start()
+    # The agent answers the request again when it starts.
+    wait_until(lambda: pg.psql("SELECT count(*) FROM dk_keyreq WHERE host = "
+                               "'mx2' AND key_id IS NOT NULL") == [["1"]],
+               60, "mx2's key:\n" + mx2.agent.describe())
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 0 and r.err == "", r.describe()
+    for name, h in s.hosts.items():
+        verify_host(env, s, h, name + "-a")
+    r = run(s, "check", "--domain", s.domain)
+    assert r.code == 0, r.describe()
 
 
 def public_key(bits):

@@ -10,7 +10,8 @@ import subprocess
 import tempfile
 import time
 
-from harness import DKIMKEYD, asan_env, rotate_and_verify, run, wait_until
+from harness import (DKIMKEYD, asan_env, rotate_and_verify, run, run_ok,
+                     wait_until)
 
 NOBODY = 65534
 
@@ -71,8 +72,7 @@ def test_a_fifo_or_symlink_as_tsig_key_file_is_refused_at_once(env):
     s = env.config()
     os.unlink(s.tsig_key_file)
     os.mkfifo(s.tsig_key_file, 0o600)
-    for args in (("configtest",), ("rotate", "--domain", s.domain),
-                 ("status",)):
+    for args in (("configtest",), ("rotate", "--domain", s.domain)):
         # Refused by type, never opened: no command waits for a writer.
         r = run(s, *args, timeout=20)
         assert r.code == 78, r.describe()
@@ -87,6 +87,33 @@ def test_a_fifo_or_symlink_as_tsig_key_file_is_refused_at_once(env):
     r = run(s, "configtest")
     assert r.code == 77 and "symbolic link" in r.err, r.describe()
     assert not os.listdir(s.key_dir), "a key was generated anyway"
+
+
+def test_status_opens_no_provider_and_reads_no_secret_file(env):
+    s = env.config()
+    rotate_and_verify(env, s, "mail1")
+    want = run_ok(s, "status")
+    # Absent, then a FIFO (opening it would wait for a writer), then
+    # garbage nobody may read: status says the same, and nothing of it.
+    os.unlink(s.tsig_key_file)
+    for make in (lambda p: None, lambda p: os.mkfifo(p, 0o600),
+                 lambda p: (open(p, "w").write("not a key"),
+                            os.chmod(p, 0o000))):
+        if os.path.lexists(s.tsig_key_file):
+            os.unlink(s.tsig_key_file)
+        make(s.tsig_key_file)
+        r = run(s, "status", timeout=20)
+        assert r.code == 0 and r.err == "", r.describe()
+        assert "mail1" in r.out and s.tsig_key_file not in r.out, \
+            r.describe()
+        assert r.out.split("next:")[0] == want.split("next:")[0], \
+            r.describe()
+        r = run(s, "status", "--json", timeout=20)
+        assert r.code == 0 and r.err == "" and '"mail1"' in r.out, \
+            r.describe()
+    # The publisher still needs it.
+    r = run(s, "rotate", "--domain", s.domain, timeout=20)
+    assert r.code != 0 and s.tsig_key_file in r.err, r.describe()
 
 
 def test_check_and_status_create_no_directories(env):
