@@ -311,19 +311,8 @@ static int
 cf_replace(void *arg, const char *owner, const struct dk_txt *old,
     const struct dk_txt *new, uint32_t ttl, struct dk_error *err)
 {
-	struct dk_dns_change ch;
-	struct dk_error e;
-	int status;
-
-	ch.owner = owner;
-	ch.old = old;
-	ch.new = new;
-	ch.ttl = ttl;
-	memset(&e, 0, sizeof(e));
-	(void)cf_replace_many(arg, &ch, 1, &status, &e);
-	if (status != DK_OK && err != NULL)
-		*err = e;
-	return status;
+	return dk_prov_replace_one(arg, cf_replace_many, owner, old, new, ttl,
+	    err);
 }
 
 static int

@@ -482,46 +482,6 @@ decide(const struct found *f, const struct dk_txt *old,
 	return dk_prov_cas(f->txt, f->ntxt, old, new);
 }
 
-static int
-pdns_replace(void *arg, const char *owner, const struct dk_txt *old,
-    const struct dk_txt *new, uint32_t ttl, struct dk_error *err)
-{
-	struct pdns *c = arg;
-	struct found f = { NULL, 0, NULL };
-	json_t *zobj = NULL, *rrsets, *list = NULL;
-	char *zone = NULL;
-	int rc;
-
-	if ((rc = find_zone(c, owner, &zone, err)) != DK_OK)
-		return rc;
-	if ((rc = get_rrsets(c, zone, owner, &zobj, &rrsets, err)) != DK_OK)
-		goto out;
-	if ((rc = collect(c, rrsets, owner, &f, err)) != DK_OK)
-		goto out;
-	switch (decide(&f, old, new)) {
-	case DK_CAS_DONE:
-		rc = DK_OK;
-		goto out;
-	case DK_CAS_FOREIGN:
-		rc = foreign(owner, &f, err);
-		goto out;
-	case DK_CAS_WRITE:
-		break;
-	}
-	if ((list = json_array()) == NULL ||
-	    add_txt_change(list, owner, new, ttl) != DK_OK) {
-		rc = dk_err(err, DK_ENOMEM, "out of memory");
-		goto out;
-	}
-	rc = patch(c, zone, list, err);
- out:
-	json_decref(list);
-	json_decref(zobj);
-	found_clear(&f);
-	free(zone);
-	return rc;
-}
-
 /* The changes idx[0..n) of one zone: one GET, one PATCH. */
 static void
 replace_zone(void *arg, const char *zone, const struct dk_dns_change *ch,
@@ -595,6 +555,15 @@ pdns_replace_many(void *arg, const struct dk_dns_change *changes, size_t n,
 {
 	return dk_prov_replace_by_zone(arg, changes, n, status, errs, find_zone,
 	    replace_zone);
+}
+
+/* One change: the same GET (of owner's rrsets) and PATCH. */
+static int
+pdns_replace(void *arg, const char *owner, const struct dk_txt *old,
+    const struct dk_txt *new, uint32_t ttl, struct dk_error *err)
+{
+	return dk_prov_replace_one(arg, pdns_replace_many, owner, old, new,
+	    ttl, err);
 }
 
 static int

@@ -658,6 +658,22 @@ dk_prov_http(struct dk_prov_base *b, struct dk_error *err)
 }
 
 int
+dk_prov_http_do(struct dk_prov_base *b, const struct dk_http_request *q,
+    struct dk_http_response *resp, struct dk_error *err)
+{
+	int rc, write = strcmp(q->method, "GET") != 0;
+
+	if ((rc = dk_prov_http(b, err)) != DK_OK)
+		return rc;
+	if (write)
+		DK_PROV_CRASHPOINT("before-api-write");
+	rc = dk_http_do(b->http, q, resp, err);
+	if (write)
+		DK_PROV_CRASHPOINT("after-api-write");
+	return rc;
+}
+
+int
 dk_prov_json_request(struct dk_prov_base *b, const char *method,
     const char *url, const char *body, int idempotent,
     struct dk_http_response *resp, struct dk_error *err)
@@ -667,8 +683,6 @@ dk_prov_json_request(struct dk_prov_base *b, const char *method,
 	int rc;
 
 	memset(resp, 0, sizeof(*resp));
-	if ((rc = dk_prov_http(b, err)) != DK_OK)
-		return rc;
 	hdrs[0] = b->auth;
 	hdrs[1] = "Accept: application/json";
 	hdrs[2] = body != NULL ? "Content-Type: application/json" : NULL;
@@ -680,7 +694,7 @@ dk_prov_json_request(struct dk_prov_base *b, const char *method,
 	q.body = body;
 	q.body_len = body != NULL ? strlen(body) : 0;
 	q.idempotent = idempotent;
-	if ((rc = dk_http_do(b->http, &q, resp, err)) != DK_OK)
+	if ((rc = dk_prov_http_do(b, &q, resp, err)) != DK_OK)
 		dk_http_response_clear(resp);
 	return rc;
 }
@@ -734,4 +748,25 @@ dk_prov_replace_by_zone(void *ctx, const struct dk_dns_change *changes,
 	free(idx);
 	free(done);
 	return first;
+}
+
+int
+dk_prov_replace_one(void *ctx, int (*replace_many)(void *,
+    const struct dk_dns_change *, size_t, int *, struct dk_error *),
+    const char *owner, const struct dk_txt *old, const struct dk_txt *new,
+    uint32_t ttl, struct dk_error *err)
+{
+	struct dk_dns_change ch;
+	struct dk_error e;
+	int status;
+
+	ch.owner = owner;
+	ch.old = old;
+	ch.new = new;
+	ch.ttl = ttl;
+	memset(&e, 0, sizeof(e));
+	(void)replace_many(ctx, &ch, 1, &status, &e);
+	if (status != DK_OK && err != NULL)
+		*err = e;
+	return status;
 }

@@ -72,7 +72,19 @@ void	dk_prov_base_clear(struct dk_prov_base *b);
 int	dk_prov_http(struct dk_prov_base *b, struct dk_error *err);
 
 /*
- * One JSON API request through dk_prov_http: headers b->auth, Accept
+ * dk_http_do through dk_prov_http.  A request that is not a GET (a
+ * write) passes the crash points "before-api-write" and, once answered,
+ * "after-api-write": the crash-safety tests kill there, between the
+ * provider's read and its write, and between the write and the state
+ * commit.
+ */
+struct dk_http_request;
+int	dk_prov_http_do(struct dk_prov_base *b,
+	    const struct dk_http_request *q, struct dk_http_response *resp,
+	    struct dk_error *err);
+
+/*
+ * One JSON API request through dk_prov_http_do: headers b->auth, Accept
  * and (with a body) Content-Type application/json.  idempotent: may be
  * resent after a 5xx.  On failure *resp is cleared.
  */
@@ -127,6 +139,15 @@ int	dk_prov_servers_many(struct dk_prov_probe *p,
 	    struct dk_servers_result *out, struct dk_error *err);
 int	dk_prov_zone_servers(struct dk_prov_probe *p, const char *owner,
 	    struct dk_addr **out, size_t *n, struct dk_error *err);
+
+/*
+ * replace as a replace_many of one change (status and error as its).
+ */
+int	dk_prov_replace_one(void *ctx, int (*replace_many)(void *ctx,
+	    const struct dk_dns_change *changes, size_t n, int *status,
+	    struct dk_error *errs), const char *owner,
+	    const struct dk_txt *old, const struct dk_txt *new, uint32_t ttl,
+	    struct dk_error *err);
 
 /*
  * The zone holding owner: zone = when configured, else found through the
@@ -210,5 +231,16 @@ const char *dk_prov_memo_get(const struct dk_conf_section *sec,
 	    const char *key);
 void	dk_prov_memo_put(const struct dk_conf_section *sec, const char *key,
 	    const char *value);
+
+/*
+ * Crash points for the crash-safety tests, compiled only with
+ * CRASHPOINTS=1 (dk_crashpoint is the daemon's, daemon/log.c).
+ */
+#ifdef DK_CRASHPOINTS
+void	dk_crashpoint(const char *name);
+#define DK_PROV_CRASHPOINT(name)	dk_crashpoint(name)
+#else
+#define DK_PROV_CRASHPOINT(name)	do { } while (0)
+#endif
 
 #endif

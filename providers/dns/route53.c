@@ -245,7 +245,7 @@ request(struct r53 *c, const char *method, const char *path,
 	 * refused whole, then read back as done.
 	 */
 	q.idempotent = 1;
-	rc = dk_http_do(c->b.http, &q, resp, err);
+	rc = dk_prov_http_do(&c->b, &q, resp, err);
 	goto out;
  nomem:
 	rc = dk_err(err, DK_ENOMEM, "out of memory");

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "../../lib/xml.h"
+#include "prov_common.h"
 #include "route53.h"
 
 #define MAX_NODES	200000
@@ -26,19 +27,6 @@ r53_found_clear(struct r53_found *f)
 	}
 	free(f->rs);
 	memset(f, 0, sizeof(*f));
-}
-
-/* Names compare without case and without the final dot. */
-static int
-name_eq(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-
-	if (la > 0 && a[la - 1] == '.')
-		la--;
-	if (lb > 0 && b[lb - 1] == '.')
-		lb--;
-	return la == lb && strncasecmp(a, b, la) == 0;
 }
 
 static int
@@ -152,7 +140,7 @@ r53_read_rrsets(const char *body, size_t len, const char *owner,
 			rc = shape("a ResourceRecordSet without a Name", err);
 			goto out;
 		}
-		if (!name_eq(name, owner)) {
+		if (!dk_prov_name_eq(name, owner)) {
 			past = 1;
 			continue;
 		}
@@ -168,7 +156,7 @@ r53_read_rrsets(const char *body, size_t len, const char *owner,
 			    err);
 			goto out;
 		}
-		if (name_eq(nn, owner)) {
+		if (dk_prov_name_eq(nn, owner)) {
 			char *a = strdup(nn), *b = strdup(nt);
 
 			if (a == NULL || b == NULL) {
@@ -257,7 +245,7 @@ r53_read_zones(const char *body, size_t len, const char *zone, char **id,
 			rc = shape("a HostedZone without Name or Id", err);
 			goto out;
 		}
-		if (!name_eq(name, zone))
+		if (!dk_prov_name_eq(name, zone))
 			continue;
 		if (strncmp(i, "/hostedzone/", 12) == 0)
 			i += 12;

@@ -51,6 +51,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "../../lib/strbuf.h"
 #include "signer.h"
 #include "signer_priv.h"
 
@@ -60,33 +61,6 @@ struct exm {
 };
 
 static const char *const exm_keys[] = { "file", "canary", NULL };
-
-/* A growing output buffer. */
-struct obuf {
-	char	*p;
-	size_t	 len;
-	size_t	 cap;
-};
-
-static int
-obuf_add(struct obuf *b, const char *s, size_t n)
-{
-	char *np;
-	size_t ncap;
-
-	if (n > b->cap - b->len) {
-		ncap = b->cap == 0 ? 4096 : b->cap;
-		while (ncap - b->len < n)
-			ncap *= 2;
-		if ((np = realloc(b->p, ncap)) == NULL)
-			return -1;
-		b->p = np;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	return 0;
-}
 
 /* One line of the file (newline excluded). */
 struct eline {
@@ -288,27 +262,19 @@ exm_activate(void *ctx, const char *domain, enum dk_match match,
 {
 	struct exm *x = ctx;
 	struct etab t;
-	struct obuf out = { NULL, 0, 0 };
+	struct dk_strbuf out = DK_STRBUF_INIT;
 	struct stat st;
 	const char *sweep[1];
-	char *line = NULL;
 	size_t i, j;
-	int rc, n, drop = 0, lockfd = -1;
+	int rc, drop = 0, lockfd = -1;
 
 	memset(&t, 0, sizeof(t));
-	if (nkeys == 0)
-		return dk_err(err, DK_EINVAL, "exim: %s: no key to activate",
-		    domain);
-	if (!dk_signer_name_valid(domain) || strchr(domain, '/') != NULL)
+	if ((rc = dk_signer_activate_names("exim", domain, managed, nsel,
+	    keys, nkeys, err)) != DK_OK)
+		return rc;
+	if (strchr(domain, '/') != NULL)
 		return dk_err(err, DK_EINVAL, "exim: bad domain '%s'", domain);
-	for (i = 0; i < nsel; i++)
-		if (!dk_signer_name_valid(managed[i]))
-			return dk_err(err, DK_EINVAL, "exim: %s: bad selector "
-			    "'%s'", domain, managed[i]);
 	for (i = 0; i < nkeys; i++) {
-		if (!dk_signer_name_valid(keys[i].selector))
-			return dk_err(err, DK_EINVAL, "exim: %s: bad selector "
-			    "'%s'", domain, keys[i].selector);
 		for (j = 0; j < i; j++)
 			if (strcasecmp(keys[i].selector, keys[j].selector) ==
 			    0)
@@ -341,56 +307,30 @@ exm_activate(void *ctx, const char *domain, enum dk_match match,
 
 		if (!e->cont)
 			drop = e->key != NULL && ours(e->key, e->kl, domain);
-		if (!drop && obuf_add(&out, e->l, e->full) == -1)
-			goto nomem;
+		if (!drop)
+			dk_strbuf_add(&out, e->l, e->full);
 	}
-	if (out.len > 0 && out.p[out.len - 1] != '\n' &&
-	    obuf_add(&out, "\n", 1) == -1)
-		goto nomem;
-	if (!t.exists) {
-		static const char hd[] = "# Exim DKIM selectors and keys; "
-		    "the lines of dkimkeyd's domains are\n# rewritten by "
-		    "dkimkeyd (see contrib/exim/).\n";
-
-		if (obuf_add(&out, hd, sizeof(hd) - 1) == -1)
-			goto nomem;
-	}
+	if (out.len > 0 && out.p[out.len - 1] != '\n')
+		dk_strbuf_str(&out, "\n");
+	if (!t.exists)
+		dk_strbuf_str(&out, "# Exim DKIM selectors and keys; the lines "
+		    "of dkimkeyd's domains are\n# rewritten by dkimkeyd (see "
+		    "contrib/exim/).\n");
 	/* DOMAIN: sel1 : sel2 — Exim signs once per selector. */
-	if (obuf_add(&out, domain, strlen(domain)) == -1 ||
-	    obuf_add(&out, ":", 1) == -1)
-		goto nomem;
+	dk_strbuf_printf(&out, "%s:", domain);
 	for (i = 0; i < nkeys; i++)
-		if (obuf_add(&out, i == 0 ? " " : " : ", i == 0 ? 1 : 3) ==
-		    -1 || obuf_add(&out, keys[i].selector,
-		    strlen(keys[i].selector)) == -1)
-			goto nomem;
-	if (obuf_add(&out, "\n", 1) == -1)
-		goto nomem;
-	for (i = 0; i < nkeys; i++) {
-		if ((n = asprintf(&line, "%s/%s: %s\n", domain,
-		    keys[i].selector, keys[i].keyfile)) == -1) {
-			line = NULL;
-			goto nomem;
-		}
-		if (obuf_add(&out, line, (size_t)n) == -1)
-			goto nomem;
-		free(line);
-		line = NULL;
-	}
+		dk_strbuf_printf(&out, "%s%s", i == 0 ? " " : " : ",
+		    keys[i].selector);
+	dk_strbuf_str(&out, "\n");
+	for (i = 0; i < nkeys; i++)
+		dk_strbuf_printf(&out, "%s/%s: %s\n", domain,
+		    keys[i].selector, keys[i].keyfile);
 	/* The From domains it signs for: @DOMAIN, *.DOMAIN or both. */
-	if (match != DK_MATCH_SUBDOMAINS &&
-	    (obuf_add(&out, "@", 1) == -1 ||
-	    obuf_add(&out, domain, strlen(domain)) == -1 ||
-	    obuf_add(&out, ": ", 2) == -1 ||
-	    obuf_add(&out, domain, strlen(domain)) == -1 ||
-	    obuf_add(&out, "\n", 1) == -1))
-		goto nomem;
-	if (match != DK_MATCH_DOMAIN &&
-	    (obuf_add(&out, "*.", 2) == -1 ||
-	    obuf_add(&out, domain, strlen(domain)) == -1 ||
-	    obuf_add(&out, ": ", 2) == -1 ||
-	    obuf_add(&out, domain, strlen(domain)) == -1 ||
-	    obuf_add(&out, "\n", 1) == -1))
+	if (match != DK_MATCH_SUBDOMAINS)
+		dk_strbuf_printf(&out, "@%s: %s\n", domain, domain);
+	if (match != DK_MATCH_DOMAIN)
+		dk_strbuf_printf(&out, "*.%s: %s\n", domain, domain);
+	if (out.oom)
 		goto nomem;
 	/* The switch: one rename, every selector and key at once. */
 	if (t.exists && out.len == t.len && memcmp(out.p, t.buf, t.len) == 0)
@@ -403,8 +343,7 @@ nomem:
 	rc = dk_err(err, DK_ENOMEM, "out of memory");
 out:
 	dk_signer_unlock(lockfd);
-	free(line);
-	free(out.p);
+	dk_strbuf_clear(&out);
 	etab_free(&t);
 	return rc;
 }

@@ -173,14 +173,15 @@ precedes(const char *n, size_t nl, const char *e, size_t el)
  */
 static int
 insert_ordered(const char *text, size_t len, const char *add,
-    struct dk_tbuf *out)
+    struct dk_strbuf *out)
 {
-	struct dk_tbuf cur = { NULL, 0, 0 }, next;
+	struct dk_strbuf cur = DK_STRBUF_INIT, next;
 	const char *a, *l, *f, *nf;
 	size_t aoff = 0, al, off, ll, fl, nfl;
 	int done;
 
-	if (dk_tbuf_add(&cur, text, len) == -1)
+	dk_strbuf_add(&cur, text, len);
+	if (cur.oom)
 		return -1;
 	while (dk_table_next_line(add, strlen(add), &aoff, &a, &al)) {
 		if (!dk_table_field(FMT, a, al, 0, &nf, &nfl))
@@ -192,29 +193,28 @@ insert_ordered(const char *text, size_t len, const char *add,
 			if (!done && !dk_table_is_comment(FMT, l, ll) &&
 			    dk_table_field(FMT, l, ll, 0, &f, &fl) &&
 			    precedes(nf, nfl, f, fl)) {
-				if (dk_tbuf_add(&next, a, al) == -1)
-					goto nomem;
+				dk_strbuf_add(&next, a, al);
 				done = 1;
 			}
-			if (dk_tbuf_add(&next, l, ll) == -1)
-				goto nomem;
+			dk_strbuf_add(&next, l, ll);
 		}
-		if (next.len > 0 && next.p[next.len - 1] != '\n' &&
-		    dk_tbuf_add(&next, "\n", 1) == -1)
+		if (next.len > 0 && next.p[next.len - 1] != '\n')
+			dk_strbuf_str(&next, "\n");
+		if (!done)
+			dk_strbuf_add(&next, a, al);
+		if (next.oom)
 			goto nomem;
-		if (!done && dk_tbuf_add(&next, a, al) == -1)
-			goto nomem;
-		free(cur.p);
+		dk_strbuf_clear(&cur);
 		cur = next;
 	}
-	if (dk_tbuf_add(&cur, "", 1) == -1)
+	dk_strbuf_add(&cur, "", 0);	/* a C string, even when empty */
+	if (cur.oom)
 		return -1;
-	cur.len--;
 	*out = cur;
 	return 0;
 nomem:
-	free(next.p);
-	free(cur.p);
+	dk_strbuf_clear(&next);
+	dk_strbuf_clear(&cur);
 	return -1;
 }
 
@@ -224,7 +224,7 @@ update_signing(const struct odk *o, char *const *names, size_t nnames,
     const char *add, struct dk_error *err)
 {
 	struct dk_table t;
-	struct dk_tbuf kept = { NULL, 0, 0 }, out = { NULL, 0, 0 };
+	struct dk_strbuf kept = DK_STRBUF_INIT, out = DK_STRBUF_INIT;
 	int rc;
 
 	if ((rc = dk_table_read(o->signing_table, &t, err)) != DK_OK)
@@ -238,8 +238,8 @@ update_signing(const struct odk *o, char *const *names, size_t nnames,
 	}
 	rc = dk_table_replace(o->signing_table, &t, &out, err);
 out:
-	free(kept.p);
-	free(out.p);
+	dk_strbuf_clear(&kept);
+	dk_strbuf_clear(&out);
 	free(t.buf);
 	return rc;
 }
@@ -250,21 +250,12 @@ odk_check_args(const char *domain, const char *const *managed, size_t nsel,
     const struct dk_signer_key *keys, size_t nkeys, struct dk_error *err)
 {
 	size_t i;
+	int rc;
 
-	if (nkeys == 0)
-		return dk_err(err, DK_EINVAL, "opendkim: %s: no key to "
-		    "activate", domain);
-	if (!dk_signer_name_valid(domain))
-		return dk_err(err, DK_EINVAL, "opendkim: bad domain '%s'",
-		    domain);
-	for (i = 0; i < nsel; i++)
-		if (!dk_signer_name_valid(managed[i]))
-			return dk_err(err, DK_EINVAL, "opendkim: %s: bad "
-			    "selector '%s'", domain, managed[i]);
+	if ((rc = dk_signer_activate_names("opendkim", domain, managed, nsel,
+	    keys, nkeys, err)) != DK_OK)
+		return rc;
 	for (i = 0; i < nkeys; i++) {
-		if (!dk_signer_name_valid(keys[i].selector))
-			return dk_err(err, DK_EINVAL, "opendkim: %s: bad "
-			    "selector '%s'", domain, keys[i].selector);
 		/*
 		 * OpenDKIM reads a third field not starting with '/' as
 		 * key data, and splits the value on ':' and whitespace.
@@ -310,23 +301,15 @@ odk_key_names(const char *domain, const char *const *managed, size_t nsel,
  */
 static int
 odk_table_lines(const char *domain, enum dk_match match,
-    const struct dk_signer_key *keys, size_t nkeys, struct dk_tbuf *kadd,
-    struct dk_tbuf *sadd)
+    const struct dk_signer_key *keys, size_t nkeys, struct dk_strbuf *kadd,
+    struct dk_strbuf *sadd)
 {
-	char *line = NULL;
 	size_t i;
-	int n;
 
-	for (i = 0; i < nkeys; i++) {
-		if ((n = asprintf(&line, "%s._domainkey.%s %s:%s:%s\n",
+	for (i = 0; i < nkeys; i++)
+		dk_strbuf_printf(kadd, "%s._domainkey.%s %s:%s:%s\n",
 		    keys[i].selector, domain, domain, keys[i].selector,
-		    keys[i].keyfile)) == -1)
-			return -1;
-		if (dk_tbuf_add(kadd, line, (size_t)n) == -1)
-			goto nomem;
-		free(line);
-		line = NULL;
-	}
+		    keys[i].keyfile);
 	/* The exact name's lines first, each pattern in the keys' order. */
 	for (i = 0; i < 2 * nkeys; i++) {
 		int wild = i >= nkeys;
@@ -334,21 +317,13 @@ odk_table_lines(const char *domain, enum dk_match match,
 		if ((wild && match == DK_MATCH_DOMAIN) ||
 		    (!wild && match == DK_MATCH_SUBDOMAINS))
 			continue;
-		if ((n = asprintf(&line, "*@%s%s %s._domainkey.%s\n",
+		dk_strbuf_printf(sadd, "*@%s%s %s._domainkey.%s\n",
 		    wild ? "*." : "", domain, keys[i % nkeys].selector,
-		    domain)) == -1)
-			return -1;
-		if (dk_tbuf_add(sadd, line, (size_t)n) == -1)
-			goto nomem;
-		free(line);
-		line = NULL;
+		    domain);
 	}
-	if (dk_tbuf_add(kadd, "", 1) == -1 || dk_tbuf_add(sadd, "", 1) == -1)
-		return -1;
-	return 0;
-nomem:
-	free(line);
-	return -1;
+	dk_strbuf_add(kadd, "", 0);
+	dk_strbuf_add(sadd, "", 0);
+	return kadd->oom || sadd->oom ? -1 : 0;
 }
 
 /*
@@ -409,7 +384,7 @@ odk_activate(void *ctx, const char *domain, enum dk_match match,
     const struct dk_signer_key *keys, size_t nkeys, struct dk_error *err)
 {
 	struct odk *o = ctx;
-	struct dk_tbuf kadd = { NULL, 0, 0 }, sadd = { NULL, 0, 0 };
+	struct dk_strbuf kadd = DK_STRBUF_INIT, sadd = DK_STRBUF_INIT;
 	char **names = NULL;
 	size_t nnames = 0, i;
 	int rc;
@@ -430,8 +405,8 @@ odk_activate(void *ctx, const char *domain, enum dk_match match,
 		for (i = 0; i < nnames; i++)
 			free(names[i]);
 	free(names);
-	free(kadd.p);
-	free(sadd.p);
+	dk_strbuf_clear(&kadd);
+	dk_strbuf_clear(&sadd);
 	return rc;
 }
 
@@ -578,18 +553,6 @@ lookup_key(const struct odk *o, const struct ktab *kt, const char *kn,
 	return DK_OK;
 }
 
-/* Record an error for one domain: its later lines are not looked at. */
-static void
-fail_one(struct dk_signer_current *r, int rc, const struct dk_error *e)
-{
-	dk_signer_keys_free(r->keys, r->nkeys);
-	r->keys = NULL;
-	r->nkeys = 0;
-	if (e != &r->err)
-		r->err = *e;
-	r->rc = rc;
-}
-
 /*
  * One pass over the SigningTable for every domain: each line is matched
  * to its domains through a hash of the domain names, and each key name
@@ -631,7 +594,7 @@ odk_current_many(void *ctx, const char *const *domains, size_t n,
 		goto nomem;
 	if (rc != DK_OK) {
 		for (i = 0; i < n; i++)
-			fail_one(&res[i], rc, &serr);
+			dk_signer_current_fail(&res[i], rc, &serr);
 		goto done;
 	}
 	if ((dhead = dk_table_buckets(n, &dmask)) == NULL ||
@@ -684,7 +647,7 @@ odk_current_many(void *ctx, const char *const *domains, size_t n,
 				have_kt = 1;
 			}
 			if (krc != DK_OK) {
-				fail_one(r, krc, &kerr);
+				dk_signer_current_fail(r, krc, &kerr);
 				continue;
 			}
 			if ((nk = reallocarray(r->keys, r->nkeys + 1,
@@ -695,7 +658,7 @@ odk_current_many(void *ctx, const char *const *domains, size_t n,
 			    &r->keys[r->nkeys], &r->err)) == DK_ENOMEM)
 				goto nomem;
 			if (rc != DK_OK)
-				fail_one(r, rc, &r->err);
+				dk_signer_current_fail(r, rc, &r->err);
 			else
 				r->nkeys++;
 		}

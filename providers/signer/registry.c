@@ -342,3 +342,39 @@ dk_signer_current_one(int (*many)(void *, const char *const *, size_t,
 	*nkeysp = c.nkeys;
 	return DK_OK;
 }
+
+int
+dk_signer_activate_names(const char *who, const char *domain,
+    const char *const *managed, size_t nsel,
+    const struct dk_signer_key *keys, size_t nkeys, struct dk_error *err)
+{
+	size_t i;
+
+	if (nkeys == 0)
+		return dk_err(err, DK_EINVAL, "%s: %s: no key to activate", who,
+		    domain);
+	if (!dk_signer_name_valid(domain))
+		return dk_err(err, DK_EINVAL, "%s: bad domain '%s'", who,
+		    domain);
+	for (i = 0; i < nsel; i++)
+		if (!dk_signer_name_valid(managed[i]))
+			return dk_err(err, DK_EINVAL, "%s: %s: bad selector "
+			    "'%s'", who, domain, managed[i]);
+	for (i = 0; i < nkeys; i++)
+		if (!dk_signer_name_valid(keys[i].selector))
+			return dk_err(err, DK_EINVAL, "%s: %s: bad selector "
+			    "'%s'", who, domain, keys[i].selector);
+	return DK_OK;
+}
+
+void
+dk_signer_current_fail(struct dk_signer_current *c, int rc,
+    const struct dk_error *e)
+{
+	dk_signer_keys_free(c->keys, c->nkeys);
+	c->keys = NULL;
+	c->nkeys = 0;
+	if (e != &c->err)
+		c->err = *e;
+	c->rc = rc;
+}

@@ -116,20 +116,10 @@ rsp_activate(void *ctx, const char *domain, enum dk_match match,
 	(void)managed;
 	memset(&nd, 0, sizeof(nd));
 	memset(&old, 0, sizeof(old));
-	if (nkeys == 0)
-		return dk_err(err, DK_EINVAL, "rspamd: %s: no key to activate",
-		    domain);
-	if (!dk_signer_name_valid(domain))
-		return dk_err(err, DK_EINVAL, "rspamd: bad domain '%s'",
-		    domain);
-	for (i = 0; i < nsel; i++)
-		if (!dk_signer_name_valid(managed[i]))
-			return dk_err(err, DK_EINVAL, "rspamd: %s: bad "
-			    "selector '%s'", domain, managed[i]);
+	if ((rc = dk_signer_activate_names("rspamd", domain, managed, nsel,
+	    keys, nkeys, err)) != DK_OK)
+		return rc;
 	for (i = 0; i < nkeys; i++) {
-		if (!dk_signer_name_valid(keys[i].selector))
-			return dk_err(err, DK_EINVAL, "rspamd: %s: bad "
-			    "selector '%s'", domain, keys[i].selector);
 		if (!rsp_path_ok(keys[i].keyfile))
 			return dk_err(err, DK_EINVAL, "rspamd: %s: key file "
 			    "'%s' must be an absolute path without spaces, "
@@ -215,18 +205,6 @@ out:
 	return rc;
 }
 
-/* Record an error for one domain. */
-static void
-fail_one(struct dk_signer_current *c, int rc, const struct dk_error *e)
-{
-	dk_signer_keys_free(c->keys, c->nkeys);
-	c->keys = NULL;
-	c->nkeys = 0;
-	if (e != &c->err)
-		c->err = *e;
-	c->rc = rc;
-}
-
 /*
  * What rspamd signs d's mail with, as the keys dkimkeyd manages: each
  * path exists, and an Ed25519 copy holds its source's key.
@@ -273,7 +251,7 @@ entry_keys(const struct rsp *r, const struct rdom *d,
 		if (rc == DK_ENOMEM)
 			return rc;
 		if (rc != DK_OK) {
-			fail_one(c, rc, &c->err);
+			dk_signer_current_fail(c, rc, &c->err);
 			return DK_OK;
 		}
 		if ((c->keys[i].selector = dk_strdup(s->selector)) == NULL ||
@@ -325,7 +303,7 @@ rsp_current_many(void *ctx, const char *const *domains, size_t n,
 		goto nomem;
 	if (frc != DK_OK) {
 		for (i = 0; i < n; i++)
-			fail_one(&res[i], frc, &ferr);
+			dk_signer_current_fail(&res[i], frc, &ferr);
 		goto done;
 	}
 	while (nb < 2 * f.n)

@@ -125,6 +125,20 @@ struct dk_signer_current;
 struct dk_signer_key;
 
 /*
+ * What every activate checks first: at least one key, and the domain,
+ * the managed selectors and the keys' selectors dk_signer_name_valid.
+ * DK_EINVAL "WHO: ..." naming what is wrong.
+ */
+int	dk_signer_activate_names(const char *who, const char *domain,
+	    const char *const *managed, size_t nsel,
+	    const struct dk_signer_key *keys, size_t nkeys,
+	    struct dk_error *err);
+
+/* A current_many result failed: no keys, rc and e (may be &c->err). */
+void	dk_signer_current_fail(struct dk_signer_current *c, int rc,
+	    const struct dk_error *e);
+
+/*
  * current through current_many with one domain: for signers whose
  * current_many is the only reader of their configuration.
  */

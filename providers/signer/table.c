@@ -17,28 +17,6 @@
 
 const struct dk_table_fmt dk_table_fmt_blank = { '#', "" };
 
-int
-dk_tbuf_add(struct dk_tbuf *b, const char *s, size_t n)
-{
-	char *np;
-	size_t ncap;
-
-	if (n == 0)
-		return 0;	/* b->p may still be NULL */
-	if (n > b->cap - b->len) {
-		ncap = b->cap == 0 ? 4096 : b->cap;
-		while (ncap - b->len < n)
-			ncap *= 2;
-		if ((np = realloc(b->p, ncap)) == NULL)
-			return -1;
-		b->p = np;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	return 0;
-}
-
 static int
 is_blank(char c)
 {
@@ -148,7 +126,7 @@ out:
 int
 dk_table_edit(const struct dk_table_fmt *fmt, const char *buf, size_t len,
     int fidx, char *const *names, size_t nnames, const char *add,
-    struct dk_tbuf *out)
+    struct dk_strbuf *out)
 {
 	const char *l, *f;
 	size_t off = 0, ll, fl, i;
@@ -160,22 +138,18 @@ dk_table_edit(const struct dk_table_fmt *fmt, const char *buf, size_t len,
 		    dk_table_field(fmt, l, ll, fidx, &f, &fl))
 			for (i = 0; i < nnames && !drop; i++)
 				drop = dk_table_field_is(f, fl, names[i]);
-		if (!drop && dk_tbuf_add(out, l, ll) == -1)
-			return -1;
+		if (!drop)
+			dk_strbuf_add(out, l, ll);
 	}
-	if (out->len > 0 && out->p[out->len - 1] != '\n' &&
-	    dk_tbuf_add(out, "\n", 1) == -1)
-		return -1;
-	/* With its NUL, not counted: the result is a C string too. */
-	if (dk_tbuf_add(out, add, strlen(add) + 1) == -1)
-		return -1;
-	out->len--;
-	return 0;
+	if (out->len > 0 && out->p[out->len - 1] != '\n')
+		dk_strbuf_str(out, "\n");
+	dk_strbuf_str(out, add);
+	return out->oom ? -1 : 0;
 }
 
 int
-dk_table_replace(const char *path, struct dk_table *t, struct dk_tbuf *text,
-    struct dk_error *err)
+dk_table_replace(const char *path, struct dk_table *t,
+    struct dk_strbuf *text, struct dk_error *err)
 {
 	int rc = DK_OK;
 
@@ -208,7 +182,7 @@ dk_table_update(const struct dk_table_fmt *fmt, const char *path, int fidx,
     struct dk_error *err)
 {
 	struct dk_table t;
-	struct dk_tbuf out = { NULL, 0, 0 };
+	struct dk_strbuf out = DK_STRBUF_INIT;
 	int rc;
 
 	if ((rc = dk_table_read(path, &t, err)) != DK_OK)
@@ -220,7 +194,7 @@ dk_table_update(const struct dk_table_fmt *fmt, const char *path, int fidx,
 	}
 	rc = dk_table_replace(path, &t, &out, err);
 out:
-	free(out.p);
+	dk_strbuf_clear(&out);
 	if (rc == DK_OK && tp != NULL)
 		*tp = t;
 	else

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "../../lib/dk.h"
+#include "../../lib/strbuf.h"
 
 /* How a table's lines split into fields. */
 struct dk_table_fmt {
@@ -25,16 +26,6 @@ struct dk_table_fmt {
 };
 
 extern const struct dk_table_fmt dk_table_fmt_blank;	/* '#', "" */
-
-/* A growing output buffer; zero-initialise, free p. */
-struct dk_tbuf {
-	char	*p;
-	size_t	 len;
-	size_t	 cap;
-};
-
-/* Append n octets of s: 0, or -1 when out of memory. */
-int	dk_tbuf_add(struct dk_tbuf *b, const char *s, size_t n);
 
 /* A table read whole. */
 struct dk_table {
@@ -75,7 +66,7 @@ int	dk_table_field_is(const char *f, size_t flen, const char *s);
  */
 int	dk_table_edit(const struct dk_table_fmt *fmt, const char *buf,
 	    size_t len, int fidx, char *const *names, size_t nnames,
-	    const char *add, struct dk_tbuf *out);
+	    const char *add, struct dk_strbuf *out);
 
 /*
  * Write text as the new content of the table t was read from: durably
@@ -85,7 +76,7 @@ int	dk_table_edit(const struct dk_table_fmt *fmt, const char *buf,
  * same table under the same lock need not read it again.
  */
 int	dk_table_replace(const char *path, struct dk_table *t,
-	    struct dk_tbuf *text, struct dk_error *err);
+	    struct dk_strbuf *text, struct dk_error *err);
 
 /*
  * dk_table_read + dk_table_edit + dk_table_replace of path; t (may be

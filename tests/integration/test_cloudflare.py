@@ -412,7 +412,8 @@ def test_cloudflare_many_domains_in_few_batches(env):
 
 def test_cloudflare_crash_at_every_point_and_occurrence(env):
     """The kill-at-every-point suite of test_crash (before and after
-    each provider call, before and after each commit), with the records
+    each provider call and each batch request, before and after each
+    commit), with the records
     written through the Cloudflare test server into BIND: the same
     invariants after every kill and rerun, a signer in the loop."""
     import test_crash
@@ -440,8 +441,8 @@ def test_cloudflare_crash_at_every_point_and_occurrence(env):
 
     test_crash.write_conf = write_conf
     try:
-        test_crash.every_point(env, test_crash.Flow, "f",
-                               test_crash.POINTS)
+        test_crash.every_point(env, test_crash.Flow, "f", test_crash.POINTS
+                               + ("before-api-write", "after-api-write"))
     finally:
         test_crash.write_conf = orig
     _check_foreign(env, cf)

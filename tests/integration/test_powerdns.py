@@ -18,6 +18,9 @@ from harness import (FOREIGN_RECORD, FOREIGN_SELECTOR, dkim_roundtrip,
 import pdns
 from pdns import PdnsEnv
 
+# The HTTP providers' crash points around each API write.
+API_WRITE_POINTS = ("before-api-write", "after-api-write")
+
 
 def _setup(env, **kw):
     p = pdns.start(env)
@@ -254,8 +257,12 @@ def test_powerdns_unreachable_api_exits_75(env):
 
 def test_powerdns_crash_at_every_point_and_occurrence(env):
     """The kill-at-every-point suite of test_crash, with the records on
-    pdns through the powerdns provider: the same invariants after every
-    kill and rerun, a signer in the loop verifying against pdns."""
+    pdns through the powerdns provider, and kills around every API write
+    too (after the read, before the PATCH; after the PATCH's answer,
+    before the commit): the same invariants after every kill and rerun
+    (one TXT RR per selector, nothing activated before pdns serves it,
+    a rerun finishes the work), a signer in the loop verifying against
+    pdns."""
     import test_crash
     p = pdns.start(env)
     p.key_text = ""     # no TSIG: write_conf's key file stays unused
@@ -291,7 +298,7 @@ def test_powerdns_crash_at_every_point_and_occurrence(env):
     test_crash.WORKERS = 3
     try:
         test_crash.every_point(Shim(), test_crash.Flow, "p",
-                               test_crash.POINTS)
+                               test_crash.POINTS + API_WRITE_POINTS)
     finally:
         test_crash.write_conf = orig
         test_crash.WORKERS = workers

@@ -2117,7 +2117,7 @@ test_table_edit_keeps_every_other_byte(void **state)
 	    "  mail9._domainkey.example.com example.com:mail9:/x\n"
 	    "mail2._domainkey.example.com example.com:mail2:/new\n";
 	char *names[] = { (char *)"mail1._domainkey.example.com" };
-	struct dk_tbuf out = { NULL, 0, 0 };
+	struct dk_strbuf out = DK_STRBUF_INIT;
 
 	(void)state;
 	assert_int_equal(dk_table_edit(&dk_table_fmt_blank, in, strlen(in), 0,
@@ -2128,6 +2128,34 @@ test_table_edit_keeps_every_other_byte(void **state)
 	free(out.p);
 }
 
+/* The checks every activate makes first, with the signer's name. */
+static void
+test_activate_names_refused_before_anything(void **state)
+{
+	struct dk_signer_key keys[2] = { { (char *)"mail1", (char *)"/k1" },
+	    { (char *)"ma/il2", (char *)"/k2" } };
+	const char *sels[2] = { "mail1", "bad sel" };
+	struct dk_error err = { 0, "" };
+
+	(void)state;
+	assert_int_equal(dk_signer_activate_names("exim", "example.com",
+	    sels, 1, keys, 1, &err), DK_OK);
+	assert_int_equal(dk_signer_activate_names("exim", "example.com",
+	    sels, 1, keys, 0, &err), DK_EINVAL);
+	assert_string_equal(err.msg, "exim: example.com: no key to activate");
+	assert_int_equal(dk_signer_activate_names("rspamd", "exa..mple.com",
+	    sels, 1, keys, 1, &err), DK_EINVAL);
+	assert_string_equal(err.msg, "rspamd: bad domain 'exa..mple.com'");
+	assert_int_equal(dk_signer_activate_names("opendkim", "example.com",
+	    sels, 2, keys, 1, &err), DK_EINVAL);
+	assert_string_equal(err.msg,
+	    "opendkim: example.com: bad selector 'bad sel'");
+	assert_int_equal(dk_signer_activate_names("opendkim", "example.com",
+	    sels, 1, keys, 2, &err), DK_EINVAL);
+	assert_string_equal(err.msg,
+	    "opendkim: example.com: bad selector 'ma/il2'");
+}
+
 static void
 test_table_edit_splits_on_format_delimiters(void **state)
 {
@@ -2135,7 +2163,7 @@ test_table_edit_splits_on_format_delimiters(void **state)
 	static const struct dk_table_fmt exim = { '#', ":" };
 	static const char in[] = "example.com: mail1\nexample.org: x\n";
 	char *names[] = { (char *)"example.com" };
-	struct dk_tbuf out = { NULL, 0, 0 };
+	struct dk_strbuf out = DK_STRBUF_INIT;
 	const char *f;
 	size_t fl;
 
@@ -2193,6 +2221,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_table_edit_keeps_every_other_byte),
 		T(test_table_edit_splits_on_format_delimiters),
+		T(test_activate_names_refused_before_anything),
 		T(test_table_update_leaves_unchanged_file_alone),
 		T(test_table_read_refuses_fifo),
 		T(test_signer_find_knows_builtin_types),
