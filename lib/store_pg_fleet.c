@@ -486,38 +486,52 @@ dk_fleet_request_key(PGconn *conn, const char *domain, const char *host,
 	return rc == DK_OK ? DK_OK : dk_err(err, rc, "out of memory");
 }
 
+/*
+ * The rows of res (cleared here) as key requests, host from column
+ * host_col when it is not -1.  *out has a spare zeroed entry at the end.
+ */
+static int
+keyreq_rows(PGresult *res, int host_col, struct dk_fleet_keyreq **out,
+    size_t *np, struct dk_error *err)
+{
+	struct dk_fleet_keyreq *v;
+	size_t n = (size_t)PQntuples(res), i, made = 0;
+
+	if ((v = calloc(n + 1, sizeof(*v))) == NULL) {
+		PQclear(res);
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	}
+	/* keyreq_row frees what it made of a row it cannot finish. */
+	for (i = 0; i < n && keyreq_row(res, (int)i, &v[i]) == DK_OK; i++) {
+		made = i + 1;
+		if (host_col != -1 && (v[i].host = dk_strdup(PQgetvalue(res,
+		    (int)i, host_col))) == NULL)
+			break;
+	}
+	PQclear(res);
+	if (i < n) {
+		dk_fleet_keyreq_free(v, made);
+		free(v);
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	}
+	*out = v;
+	*np = n;
+	return DK_OK;
+}
+
 int
 dk_fleet_key_pending(PGconn *conn, const char *domain,
     struct dk_fleet_keyreq **out, size_t *np, struct dk_error *err)
 {
 	const char *prm[] = { domain };
-	struct dk_fleet_keyreq *v;
 	PGresult *res;
-	size_t n, i;
 	int rc;
 
 	if ((rc = dk_pg_exec(conn, "SELECT " KEYREQ_COLS ", host FROM "
 	    "dk_keyreq WHERE domain = $1 AND key_id IS NULL ORDER BY "
 	    "generation, selector", 1, prm, &res, err)) != DK_OK)
 		return rc;
-	n = (size_t)PQntuples(res);
-	if ((v = calloc(n + 1, sizeof(*v))) == NULL) {
-		PQclear(res);
-		return dk_err(err, DK_ENOMEM, "out of memory");
-	}
-	for (i = 0; i < n; i++)
-		if (keyreq_row(res, (int)i, &v[i]) != DK_OK ||
-		    (v[i].host = dk_strdup(PQgetvalue(res, (int)i, 9))) ==
-		    NULL) {
-			PQclear(res);
-			dk_fleet_keyreq_free(v, i + 1);
-			free(v);
-			return dk_err(err, DK_ENOMEM, "out of memory");
-		}
-	PQclear(res);
-	*out = v;
-	*np = n;
-	return DK_OK;
+	return keyreq_rows(res, 9, out, np, err);
 }
 
 int
@@ -525,31 +539,14 @@ dk_fleet_key_requests(PGconn *conn, const char *host,
     struct dk_fleet_keyreq **out, size_t *np, struct dk_error *err)
 {
 	const char *prm[] = { host };
-	struct dk_fleet_keyreq *v;
 	PGresult *res;
-	size_t n, i;
 	int rc;
 
 	if ((rc = dk_pg_exec(conn, "SELECT " KEYREQ_COLS " FROM dk_keyreq "
 	    "WHERE host = $1 AND key_id IS NULL ORDER BY domain, selector",
 	    1, prm, &res, err)) != DK_OK)
 		return rc;
-	n = (size_t)PQntuples(res);
-	if ((v = calloc(n + 1, sizeof(*v))) == NULL) {
-		PQclear(res);
-		return dk_err(err, DK_ENOMEM, "out of memory");
-	}
-	for (i = 0; i < n; i++)
-		if (keyreq_row(res, (int)i, &v[i]) != DK_OK) {
-			PQclear(res);
-			dk_fleet_keyreq_free(v, i);
-			free(v);
-			return dk_err(err, DK_ENOMEM, "out of memory");
-		}
-	PQclear(res);
-	*out = v;
-	*np = n;
-	return DK_OK;
+	return keyreq_rows(res, -1, out, np, err);
 }
 
 int
