@@ -432,7 +432,7 @@ def test_per_host_rotation_waits_for_a_host_to_make_its_key(env, pg, s):
         verify_host(env, s, h, name + "-a")
 
 
-@with_fleet(per_host=True, agent_timeout="4s", start=False)
+@with_fleet(per_host=True, agent_timeout="8s", start=False)
 def test_per_host_check_names_a_host_that_cannot_make_its_key(env, pg, s):
     # mx2's configuration lost the domain: it is asked, and refuses.
     mx2 = s.hosts["mx2"]
