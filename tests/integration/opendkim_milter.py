@@ -4,6 +4,7 @@ from the configured reload command, driven by miltertest; sign() returns
 the message as OpenDKIM signed it, rebuilt for python3-dkim."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -120,3 +121,16 @@ class Milter:
         signed = "".join("DKIM-Signature:%s\r\n" % s.replace("\n", "\r\n")
                          for s in sigs) + msg
         return reply, sigs, signed.encode()
+
+
+def use_milter(env, s):
+    """A Milter over s's tables, and s's signer reloading it."""
+    m = Milter(env.tmp, s.key_table, s.signing_table)
+    with open(s.conf) as f:
+        text = f.read()
+    text, n = re.subn(r"(?m)^reload = .*$", "reload = %s" % m.reload_script,
+                      text)
+    assert n == 1
+    with open(s.conf, "w") as f:
+        f.write(text)
+    return m

@@ -11,7 +11,7 @@ import re
 
 from exim import Exim, Sink, open_for_exim
 from harness import run, run_ok
-from opendkim_milter import Milter
+from opendkim_milter import use_milter
 from rspamd import use_signer, verify_all
 
 # example.test signs for itself and every subdomain but own.example.test,
@@ -66,23 +66,11 @@ def rotate_all(s):
         run_ok(s, "rotate", "--domain", d)
 
 
-def _use_milter(env, s):
-    m = Milter(env.tmp, s.key_table, s.signing_table)
-    with open(s.conf) as f:
-        text = f.read()
-    text, n = re.subn(r"(?m)^reload = .*$", "reload = %s" % m.reload_script,
-                      text)
-    assert n == 1
-    with open(s.conf, "w") as f:
-        f.write(text)
-    return m
-
-
 def test_opendkim_milter_signs_subdomains_with_the_most_specific_key(env):
     s = configure(env)
     r = run(s, "configtest")
     assert r.code == 0, r.describe()
-    m = _use_milter(env, s)
+    m = use_milter(env, s)
     m.start()
     try:
         rotate_all(s)

@@ -12,21 +12,9 @@ import time
 import dkim
 
 from harness import REPO, dkim_dnsfunc, run
-from opendkim_milter import Milter
+from opendkim_milter import Milter, use_milter
 
 CANARY = os.path.join(REPO, "contrib", "canary", "opendkim-canary")
-
-
-def _use_milter(env, s):
-    m = Milter(env.tmp, s.key_table, s.signing_table)
-    with open(s.conf) as f:
-        text = f.read()
-    text, n = re.subn(r"(?m)^reload = .*$", "reload = %s" % m.reload_script,
-                      text)
-    assert n == 1
-    with open(s.conf, "w") as f:
-        f.write(text)
-    return m
 
 
 def _signed_by(env, m, domain):
@@ -42,7 +30,7 @@ def _signed_by(env, m, domain):
 
 def test_real_milter_signs_after_first_and_second_rotation(env):
     s = env.config()
-    m = _use_milter(env, s)
+    m = use_milter(env, s)
     m.start()
     try:
         r = run(s, "rotate", "--domain", "example.test")
@@ -87,7 +75,7 @@ def test_real_milter_cannot_sign_rsa_and_ed25519_for_one_domain(env):
     r = run(s, "rotate", "--domain", "example.test")
     assert r.code == 0 and r.err == "", r.describe()
     _add_ed25519_key(env, s)
-    m = _use_milter(env, s)
+    m = use_milter(env, s)
     m.start()
     try:
         assert _signed_by(env, m, "example.test") == "mail1"
@@ -188,7 +176,7 @@ def test_canary_command_proves_what_the_real_milter_signs(env):
     hold: both CRITICAL, though the tables (and the in-process canary)
     are right."""
     s = env.config()
-    m = _use_milter(env, s)
+    m = use_milter(env, s)
     _set_signer_line(s, "canary", "%s -s inet:%d@127.0.0.1" % (CANARY,
                                                                m.port))
     m.start()
@@ -254,7 +242,7 @@ def test_crash_every_point(env):
     from harness import HarnessError
     from rspamd import crash_every_point
     s = env.config()
-    m = _use_milter(env, s)
+    m = use_milter(env, s)
     m.start()
 
     def signs(d):
