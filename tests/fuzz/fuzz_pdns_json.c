@@ -45,7 +45,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sec.line = 1;
 	sec.name = "pdns";
 	memset(&c, 0, sizeof(c));
-	c.sec = &sec;
+	c.b.sec = &sec;
 	c.base = "http://127.0.0.1/api/v1/servers/localhost";
 
 	(void)pdns_errtext((const char *)data, size, msg, sizeof(msg));
