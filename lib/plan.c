@@ -471,6 +471,28 @@ new_generation(const struct dk_domain_state *st, const struct dk_policy *pol,
 	p->why = urgent ? "compromised key in use" : "rotation requested";
 }
 
+/* Key i, due at t: the earliest due so far (*best, -1: none yet)? */
+static void
+earliest_due(int *best, int64_t *best_t, size_t i, int64_t t, int64_t now)
+{
+	if (now >= t && (*best == -1 || t < *best_t)) {
+		*best = (int)i;
+		*best_t = t;
+	}
+}
+
+/* p: action on key k, due at when, for why; 1 (a step is due). */
+static int
+key_step(struct dk_plan *p, enum dk_action action, int k, int64_t when,
+    const char *why)
+{
+	p->action = action;
+	p->key = k;
+	p->when = when;
+	p->why = why;
+	return 1;
+}
+
 /*
  * 2. Revoke: retired longer than retire_after, or compromised (oldest
  * due first).  A compromised key never activated belongs to an abandoned
@@ -504,21 +526,15 @@ plan_revoke(const struct dk_domain_state *st, const struct dk_policy *pol,
 				*urgent = 1;
 			continue;
 		}
-		if (now >= t && (best == -1 || t < best_t)) {
-			best = (int)i;
-			best_t = t;
-		}
+		earliest_due(&best, &best_t, i, t, now);
 		candidate(when, t, now);
 	}
 	if (best == -1)
 		return 0;
-	p->action = DK_ACT_REVOKE;
-	p->key = best;
-	p->when = best_t;
-	p->why = st->keys[best].compromised_at != 0 ||
+	return key_step(p, DK_ACT_REVOKE, best, best_t,
+	    st->keys[best].compromised_at != 0 ||
 	    st->keys[best].active_at == 0 ?
-	    "compromised: revoked at once" : "retire_after elapsed";
-	return 1;
+	    "compromised: revoked at once" : "retire_after elapsed");
 }
 
 /* 3. Remove: the revoked record's TTL has passed everywhere. */
@@ -536,19 +552,13 @@ plan_remove(const struct dk_domain_state *st, int64_t now,
 		if (dk_key_state_get(k, now) != DK_KS_REVOKED)
 			continue;
 		t = after(k->revoked_at, k->ttl);
-		if (now >= t && (best == -1 || t < best_t)) {
-			best = (int)i;
-			best_t = t;
-		}
+		earliest_due(&best, &best_t, i, t, now);
 		candidate(when, t, now);
 	}
 	if (best == -1)
 		return 0;
-	p->action = DK_ACT_REMOVE;
-	p->key = best;
-	p->when = best_t;
-	p->why = "revoked record's TTL elapsed";
-	return 1;
+	return key_step(p, DK_ACT_REMOVE, best, best_t,
+	    "revoked record's TTL elapsed");
 }
 
 /*
@@ -573,13 +583,9 @@ plan_untest(const struct dk_domain_state *st, const struct dk_policy *pol,
 			continue;
 		if (t == INT64_MAX)
 			return 0;
-		if (now >= t) {
-			p->action = DK_ACT_UNTEST;
-			p->key = (int)i;
-			p->when = t;
-			p->why = "testing period over: t=y removed";
-			return 1;
-		}
+		if (now >= t)
+			return key_step(p, DK_ACT_UNTEST, (int)i, t,
+			    "testing period over: t=y removed");
 		candidate(when, t, now);
 		return 0;
 	}
