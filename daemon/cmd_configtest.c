@@ -31,7 +31,10 @@
 #include "../providers/dns/dns_provider.h"
 #include "daemon.h"
 
-/* configtest reads what updates would read later: the TSIG key files. */
+/*
+ * configtest reads what updates would read later: the TSIG key, token
+ * and credentials files.
+ */
 static int
 check_secrets(const struct dk_conf *conf, const char *host,
     struct dk_error *err)

@@ -199,23 +199,18 @@ is_ed_selector(const struct dk_conf_domain *dom, const char *selector)
 /* Most keys one generation holds: one per track (per-host: per host). */
 #define GEN_MAX	(4 + DK_MAX_HOSTS)
 
+/*
+ * Every key of generation gen, the domain's algorithm first, then the
+ * Ed25519 one: they are switched on together.
+ */
 static int
-do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
-    int *pending, struct dk_error *err)
+generation_keys(const struct dk_domain_ctx *c, int64_t gen, int *keys,
+    size_t *n, struct dk_error *err)
 {
 	const struct dk_key_state *ks;
-	const char *managed[4 * DK_MAX_SELECTORS + 2 * DK_MAX_HOSTS + 16];
-	struct dk_signer_key sk[GEN_MAX];
-	char owner[512], why[1024];
-	int gen_keys[GEN_MAX], old[GEN_MAX];
-	int64_t gen = c->st->keys[p->key].generation;
-	size_t nm = 0, ng = 0, nold, i, j, ok = 0, n = 0;
-	int pass, rc;
+	size_t i, ng = 0;
+	int pass;
 
-	/*
-	 * Every key of the generation, the domain's algorithm first, then
-	 * the Ed25519 one: they are switched on together.
-	 */
 	for (pass = 0; pass < 2; pass++)
 		for (i = 0; i < c->st->nkeys; i++) {
 			ks = &c->st->keys[i];
@@ -226,57 +221,104 @@ do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
 				return dk_err(err, DK_ECORRUPT, "%s: more than "
 				    "%d keys in generation %" PRId64,
 				    c->dom->name, GEN_MAX, gen);
-			gen_keys[ng++] = (int)i;
+			keys[ng++] = (int)i;
 		}
-	for (i = 0; i < ng; i++) {
-		ks = &c->st->keys[gen_keys[i]];
-		if ((rc = dk_txt_owner(c->dom, ks->selector, owner,
-		    sizeof(owner), err)) != DK_OK)
-			return rc;
-		if (dk_key_state_get(ks, now) != DK_KS_VISIBLE)
-			return dk_err(err, DK_ETEMP, "%s: key %s is %s, not "
-			    "visible; not activating", owner, ks->key_id,
-			    dk_kstate_name(dk_key_state_get(ks, now)));
-		if ((rc = dk_engine_check_key_of(c, ks, err)) != DK_OK)
-			return rc;
-		/*
-		 * Invariant 1: the signer never uses a key whose record is
-		 * not served by every authoritative address.  Look once
-		 * more right before switching: the record may have changed
-		 * since visible_at.
-		 */
-		if ((rc = dk_engine_probe_all(c, ks, DK_KS_VISIBLE, &ok, &n,
-		    why, sizeof(why), err)) != DK_OK)
+	*n = ng;
+	return DK_OK;
+}
+
+/* Right before the signer switches to ks: is it still safe to? */
+static int
+check_before_switch(struct dk_domain_ctx *c, const struct dk_key_state *ks,
+    int64_t now, struct dk_error *err)
+{
+	char owner[512], why[1024];
+	size_t ok = 0, n = 0;
+	int rc;
+
+	if ((rc = dk_txt_owner(c->dom, ks->selector, owner, sizeof(owner),
+	    err)) != DK_OK)
+		return rc;
+	if (dk_key_state_get(ks, now) != DK_KS_VISIBLE)
+		return dk_err(err, DK_ETEMP, "%s: key %s is %s, not visible; "
+		    "not activating", owner, ks->key_id,
+		    dk_kstate_name(dk_key_state_get(ks, now)));
+	if ((rc = dk_engine_check_key_of(c, ks, err)) != DK_OK)
+		return rc;
+	/*
+	 * Invariant 1: the signer never uses a key whose record is not
+	 * served by every authoritative address.  Look once more right
+	 * before switching: the record may have changed since visible_at.
+	 */
+	if ((rc = dk_engine_probe_all(c, ks, DK_KS_VISIBLE, &ok, &n, why,
+	    sizeof(why), err)) != DK_OK)
+		return rc;
+	if (ok != n)
+		return dk_err(err, DK_ETEMP, "%s: no longer served by every "
+		    "authoritative server (%zu/%zu): %s; not activating",
+		    owner, ok, n, why);
+	if (c->dom->mode == DK_MODE_CNAME) {
+		if ((rc = dk_engine_probe_cname(c, ks->selector, &ok, &n, why,
+		    sizeof(why), err)) != DK_OK)
 			return rc;
 		if (ok != n)
-			return dk_err(err, DK_ETEMP, "%s: no longer served by "
-			    "every authoritative server (%zu/%zu): %s; not "
-			    "activating", owner, ok, n, why);
-		if (c->dom->mode == DK_MODE_CNAME) {
-			if ((rc = dk_engine_probe_cname(c, ks->selector, &ok,
-			    &n, why, sizeof(why), err)) != DK_OK)
-				return rc;
-			if (ok != n)
-				return dk_err(err, DK_ETEMP, "%s; not "
-				    "activating key %s", why, ks->key_id);
-		}
-		sk[i].selector = (char *)ks->selector;
-		sk[i].keyfile = ks->file;
+			return dk_err(err, DK_ETEMP, "%s; not activating key "
+			    "%s", why, ks->key_id);
 	}
+	return DK_OK;
+}
+
+/*
+ * The selectors the signer may hold for the domain (into managed, at
+ * most max): the configured ones, then any other a key of the state
+ * used.  Returns how many.
+ */
+static size_t
+managed_selectors(const struct dk_domain_ctx *c, const char **managed,
+    size_t max)
+{
+	size_t nm = 0, i, j;
+
 	for (i = 0; i < c->pol.nselectors; i++)
 		managed[nm++] = c->pol.selectors[i];
 	for (i = 0; i < c->pol.ned; i++)
 		managed[nm++] = c->pol.ed_selectors[i];
 	for (i = 0; i < 2 * c->pol.nx; i++)
 		managed[nm++] = c->pol.xsel[i];
-	for (i = 0; i < c->st->nkeys && nm < sizeof(managed) /
-	    sizeof(managed[0]); i++) {
+	for (i = 0; i < c->st->nkeys && nm < max; i++) {
 		for (j = 0; j < nm; j++)
 			if (strcmp(managed[j], c->st->keys[i].selector) == 0)
 				break;
 		if (j == nm)
 			managed[nm++] = c->st->keys[i].selector;
 	}
+	return nm;
+}
+
+static int
+do_activate(struct dk_domain_ctx *c, const struct dk_plan *p, int64_t now,
+    int *pending, struct dk_error *err)
+{
+	const struct dk_key_state *ks;
+	const char *managed[4 * DK_MAX_SELECTORS + 2 * DK_MAX_HOSTS + 16];
+	struct dk_signer_key sk[GEN_MAX];
+	char owner[512];
+	int gen_keys[GEN_MAX], old[GEN_MAX];
+	int64_t gen = c->st->keys[p->key].generation;
+	size_t nm, ng = 0, nold, i;
+	int rc;
+
+	if ((rc = generation_keys(c, gen, gen_keys, &ng, err)) != DK_OK)
+		return rc;
+	for (i = 0; i < ng; i++) {
+		ks = &c->st->keys[gen_keys[i]];
+		if ((rc = check_before_switch(c, ks, now, err)) != DK_OK)
+			return rc;
+		sk[i].selector = (char *)ks->selector;
+		sk[i].keyfile = ks->file;
+	}
+	nm = managed_selectors(c, managed, sizeof(managed) /
+	    sizeof(managed[0]));
 	CRASHPOINT("before-activate");
 	if (c->dom->nhosts > 0) {
 		/* Every host's agent switches; dated by the last one. */

@@ -346,13 +346,92 @@ set_duration(struct file *f, const char *name, const char *value,
 	return DK_OK;
 }
 
+static int
+set_string(struct parse *p, const char *value, char **out)
+{
+	if ((*out = dk_strdup(value)) == NULL)
+		return conf_nomem(p);
+	return DK_OK;
+}
+
+static int
+set_mode(struct file *f, struct dk_conf_domain *d, const char *value)
+{
+	if (strcmp(value, "txt") == 0)
+		d->mode = DK_MODE_TXT;
+	else if (strcmp(value, "cname") == 0)
+		d->mode = DK_MODE_CNAME;
+	else
+		return conf_fail(f, "bad mode %s (txt or cname)", value);
+	return DK_OK;
+}
+
+static int
+set_key_scope(struct file *f, struct dk_conf_domain *d, const char *value)
+{
+	if (strcmp(value, "shared") == 0)
+		d->key_scope = DK_SCOPE_SHARED;
+	else if (strcmp(value, "per-host") == 0)
+		d->key_scope = DK_SCOPE_PER_HOST;
+	else
+		return conf_fail(f, "bad key_scope %s (shared or per-host)",
+		    value);
+	return DK_OK;
+}
+
+static int
+set_match(struct file *f, struct dk_conf_domain *d, const char *value)
+{
+	if (strcmp(value, "domain") == 0)
+		d->match = DK_MATCH_DOMAIN;
+	else if (strcmp(value, "subdomains") == 0)
+		d->match = DK_MATCH_SUBDOMAINS;
+	else if (strcmp(value, "domain-and-subdomains") == 0)
+		d->match = DK_MATCH_BOTH;
+	else
+		return conf_fail(f, "bad value %s for match (domain, "
+		    "subdomains or domain-and-subdomains)", value);
+	return DK_OK;
+}
+
+/* Checked as the CNAME checks will parse them; kept as written. */
+static int
+set_cname_servers(struct file *f, struct dk_conf_domain *d,
+    const char *value)
+{
+	struct dk_error aerr = { 0, "" };
+	struct dk_addr *a = NULL;
+	size_t na = 0;
+
+	if (dk_addr_parse_list(value, 53, &a, &na, &aerr) != DK_OK)
+		return conf_fail(f, "cname_servers: %s", aerr.msg);
+	free(a);
+	return set_string(f->p, value, &d->cname_servers);
+}
+
+static int
+set_keep_removed(struct file *f, struct dk_conf_domain *d,
+    const char *value)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(value, &end, 10);
+	if (!isdigit((unsigned char)*value) || *end != '\0' || errno != 0 ||
+	    v > DK_KEEP_REMOVED_MAX)
+		return conf_fail(f, "bad value %s for keep_removed (a number "
+		    "from 0 to %d)", value, DK_KEEP_REMOVED_MAX);
+	d->keep_removed = (int64_t)v;
+	return DK_OK;
+}
+
 int
 conf_domain_key(struct file *f, const char *name, const char *value)
 {
 	struct parse *p = f->p;
 	struct dk_conf_domain *d = &p->conf->domains[f->idx];
 	struct domx *x = &p->domx[f->idx];
-	char **slot;
 	int k;
 
 	for (k = 0; k < DK_N; k++)
@@ -369,17 +448,13 @@ conf_domain_key(struct file *f, const char *name, const char *value)
 
 	switch (k) {
 	case DK_PROVIDER:
+		return set_string(p, value, &d->provider);
 	case DK_SIGNER:
-		slot = k == DK_PROVIDER ? &d->provider : &d->signer;
-		if ((*slot = dk_strdup(value)) == NULL)
-			return conf_nomem(p);
-		return DK_OK;
+		return set_string(p, value, &d->signer);
 	case DK_SELECTORS:
 		return set_selectors(f, d, value);
 	case DK_ALGORITHM:
-		if ((x->algorithm = dk_strdup(value)) == NULL)
-			return conf_nomem(p);
-		return DK_OK;
+		return set_string(p, value, &x->algorithm);
 	case DK_WEAK:
 		if (conf_parse_bool(value, &d->allow_weak_keys) != DK_OK)
 			return conf_fail(f, "bad value %s for allow_weak_keys "
@@ -402,83 +477,35 @@ conf_domain_key(struct file *f, const char *name, const char *value)
 		/* Shorter than a retirement cycle would always be blocked. */
 		return set_duration(f, name, value, 60, 0, &d->rotate_every);
 	case DK_MODE:
-		if (strcmp(value, "txt") == 0)
-			d->mode = DK_MODE_TXT;
-		else if (strcmp(value, "cname") == 0)
-			d->mode = DK_MODE_CNAME;
-		else
-			return conf_fail(f, "bad mode %s (txt or cname)", value);
-		return DK_OK;
+		return set_mode(f, d, value);
 	case DK_CNAME_TARGET:
 		if (strstr(value, "{selector}") == NULL)
 			return conf_fail(f, "cname_target must contain {selector}");
-		if ((d->cname_target = dk_strdup(value)) == NULL)
-			return conf_nomem(p);
-		return DK_OK;
+		return set_string(p, value, &d->cname_target);
 	case DK_CNAME_PROVIDER:
-		if ((d->cname_provider = dk_strdup(value)) == NULL)
-			return conf_nomem(p);
-		return DK_OK;
+		return set_string(p, value, &d->cname_provider);
 	case DK_ED25519:
 		return set_name_list(f, value, 2, 2, &d->ed25519_selectors[0],
 		    NULL, &d->ned25519, 1);
 	case DK_WATCH:
 		return set_name_list(f, value, 1, 64, NULL,
 		    &d->watch_selectors, &d->nwatch, 1);
-	case DK_CNAME_SERVERS: {
-		struct dk_error aerr = { 0, "" };
-		struct dk_addr *a = NULL;
-		size_t na = 0;
-
-		if (dk_addr_parse_list(value, 53, &a, &na, &aerr) != DK_OK)
-			return conf_fail(f, "cname_servers: %s", aerr.msg);
-		free(a);
-		if ((d->cname_servers = dk_strdup(value)) == NULL)
-			return conf_nomem(p);
-		return DK_OK;
-	}
-	case DK_KEEP_REMOVED: {
-		char *end;
-		unsigned long long v;
-
-		errno = 0;
-		v = strtoull(value, &end, 10);
-		if (!isdigit((unsigned char)*value) || *end != '\0' ||
-		    errno != 0 || v > DK_KEEP_REMOVED_MAX)
-			return conf_fail(f, "bad value %s for keep_removed (a "
-			    "number from 0 to %d)", value,
-			    DK_KEEP_REMOVED_MAX);
-		d->keep_removed = (int64_t)v;
-		return DK_OK;
-	}
+	case DK_CNAME_SERVERS:
+		return set_cname_servers(f, d, value);
+	case DK_KEEP_REMOVED:
+		return set_keep_removed(f, d, value);
 	case DK_HOSTS:
 		/* Host names as agents give them (--host): one DNS label
 		 * each, or a dotted name. */
 		return set_name_list(f, value, 1, DK_MAX_HOSTS, NULL, &d->hosts,
 		    &d->nhosts, 0);
 	case DK_KEY_SCOPE:
-		if (strcmp(value, "shared") == 0)
-			d->key_scope = DK_SCOPE_SHARED;
-		else if (strcmp(value, "per-host") == 0)
-			d->key_scope = DK_SCOPE_PER_HOST;
-		else
-			return conf_fail(f, "bad key_scope %s (shared or "
-			    "per-host)", value);
-		return DK_OK;
+		return set_key_scope(f, d, value);
 	case DK_TESTING:
 		/* t=y for this long after the domain's first activation. */
 		return set_duration(f, name, value, 0, 0, &d->testing);
 	case DK_MATCH:
-		if (strcmp(value, "domain") == 0)
-			d->match = DK_MATCH_DOMAIN;
-		else if (strcmp(value, "subdomains") == 0)
-			d->match = DK_MATCH_SUBDOMAINS;
-		else if (strcmp(value, "domain-and-subdomains") == 0)
-			d->match = DK_MATCH_BOTH;
-		else
-			return conf_fail(f, "bad value %s for match (domain, "
-			    "subdomains or domain-and-subdomains)", value);
-		return DK_OK;
+		return set_match(f, d, value);
 	default:
 		return set_name_list(f, value, 1, 256, NULL, &d->senders,
 		    &d->nsenders, 0);

@@ -471,6 +471,127 @@ new_generation(const struct dk_domain_state *st, const struct dk_policy *pol,
 	p->why = urgent ? "compromised key in use" : "rotation requested";
 }
 
+/* Key i, due at t: the earliest due so far (*best, -1: none yet)? */
+static void
+earliest_due(int *best, int64_t *best_t, size_t i, int64_t t, int64_t now)
+{
+	if (now >= t && (*best == -1 || t < *best_t)) {
+		*best = (int)i;
+		*best_t = t;
+	}
+}
+
+/* p: action on key k, due at when, for why; 1 (a step is due). */
+static int
+key_step(struct dk_plan *p, enum dk_action action, int k, int64_t when,
+    const char *why)
+{
+	p->action = action;
+	p->key = k;
+	p->when = when;
+	p->why = why;
+	return 1;
+}
+
+/*
+ * 2. Revoke: retired longer than retire_after, or compromised (oldest
+ * due first).  A compromised key never activated belongs to an abandoned
+ * rotation: revoked at once too.  1 with p set; *urgent: an active key is
+ * compromised.
+ */
+static int
+plan_revoke(const struct dk_domain_state *st, const struct dk_policy *pol,
+    int64_t now, struct dk_plan *p, int64_t *when, int *urgent)
+{
+	const struct dk_key_state *k;
+	enum dk_kstate ks;
+	int64_t t, best_t = 0;
+	int best = -1;
+	size_t i;
+
+	for (i = 0; i < st->nkeys; i++) {
+		k = &st->keys[i];
+		ks = dk_key_state_get(k, now);
+		if (ks == DK_KS_RETIRED && k->compromised_at != 0)
+			t = k->compromised_at > k->retired_at ?
+			    k->compromised_at : k->retired_at;
+		else if (ks == DK_KS_RETIRED)
+			t = after(k->retired_at, pol->retire_after);
+		else if ((ks == DK_KS_CREATED || ks == DK_KS_PUBLISHED ||
+		    ks == DK_KS_VISIBLE) && k->revoked_at == 0 &&
+		    (t = gen_compromised(st, k->generation)) != 0)
+			;
+		else {
+			if (ks == DK_KS_ACTIVE && k->compromised_at != 0)
+				*urgent = 1;
+			continue;
+		}
+		earliest_due(&best, &best_t, i, t, now);
+		candidate(when, t, now);
+	}
+	if (best == -1)
+		return 0;
+	return key_step(p, DK_ACT_REVOKE, best, best_t,
+	    st->keys[best].compromised_at != 0 ||
+	    st->keys[best].active_at == 0 ?
+	    "compromised: revoked at once" : "retire_after elapsed");
+}
+
+/* 3. Remove: the revoked record's TTL has passed everywhere. */
+static int
+plan_remove(const struct dk_domain_state *st, int64_t now,
+    struct dk_plan *p, int64_t *when)
+{
+	const struct dk_key_state *k;
+	int64_t t, best_t = 0;
+	int best = -1;
+	size_t i;
+
+	for (i = 0; i < st->nkeys; i++) {
+		k = &st->keys[i];
+		if (dk_key_state_get(k, now) != DK_KS_REVOKED)
+			continue;
+		t = after(k->revoked_at, k->ttl);
+		earliest_due(&best, &best_t, i, t, now);
+		candidate(when, t, now);
+	}
+	if (best == -1)
+		return 0;
+	return key_step(p, DK_ACT_REMOVE, best, best_t,
+	    "revoked record's TTL elapsed");
+}
+
+/*
+ * 3b. Testing period over: the same key's record without t=y.  A retired
+ * key keeps it (revocation replaces the record anyway).
+ */
+static int
+plan_untest(const struct dk_domain_state *st, const struct dk_policy *pol,
+    int64_t now, struct dk_plan *p, int64_t *when)
+{
+	const struct dk_key_state *k;
+	enum dk_kstate ks;
+	int64_t t = dk_plan_testing_end(st, pol);
+	size_t i;
+
+	for (i = 0; i < st->nkeys; i++) {
+		k = &st->keys[i];
+		ks = dk_key_state_get(k, now);
+		if (!k->testing || k->revoked_at != 0 ||
+		    (ks != DK_KS_CREATED && ks != DK_KS_PUBLISHED &&
+		    ks != DK_KS_VISIBLE && ks != DK_KS_ACTIVE))
+			continue;
+		if (t == INT64_MAX)
+			return 0;
+		if (now >= t)
+			return key_step(p, DK_ACT_UNTEST, (int)i, t,
+			    "testing period over: t=y removed");
+		candidate(when, t, now);
+		return 0;
+	}
+	return 0;
+}
+
 void
 dk_plan_next(const struct dk_domain_state *st, const struct dk_policy *pol,
     int rotate, int64_t now, struct dk_plan *out)
@@ -478,8 +599,8 @@ dk_plan_next(const struct dk_domain_state *st, const struct dk_policy *pol,
 	const struct dk_key_state *k;
 	struct dk_plan p;
 	enum dk_kstate ks;
-	int64_t when = 0, t, best_t, gen = 0;
-	int active, best, urgent = 0, rotating = 0;
+	int64_t when = 0, gen = 0;
+	int active, urgent = 0, rotating = 0;
 	size_t i;
 
 	plan_init(&p);
@@ -499,91 +620,11 @@ dk_plan_next(const struct dk_domain_state *st, const struct dk_policy *pol,
 		if (continue_generation(st, pol, gen, active, now, &p, &when))
 			goto done;
 	}
-
-	/*
-	 * 2. Revoke: retired longer than retire_after, or compromised
-	 * (oldest due first).  A compromised key never activated belongs
-	 * to an abandoned rotation: revoked at once too.
-	 */
-	best = -1;
-	best_t = 0;
-	for (i = 0; i < st->nkeys; i++) {
-		k = &st->keys[i];
-		ks = dk_key_state_get(k, now);
-		if (ks == DK_KS_RETIRED && k->compromised_at != 0)
-			t = k->compromised_at > k->retired_at ?
-			    k->compromised_at : k->retired_at;
-		else if (ks == DK_KS_RETIRED)
-			t = after(k->retired_at, pol->retire_after);
-		else if ((ks == DK_KS_CREATED || ks == DK_KS_PUBLISHED ||
-		    ks == DK_KS_VISIBLE) && k->revoked_at == 0 &&
-		    (t = gen_compromised(st, k->generation)) != 0)
-			;
-		else {
-			if (ks == DK_KS_ACTIVE && k->compromised_at != 0)
-				urgent = 1;
-			continue;
-		}
-		if (now >= t && (best == -1 || t < best_t)) {
-			best = (int)i;
-			best_t = t;
-		}
-		candidate(&when, t, now);
-	}
-	if (best != -1) {
-		p.action = DK_ACT_REVOKE;
-		p.key = best;
-		p.when = best_t;
-		p.why = st->keys[best].compromised_at != 0 ||
-		    st->keys[best].active_at == 0 ?
-		    "compromised: revoked at once" : "retire_after elapsed";
+	/* 2., 3., 3b.: in that order, the first due wins. */
+	if (plan_revoke(st, pol, now, &p, &when, &urgent) ||
+	    plan_remove(st, now, &p, &when) ||
+	    plan_untest(st, pol, now, &p, &when))
 		goto done;
-	}
-
-	/* 3. Remove: the revoked record's TTL has passed everywhere. */
-	for (i = 0; i < st->nkeys; i++) {
-		k = &st->keys[i];
-		if (dk_key_state_get(k, now) != DK_KS_REVOKED)
-			continue;
-		t = after(k->revoked_at, k->ttl);
-		if (now >= t && (best == -1 || t < best_t)) {
-			best = (int)i;
-			best_t = t;
-		}
-		candidate(&when, t, now);
-	}
-	if (best != -1) {
-		p.action = DK_ACT_REMOVE;
-		p.key = best;
-		p.when = best_t;
-		p.why = "revoked record's TTL elapsed";
-		goto done;
-	}
-
-	/*
-	 * 3b. Testing period over: the same key's record without t=y.  A
-	 * retired key keeps it (revocation replaces the record anyway).
-	 */
-	t = dk_plan_testing_end(st, pol);
-	for (i = 0; i < st->nkeys; i++) {
-		k = &st->keys[i];
-		ks = dk_key_state_get(k, now);
-		if (!k->testing || k->revoked_at != 0 ||
-		    (ks != DK_KS_CREATED && ks != DK_KS_PUBLISHED &&
-		    ks != DK_KS_VISIBLE && ks != DK_KS_ACTIVE))
-			continue;
-		if (t == INT64_MAX)
-			break;
-		if (now >= t) {
-			p.action = DK_ACT_UNTEST;
-			p.key = (int)i;
-			p.when = t;
-			p.why = "testing period over: t=y removed";
-			goto done;
-		}
-		candidate(&when, t, now);
-		break;
-	}
 
 	/* 4. A new generation, on the selectors the signer is not using. */
 	if ((rotate || urgent) && !rotating) {

@@ -105,9 +105,9 @@ cf_open(const struct dk_conf_section *sec, void **ctx, struct dk_error *err)
 	    DK_OK ||
 	    (rc = open_url(c, err)) != DK_OK ||
 	    (rc = open_batch_size(c, err)) != DK_OK ||
-	    (rc = dk_prov_secret_header(sec, "token_file", "a file holding an "
+	    (rc = dk_prov_http_auth(&c->b, "token_file", "a file holding an "
 	    "API token with the zone's DNS edit permission, mode 0600",
-	    "Authorization: Bearer ", &c->b.auth, err)) != DK_OK) {
+	    "Authorization: Bearer ", err)) != DK_OK) {
 		cf_close(c);
 		return rc;
 	}
@@ -378,5 +378,6 @@ const struct dk_dns_provider_ops dk_dns_cloudflare_ops = {
 	.zone_servers = dk_prov_op_zone_servers,
 	.messages = dk_prov_op_messages,
 	.timeout_ms = dk_prov_op_timeout_ms,
+	.check_secrets = dk_prov_op_check_secrets,
 	.close = cf_close,
 };

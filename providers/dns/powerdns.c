@@ -26,7 +26,8 @@
 #define MAX_BODY		(64u << 20)	/* a whole zone's rrsets */
 
 struct pdns {
-	struct dk_prov_base b;	/* first: the shared ops read it; b.auth is
+	struct dk_prov_base b;	/* first: the shared ops read it; b.auth,
+				   read at the first request, is
 				   "X-API-Key: TOKEN" */
 	char		*base;		/* .../api/v1/servers/ID */
 	char		**zones;	/* the server's zones, once asked */
@@ -148,8 +149,8 @@ pdns_open(const struct dk_conf_section *sec, void **ctx, struct dk_error *err)
 		n -= 7;
 	snprintf(c->base, n + strlen(esid) + 32, "%.*s/api/v1/servers/%s",
 	    (int)n, v, esid);
-	if ((rc = dk_prov_secret_header(sec, "token_file", "a file holding the "
-	    "API key, mode 0600", "X-API-Key: ", &c->b.auth, err)) != DK_OK)
+	if ((rc = dk_prov_http_auth(&c->b, "token_file", "a file holding the "
+	    "API key, mode 0600", "X-API-Key: ", err)) != DK_OK)
 		goto fail;
 	free(esid);
 	*ctx = c;
@@ -623,5 +624,6 @@ const struct dk_dns_provider_ops dk_dns_powerdns_ops = {
 	.zone_servers = dk_prov_op_zone_servers,
 	.messages = dk_prov_op_messages,
 	.timeout_ms = dk_prov_op_timeout_ms,
+	.check_secrets = dk_prov_op_check_secrets,
 	.close = pdns_close,
 };

@@ -625,6 +625,50 @@ dk_prov_http_open(struct dk_prov_base *b, const struct dk_conf_section *sec,
 	return DK_OK;
 }
 
+int
+dk_prov_http_auth(struct dk_prov_base *b, const char *key, const char *why,
+    const char *prefix, struct dk_error *err)
+{
+	const struct dk_conf_kv *kv;
+	const char *v;
+	int rc;
+
+	if ((v = dk_conf_section_get(b->sec, key, &kv)) == NULL)
+		return dk_prov_need(b->sec, key, why, err);
+	if ((rc = dk_secret_check(v, "token file", err)) != DK_OK) {
+		dk_err_prefix(err, "%s:%d: %s", kv->file, kv->line, key);
+		return rc;
+	}
+	b->auth_key = key;
+	b->auth_why = why;
+	b->auth_prefix = prefix;
+	return DK_OK;
+}
+
+int
+dk_prov_need_auth(struct dk_prov_base *b, struct dk_error *err)
+{
+	if (b->auth != NULL || b->auth_key == NULL)
+		return DK_OK;
+	return dk_prov_secret_header(b->sec, b->auth_key, b->auth_why,
+	    b->auth_prefix, &b->auth, err);
+}
+
+int
+dk_prov_op_check_secrets(void *ctx, struct dk_error *err)
+{
+	struct dk_prov_base *b = ctx;
+	int rc;
+
+	if ((rc = dk_prov_need_auth(b, err)) != DK_OK)
+		return rc;
+	if (b->auth != NULL)
+		dk_secret_cleanse(b->auth, strlen(b->auth));
+	free(b->auth);
+	b->auth = NULL;
+	return DK_OK;
+}
+
 void
 dk_prov_base_clear(struct dk_prov_base *b)
 {
@@ -683,6 +727,8 @@ dk_prov_json_request(struct dk_prov_base *b, const char *method,
 	int rc;
 
 	memset(resp, 0, sizeof(*resp));
+	if ((rc = dk_prov_need_auth(b, err)) != DK_OK)
+		return rc;
 	hdrs[0] = b->auth;
 	hdrs[1] = "Accept: application/json";
 	hdrs[2] = body != NULL ? "Content-Type: application/json" : NULL;

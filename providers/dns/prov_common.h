@@ -51,6 +51,11 @@ struct dk_prov_base {
 	char		*ca_file;	/* ca_file =, or NULL */
 	double		 rate;		/* max_requests_per_second = */
 	char		*auth;		/* the secret header, or NULL: wiped */
+	/* Where auth comes from (dk_prov_http_auth): read when first
+	 * needed.  auth_key NULL: no secret. */
+	const char	*auth_key;	/* "token_file" */
+	const char	*auth_why;
+	const char	*auth_prefix;	/* "X-API-Key: " */
 };
 
 /*
@@ -61,6 +66,30 @@ struct dk_prov_base {
 int	dk_prov_http_open(struct dk_prov_base *b,
 	    const struct dk_conf_section *sec,
 	    const struct dk_prov_http_kind *kind, struct dk_error *err);
+
+/*
+ * b's requests carry the secret header prefix + the one-line secret of
+ * the file named by key (dk_prov_secret_header; why: what the file holds,
+ * for a missing key).  The key and the file's type and mode are checked
+ * now, which needs no read permission; the file is read at the first
+ * request, not here: "whom to probe" (check) needs no secret and may run
+ * as a user who cannot read it.  A bad mode still stops a command at
+ * once (DK_EUNSAFE, exit 77), before it generates anything.
+ */
+int	dk_prov_http_auth(struct dk_prov_base *b, const char *key,
+	    const char *why, const char *prefix, struct dk_error *err);
+
+/*
+ * b->auth, read now if not yet (DK_OK without a secret): what every
+ * request of an HTTP provider calls first.
+ */
+int	dk_prov_need_auth(struct dk_prov_base *b, struct dk_error *err);
+
+/*
+ * The check_secrets op (configtest) of a provider whose context starts
+ * with a dk_prov_base: the secret file must load; nothing of it is kept.
+ */
+int	dk_prov_op_check_secrets(void *ctx, struct dk_error *err);
 
 /* Free what b holds (the HTTP handle, the probe keys; auth wiped). */
 void	dk_prov_base_clear(struct dk_prov_base *b);

@@ -164,12 +164,40 @@ r53_open(const struct dk_conf_section *sec, void **ctx, struct dk_error *err)
 	if ((rc = dk_prov_http_open(&c->b, sec, &r53_kind, err)) != DK_OK ||
 	    (rc = open_url(c, err)) != DK_OK ||
 	    (rc = open_keys(c, err)) != DK_OK ||
-	    (rc = r53_load_credentials(sec, &c->access, &c->secret,
-	    &c->token, err)) != DK_OK) {
+	    (rc = r53_check_credentials(sec, err)) != DK_OK) {
 		r53_close(c);
 		return rc;
 	}
 	*ctx = c;
+	return DK_OK;
+}
+
+/*
+ * The credentials, read at the first request (not at open: "whom to
+ * probe" needs none).
+ */
+static int
+need_credentials(struct r53 *c, struct dk_error *err)
+{
+	if (c->access != NULL)
+		return DK_OK;
+	return r53_load_credentials(c->b.sec, &c->access, &c->secret,
+	    &c->token, err);
+}
+
+/* configtest: the credentials must load; nothing of them is kept. */
+static int
+r53_check_secrets(void *arg, struct dk_error *err)
+{
+	struct r53 *c = arg;
+	int rc;
+
+	if ((rc = need_credentials(c, err)) != DK_OK)
+		return rc;
+	wipe_free(c->access);
+	wipe_free(c->secret);
+	wipe_free(c->token);
+	c->access = c->secret = c->token = NULL;
 	return DK_OK;
 }
 
@@ -182,8 +210,7 @@ request(struct r53 *c, const char *method, const char *path,
     const char *query, const char *body, struct dk_http_response *resp,
     struct dk_error *err)
 {
-	struct dk_sigv4_key key = { c->access, c->secret, c->region,
-	    "route53" };
+	struct dk_sigv4_key key;
 	struct dk_sigv4_request sr;
 	struct dk_http_request q;
 	const char *hdrs[8];
@@ -193,8 +220,11 @@ request(struct r53 *c, const char *method, const char *path,
 	int rc;
 
 	memset(resp, 0, sizeof(*resp));
-	if ((rc = dk_prov_http(&c->b, err)) != DK_OK)
+	if ((rc = need_credentials(c, err)) != DK_OK ||
+	    (rc = dk_prov_http(&c->b, err)) != DK_OK)
 		return rc;
+	key = (struct dk_sigv4_key){ c->access, c->secret, c->region,
+	    "route53" };
 	dk_sigv4_date((long long)time(NULL), date);
 	snprintf(dh, sizeof(dh), "X-Amz-Date: %s", date);
 	len = strlen(c->host) + 8;
@@ -744,5 +774,6 @@ const struct dk_dns_provider_ops dk_dns_route53_ops = {
 	.zone_servers = dk_prov_op_zone_servers,
 	.messages = dk_prov_op_messages,
 	.timeout_ms = dk_prov_op_timeout_ms,
+	.check_secrets = r53_check_secrets,
 	.close = r53_close,
 };

@@ -93,5 +93,12 @@ void	r53_batch_clear(struct r53_batch *b);
  */
 int	r53_load_credentials(const struct dk_conf_section *sec, char **access,
 	    char **secret, char **token, struct dk_error *err);
+/*
+ * What r53_load_credentials checks without reading the file (the keys,
+ * the file's type and mode): at open, so that check, which needs no
+ * credentials, works for a user who cannot read them.
+ */
+int	r53_check_credentials(const struct dk_conf_section *sec,
+	    struct dk_error *err);
 
 #endif

@@ -110,25 +110,53 @@ parse_credentials(struct creds *c, char *data, const char *path,
 	return DK_OK;
 }
 
+/* The section's credentials_file (its kv) and profile, checked. */
+static int
+source(const struct dk_conf_section *sec, const char **path,
+    const struct dk_conf_kv **kv, const char **profile, struct dk_error *err)
+{
+	const struct dk_conf_kv *pkv;
+	const char *pr;
+
+	if ((*path = dk_conf_section_get(sec, "credentials_file", kv)) ==
+	    NULL)
+		return dk_prov_need(sec, "credentials_file", "an AWS shared "
+		    "credentials file, mode 0600", err);
+	if ((pr = dk_conf_section_get(sec, "profile", &pkv)) != NULL &&
+	    (*pr == '\0' || strpbrk(pr, "[]\n") != NULL))
+		return dk_err(err, DK_ECONFIG, "%s:%d: profile: \"%s\" is not "
+		    "a profile name", pkv->file, pkv->line, pr);
+	*profile = pr != NULL ? pr : "default";
+	return DK_OK;
+}
+
+int
+r53_check_credentials(const struct dk_conf_section *sec,
+    struct dk_error *err)
+{
+	const struct dk_conf_kv *kv;
+	const char *path, *profile;
+	int rc;
+
+	if ((rc = source(sec, &path, &kv, &profile, err)) != DK_OK)
+		return rc;
+	if ((rc = dk_secret_check(path, "credentials file", err)) != DK_OK)
+		dk_err_prefix(err, "%s:%d: credentials_file", kv->file,
+		    kv->line);
+	return rc;
+}
+
 static int
 load(const struct dk_conf_section *sec, struct creds *c,
     struct dk_error *err)
 {
-	const struct dk_conf_kv *kv, *pkv;
-	const char *path, *profile = "default";
+	const struct dk_conf_kv *kv;
+	const char *path, *profile;
 	struct dk_secret *s = NULL;
 	int rc;
 
-	if ((path = dk_conf_section_get(sec, "credentials_file", &kv)) ==
-	    NULL)
-		return dk_prov_need(sec, "credentials_file", "an AWS shared "
-		    "credentials file, mode 0600", err);
-	if ((profile = dk_conf_section_get(sec, "profile", &pkv)) != NULL &&
-	    (*profile == '\0' || strpbrk(profile, "[]\n") != NULL))
-		return dk_err(err, DK_ECONFIG, "%s:%d: profile: \"%s\" is not "
-		    "a profile name", pkv->file, pkv->line, profile);
-	if (profile == NULL)
-		profile = "default";
+	if ((rc = source(sec, &path, &kv, &profile, err)) != DK_OK)
+		return rc;
 	if ((rc = dk_secret_load(path, "credentials file", CRED_MAX, &s,
 	    err)) != DK_OK) {
 		dk_err_prefix(err, "%s:%d: credentials_file", kv->file,

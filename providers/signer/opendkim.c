@@ -553,6 +553,62 @@ lookup_key(const struct odk *o, const struct ktab *kt, const char *kn,
 	return DK_OK;
 }
 
+/* The KeyTable, read once for a whole call, on first need. */
+struct ktab_once {
+	struct ktab	 kt;
+	struct dk_error	 err;
+	int		 rc;
+	int		 loaded;
+};
+
+/*
+ * A SigningTable line of kind pk naming key kn (line lineno) for r's
+ * domain: the key added to r, or r failed.  *kind: the kind of the lines
+ * taken so far.  Returns DK_ENOMEM when out of memory, else DK_OK.
+ */
+static int
+take_line(struct odk *o, struct ktab_once *k, struct dk_signer_current *r,
+    unsigned char *kind, enum pat pk, const char *kn, size_t knl,
+    size_t lineno)
+{
+	struct dk_signer_key *nk;
+	int rc;
+
+	/*
+	 * domain-and-subdomains: each key has an exact and a wildcard
+	 * line.  The exact lines count when there are any (match =
+	 * subdomains has none).
+	 */
+	if (*kind == P_EXACT && pk == P_WILD)
+		return DK_OK;
+	if (*kind == P_WILD && pk == P_EXACT) {
+		dk_signer_keys_free(r->keys, r->nkeys);
+		r->keys = NULL;
+		r->nkeys = 0;
+	}
+	*kind = (unsigned char)pk;
+	if (!k->loaded) {
+		if ((k->rc = ktab_load(o, &k->kt, &k->err)) == DK_ENOMEM)
+			return DK_ENOMEM;
+		k->loaded = 1;
+	}
+	if (k->rc != DK_OK) {
+		dk_signer_current_fail(r, k->rc, &k->err);
+		return DK_OK;
+	}
+	if ((nk = reallocarray(r->keys, r->nkeys + 1, sizeof(*nk))) == NULL)
+		return DK_ENOMEM;
+	r->keys = nk;
+	if ((rc = lookup_key(o, &k->kt, kn, knl, lineno, &r->keys[r->nkeys],
+	    &r->err)) == DK_ENOMEM)
+		return DK_ENOMEM;
+	if (rc != DK_OK)
+		dk_signer_current_fail(r, rc, &r->err);
+	else
+		r->nkeys++;
+	return DK_OK;
+}
+
 /*
  * One pass over the SigningTable for every domain: each line is matched
  * to its domains through a hash of the domain names, and each key name
@@ -569,16 +625,15 @@ odk_current_many(void *ctx, const char *const *domains, size_t n,
 	struct dk_table t;
 	struct odk *o = ctx;
 	struct dk_signer_current *res = NULL, *r;
-	struct dk_signer_key *nk;
-	struct dk_error serr = { 0, "" }, kerr = { 0, "" };
-	struct ktab kt;
+	struct dk_error serr = { 0, "" };
+	struct ktab_once kt;
 	const char *l, *f, *kn, *pn = NULL;
 	char *sbuf = NULL;
 	size_t *dhead = NULL, *dnext = NULL, *dlen = NULL, dmask, slen = 0;
 	size_t off, ll, fl, knl, lineno, i, b, pnl = 0;
 	unsigned char *dkind = NULL;
 	enum pat pk;
-	int rc, krc = DK_OK, have_kt = 0;
+	int rc;
 
 	memset(&kt, 0, sizeof(kt));
 	if (n == 0)
@@ -627,40 +682,9 @@ odk_current_many(void *ctx, const char *const *domains, size_t n,
 			    !dk_table_field(FMT, l, ll, 1, &kn, &knl) ||
 			    !is_key_name(kn, knl, domains[i]))
 				continue;
-			/*
-			 * domain-and-subdomains: each key has an exact and a
-			 * wildcard line.  The exact lines count when there
-			 * are any (match = subdomains has none).
-			 */
-			if (dkind[i] == P_EXACT && pk == P_WILD)
-				continue;
-			if (dkind[i] == P_WILD && pk == P_EXACT) {
-				dk_signer_keys_free(r->keys, r->nkeys);
-				r->keys = NULL;
-				r->nkeys = 0;
-			}
-			dkind[i] = (unsigned char)pk;
-			if (!have_kt) {
-				if ((krc = ktab_load(o, &kt, &kerr)) ==
-				    DK_ENOMEM)
-					goto nomem;
-				have_kt = 1;
-			}
-			if (krc != DK_OK) {
-				dk_signer_current_fail(r, krc, &kerr);
-				continue;
-			}
-			if ((nk = reallocarray(r->keys, r->nkeys + 1,
-			    sizeof(*nk))) == NULL)
+			if (take_line(o, &kt, r, &dkind[i], pk, kn, knl,
+			    lineno) == DK_ENOMEM)
 				goto nomem;
-			r->keys = nk;
-			if ((rc = lookup_key(o, &kt, kn, knl, lineno,
-			    &r->keys[r->nkeys], &r->err)) == DK_ENOMEM)
-				goto nomem;
-			if (rc != DK_OK)
-				dk_signer_current_fail(r, rc, &r->err);
-			else
-				r->nkeys++;
 		}
 	}
 	for (i = 0; i < n; i++)
@@ -686,7 +710,7 @@ out:
 	free(dlen);
 	free(dkind);
 	free(sbuf);
-	ktab_free(&kt);
+	ktab_free(&kt.kt);
 	return rc;
 }
 

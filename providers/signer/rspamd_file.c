@@ -159,6 +159,61 @@ fail:
 	return r;
 }
 
+/* A line of the file that is not what rspamd_format writes (> 0). */
+#define LINE_BAD	1
+
+/*
+ * The rest p of a 'DOMAIN {' line (line lineno): a new domain of f, *d.
+ * DK_OK, LINE_BAD, DK_ENOMEM (err not set), or DK_ECORRUPT for a domain
+ * already in the file.
+ */
+static int
+open_domain(const struct rsp *r, struct rfile *f, const char *p,
+    size_t lineno, struct rdom **dp, struct dk_error *err)
+{
+	struct rdom *nd, *d;
+	size_t i;
+	int k;
+
+	if ((nd = reallocarray(f->dom, f->n + 1, sizeof(*nd))) == NULL)
+		return DK_ENOMEM;
+	f->dom = nd;
+	d = *dp = &f->dom[f->n];
+	memset(d, 0, sizeof(*d));
+	if ((k = eat_string(&p, &d->domain)) == -1)
+		return DK_ENOMEM;
+	f->n++;
+	d->lineno = lineno;
+	if (k == 0 || !eat(&p, "{") || *p != '\0' ||
+	    !dk_signer_name_valid(d->domain))
+		return LINE_BAD;
+	for (i = 0; i + 1 < f->n; i++)
+		if (strcasecmp(f->dom[i].domain, d->domain) == 0)
+			return dk_err(err, DK_ECORRUPT, "%s:%zu: domain %s "
+			    "already at line %zu", r->file, lineno, d->domain,
+			    f->dom[i].lineno);
+	return DK_OK;
+}
+
+/* A selector line p (line lineno) of domain d: DK_OK, LINE_BAD or
+ * DK_ENOMEM (err not set). */
+static int
+add_selector(struct rdom *d, const char *p, size_t lineno)
+{
+	struct rsel *ns;
+	int k;
+
+	if ((ns = reallocarray(d->sel, d->nsel + 1, sizeof(*ns))) == NULL)
+		return DK_ENOMEM;
+	d->sel = ns;
+	if ((k = parse_sel(p, &d->sel[d->nsel])) == -1)
+		return DK_ENOMEM;
+	if (k == 0)
+		return LINE_BAD;
+	d->sel[d->nsel++].lineno = lineno;
+	return DK_OK;
+}
+
 /*
  * Read and parse the file: a missing file has no domains.  Anything but
  * what rspamd_format writes is DK_ECORRUPT naming file:line, since a file
@@ -170,12 +225,11 @@ rsp_file_load(const struct rsp *r, struct rfile *f,
 {
 	enum { TOP, IN_DOMAIN, IN_ENTRY, IN_SELECTORS, AFTER_SELECTORS,
 	    END } st = TOP;
-	struct rdom *nd, *d = NULL;
-	struct rsel *ns;
+	struct rdom *d = NULL;
 	char *buf = NULL, *line, *nl;
 	const char *p;
-	size_t len, lineno = 0, i;
-	int rc, k;
+	size_t len, lineno = 0;
+	int rc;
 
 	memset(f, 0, sizeof(*f));
 	rc = dk_signer_file_read(r->file, DK_SIGNER_FILE_MAX, &buf, &len, NULL,
@@ -213,28 +267,9 @@ rsp_file_load(const struct rsp *r, struct rfile *f,
 				st = END;
 				continue;
 			}
-			if ((nd = reallocarray(f->dom, f->n + 1,
-			    sizeof(*nd))) == NULL)
-				goto nomem;
-			f->dom = nd;
-			d = &f->dom[f->n];
-			memset(d, 0, sizeof(*d));
-			if ((k = eat_string(&p, &d->domain)) == -1)
-				goto nomem;
-			f->n++;
-			d->lineno = lineno;
-			if (k == 0 || !eat(&p, "{") || *p != '\0' ||
-			    !dk_signer_name_valid(d->domain))
-				goto bad;
-			for (i = 0; i + 1 < f->n; i++)
-				if (strcasecmp(f->dom[i].domain, d->domain) ==
-				    0) {
-					rc = dk_err(err, DK_ECORRUPT, "%s:%zu: "
-					    "domain %s already at line %zu",
-					    r->file, lineno, d->domain,
-					    f->dom[i].lineno);
-					goto out;
-				}
+			if ((rc = open_domain(r, f, p, lineno, &d, err)) !=
+			    DK_OK)
+				goto failed;
 			st = IN_ENTRY;
 			continue;
 		case IN_ENTRY:
@@ -250,15 +285,8 @@ rsp_file_load(const struct rsp *r, struct rfile *f,
 				st = AFTER_SELECTORS;
 				continue;
 			}
-			if ((ns = reallocarray(d->sel, d->nsel + 1,
-			    sizeof(*ns))) == NULL)
-				goto nomem;
-			d->sel = ns;
-			if ((k = parse_sel(p, &d->sel[d->nsel])) == -1)
-				goto nomem;
-			if (k == 0)
-				goto bad;
-			d->sel[d->nsel++].lineno = lineno;
+			if ((rc = add_selector(d, p, lineno)) != DK_OK)
+				goto failed;
 			continue;
 		case AFTER_SELECTORS:
 			if (!eat(&p, "}") || *p != '\0')
@@ -276,6 +304,11 @@ rsp_file_load(const struct rsp *r, struct rfile *f,
 	}
 	rc = DK_OK;
 	goto out;
+failed:
+	if (rc == DK_ENOMEM)
+		goto nomem;
+	if (rc != LINE_BAD)
+		goto out;
 bad:
 	rc = dk_err(err, DK_ECORRUPT, "%s:%zu: not what dkimkeyd writes; "
 	    "the file is dkimkeyd's own, edit rspamd's local.d instead",

@@ -1,5 +1,7 @@
 """Secrets stay where they belong: `check` and `status` run as a user who
-cannot read the TSIG key file and create no directories; a crashed daemon
+cannot read the TSIG key file, the API token file or the AWS credentials
+file, and create no directories; a secret file of a loose mode still
+stops `rotate` at once (exit 77); a crashed daemon
 leaves no core dump (it is not dumpable, RLIMIT_CORE 0) unless
 DKIMKEYD_CORE_DUMPS=1 asks for one."""
 
@@ -10,8 +12,12 @@ import subprocess
 import tempfile
 import time
 
+import cfapi
+import harness
 from harness import (DKIMKEYD, asan_env, rotate_and_verify, run, run_ok,
                      wait_until)
+from test_route53 import start_api as start_r53, \
+    write_config as write_r53_config
 
 NOBODY = 65534
 
@@ -23,9 +29,10 @@ def as_nobody(setup, *args):
                           stdin=subprocess.DEVNULL)
 
 
-def give_to_nobody(setup):
-    """What check and status read becomes nobody's; the TSIG key file
-    stays root's, mode 0600."""
+def give_to_nobody(setup, secret=None):
+    """What check and status read becomes nobody's; the secret file (the
+    TSIG key file unless named) stays root's, mode 0600."""
+    secret = secret or setup.tsig_key_file
     os.chmod(setup.tmp, 0o711)
     paths = [setup.conf, setup.key_table, setup.signing_table]
     for d in (setup.state_dir, setup.key_dir):
@@ -33,18 +40,18 @@ def give_to_nobody(setup):
         paths += [os.path.join(d, f) for f in os.listdir(d)]
     for p in paths:
         os.lchown(p, NOBODY, NOBODY)
-    os.chown(setup.tsig_key_file, 0, 0)
-    os.chmod(setup.tsig_key_file, 0o600)
+    os.chown(secret, 0, 0)
+    os.chmod(secret, 0o600)
+    r = subprocess.run(["setpriv", "--reuid=%d" % NOBODY,
+                        "--regid=%d" % NOBODY, "--clear-groups", "cat",
+                        secret], capture_output=True)
+    assert r.returncode != 0, "nobody can read %s" % secret
 
 
 def test_check_and_status_work_without_reading_the_tsig_key(env):
     s = env.config()
     rotate_and_verify(env, s, "mail1")
     give_to_nobody(s)
-    r = subprocess.run(["setpriv", "--reuid=%d" % NOBODY,
-                        "--regid=%d" % NOBODY, "--clear-groups", "cat",
-                        s.tsig_key_file], capture_output=True)
-    assert r.returncode != 0, "nobody can read the TSIG key file"
     r = as_nobody(s, "check")
     assert r.returncode == 0 and r.stdout.startswith("DKIM OK"), \
         (r.returncode, r.stdout, r.stderr)
@@ -56,6 +63,69 @@ def test_check_and_status_work_without_reading_the_tsig_key(env):
     r = as_nobody(s, "rotate", "--domain", s.domain)
     assert r.returncode == 77 and s.tsig_key_file in r.stderr, \
         (r.returncode, r.stdout, r.stderr)
+
+
+def check_without_the_api_secret(env, s, secret, requests, words):
+    """check and status as nobody, who cannot read secret; then rotate,
+    which needs it at its first request: 77, nothing sent."""
+    rotate_and_verify(env, s, "mail1")
+    give_to_nobody(s, secret)
+    r = as_nobody(s, "check")
+    assert r.returncode == 0 and r.stdout.startswith("DKIM OK"), \
+        (r.returncode, r.stdout, r.stderr)
+    r = as_nobody(s, "status")
+    assert r.returncode == 0 and "mail1" in r.stdout and r.stderr == "", \
+        (r.returncode, r.stdout, r.stderr)
+    n = len(requests())
+    r = as_nobody(s, "rotate", "--domain", s.domain)
+    assert r.returncode == 77 and secret in r.stderr, \
+        (r.returncode, r.stdout, r.stderr)
+    assert len(requests()) == n, "a request went out without the secret"
+    for w in words:
+        assert w not in r.stdout + r.stderr, "a secret in the output"
+
+
+def test_check_works_without_reading_the_api_token(env):
+    cf = cfapi.start(env)
+    s = cfapi.write_config(env, cf)
+    check_without_the_api_secret(env, s, s.token_file, lambda: cf.requests,
+                                 [cf.token])
+
+
+def test_check_works_without_reading_the_aws_credentials(env):
+    api = start_r53(env)
+    s = write_r53_config(env, api)
+    check_without_the_api_secret(env, s, s.cred_file,
+                                 lambda: api.requests, [api.secret_key])
+
+
+def test_a_loose_token_file_still_stops_rotate_before_any_key(env):
+    """Read late, judged early: the mode is checked when the provider is
+    opened, so rotate exits 77 before it generates a key or sends a
+    request; configtest reads the file and refuses what is in it."""
+    cf = cfapi.start(env)
+    s = cfapi.write_config(env, cf)
+    for mode in (0o644, 0o604):
+        os.chmod(s.token_file, mode)
+        r = run(s, "rotate", "--domain", s.domain)
+        assert r.code == 77, r.describe()
+        assert s.token_file in r.err and "chmod" in r.err, r.describe()
+        assert cf.token not in r.err + r.out
+        assert not os.listdir(s.key_dir), "a key was generated anyway"
+        assert cf.requests == [], "a request was sent"
+    harness.Bind._write(s.token_file, "\n", 0o600)
+    r = run(s, "configtest")
+    assert r.code == 78 and s.token_file in r.err and "empty" in r.err, \
+        r.describe()
+    api = start_r53(env)
+    s = write_r53_config(env, api)
+    harness.Bind._write(s.cred_file, "[nodefault]\n", 0o600)
+    r = run(s, "configtest")
+    assert r.code == 78 and "no [default] profile" in r.err, r.describe()
+    os.chmod(s.cred_file, 0o644)
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 77 and s.cred_file in r.err, r.describe()
+    assert api.requests == [], "a request was sent"
 
 
 def test_configtest_still_reads_the_tsig_key(env):
