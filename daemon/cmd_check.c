@@ -5,9 +5,11 @@
  * (--canary) the live signer key against DNS.  Monitoring-plugin output,
  * JSON, Prometheus metrics; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
  *
- * All DNS questions of a run are collected first and asked at once
- * (lib/probe.h), then judged: thousands of selectors take about as long
- * as the slowest server.  The parts: check.h.
+ * The DNS questions of up to PART_DOMAINS domains are collected first
+ * and asked at once (lib/probe.h), then judged and reported, part after
+ * part: thousands of selectors take about as long as the slowest server
+ * per part, and a run holds the memory of one part.  The output waits in
+ * a spool for the line that needs the whole run.  The parts: check.h.
  */
 #include <inttypes.h>
 #include <stdarg.h>
