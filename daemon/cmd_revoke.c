@@ -17,7 +17,7 @@
 
 #include "daemon.h"
 
-#define TARGETS_MAX	8
+#define TARGETS_MAX	DK_REVOKE_TARGETS_MAX
 #define NEVER_TEXT	"never (without a change of configuration)"
 
 static int
@@ -84,15 +84,62 @@ pick_targets(const struct dk_domain_ctx *c, const char *selector,
 }
 
 static int
-all_revoked(const struct dk_domain_state *st, const int *t, size_t n,
-    int64_t now)
+revoke_reached(const struct dk_domain_ctx *c, void *arg, int64_t now)
 {
+	const struct dk_revoke_goal *r = arg;
 	size_t i;
 
-	for (i = 0; i < n; i++)
-		if (dk_key_state_get(&st->keys[t[i]], now) < DK_KS_REVOKED)
+	for (i = 0; i < r->n; i++)
+		if (dk_key_state_get(&c->st->keys[r->t[i]], now) <
+		    DK_KS_REVOKED)
 			return 0;
 	return 1;
+}
+
+static void
+revoke_plan(struct dk_domain_ctx *c, void *arg, int64_t now,
+    struct dk_plan *p)
+{
+	(void)arg;
+	dk_plan_next(c->st, &c->pol, 0, now, p);
+}
+
+/* Nothing due: wait for the next step, unless there is none. */
+static int
+revoke_idle(struct dk_domain_ctx *c, void *arg, const struct dk_plan *p,
+    int64_t now, int *rc, struct dk_error *err)
+{
+	const struct dk_revoke_goal *r = arg;
+	char when[64], d[32];
+
+	(void)c;
+	if (p->when == 0 || p->when == INT64_MAX) {
+		*rc = dk_err(err, DK_ETEMP, "%s: cannot rotate away from the "
+		    "compromised key: %s; the key is marked compromised and "
+		    "the next run carries on", r->domain,
+		    p->why ? p->why : "nothing due");
+		return 0;
+	}
+	dk_duration_format(p->when - now, d, sizeof(d));
+	dk_format_time(p->when, NEVER_TEXT, when, sizeof(when));
+	say("%s: %s; next step in %s (%s)", r->domain,
+	    p->why ? p->why : "waiting", d, when);
+	return 1;
+}
+
+void
+dk_goal_revoke(struct dk_goal *g, struct dk_revoke_goal *r)
+{
+	memset(g, 0, sizeof(*g));
+	g->reached = revoke_reached;
+	g->plan = revoke_plan;
+	g->idle = revoke_idle;
+	g->interrupted = "interrupted; the key is marked compromised and "
+	    "the next run carries on";
+	g->too_many = "too many steps; the key is marked compromised and "
+	    "the next run carries on";
+	g->name = r->domain;
+	g->arg = r;
 }
 
 int
@@ -103,9 +150,10 @@ cmd_revoke(const struct dk_conf *conf, const char *domain,
 	const struct dk_key_state *ks;
 	struct dk_domain_ctx c;
 	struct dk_error err = { 0, "" };
-	struct dk_plan p;
-	char owner[512], when[64], d[32];
-	int t[TARGETS_MAX], rc, pending, steps = 0;
+	struct dk_revoke_goal r = { .domain = domain };
+	struct dk_goal g;
+	char owner[512];
+	int *t = r.t, rc, steps = 0, parked;
 	int64_t now = dk_now();
 	size_t n = 0, i;
 
@@ -127,6 +175,7 @@ cmd_revoke(const struct dk_conf *conf, const char *domain,
 		dk_domain_close(&c);
 		return 0;
 	}
+	r.n = n;
 
 	/* Said plainly, before anything is done. */
 	for (i = 0; i < n; i++) {
@@ -159,58 +208,9 @@ cmd_revoke(const struct dk_conf *conf, const char *domain,
 	}
 
 	dk_stop_handlers();
-	for (;;) {
-		now = dk_now();
-		if (all_revoked(c.st, t, n, now)) {
-			rc = DK_OK;
-			break;
-		}
-		if (dk_stop_requested) {
-			complain("%s: interrupted; the key is marked "
-			    "compromised and the next run carries on", domain);
-			rc = DK_ETEMP;
-			break;
-		}
-		dk_plan_next(c.st, &c.pol, 0, now, &p);
-		if (p.action == DK_ACT_NONE) {
-			if (p.when == 0 || p.when == INT64_MAX) {
-				complain("%s: cannot rotate away from the "
-				    "compromised key: %s; the key is marked "
-				    "compromised and the next run carries on",
-				    domain, p.why ? p.why : "nothing due");
-				rc = DK_ETEMP;
-				break;
-			}
-			dk_duration_format(p.when - now, d, sizeof(d));
-			dk_format_time(p.when, NEVER_TEXT, when,
-			    sizeof(when));
-			say("%s: %s; next step in %s (%s)", domain,
-			    p.why ? p.why : "waiting", d, when);
-			if ((rc = dk_domain_hold_until(&c, p.when, &err)) !=
-			    DK_OK) {
-				complain("%s", err.msg);
-				break;
-			}
-			continue;
-		}
-		rc = dk_domain_step(&c, &p, &pending, &err);
-		/* Bounded: a planner bug must not spin here. */
-		if (rc == DK_OK && ++steps > 256) {
-			complain("%s: too many steps; the key is marked "
-			    "compromised and the next run carries on", domain);
-			rc = DK_ETEMP;
-			break;
-		}
-		if (rc == DK_ETEMP && pending) {
-			say("%s", err.msg);
-			dk_sleep_until(dk_now() + 1);
-			continue;
-		}
-		if (rc != DK_OK) {
-			complain("%s", err.msg);
-			break;
-		}
-	}
+	dk_goal_revoke(&g, &r);
+	if ((rc = dk_domain_drive(&c, &g, &steps, &parked, &err)) != DK_OK)
+		complain("%s", err.msg);
 	dk_domain_close(&c);
 	return dk_exit_code(rc);
 }

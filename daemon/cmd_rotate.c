@@ -190,15 +190,136 @@ say_expected_wait(const struct dk_domain_ctx *c, int k)
 	    "(resolvers may cache the name's absence that long)", d, m);
 }
 
+/* The blocked-selector failure, said here: it may be longer than an
+ * error message holds. */
+static int
+say_blocked(const struct dk_domain_ctx *c, const char *domain,
+    const struct dk_plan *p, int64_t now)
+{
+	char when[64], busy[1024];
+
+	dk_format_time(p->when, NEVER_TEXT, when, sizeof(when));
+	busy_selectors(c, now, busy, sizeof(busy));
+	complain("%s: no selector is free for a new key until %s: %s",
+	    domain, when, busy);
+	return DK_ETEMP;
+}
+
+static void
+rotate_plan(struct dk_domain_ctx *c, void *arg, int64_t now,
+    struct dk_plan *p)
+{
+	const struct dk_rotate_goal *r = arg;
+
+	dk_plan_next(c->st, &c->pol, r->rotate, now, p);
+}
+
+/*
+ * Nothing due: done once the new key is active (steps due now, such as
+ * a compromised key's revocation, run first), or with nothing more to
+ * wait for; a busy selector fails; otherwise wait for the next step.
+ */
+static int
+rotate_idle(struct dk_domain_ctx *c, void *arg, const struct dk_plan *p,
+    int64_t now, int *rc, struct dk_error *err)
+{
+	const struct dk_rotate_goal *r = arg;
+	char d[32];
+
+	if (r->target >= 0 && dk_key_state_get(&c->st->keys[r->target],
+	    now) == DK_KS_ACTIVE) {
+		*rc = DK_OK;
+		return 0;
+	}
+	if (p->blocked) {
+		*rc = say_blocked(c, r->domain, p, now);
+		err->msg[0] = '\0';
+		return 0;
+	}
+	if (p->when == 0) {
+		*rc = DK_OK;
+		return 0;
+	}
+	if (r->target >= 0) {
+		dk_duration_format(p->when - now, d, sizeof(d));
+		say("%s: %s; activation in %s", r->domain,
+		    p->why ? p->why : "waiting", d);
+	}
+	return 1;
+}
+
+/* A rotation in progress, or the one just asked for: its new key. */
+static int
+rotate_step(struct dk_domain_ctx *c, void *arg, const struct dk_plan *p,
+    int64_t now, int *pending, int *parked, struct dk_error *err)
+{
+	struct dk_rotate_goal *r = arg;
+	int rc, was = r->rotate;
+
+	(void)parked;
+	if (p->action == DK_ACT_GENERATE) {
+		r->rotate = 0;
+	} else if (p->key >= 0 && r->target < 0 &&
+	    dk_key_state_get(&c->st->keys[p->key], now) < DK_KS_ACTIVE) {
+		r->target = p->key;
+		r->rotate = 0;
+	}
+	rc = dk_domain_step(c, p, pending, err);
+	if (p->action == DK_ACT_GENERATE && rc == DK_OK)
+		r->target = (int)c->st->nkeys - 1;
+	/* A key a host has yet to make: the rotation still asked. */
+	else if (p->action == DK_ACT_GENERATE)
+		r->rotate = was;
+	if (rc == DK_OK && !r->told && r->target >= 0 &&
+	    c->st->keys[r->target].published_at != 0 &&
+	    c->st->keys[r->target].drain >= 0) {
+		say_expected_wait(c, r->target);
+		r->told = 1;
+	}
+	return rc;
+}
+
+void
+dk_goal_rotate(struct dk_goal *g, struct dk_rotate_goal *r)
+{
+	memset(g, 0, sizeof(*g));
+	g->plan = rotate_plan;
+	g->idle = rotate_idle;
+	g->step = rotate_step;
+	g->interrupted = "interrupted; state kept, the next run resumes";
+	g->too_many = "too many steps; state kept, the next run resumes";
+	g->name = r->domain;
+	g->arg = r;
+}
+
+/* --dry-run: what the next rotation would do, without doing it. */
+static int
+rotate_dry_run(const struct dk_domain_ctx *c, const char *domain)
+{
+	struct dk_plan p;
+	int64_t now = dk_now();
+
+	dk_plan_next(c->st, &c->pol, 1, now, &p);
+	if (p.action == DK_ACT_GENERATE || (p.key >= 0 &&
+	    dk_key_state_get(&c->st->keys[p.key], now) < DK_KS_ACTIVE)) {
+		print_dry_run(c, &p);
+		return DK_OK;
+	}
+	if (p.blocked)
+		return say_blocked(c, domain, &p, now);
+	say("nothing to do for %s", domain);
+	return DK_OK;
+}
+
 int
 cmd_rotate(const struct dk_conf *conf, const char *domain, int dry_run)
 {
 	const struct dk_conf_domain *dom;
 	struct dk_domain_ctx c;
 	struct dk_error err = { 0, "" };
-	struct dk_plan p;
-	char when[64], busy[1024];
-	int rc, pending, target = -1, rotate = 1, was, told = 0;
+	struct dk_rotate_goal r = { 1, -1, 0, domain };
+	struct dk_goal g;
+	int rc, steps = 0, parked;
 
 	if ((dom = dk_conf_domain_find(conf, domain)) == NULL) {
 		complain("%s: no [domain %s] in %s", domain, domain,
@@ -211,100 +332,14 @@ cmd_rotate(const struct dk_conf *conf, const char *domain, int dry_run)
 		return dk_exit_code(rc);
 	}
 	dk_stop_handlers();
-	for (;;) {
-		int64_t now = dk_now();
-
-		if (dk_stop_requested) {
-			complain("%s: interrupted; state kept, the next run "
-			    "resumes", domain);
-			rc = DK_ETEMP;
-			break;
-		}
-		dk_plan_next(c.st, &c.pol, rotate, now, &p);
-		if (dry_run) {
-			if (p.action == DK_ACT_GENERATE ||
-			    (p.key >= 0 && dk_key_state_get(&c.st->keys[p.key],
-			    now) < DK_KS_ACTIVE)) {
-				print_dry_run(&c, &p);
-				rc = DK_OK;
-			} else if (p.blocked) {
-				dk_format_time(p.when, NEVER_TEXT, when,
-				    sizeof(when));
-				busy_selectors(&c, now, busy, sizeof(busy));
-				complain("%s: no selector is free for a new "
-				    "key until %s: %s", domain, when, busy);
-				rc = DK_ETEMP;
-			} else {
-				say("nothing to do for %s", domain);
-				rc = DK_OK;
-			}
-			break;
-		}
-		if (p.action == DK_ACT_NONE) {
-			if (target >= 0 && dk_key_state_get(&c.st->keys[target],
-			    now) == DK_KS_ACTIVE) {
-				rc = DK_OK;
-				break;
-			}
-			if (p.blocked) {
-				dk_format_time(p.when, NEVER_TEXT, when,
-				    sizeof(when));
-				busy_selectors(&c, now, busy, sizeof(busy));
-				complain("%s: no selector is free for a new "
-				    "key until %s: %s", domain, when, busy);
-				rc = DK_ETEMP;
-				break;
-			}
-			if (p.when == 0) {
-				rc = DK_OK;
-				break;
-			}
-			if (target >= 0) {
-				char d[32];
-
-				dk_duration_format(p.when - now, d, sizeof(d));
-				say("%s: %s; activation in %s", domain,
-				    p.why ? p.why : "waiting", d);
-			}
-			if ((rc = dk_domain_hold_until(&c, p.when, &err)) !=
-			    DK_OK) {
-				complain("%s", err.msg);
-				break;
-			}
-			continue;
-		}
-		/* A rotation in progress, or the one just asked for. */
-		was = rotate;
-		if (p.action == DK_ACT_GENERATE) {
-			rotate = 0;
-		} else if (p.key >= 0 && target < 0 &&
-		    dk_key_state_get(&c.st->keys[p.key], now) < DK_KS_ACTIVE) {
-			target = p.key;
-			rotate = 0;
-		}
-		rc = dk_domain_step(&c, &p, &pending, &err);
-		if (p.action == DK_ACT_GENERATE && rc == DK_OK)
-			target = (int)c.st->nkeys - 1;
-		/* A key a host has yet to make: the rotation still asked. */
-		else if (p.action == DK_ACT_GENERATE)
-			rotate = was;
-		if (rc == DK_OK && !told && target >= 0 &&
-		    c.st->keys[target].published_at != 0 &&
-		    c.st->keys[target].drain >= 0) {
-			say_expected_wait(&c, target);
-			told = 1;
-		}
-		if (rc == DK_ETEMP && pending) {
-			say("%s", err.msg);
-			dk_sleep_until(dk_now() + 1);
-			continue;
-		}
-		if (rc != DK_OK) {
+	if (dry_run) {
+		rc = rotate_dry_run(&c, domain);
+	} else {
+		dk_goal_rotate(&g, &r);
+		rc = dk_domain_drive(&c, &g, &steps, &parked, &err);
+		if (rc != DK_OK && err.msg[0] != '\0')
 			complain("%s", err.msg);
-			break;
-		}
 	}
 	dk_domain_close(&c);
 	return dk_exit_code(rc);
 }
-

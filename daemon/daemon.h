@@ -155,6 +155,82 @@ int	dk_domain_load_state(const struct dk_conf *,
 int	dk_domain_step(struct dk_domain_ctx *, const struct dk_plan *,
 	    int *pending, struct dk_error *);
 
+/*
+ * The plan -> step -> wait loop of rotate, revoke and run
+ * (daemon/drive.c), written once.  A goal says what "done" means and what
+ * to do when nothing is due; the loop plans, runs each due step and
+ * waits, until the goal ends it, a step fails, a stop is requested or
+ * DK_STEPS_MAX steps ran (a planner bug must not spin a command or the
+ * daemon on one domain).  Every hook gets the goal's arg.
+ */
+#define DK_STEPS_MAX	64
+
+struct dk_goal {
+	/* 1: done, ends the loop with DK_OK (checked before each plan);
+	 * NULL: never reached this way. */
+	int	(*reached)(const struct dk_domain_ctx *, void *arg,
+		    int64_t now);
+	/* The next step at now into p. */
+	void	(*plan)(struct dk_domain_ctx *, void *arg, int64_t now,
+		    struct dk_plan *p);
+	/*
+	 * Nothing due now: 1 to wait here until p->when (keeping the
+	 * lease) and plan again; 0 to end the loop with *rc, err set on a
+	 * failure (err->msg "" when the hook said it already).
+	 */
+	int	(*idle)(struct dk_domain_ctx *, void *arg,
+		    const struct dk_plan *p, int64_t now, int *rc,
+		    struct dk_error *);
+	/* Run p (NULL: dk_domain_step).  *parked = 1: the step was handed
+	 * on (run's batch), the loop ends with rc and the domain open. */
+	int	(*step)(struct dk_domain_ctx *, void *arg,
+		    const struct dk_plan *p, int64_t now, int *pending,
+		    int *parked, struct dk_error *);
+	/* A record not yet served everywhere: NULL probes again here a
+	 * second later; otherwise the loop ends with DK_OK after calling
+	 * it (the daemon probes again later). */
+	void	(*probe_later)(struct dk_domain_ctx *, void *arg,
+		    const struct dk_plan *p);
+	/* After "DOMAIN: ", the DK_ETEMP failure on a stop request (NULL:
+	 * a stop ends the loop as idle does) and on DK_STEPS_MAX. */
+	const char *interrupted;
+	const char *too_many;
+	/* The domain as those messages name it (NULL: c->dom->name). */
+	const char *name;
+	void	*arg;
+};
+
+/*
+ * Drive the open domain c towards g.  *steps: steps already run (counted
+ * up: each one that succeeded, or was parked); *parked as g->step left
+ * it.  Progress (a probe still waiting) is said on stdout; failures are
+ * returned in err, not said.
+ */
+int	dk_domain_drive(struct dk_domain_ctx *c, const struct dk_goal *g,
+	    int *steps, int *parked, struct dk_error *err);
+
+/*
+ * The goals of rotate and revoke (cmd_rotate.c, cmd_revoke.c), for their
+ * commands and the unit tests.  Rotate: one rotation (asked for, or the
+ * one in progress) until its new key is active; revoke: until every
+ * target key is revoked.
+ */
+struct dk_rotate_goal {
+	int	rotate;		/* a rotation still to ask the planner */
+	int	target;		/* the new key; -1 until known */
+	int	told;		/* the expected wait was said */
+	const char *domain;	/* as the command line named it */
+};
+void	dk_goal_rotate(struct dk_goal *, struct dk_rotate_goal *);
+
+#define DK_REVOKE_TARGETS_MAX	8
+struct dk_revoke_goal {
+	int	t[DK_REVOKE_TARGETS_MAX];	/* key indices */
+	size_t	n;
+	const char *domain;	/* as the command line named it */
+};
+void	dk_goal_revoke(struct dk_goal *, struct dk_revoke_goal *);
+
 /* Owner name of a selector: SELECTOR._domainkey.DOMAIN (static buffer). */
 const char *dk_owner(const char *selector, const char *domain, char *buf,
 	    size_t len);

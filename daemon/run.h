@@ -22,8 +22,6 @@
  * is due: a rotation made by hand meanwhile brings new due steps.
  */
 #define RECHECK		3600
-/* Bounded: a planner bug must not spin the daemon on one domain. */
-#define MAX_STEPS	64
 /*
  * Domains waiting in one batch.  Each holds its lock (a descriptor) until
  * the batch is sent; a 64 KiB UPDATE holds about a hundred RSA records.

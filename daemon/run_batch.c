@@ -25,6 +25,109 @@ messages_sent(const struct dk_domain_ctx *c)
 	return c->pops->messages != NULL ? c->pops->messages(c->pctx) : 0;
 }
 
+/* What advance() drives a domain with: run's goal and its batch. */
+struct run_goal {
+	struct slot	*s;
+	struct batch	*b;		/* NULL: no batching */
+	struct stats	*stats;
+	int64_t		 next;		/* when something will be due */
+};
+
+static void
+run_goal_plan(struct dk_domain_ctx *c, void *arg, int64_t now,
+    struct dk_plan *p)
+{
+	struct run_goal *r = arg;
+	int rot_due;
+
+	take_signals();
+	run_plan_domain(r->s->dom, c->st, &c->pol, now, p, &r->next,
+	    &rot_due);
+	run_note_blocked(r->s, p, rot_due);
+}
+
+/* Nothing due now (or a stop requested): look again when it will be. */
+static int
+run_goal_idle(struct dk_domain_ctx *c, void *arg, const struct dk_plan *p,
+    int64_t now, int *rc, struct dk_error *err)
+{
+	struct run_goal *r = arg;
+
+	(void)c;
+	(void)p;
+	(void)now;
+	(void)err;
+	r->s->step_at = r->next;
+	*rc = DK_OK;
+	return 0;
+}
+
+static void
+say_rotating(const struct dk_domain_ctx *c, const struct dk_plan *p,
+    int64_t now)
+{
+	char every[32];
+
+	dk_duration_format(c->dom->rotate_every, every, sizeof(every));
+	if (dk_plan_active_key(c->st, now) == -1)
+		say("%s: no active key; rotating to %s (rotate_every %s)",
+		    c->dom->name, p->selector, every);
+	else
+		say("%s: rotate_every %s elapsed; rotating to %s",
+		    c->dom->name, every, p->selector);
+}
+
+/*
+ * One step; with a batch (not full), a due PUBLISH is prepared and the
+ * domain parked there, still open: run_flush() resumes it.
+ */
+static int
+run_goal_step(struct dk_domain_ctx *c, void *arg, const struct dk_plan *p,
+    int64_t now, int *pending, int *parked, struct dk_error *err)
+{
+	struct run_goal *r = arg;
+	struct batch *b = r->b;
+	struct parked *pk;
+	unsigned m0;
+	int rc;
+
+	if (p->action == DK_ACT_GENERATE)
+		say_rotating(c, p, now);
+	if (p->action == DK_ACT_PUBLISH && b != NULL && b->n < BATCH_MAX &&
+	    c->pops->replace_many != NULL) {
+		pk = &b->p[b->n];
+		memset(pk, 0, sizeof(*pk));
+		rc = dk_publish_prepare(c, p->key, pending, &pk->pb, err);
+		if (rc == DK_OK) {
+			pk->s = r->s;
+			pk->c = *c;	/* moved: run_flush closes it */
+			b->n++;
+			*parked = 1;
+		}
+		return rc;
+	}
+	m0 = messages_sent(c);
+	rc = dk_domain_step(c, p, pending, err);
+	if (p->action == DK_ACT_PUBLISH && rc == DK_OK) {
+		r->stats->records++;
+		r->stats->messages += messages_sent(c) - m0;
+	}
+	/* A rotation is complete once the signer switched. */
+	if (p->action == DK_ACT_ACTIVATE && rc == DK_OK)
+		r->s->rotations++;
+	return rc;
+}
+
+/* A record not yet served everywhere: the daemon probes again later. */
+static void
+run_goal_probe_later(struct dk_domain_ctx *c, void *arg,
+    const struct dk_plan *p)
+{
+	struct run_goal *r = arg;
+
+	r->s->step_at = run_probe_again(c->st, p, dk_now());
+}
+
 /*
  * Run an open domain's due steps in order, committing each, until
  * nothing is due now, a probe has to wait, a step fails, or a stop is
@@ -36,75 +139,21 @@ static int
 advance(struct slot *s, struct dk_domain_ctx *c, int steps,
     struct batch *b, struct stats *stats, int *parked, struct dk_error *err)
 {
-	struct dk_plan p;
-	struct parked *pk;
-	int64_t now, next;
-	unsigned m0;
-	int rc, pending, rot_due;
+	struct run_goal r = { s, b, stats, INT64_MAX };
+	struct dk_goal g = {
+		.plan = run_goal_plan,
+		.idle = run_goal_idle,
+		.step = run_goal_step,
+		.probe_later = run_goal_probe_later,
+		.too_many = "too many steps in one run",
+		.arg = &r,
+	};
+	int rc;
 
-	for (;;) {
-		take_signals();
-		now = dk_now();
-		run_plan_domain(s->dom, c->st, &c->pol, now, &p, &next,
-		    &rot_due);
-		run_note_blocked(s, &p, rot_due);
-		if (p.action == DK_ACT_NONE || dk_stop_requested) {
-			s->step_at = next;
-			rc = DK_OK;
-			break;
-		}
-		if (++steps > MAX_STEPS) {
-			rc = dk_err(err, DK_ETEMP, "%s: too many steps in one "
-			    "run", s->dom->name);
-			break;
-		}
-		if (p.action == DK_ACT_GENERATE) {
-			char every[32];
-
-			dk_duration_format(s->dom->rotate_every, every,
-			    sizeof(every));
-			if (dk_plan_active_key(c->st, now) == -1)
-				say("%s: no active key; rotating to %s "
-				    "(rotate_every %s)", s->dom->name,
-				    p.selector, every);
-			else
-				say("%s: rotate_every %s elapsed; rotating "
-				    "to %s", s->dom->name, every,
-				    p.selector);
-		}
-		if (p.action == DK_ACT_PUBLISH && b != NULL &&
-		    b->n < BATCH_MAX && c->pops->replace_many != NULL) {
-			pk = &b->p[b->n];
-			memset(pk, 0, sizeof(*pk));
-			rc = dk_publish_prepare(c, p.key, &pending, &pk->pb,
-			    err);
-			if (rc == DK_OK) {
-				pk->s = s;
-				pk->c = *c;	/* moved: run_flush closes it */
-				pk->steps = steps;
-				b->n++;
-				*parked = 1;
-				return DK_OK;
-			}
-		} else {
-			m0 = messages_sent(c);
-			rc = dk_domain_step(c, &p, &pending, err);
-			if (p.action == DK_ACT_PUBLISH && rc == DK_OK) {
-				stats->records++;
-				stats->messages += messages_sent(c) - m0;
-			}
-			/* A rotation is complete once the signer switched. */
-			if (p.action == DK_ACT_ACTIVATE && rc == DK_OK)
-				s->rotations++;
-		}
-		if (rc == DK_ETEMP && pending) {
-			say("%s", err->msg);
-			s->step_at = run_probe_again(c->st, &p, dk_now());
-			rc = DK_OK;
-			break;
-		}
-		if (rc != DK_OK)
-			break;
+	rc = dk_domain_drive(c, &g, &steps, parked, err);
+	if (*parked) {
+		b->p[b->n - 1].steps = steps;
+		return rc;
 	}
 	run_note_active(s, c->st);
 	c->keep_lock = run_lease_time > 0 && rc == DK_OK &&

@@ -6,7 +6,9 @@
  * 127.0.0.1 (a thread of this process, one socket per "server"), so that
  * the propagation gate reads real replies.  Time passes by moving every
  * timestamp of the state back: the planner and the engine see exactly
- * what a later clock would show them.
+ * what a later clock would show them.  The shared plan -> step -> wait
+ * loop (dk_domain_drive) runs with safety_margin = 0, so that it has no
+ * wait to sleep through.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -348,6 +350,10 @@ put(const char *path, const char *text)
 	fclose(f);
 }
 
+/* Extra [domain] lines for the next setup (the shared loop's tests wait
+ * in real time, so they take safety_margin = 0: nothing to wait for). */
+static const char *domain_extra = "";
+
 static int
 setup(void **state)
 {
@@ -397,7 +403,8 @@ setup(void **state)
 	    "signer = fake\n"
 	    "selectors = s1 s2\n"
 	    "algorithm = ed25519\n"
-	    "ttl = 60\n", fx->dir, fx->dir, fdns.port[0]);
+	    "ttl = 60\n"
+	    "%s", fx->dir, fx->dir, fdns.port[0], domain_extra);
 	snprintf(path, sizeof(path), "%s/dkimkeyd.conf", fx->dir);
 	put(path, conf);
 	if (dk_conf_load(path, &fx->conf, &err) != DK_OK) {
@@ -710,6 +717,197 @@ test_engine_refuses_to_overwrite_someone_elses_record(void **state)
 	assert_int_equal(fsig.nactive, 0);
 }
 
+static int
+setup_no_wait(void **state)
+{
+	int rc;
+
+	domain_extra = "safety_margin = 0\n";
+	rc = setup(state);
+	domain_extra = "";
+	return rc;
+}
+
+/* The shared plan -> step -> wait loop (daemon/drive.c) and its goals. */
+
+static void
+test_drive_rotate_goal_ends_once_the_new_key_is_active(void **state)
+{
+	struct fx *fx = *state;
+	struct dk_rotate_goal r = { 1, -1, 0, DOMAIN };
+	struct dk_goal g;
+	struct dk_error err = { 0, "" };
+	const struct dk_key_state *k1, *k2;
+	int steps = 0, parked = 1;
+
+	dk_goal_rotate(&g, &r);
+	assert_int_equal(dk_domain_drive(&fx->c, &g, &steps, &parked, &err),
+	    DK_OK);
+	/* generate, publish, probe, activate */
+	assert_int_equal(steps, 4);
+	assert_int_equal(parked, 0);
+	assert_non_null(k1 = key_of(fx, "s1"));
+	assert_int_equal(r.target, (int)(k1 - fx->c.st->keys));
+	assert_true(k1->active_at > 0);
+	assert_int_equal(fsig.nactive, 1);
+
+	/* Asked again: the next rotation, and no step more once its key is
+	 * active (the old key's revocation waits for retire_after). */
+	r = (struct dk_rotate_goal){ 1, -1, 0, DOMAIN };
+	steps = 0;
+	dk_goal_rotate(&g, &r);
+	assert_int_equal(dk_domain_drive(&fx->c, &g, &steps, &parked, &err),
+	    DK_OK);
+	assert_int_equal(steps, 4);
+	k1 = key_of(fx, "s1");
+	assert_non_null(k2 = key_of(fx, "s2"));
+	assert_true(k2->active_at > 0);
+	assert_true(k1->retired_at > 0);
+	assert_int_equal(k1->revoked_at, 0);
+	assert_int_equal(fsig.nactive, 2);
+}
+
+static void
+test_drive_revoke_goal_ends_once_every_target_is_revoked(void **state)
+{
+	struct fx *fx = *state;
+	struct dk_rotate_goal r = { 1, -1, 0, DOMAIN };
+	struct dk_revoke_goal v = { .domain = DOMAIN };
+	struct dk_goal g;
+	struct dk_error err = { 0, "" };
+	const struct dk_key_state *k1, *k2;
+	int steps = 0, parked;
+
+	dk_goal_rotate(&g, &r);
+	assert_int_equal(dk_domain_drive(&fx->c, &g, &steps, &parked, &err),
+	    DK_OK);
+	/* What revoke records before driving: the active key compromised. */
+	v.t[0] = r.target;
+	v.n = 1;
+	fx->c.st->keys[r.target].compromised_at = dk_now();
+	steps = 0;
+	dk_goal_revoke(&g, &v);
+	assert_int_equal(dk_domain_drive(&fx->c, &g, &steps, &parked, &err),
+	    DK_OK);
+	/* A rotation away from it (4 steps), then its revocation at once. */
+	assert_int_equal(steps, 5);
+	k1 = key_of(fx, "s1");
+	assert_non_null(k2 = key_of(fx, "s2"));
+	assert_true(k1->revoked_at > 0);
+	assert_int_equal(k1->removed_at, 0);
+	assert_true(k2->active_at > 0);
+	assert_int_equal(fsig.nactive, 2);
+
+	/* Already revoked: the goal holds before any plan. */
+	steps = 0;
+	assert_int_equal(dk_domain_drive(&fx->c, &g, &steps, &parked, &err),
+	    DK_OK);
+	assert_int_equal(steps, 0);
+}
+
+/* A planner bug: a step that changes nothing, so the same step stays
+ * due for ever. */
+static int nop_calls;
+
+static int
+nop_step(struct dk_domain_ctx *c, void *arg, const struct dk_plan *p,
+    int64_t now, int *pending, int *parked, struct dk_error *err)
+{
+	(void)c;
+	(void)arg;
+	(void)p;
+	(void)now;
+	(void)parked;
+	(void)err;
+	*pending = 0;
+	nop_calls++;
+	return DK_OK;
+}
+
+static void
+test_drive_caps_the_steps_of_every_goal(void **state)
+{
+	struct fx *fx = *state;
+	struct dk_rotate_goal r = { 1, -1, 0, DOMAIN };
+	struct dk_revoke_goal v = { .domain = DOMAIN };
+	struct dk_goal g;
+	struct dk_error err = { 0, "" };
+	int steps = 0, parked, rc;
+
+	dk_goal_rotate(&g, &r);
+	g.step = nop_step;
+	nop_calls = 0;
+	rc = dk_domain_drive(&fx->c, &g, &steps, &parked, &err);
+	assert_int_equal(rc, DK_ETEMP);
+	assert_int_equal(steps, DK_STEPS_MAX);
+	assert_int_equal(nop_calls, DK_STEPS_MAX);
+	assert_string_equal(err.msg, DOMAIN ": too many steps; state kept, "
+	    "the next run resumes");
+
+	/* The steps already run count (run's batch carries them on). */
+	dk_goal_rotate(&g, &r);
+	assert_int_equal(dk_domain_drive(&fx->c, &g, &steps, &parked, &err),
+	    DK_ETEMP);
+	assert_int_equal(fx->c.st->nkeys, 0);
+
+	/* The revoke goal, on a compromised active key. */
+	r = (struct dk_rotate_goal){ 1, -1, 0, DOMAIN };
+	steps = 0;
+	dk_goal_rotate(&g, &r);
+	assert_int_equal(dk_domain_drive(&fx->c, &g, &steps, &parked, &err),
+	    DK_OK);
+	fx->c.st->keys[r.target].compromised_at = dk_now();
+	v.t[0] = r.target;
+	v.n = 1;
+	dk_goal_revoke(&g, &v);
+	g.step = nop_step;
+	nop_calls = 0;
+	steps = 0;
+	rc = dk_domain_drive(&fx->c, &g, &steps, &parked, &err);
+	assert_int_equal(rc, DK_ETEMP);
+	assert_int_equal(nop_calls, DK_STEPS_MAX);
+	assert_string_equal(err.msg, DOMAIN ": too many steps; the key is "
+	    "marked compromised and the next run carries on");
+	assert_int_equal(fx->c.st->keys[r.target].revoked_at, 0);
+}
+
+static void
+test_drive_stop_request_ends_the_goal_with_its_message(void **state)
+{
+	struct fx *fx = *state;
+	struct dk_rotate_goal r = { 1, -1, 0, DOMAIN };
+	struct dk_revoke_goal v = { .domain = DOMAIN };
+	struct dk_goal g;
+	struct dk_error err = { 0, "" };
+	int steps = 0, parked, rc;
+
+	dk_stop_requested = 1;
+	dk_goal_rotate(&g, &r);
+	rc = dk_domain_drive(&fx->c, &g, &steps, &parked, &err);
+	assert_int_equal(rc, DK_ETEMP);
+	assert_string_equal(err.msg, DOMAIN ": interrupted; state kept, the "
+	    "next run resumes");
+	assert_int_equal(steps, 0);
+	assert_int_equal(fx->c.st->nkeys, 0);
+	dk_stop_requested = 0;
+
+	dk_goal_rotate(&g, &r);
+	assert_int_equal(dk_domain_drive(&fx->c, &g, &steps, &parked, &err),
+	    DK_OK);
+	fx->c.st->keys[r.target].compromised_at = dk_now();
+	v.t[0] = r.target;
+	v.n = 1;
+	dk_goal_revoke(&g, &v);
+	dk_stop_requested = 1;
+	steps = 0;
+	rc = dk_domain_drive(&fx->c, &g, &steps, &parked, &err);
+	dk_stop_requested = 0;
+	assert_int_equal(rc, DK_ETEMP);
+	assert_string_equal(err.msg, DOMAIN ": interrupted; the key is marked "
+	    "compromised and the next run carries on");
+	assert_int_equal(steps, 0);
+}
+
 int
 main(void)
 {
@@ -732,6 +930,18 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_engine_refuses_to_overwrite_someone_elses_record,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_drive_rotate_goal_ends_once_the_new_key_is_active,
+		    setup_no_wait, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_drive_revoke_goal_ends_once_every_target_is_revoked,
+		    setup_no_wait, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_drive_caps_the_steps_of_every_goal,
+		    setup_no_wait, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_drive_stop_request_ends_the_goal_with_its_message,
+		    setup_no_wait, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
