@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 
+import bench_rotation
 import common
 from common import harness, log
 
@@ -33,8 +34,6 @@ from pg import Postgres  # tests/integration, on common's path
 
 ZONE = "fleet.test"
 HOSTS = ("mx1", "mx2", "mx3")
-ACTIVE = re.compile(r"^(\S+): (?:signer \S+ switched to it|every host "
-                    r"\(\d+\) serves it) event=active", re.M)
 
 
 def domain_conf(tmp, bind, pg, domains, hosts=None, key_dir=None,
@@ -85,24 +84,9 @@ def domain_conf(tmp, bind, pg, domains, hosts=None, key_dir=None,
 def rotate_all(conf, ndom, deadline):
     """`run --once` until ndom domains are active: (seconds, runs, ok,
     last error)."""
-    t0 = time.monotonic()
-    active = set()
-    runs = 0
-    last = ""
-    while True:
-        left = max(0.0, deadline - (time.monotonic() - t0))
-        code, out, err, _ = common.dkimkeyd(conf, "run", "--once",
-                                            timeout=left + 60)
-        runs += 1
-        active.update(m.group(1) for m in ACTIVE.finditer(out))
-        if err.strip():
-            last = "run %d (exit %d): %s" % (runs, code,
-                                             err.strip().splitlines()[-1])
-        if len(active) >= ndom or code not in (0, 75) or \
-                time.monotonic() - t0 > deadline:
-            break
-        time.sleep(0.2)
-    return time.monotonic() - t0, runs, len(active) >= ndom, last
+    r = bench_rotation.rotate_all(conf, ndom, deadline)
+    return r["seconds"], r["runs"], r["ok"], \
+        r["errors"][-1] if r["errors"] else ""
 
 
 def start_agent(conf, host, tmp):
