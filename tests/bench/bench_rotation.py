@@ -44,8 +44,9 @@ CUSTOMER = "customer.test"
 OPERATOR = "operator.test"
 SELECTORS = ("mail1", "mail2")
 COUNTER = re.compile(r"published (\d+) records? in (\d+) UPDATE messages?")
-ACTIVE = re.compile(r"^(\S+): signer \S+ switched to it event=active",
-                    re.M)
+# Activation on this host's signer, or (hosts =) on every MTA host.
+ACTIVE = re.compile(r"^(\S+): (?:signer \S+ switched to it|every host "
+                    r"\(\d+\) serves it) event=active", re.M)
 
 
 def txt_domain(i):
