@@ -154,6 +154,25 @@ struct dom {
 	int			 worst;
 };
 
+/*
+ * What the plugin line says of the whole run, added up as its parts are
+ * judged: domains, selectors, problems (not OK), and the first message
+ * of each severity (malloc'd).
+ */
+struct tally {
+	size_t	 nd, nsel, nprob;
+	char	*first[4];
+};
+
+/* The signer's answer for one domain, asked for all at once (cmd_check). */
+struct cur {
+	int			 asked;
+	int			 rc;
+	const char		*why;	/* rc != DK_OK (the run's kept strings) */
+	struct dk_signer_key	*keys;
+	size_t			 nkeys;
+};
+
 /* Strings that live as long as a run, in large blocks. */
 struct strblock {
 	struct strblock	*next;
@@ -173,7 +192,8 @@ struct run {
 	struct dk_psl			*psl;	/* loaded for the first sender */
 	int				 psl_tried;
 	struct dk_error			 psl_err;
-	struct strblock			*strs;
+	struct strblock			*strs;	/* this part's */
+	struct cur			*cur;	/* by index in conf->domains */
 };
 
 
@@ -188,7 +208,9 @@ int	check_usable(const struct dk_query *q, int *sev, char *why,
 void	check_judge_domain(struct run *r, struct dom *d);
 
 /* check_collect.c: what to ask, queued on r. */
-void	check_collect_signers(struct run *r);
+struct dk_signer_ops;
+void	check_collect_signers(struct run *r, const struct dk_signer_ops *sops,
+	    void *sctx, const size_t *idx, size_t n);
 void	check_collect_servers(struct run *r);
 void	check_collect_items(struct run *r, struct dom *d);
 const char *check_sdup(struct run *r, const char *s);
@@ -211,7 +233,16 @@ void	check_sappend(struct str *s, const char *fmt, ...)
 void	check_sputs(struct str *s, const char *v, size_t n);
 void	check_sjson(struct str *s, const char *v);
 void	check_json_domain(struct run *r, struct dom *d, struct str *o);
-void	check_write_metrics(struct run *r);
-void	check_print_text(struct run *r, int worst);
+struct dk_metrics;
+struct dk_metrics *check_metrics_begin(struct run *r);
+void	check_metrics_add(struct run *r, struct dk_metrics *m);
+void	check_metrics_end(struct run *r, struct dk_metrics *m, int write);
+void	check_text_add(struct run *r, struct tally *t, struct str *perf,
+	    struct str *det);
+int	check_print_text(const struct run *r, const struct tally *t,
+	    int worst, struct str *perf, struct str *det);
+void	check_spool_open(struct str *s);
+int	check_spool_copy(struct str *s, FILE *out);
+void	check_spool_close(struct str *s);
 
 #endif

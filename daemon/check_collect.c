@@ -478,58 +478,42 @@ out:
 }
 
 /*
- * Ask each signer section about all its domains at once: one read of its
- * configuration instead of one per domain, which for shared tables is
- * quadratic in the number of domains.  Domains of a signer without
- * current_many, or whose call failed as a whole, are left to
- * collect_live's per-domain current.
+ * Ask a signer section (sops, sctx) about n domains at once (idx: their
+ * indices in conf->domains), into r->cur: one read of its configuration
+ * instead of one per domain, which for shared tables is quadratic in the
+ * number of domains.  Domains of a signer without current_many, or whose
+ * call failed as a whole, are left to collect_live's per-domain current.
  */
 void
-check_collect_signers(struct run *r)
+check_collect_signers(struct run *r, const struct dk_signer_ops *sops,
+    void *sctx, const size_t *idx, size_t n)
 {
 	struct dk_error err = { 0, "" };
 	struct dk_signer_current *cur = NULL;
 	const char **names = NULL;
-	unsigned char *asked = NULL;
-	size_t *idx = NULL, i, j, n;
+	size_t j;
 
-	if (r->nd == 0 || (names = calloc(r->nd, sizeof(*names))) == NULL ||
-	    (idx = calloc(r->nd, sizeof(*idx))) == NULL ||
-	    (cur = calloc(r->nd, sizeof(*cur))) == NULL ||
-	    (asked = calloc(r->nd, 1)) == NULL)
+	if (n == 0 || sops->current_many == NULL ||
+	    (names = calloc(n, sizeof(*names))) == NULL ||
+	    (cur = calloc(n, sizeof(*cur))) == NULL)
 		goto out;
-	for (i = 0; i < r->nd; i++) {
-		struct dom *d = &r->d[i];
+	for (j = 0; j < n; j++)
+		names[j] = r->conf->domains[idx[j]].name;
+	if (sops->current_many(sctx, names, n, cur, &err) != DK_OK)
+		goto out;
+	for (j = 0; j < n; j++) {
+		struct cur *e = &r->cur[idx[j]];
 
-		if (!d->open || asked[i] || d->c.sops->current_many == NULL ||
-		    d->cd->nhosts > 0)
-			continue;
-		for (n = 0, j = i; j < r->nd; j++)
-			if (r->d[j].open && r->d[j].c.ssec == d->c.ssec &&
-			    r->d[j].cd->nhosts == 0) {
-				asked[j] = 1;
-				names[n] = r->d[j].cd->name;
-				idx[n++] = j;
-			}
-		if (d->c.sops->current_many(d->c.sctx, names, n, cur, &err) !=
-		    DK_OK)
-			continue;
-		for (j = 0; j < n; j++) {
-			struct dom *e = &r->d[idx[j]];
-
-			e->cur_rc = cur[j].rc;
-			e->cur_why = cur[j].rc != DK_OK ?
-			    check_sdup(r, cur[j].err.msg) : NULL;
-			e->cur_keys = cur[j].keys;
-			e->cur_nkeys = cur[j].nkeys;
-			r->d[idx[j]].have_cur = 1;
-		}
+		e->asked = 1;
+		e->rc = cur[j].rc;
+		e->why = cur[j].rc != DK_OK ? check_sdup(r, cur[j].err.msg) :
+		    NULL;
+		e->keys = cur[j].keys;
+		e->nkeys = cur[j].nkeys;
 	}
 out:
 	free(names);
-	free(idx);
 	free(cur);
-	free(asked);
 }
 
 void

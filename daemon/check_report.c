@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../lib/key.h"
 #include "../lib/metrics.h"
@@ -234,17 +235,20 @@ check_json_domain(struct run *r, struct dom *d, struct str *o)
 	check_sappend(o, "}");
 }
 
-void
-check_write_metrics(struct run *r)
+/*
+ * The metrics of a run, made as its domains are judged (check_metrics_add
+ * for each part of the run), written at its end: NULL when the
+ * configuration names no metrics file.
+ */
+struct dk_metrics *
+check_metrics_begin(struct run *r)
 {
-	struct dk_error err = { 0, "" }, warn = { 0, "" };
 	struct dk_metrics *m;
-	size_t i, j, k;
 
 	if (r->conf->metrics_file == NULL)
-		return;
+		return NULL;
 	if ((m = dk_metrics_new()) == NULL)
-		return;
+		return NULL;
 	dk_metrics_declare(m, "dkimkeyd_key_age_seconds", DK_METRIC_GAUGE,
 	    "Seconds since the key now at the selector was created.");
 	dk_metrics_declare(m, "dkimkeyd_active_key_age_seconds",
@@ -260,7 +264,16 @@ check_write_metrics(struct run *r)
 	    "2 CRITICAL, 3 UNKNOWN.");
 	dk_metrics_declare(m, "dkimkeyd_check_timestamp_seconds",
 	    DK_METRIC_GAUGE, "When check last ran (Unix time).");
-	for (i = 0; i < r->nd; i++) {
+	return m;
+}
+
+/* The series of the domains judged now (r->d). */
+void
+check_metrics_add(struct run *r, struct dk_metrics *m)
+{
+	size_t i, j, k;
+
+	for (i = 0; m != NULL && i < r->nd; i++) {
 		struct dom *d = &r->d[i];
 		const char *dl[] = { "domain", d->cd->name, NULL };
 
@@ -290,6 +303,20 @@ check_write_metrics(struct run *r)
 			    (double)d->next_at, dl);
 		dk_metrics_set(m, "dkimkeyd_check_status",
 		    check_st_exit[d->worst], dl);
+	}
+}
+
+/* Write the metrics (when write) and free them. */
+void
+check_metrics_end(struct run *r, struct dk_metrics *m, int write)
+{
+	struct dk_error err = { 0, "" }, warn = { 0, "" };
+
+	if (m == NULL)
+		return;
+	if (!write) {
+		dk_metrics_free(m);
+		return;
 	}
 	dk_metrics_set(m, "dkimkeyd_check_timestamp_seconds", (double)r->now,
 	    NULL);
@@ -354,16 +381,16 @@ text_notes(struct dom *d, struct str *det)
 }
 
 /*
- * The plugin output, written as it is made: the line needs the first
- * problem and the count first (a pass that only counts), then the
- * perfdata of every domain, then the details.
+ * The plugin output of the domains judged now (r->d): the counts and
+ * first problems the line needs into t, their perfdata into perf, their
+ * details into det.  check_print_text then writes the line and both.
  */
 void
-check_print_text(struct run *r, int worst)
+check_text_add(struct run *r, struct tally *t, struct str *perf,
+    struct str *det)
 {
-	struct str out = { .f = stdout };
-	const char *first = NULL;
-	size_t i, j, nprob = 0, nsel = 0;
+	const char *first;
+	size_t i, j, nprob;
 	char w[32], c[32];
 	int k;
 
@@ -373,42 +400,119 @@ check_print_text(struct run *r, int worst)
 	if (r->o->crit_age > 0)
 		snprintf(c, sizeof(c), "%" PRId64, r->o->crit_age);
 	for (i = 0; i < r->nd; i++) {
-		nsel += r->d[i].nitems;
-		for (k = ST_CRITICAL; k >= ST_UNKNOWN; k--)
-			text_details(&r->d[i], k, NULL, &nprob, &first, worst);
+		t->nd++;
+		t->nsel += r->d[i].nitems;
+		for (k = ST_CRITICAL; k >= ST_UNKNOWN; k--) {
+			first = NULL;
+			nprob = 0;
+			text_details(&r->d[i], k, NULL, &nprob, &first, k);
+			t->nprob += nprob;
+			if (t->first[k] == NULL && first != NULL &&
+			    (t->first[k] = dk_strdup(first)) == NULL)
+				r->oom = 1;
+		}
 	}
-	if (worst == ST_OK)
-		printf("DKIM OK - %zu domain%s, %zu selector%s as expected on "
-		    "every server |", r->nd, r->nd == 1 ? "" : "s", nsel,
-		    nsel == 1 ? "" : "s");
-	else
-		printf("DKIM %s - %s%s |", check_st_name[worst],
-		    first ? first : "?", nprob > 1 ? " (and more below)" : "");
 	for (i = 0; i < r->nd; i++) {
 		struct dom *d = &r->d[i];
 
 		if (d->active_age >= 0)
-			check_sappend(&out, " '%s_active_age'=%" PRId64 "s;%s;%s",
+			check_sappend(perf, " '%s_active_age'=%" PRId64 "s;%s;%s",
 			    d->cd->name, d->active_age, w, c);
 		if (d->next_at > 0)
-			check_sappend(&out, " '%s_next_action'=%" PRId64 "s",
+			check_sappend(perf, " '%s_next_action'=%" PRId64 "s",
 			    d->cd->name, d->next_at - r->now);
-		check_sappend(&out, " '%s_servers_ok'=%zu;;;0;%zu", d->cd->name,
+		check_sappend(perf, " '%s_servers_ok'=%zu;;;0;%zu", d->cd->name,
 		    d->ok, d->total);
 	}
-	check_sputs(&out, "\n", 1);
-	first = NULL;
-	nprob = 0;
 	for (i = 0; i < r->nd; i++) {
 		struct dom *d = &r->d[i];
 
+		first = NULL;
+		nprob = 0;
 		for (k = ST_CRITICAL; k >= ST_UNKNOWN; k--)
-			text_details(d, k, &out, &nprob, &first, worst);
-		text_notes(d, &out);
+			text_details(d, k, det, &nprob, &first, k);
+		text_notes(d, det);
 		for (j = 0; j < d->nsenders; j++)
 			if (d->senders[j].none)
-				check_sappend(&out, "note: %s: sender %s: %s\n",
+				check_sappend(det, "note: %s: sender %s: %s\n",
 				    d->cd->name, d->senders[j].name,
 				    d->senders[j].note);
 	}
+}
+
+/*
+ * The plugin output: the line (the worst problem first, and how many
+ * there are), then the perfdata of every domain, then the details.
+ * Returns -1 when the buffered parts could not be read back.
+ */
+int
+check_print_text(const struct run *r, const struct tally *t, int worst,
+    struct str *perf, struct str *det)
+{
+	const char *first = worst > ST_OK ? t->first[worst] : NULL;
+
+	if (worst == ST_OK)
+		printf("DKIM OK - %zu domain%s, %zu selector%s as expected on "
+		    "every server |", t->nd, t->nd == 1 ? "" : "s", t->nsel,
+		    t->nsel == 1 ? "" : "s");
+	else
+		printf("DKIM %s - %s%s |", check_st_name[worst],
+		    first ? first : "?", t->nprob > 1 ? " (and more below)" :
+		    "");
+	if (check_spool_copy(perf, stdout) != 0)
+		return -1;
+	fputs("\n", stdout);
+	return check_spool_copy(det, stdout);
+}
+
+/*
+ * A spool: output made part by part but written only at the end (after
+ * a line that needs the whole run), kept in an unlinked temporary file
+ * so that a run over many domains does not hold it in memory; in memory
+ * when no temporary file can be made.
+ */
+void
+check_spool_open(struct str *s)
+{
+	const char *dir = getenv("TMPDIR");
+	char path[4096];
+	int fd, n;
+
+	memset(s, 0, sizeof(*s));
+	if (dir == NULL || *dir == '\0')
+		dir = "/tmp";
+	n = snprintf(path, sizeof(path), "%s/dkimkeyd-check.XXXXXX", dir);
+	if (n < 0 || (size_t)n >= sizeof(path) || (fd = mkstemp(path)) == -1)
+		return;
+	unlink(path);
+	if ((s->f = fdopen(fd, "w+")) == NULL)
+		close(fd);
+}
+
+/* Write what s holds to out; -1 when it could not be read back whole. */
+int
+check_spool_copy(struct str *s, FILE *out)
+{
+	char buf[65536];
+	size_t n;
+
+	if (s->f == NULL) {
+		if (s->len > 0)
+			fwrite(s->p, 1, s->len, out);
+		return 0;
+	}
+	if (fflush(s->f) != 0 || ferror(s->f) || fseek(s->f, 0, SEEK_SET) != 0)
+		return -1;
+	while ((n = fread(buf, 1, sizeof(buf), s->f)) > 0)
+		fwrite(buf, 1, n, out);
+	return ferror(s->f) ? -1 : 0;
+}
+
+void
+check_spool_close(struct str *s)
+{
+	if (s->f != NULL)
+		fclose(s->f);
+	free(s->p);
+	memset(s, 0, sizeof(*s));
 }

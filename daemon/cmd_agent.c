@@ -16,13 +16,18 @@
  * ack carries the error (65), the scheduler's rotation stops there, and
  * the host keeps signing with the key it had.
  */
+#include <errno.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
+#include "../lib/fileio.h"
 #include "../lib/fleet.h"
 #include "../lib/key.h"
 #include "../lib/state.h"
@@ -276,6 +281,171 @@ serve(struct agent *a, const struct dk_fleet_work *w, struct dk_error *err)
 	return rc;
 }
 
+static int heartbeat(struct agent *, struct dk_error *);
+
+/* A key generated on its own thread, so that heartbeats go on meanwhile. */
+struct genjob {
+	const struct dk_keyspec	*spec;
+	struct dk_key		*key;
+	struct dk_error		 err;
+	int			 rc;
+	int			 done;
+};
+
+static void *
+gen_main(void *arg)
+{
+	struct genjob *j = arg;
+
+	j->rc = dk_key_generate(j->spec, &j->key, &j->err);
+	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * dk_key_generate, the agent's heartbeat kept meanwhile: an RSA-4096
+ * key may take longer than agent_timeout on a busy host, and a host
+ * generating is not a host gone quiet.
+ */
+static int
+generate(struct agent *a, const struct dk_keyspec *spec, struct dk_key **out,
+    struct dk_error *err)
+{
+	struct timespec ts = { 0, 100 * 1000 * 1000 };
+	struct genjob j;
+	struct dk_error e2;
+	sigset_t all, old;
+	pthread_t th;
+	int started;
+
+	memset(&j, 0, sizeof(j));
+	j.spec = spec;
+	/* The thread takes no signal: SIGTERM stays the main thread's. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	started = pthread_create(&th, NULL, gen_main, &j) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!started)
+		return dk_key_generate(spec, out, err);
+	while (!__atomic_load_n(&j.done, __ATOMIC_ACQUIRE)) {
+		if (dk_monotonic_ms() - a->hb_last_ms >= a->hb_every * 1000) {
+			memset(&e2, 0, sizeof(e2));
+			if (heartbeat(a, &e2) != DK_OK) {
+				complain("agent %s: %s", a->host, e2.msg);
+				/* Not again at once: the next period. */
+				a->hb_last_ms = dk_monotonic_ms();
+			}
+		}
+		nanosleep(&ts, NULL);
+	}
+	pthread_join(th, NULL);
+	if (j.rc != DK_OK) {
+		*err = j.err;
+		return j.rc;
+	}
+	*out = j.key;
+	return DK_OK;
+}
+
+/*
+ * The journal of a per-host key being made: key_dir/DOMAIN.SELECTOR.keyreq
+ * holds "GENERATION KEYID", written before the key file and removed once
+ * the key is reported (or dropped), so that an agent that died in
+ * between finds the key at its restart: the same request's is reused,
+ * an older one's destroyed.  Never an orphaned key file.
+ */
+static char *
+journal_path(struct agent *a, const struct dk_fleet_keyreq *q)
+{
+	size_t n = strlen(a->conf->key_dir);
+	char *p;
+
+	while (n > 1 && a->conf->key_dir[n - 1] == '/')
+		n--;
+	if (asprintf(&p, "%.*s/%s.%s.keyreq", (int)n, a->conf->key_dir,
+	    q->domain, q->selector) == -1)
+		return NULL;
+	return p;
+}
+
+static void
+journal_drop(struct agent *a, const struct dk_fleet_keyreq *q)
+{
+	struct dk_error err = { 0, "" };
+	char *jp;
+
+	if ((jp = journal_path(a, q)) == NULL)
+		return;
+	if (unlink(jp) == -1 && errno != ENOENT)
+		complain("%s: unlink: %s", jp, strerror(errno));
+	else
+		(void)dk_file_sync_dir(jp, &err);
+	free(jp);
+}
+
+/*
+ * The key a journal left for q: reused (*key) when it is this request's
+ * and its file is whole; otherwise its file destroyed and the journal
+ * dropped.
+ */
+static void
+journal_recover(struct agent *a, const struct dk_fleet_keyreq *q,
+    struct dk_key **key)
+{
+	struct dk_error err = { 0, "" };
+	char *jp, *buf = NULL, *path = NULL, id[DK_KEY_ID_LEN + 2];
+	long long gen;
+	size_t len;
+
+	*key = NULL;
+	if ((jp = journal_path(a, q)) == NULL)
+		return;
+	if (dk_file_read(jp, 256, DK_READ_NOFOLLOW, DK_ECORRUPT, DK_ECORRUPT,
+	    &buf, &len, NULL, &err) != DK_OK) {
+		if (err.code != DK_ENOTFOUND)
+			complain("%s", err.msg);
+		free(jp);
+		return;
+	}
+	if (sscanf(buf, "%lld %65s", &gen, id) == 2 &&
+	    strlen(id) <= DK_KEY_ID_LEN && dk_state_key_file(a->conf->key_dir,
+	    q->domain, q->selector, id, &path) == DK_OK) {
+		if (gen == q->generation && dk_key_load(path, key, NULL) ==
+		    DK_OK && strcmp(dk_key_id(*key), id) == 0) {
+			say("%s: host %s reuses the key it made for %s before "
+			    "it stopped key-id=%s", q->domain, a->host,
+			    q->selector, id);
+			goto out;
+		}
+		dk_key_free(*key);
+		*key = NULL;
+		if (dk_key_destroy(path, &err) != DK_OK)
+			complain("%s", err.msg);
+	}
+	journal_drop(a, q);
+ out:
+	dk_file_read_free(buf, len, 0);
+	free(path);
+	free(jp);
+}
+
+static int
+journal_write(struct agent *a, const struct dk_fleet_keyreq *q,
+    const char *key_id, struct dk_error *err)
+{
+	const struct dk_file_attr attr = { 0600, (uid_t)-1, (gid_t)-1, 0 };
+	char line[96], *jp;
+	int rc, n;
+
+	if ((jp = journal_path(a, q)) == NULL)
+		return dk_err(err, DK_ENOMEM, "out of memory");
+	n = snprintf(line, sizeof(line), "%" PRId64 " %s\n", q->generation,
+	    key_id);
+	rc = dk_file_write(jp, line, (size_t)n, &attr, err);
+	free(jp);
+	return rc;
+}
+
 /*
  * key_scope = per-host: make the key the scheduler asked this host for,
  * keep its private half here (key_dir, the key file rules) and give the
@@ -307,7 +477,16 @@ make_key(struct agent *a, const struct dk_fleet_keyreq *q, char **idp,
 	if ((rc = dk_keyspec_parse(q->algorithm, dom->allow_weak_keys, &spec,
 	    err)) != DK_OK || (rc = key_gid(a->conf, &gid, err)) != DK_OK)
 		return rc;
-	if ((rc = dk_key_generate(&spec, &key, err)) != DK_OK)
+	journal_recover(a, q, &key);
+	if (key != NULL) {
+		if (dk_state_key_file(a->conf->key_dir, dom->name, q->selector,
+		    dk_key_id(key), &path) != DK_OK) {
+			rc = dk_err(err, DK_ENOMEM, "out of memory");
+			goto out;
+		}
+		goto made;
+	}
+	if ((rc = generate(a, &spec, &key, err)) != DK_OK)
 		return rc;
 	if (dk_state_key_file(a->conf->key_dir, dom->name, q->selector,
 	    dk_key_id(key), &path) != DK_OK) {
@@ -316,8 +495,12 @@ make_key(struct agent *a, const struct dk_fleet_keyreq *q, char **idp,
 	}
 	if ((rc = dk_mkdir_private(a->conf->key_dir, a->conf->key_group ?
 	    0750 : 0700, err)) != DK_OK ||
-	    (rc = dk_key_save(key, path, gid, err)) != DK_OK ||
-	    (rc = dk_key_public(key, &pub, &publen, err)) != DK_OK)
+	    (rc = journal_write(a, q, dk_key_id(key), err)) != DK_OK ||
+	    (rc = dk_key_save(key, path, gid, err)) != DK_OK)
+		goto out;
+	CRASHPOINT("agent-key-saved");
+ made:
+	if ((rc = dk_key_public(key, &pub, &publen, err)) != DK_OK)
 		goto out;
 	if (dk_base64_encode(pub, publen, &b64) != DK_OK ||
 	    (id = dk_strdup(dk_key_id(key))) == NULL) {
@@ -346,6 +529,7 @@ drop_key(struct agent *a, const struct dk_fleet_keyreq *q, const char *id)
 	    &path) == DK_OK)
 		(void)dk_key_destroy(path, &err);
 	free(path);
+	journal_drop(a, q);
 }
 
 /* Answer the scheduler's key requests; the worst exit code. */
@@ -376,6 +560,11 @@ key_requests(struct agent *a)
 			/* Unreported, it would never be used: not kept. */
 			if (rc != DK_OK)
 				drop_key(a, &q[i], id);
+			else
+				journal_drop(a, &q[i]);
+			/* Superseded meanwhile: nothing to answer. */
+			if (rc == DK_ENOTFOUND)
+				rc = DK_OK;
 		} else {
 			if (q[i].error == NULL || strcmp(q[i].error, e2.msg))
 				complain("%s", e2.msg);

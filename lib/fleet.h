@@ -76,7 +76,8 @@ void	dk_fleet_keyreq_free(struct dk_fleet_keyreq *, size_t n);
 /*
  * Scheduler: ask host for a key of algorithm on selector for generation
  * (once; notifies the agents), and read what the agent made: *out, one
- * request, key_id NULL while it is not made.
+ * request, key_id NULL while it is not made.  The selector's requests of
+ * earlier generations are deleted: at most one row per selector stays.
  */
 int	dk_fleet_request_key(PGconn *, const char *domain, const char *host,
 	    const char *selector, int64_t generation, const char *algorithm,
@@ -93,7 +94,12 @@ int	dk_fleet_key_pending(PGconn *, const char *domain,
 int	dk_fleet_key_requests(PGconn *, const char *host,
 	    struct dk_fleet_keyreq **out, size_t *n, struct dk_error *);
 
-/* Agent: the key made for a request (key_id, pubkey), or its failure. */
+/*
+ * Agent: the key made for a request (key_id, pubkey), or its failure.
+ * DK_ENOTFOUND when the request is no longer there to answer (answered,
+ * or superseded by a later generation's: dk_fleet_request_key removes
+ * those).
+ */
 int	dk_fleet_key_made(PGconn *, const struct dk_fleet_keyreq *,
 	    const char *key_id, const char *pubkey, int code,
 	    const char *error, struct dk_error *);

@@ -451,6 +451,20 @@ dk_fleet_request_key(PGconn *conn, const char *domain, const char *host,
 	int rc, n;
 
 	snprintf(gen, sizeof(gen), "%" PRId64, generation);
+	/*
+	 * Requests of the selector's earlier generations are answered or
+	 * superseded: gone, so that the table holds at most a row per
+	 * selector (an agent still making one finds no row to answer and
+	 * drops its key).
+	 */
+	prm[1] = selector;
+	prm[2] = gen;
+	if ((rc = dk_pg_exec(conn, "DELETE FROM dk_keyreq WHERE domain = $1 "
+	    "AND selector = $2 AND generation < $3::bigint", 3, prm, NULL,
+	    err)) != DK_OK)
+		return rc;
+	prm[1] = host;
+	prm[2] = selector;
 	if ((rc = dk_pg_exec(conn, "INSERT INTO dk_keyreq (domain, host, "
 	    "selector, generation, algorithm) VALUES ($1, $2, $3, "
 	    "$4::bigint, $5) ON CONFLICT DO NOTHING", 5, prm, &res,
@@ -558,12 +572,23 @@ dk_fleet_key_made(PGconn *conn, const struct dk_fleet_keyreq *q,
 	const char *prm[] = { q->domain, q->selector, gen, key_id, pubkey, cs,
 	    error };
 
+	PGresult *res;
+	int rc, n;
+
 	snprintf(gen, sizeof(gen), "%" PRId64, q->generation);
 	snprintf(cs, sizeof(cs), "%d", code);
 	/* Answered once: a key made stays the request's key. */
-	return dk_pg_exec(conn, "UPDATE dk_keyreq SET key_id = $4::text, "
-	    "pubkey = $5, made_at = CASE WHEN $4::text IS NULL THEN NULL ELSE now() END, "
-	    "code = $6::integer, error = $7 WHERE domain = $1 AND selector = "
-	    "$2 AND generation = $3::bigint AND key_id IS NULL", 7, prm, NULL,
-	    err);
+	if ((rc = dk_pg_exec(conn, "UPDATE dk_keyreq SET key_id = $4::text, "
+	    "pubkey = $5, made_at = CASE WHEN $4::text IS NULL THEN NULL "
+	    "ELSE now() END, code = $6::integer, error = $7 WHERE domain = $1 "
+	    "AND selector = $2 AND generation = $3::bigint AND key_id IS NULL",
+	    7, prm, &res, err)) != DK_OK)
+		return rc;
+	n = atoi(PQcmdTuples(res));
+	PQclear(res);
+	if (n == 0)
+		return dk_err(err, DK_ENOTFOUND, "%s: the key request for %s "
+		    "(generation %s) is answered or superseded", q->domain,
+		    q->selector, gen);
+	return DK_OK;
 }

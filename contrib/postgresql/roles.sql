@@ -106,11 +106,11 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON dk_lease TO :"sched";
 GRANT USAGE ON SEQUENCE dk_lease_token TO :"sched";
 -- Several MTA hosts (schema version 2 and 3): the scheduler seals shared
 -- keys, assigns them, reads the acks and heartbeats, asks hosts for
--- per-host keys and reads them back.
+-- per-host keys, reads them back and deletes superseded requests.
 GRANT SELECT, INSERT, DELETE ON dk_key_sealed TO :"sched";
 GRANT SELECT, INSERT, UPDATE ON dk_assign TO :"sched";
 GRANT SELECT ON dk_ack, dk_agent TO :"sched";
-GRANT SELECT, INSERT ON dk_keyreq TO :"sched";
+GRANT SELECT, INSERT, DELETE ON dk_keyreq TO :"sched";
 -- Rows are the agents' per host (step agent); the scheduler sees all.
 ALTER TABLE dk_key_sealed ENABLE ROW LEVEL SECURITY;
 ALTER TABLE dk_assign ENABLE ROW LEVEL SECURITY;

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """make bench: every benchmark, one table.
 
-    /usr/bin/python3 tests/bench/run.py [--quick] [--only rotation|providers|probe|pg]
+    /usr/bin/python3 tests/bench/run.py [--quick] [--only rotation|providers|probe|pg|fleet]
     /usr/bin/python3 tests/bench/run.py --scale [--quick]
 
 bench_rotation.py  bulk rotation of 1,000 domains (TXT and CNAME mode)
@@ -15,6 +15,9 @@ bench_probe.py     `check` over 10,000 selectors x 2 servers against
 bench_pg.py        `run --once` with nothing due at 10,000 domains with
                    backend = postgresql (a real PostgreSQL) against the
                    state directory
+bench_fleet.py     a rotation of 1,000 domains with 3 agents (hosts =)
+                   against the single-host rotation, both on PostgreSQL;
+                   statements of a daemon renewing 10,000 leases
 bench_scale.py     (--scale only) configtest, status, run --once, check
                    and every --domain command at 10,000 and 100,000
                    domains: growth factors, --domain against configtest,
@@ -39,6 +42,7 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import bench_fleet  # noqa: E402
 import bench_pg  # noqa: E402
 import bench_probe  # noqa: E402
 import bench_providers  # noqa: E402
@@ -57,7 +61,7 @@ def main(argv):
     ap.add_argument("--quick", action="store_true",
                     help="small sizes: a smoke run")
     ap.add_argument("--only", choices=("rotation", "providers", "probe",
-                                         "pg"))
+                                         "pg", "fleet"))
     ap.add_argument("--scale", action="store_true",
                     help="growth from 10k to 100k domains (bench_scale)")
     args = ap.parse_args(argv[1:])
@@ -72,7 +76,8 @@ def main(argv):
     t0 = time.monotonic()
     mods = (("scale", bench_scale),) if args.scale else (
         ("rotation", bench_rotation), ("providers", bench_providers),
-        ("probe", bench_probe), ("pg", bench_pg))
+        ("probe", bench_probe), ("pg", bench_pg),
+        ("fleet", bench_fleet))
     for name, mod in mods:
         if args.only is not None and args.only != name:
             continue

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import time
 
-from harness import (DKIMKEYD, dkim_sign_verify, files_signer_keys,
+from harness import (DKIMKEYD, REPO, dkim_sign_verify, files_signer_keys,
                      key_status, read_bytes, run, run_ok, wait_until)
 from pg import Postgres, use_postgres
 
@@ -33,15 +33,18 @@ class Agent:
         self.proc = None
         self.n = 0
 
-    def start(self):
+    def start(self, binary=DKIMKEYD, crash=None):
+        """crash: a crash point of binary (a `make crash` build)."""
         self.n += 1
         tag = os.path.join(self.host.dir, "agent%d" % self.n)
         self.out_path, self.err_path = tag + ".out", tag + ".err"
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("DKIMKEYD_") and k != "NOTIFY_SOCKET"}
+        if crash is not None:
+            env["DKIMKEYD_CRASH"] = crash
         with open(self.out_path, "wb") as o, open(self.err_path, "wb") as e:
             self.proc = subprocess.Popen(
-                [DKIMKEYD, "-c", self.host.conf, "agent", "--host",
+                [binary, "-c", self.host.conf, "agent", "--host",
                  self.host.name], stdin=subprocess.DEVNULL, stdout=o,
                 stderr=e, env=env)
         PROCS.append(self)
@@ -430,6 +433,65 @@ def test_per_host_rotation_waits_for_a_host_to_make_its_key(env, pg, s):
     assert r.code == 0 and r.err == "", r.describe()
     for name, h in s.hosts.items():
         verify_host(env, s, h, name + "-a")
+
+
+CRASH_BIN = os.environ.get("DKIMKEYD_CRASH_BIN",
+                           os.path.join(REPO, "build-crash", "dkimkeyd"))
+
+
+def pems(h, selector):
+    """The key files of selector in host h's key_dir."""
+    return sorted(f for f in os.listdir(h.key_dir)
+                  if ".%s." % selector in f and f.endswith(".pem"))
+
+
+@with_fleet(per_host=True, agent_timeout="60s", start=False)
+def test_per_host_agent_killed_after_saving_its_key_leaves_no_orphan(
+        env, pg, s):
+    if not os.access(CRASH_BIN, os.X_OK):
+        raise AssertionError("%s: no crash build (make crash)" % CRASH_BIN)
+    for name in ("mx1", "mx3"):
+        s.hosts[name].agent.start()
+    mx2 = s.hosts["mx2"]
+    # Killed right after it saved its key, before it reported it.
+    mx2.agent.start(binary=CRASH_BIN, crash="agent-key-saved")
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 75, r.describe()
+    mx2.agent.proc.wait(timeout=120)
+    assert mx2.agent.proc.returncode == -signal.SIGKILL, \
+        mx2.agent.describe()
+    left = pems(mx2, "mx2-a")
+    assert len(left) == 1, left
+    assert pg.psql("SELECT count(*) FROM dk_keyreq WHERE host = 'mx2' AND "
+                   "key_id IS NULL") == [["1"]]
+    # Restarted: the key it saved is the one it reports, no second one.
+    mx2.agent.start()
+    wait_until(lambda: "reuses the key it made for mx2-a" in
+               mx2.agent.out(), 60, "mx2 reusing its key")
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 0 and r.err == "", r.describe()
+    verify_host(env, s, mx2, "mx2-a")
+    kid = key_status(s, "mx2-a")["key_id"]
+    assert pems(mx2, "mx2-a") == left == [
+        "%s.mx2-a.%s.pem" % (s.domain, kid)], (left, kid)
+    assert [f for f in os.listdir(mx2.key_dir) if f.endswith(".keyreq")] \
+        == [], os.listdir(mx2.key_dir)
+    # Two rotations more: -b, then -a again; the answered requests of the
+    # first generation are gone, one row per selector stays.
+    for sel in ("b", "a"):
+        # -a is free again once its retired key is removed.
+        def rotated():
+            r = run(s, "rotate", "--domain", s.domain)
+            assert r.code in (0, 75), r.describe()
+            return r.code == 0
+        wait_until(rotated, 60, "the rotation to -%s" % sel, interval=1)
+        for name, h in s.hosts.items():
+            verify_host(env, s, h, "%s-%s" % (name, sel))
+    rows = pg.psql("SELECT selector, count(*) FROM dk_keyreq GROUP BY "
+                   "selector ORDER BY selector")
+    assert rows == [[h + x, "1"] for h in HOSTS for x in ("-a", "-b")], rows
+    for h in s.hosts.values():
+        assert len(pems(h, h.name + "-a")) == 1, os.listdir(h.key_dir)
 
 
 @with_fleet(per_host=True, agent_timeout="8s", start=False)

@@ -293,6 +293,51 @@ def test_check_discovers_servers_of_many_domains_at_once(env):
     assert r.out.splitlines()[1:] == want, r.describe()
 
 
+def test_check_many_domains_judged_in_parts(env):
+    """More domains than check judges at once (it asks, judges and
+    reports them part by part): the plugin line still names the worst
+    problem of the whole run, found in a later part, the perfdata and
+    the details keep the order of the configuration, and the JSON
+    document lists every domain once, in order."""
+    s = env.config()
+    n = 1100
+    with open(s.conf, "a") as f:
+        for i in range(n):
+            f.write("\n[domain d%d.example.test]\nprovider = primary\n"
+                    "signer = opendkim\nselectors = mail1 mail2\n" % i)
+            if i == 1050:
+                f.write("watch_selectors = w1\n")
+    r = _check(s)
+    assert r.code == 2 and r.err == "", r.describe()
+    lines = r.out.splitlines()
+    assert lines[0].startswith(
+        "DKIM CRITICAL - w1._domainkey.d1050.example.test: watched "
+        "selector w1 has no key record on %s (and more below) |" %
+        env.bind.addr()), r.describe()
+    names = re.findall(r"'([^']+)_servers_ok'=", _perf(r))
+    assert names == ["example.test"] + ["d%d.example.test" % i
+                                        for i in range(n)], names[:5]
+    warn = [x for x in lines[1:] if x.startswith("WARNING: ")]
+    assert [x.split()[1] for x in warn] == \
+        ["example.test:"] + ["d%d.example.test:" % i for i in range(n)], \
+        warn[:3]
+    crit = lines.index("CRITICAL: w1._domainkey.d1050.example.test: watched "
+                       "selector w1 has no key record on %s" %
+                       env.bind.addr())
+    assert lines[crit - 1].startswith("WARNING: d1049.example.test: ") and \
+        lines[crit + 1].startswith("WARNING: d1050.example.test: "), \
+        lines[crit - 1:crit + 2]
+    j = json.loads(_check(s, "--json").out)
+    assert j["status"] == "CRITICAL" and j["exit"] == 2, j["status"]
+    assert [d["domain"] for d in j["domains"]] == \
+        ["example.test"] + ["d%d.example.test" % i for i in range(n)]
+    assert [d["domain"] for d in j["domains"] if d["status"] ==
+            "CRITICAL"] == ["d1050.example.test"]
+    # Only the domain with a selector to probe asks: its TXT and its
+    # zone's serial.
+    assert j["probe"]["queries"] == 2, j["probe"]
+
+
 def test_check_probes_ipv6_addresses_of_the_nameservers(env):
     """An NS with an AAAA record is asked over IPv6 as well.  Tests may
     only reach 127.0.0.0/8, so the AAAA is the IPv4-mapped ::ffff:127.0.0.1:
