@@ -306,6 +306,35 @@ part_free(struct run *r)
 	check_sfree(r);
 }
 
+/*
+ * The time budget of a question: the longest of the providers' timeouts
+ * over the whole run, as in one round for every domain (check_part adds
+ * any a domain opened on its own has).
+ */
+static int
+run_timeout_ms(const struct dk_conf *conf, struct shared *sh,
+    const struct dk_conf_domain *only)
+{
+	const struct dk_conf_section *psec;
+	const struct dk_dns_provider_ops *pops;
+	void *pctx;
+	size_t i;
+	int ms = 0;
+
+	for (i = 0; i < conf->ndomains && sh->p != NULL; i++) {
+		if ((only != NULL && &conf->domains[i] != only) ||
+		    (psec = dk_conf_provider_find(conf,
+		    conf->domains[i].provider)) == NULL ||
+		    (pops = dk_dns_provider_find(psec->type)) == NULL ||
+		    (pctx = sec_ctx_get(sh->p, (size_t)(psec -
+		    conf->providers), psec, pops->open)) == NULL)
+			continue;
+		if (pops->timeout_ms(pctx) > ms)
+			ms = pops->timeout_ms(pctx);
+	}
+	return ms;
+}
+
 int
 cmd_check(const struct dk_conf *conf, const char *domain,
     const struct dk_check_opts *o)
@@ -349,26 +378,7 @@ cmd_check(const struct dk_conf *conf, const char *domain,
 	kept = r.strs;
 	r.strs = NULL;
 	memset(&po, 0, sizeof(po));
-	/*
-	 * The time budget of a question: the longest of the providers'
-	 * timeouts over the whole run, as in one round for every domain
-	 * (check_part adds any a domain opened on its own has).
-	 */
-	for (i = 0; i < conf->ndomains && sh.p != NULL; i++) {
-		const struct dk_conf_section *psec;
-		const struct dk_dns_provider_ops *pops;
-		void *pctx;
-
-		if ((only != NULL && &conf->domains[i] != only) ||
-		    (psec = dk_conf_provider_find(conf,
-		    conf->domains[i].provider)) == NULL ||
-		    (pops = dk_dns_provider_find(psec->type)) == NULL ||
-		    (pctx = sec_ctx_get(sh.p, (size_t)(psec -
-		    conf->providers), psec, pops->open)) == NULL)
-			continue;
-		if (pops->timeout_ms(pctx) > po.timeout_ms)
-			po.timeout_ms = pops->timeout_ms(pctx);
-	}
+	po.timeout_ms = run_timeout_ms(conf, &sh, only);
 	po.max_inflight = o->max_inflight;
 	po.per_server_qps = o->per_server_qps;
 	check_spool_open(&body);
