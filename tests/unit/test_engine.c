@@ -767,24 +767,38 @@ test_drive_rotate_goal_ends_once_the_new_key_is_active(void **state)
 	assert_int_equal(fsig.nactive, 2);
 }
 
+/*
+ * A first rotation through the rotate goal, then what revoke records
+ * before it drives: the new active key compromised, its one target.
+ */
+static void
+compromise_first_key(struct fx *fx, struct dk_revoke_goal *v)
+{
+	struct dk_rotate_goal r = { 1, -1, 0, DOMAIN };
+	struct dk_goal g;
+	struct dk_error err = { 0, "" };
+	int steps = 0, parked;
+
+	dk_goal_rotate(&g, &r);
+	assert_int_equal(dk_domain_drive(&fx->c, &g, &steps, &parked, &err),
+	    DK_OK);
+	assert_true(r.target >= 0);
+	fx->c.st->keys[r.target].compromised_at = dk_now();
+	v->t[0] = r.target;
+	v->n = 1;
+}
+
 static void
 test_drive_revoke_goal_ends_once_every_target_is_revoked(void **state)
 {
 	struct fx *fx = *state;
-	struct dk_rotate_goal r = { 1, -1, 0, DOMAIN };
 	struct dk_revoke_goal v = { .domain = DOMAIN };
 	struct dk_goal g;
 	struct dk_error err = { 0, "" };
 	const struct dk_key_state *k1, *k2;
 	int steps = 0, parked;
 
-	dk_goal_rotate(&g, &r);
-	assert_int_equal(dk_domain_drive(&fx->c, &g, &steps, &parked, &err),
-	    DK_OK);
-	/* What revoke records before driving: the active key compromised. */
-	v.t[0] = r.target;
-	v.n = 1;
-	fx->c.st->keys[r.target].compromised_at = dk_now();
+	compromise_first_key(fx, &v);
 	steps = 0;
 	dk_goal_revoke(&g, &v);
 	assert_int_equal(dk_domain_drive(&fx->c, &g, &steps, &parked, &err),
@@ -853,12 +867,7 @@ test_drive_caps_the_steps_of_every_goal(void **state)
 	/* The revoke goal, on a compromised active key. */
 	r = (struct dk_rotate_goal){ 1, -1, 0, DOMAIN };
 	steps = 0;
-	dk_goal_rotate(&g, &r);
-	assert_int_equal(dk_domain_drive(&fx->c, &g, &steps, &parked, &err),
-	    DK_OK);
-	fx->c.st->keys[r.target].compromised_at = dk_now();
-	v.t[0] = r.target;
-	v.n = 1;
+	compromise_first_key(fx, &v);
 	dk_goal_revoke(&g, &v);
 	g.step = nop_step;
 	nop_calls = 0;
@@ -868,7 +877,7 @@ test_drive_caps_the_steps_of_every_goal(void **state)
 	assert_int_equal(nop_calls, DK_STEPS_MAX);
 	assert_string_equal(err.msg, DOMAIN ": too many steps; the key is "
 	    "marked compromised and the next run carries on");
-	assert_int_equal(fx->c.st->keys[r.target].revoked_at, 0);
+	assert_int_equal(fx->c.st->keys[v.t[0]].revoked_at, 0);
 }
 
 static void
@@ -891,12 +900,7 @@ test_drive_stop_request_ends_the_goal_with_its_message(void **state)
 	assert_int_equal(fx->c.st->nkeys, 0);
 	dk_stop_requested = 0;
 
-	dk_goal_rotate(&g, &r);
-	assert_int_equal(dk_domain_drive(&fx->c, &g, &steps, &parked, &err),
-	    DK_OK);
-	fx->c.st->keys[r.target].compromised_at = dk_now();
-	v.t[0] = r.target;
-	v.n = 1;
+	compromise_first_key(fx, &v);
 	dk_goal_revoke(&g, &v);
 	dk_stop_requested = 1;
 	steps = 0;
