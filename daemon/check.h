@@ -194,6 +194,16 @@ struct run {
 	struct dk_error			 psl_err;
 	struct strblock			*strs;	/* this part's */
 	struct cur			*cur;	/* by index in conf->domains */
+	struct silent			*silent; /* servers that answered
+						    nothing in an earlier
+						    part */
+	size_t				 nsilent;
+};
+
+/* A server none of whose questions of a part had a usable reply. */
+struct silent {
+	char	addr[64];	/* dk_addr text */
+	char	detail[200];	/* why its last question failed */
 };
 
 

@@ -218,6 +218,114 @@ ask_signers(struct run *r, struct shared *sh, const struct dk_conf_domain *only)
  */
 #define PART_DOMAINS	512
 
+static const struct silent *
+silent_find(const struct run *r, const char *addr)
+{
+	size_t i;
+
+	for (i = 0; i < r->nsilent; i++)
+		if (strcmp(r->silent[i].addr, addr) == 0)
+			return &r->silent[i];
+	return NULL;
+}
+
+/*
+ * After a part: every server none of whose questions (asked in this
+ * part) got a usable reply is remembered as silent.  The servers of a
+ * part are few; its questions many: one pass over the questions, a
+ * short list of servers.
+ */
+static void
+silent_learn(struct run *r)
+{
+	struct seen { const struct dk_query *first; int answered; } *sv;
+	struct silent *ns;
+	size_t i, k, nsv = 0;
+
+	if ((sv = calloc(r->nq + 1, sizeof(*sv))) == NULL)
+		return;			/* they are only asked again */
+	for (i = 0; i < r->nq; i++) {
+		const struct dk_query *q = &r->q[i];
+
+		if (q->sent == 0 && q->status != DK_OK)
+			continue;	/* not asked in this part */
+		for (k = 0; k < nsv; k++)
+			if (strcmp(sv[k].first->server.text,
+			    q->server.text) == 0)
+				break;
+		if (k == nsv)
+			sv[nsv++].first = q;
+		if (q->status == DK_OK)
+			sv[k].answered = 1;
+	}
+	for (k = 0; k < nsv; k++) {
+		if (sv[k].answered || sv[k].first->status != DK_ETEMP ||
+		    silent_find(r, sv[k].first->server.text) != NULL)
+			continue;
+		if ((ns = realloc(r->silent, (r->nsilent + 1) *
+		    sizeof(*ns))) == NULL)
+			break;
+		r->silent = ns;
+		ns = &r->silent[r->nsilent++];
+		snprintf(ns->addr, sizeof(ns->addr), "%s",
+		    sv[k].first->server.text);
+		snprintf(ns->detail, sizeof(ns->detail), "%s",
+		    sv[k].first->detail);
+	}
+	free(sv);
+}
+
+/*
+ * Ask a part's questions.  A server that answered none of its questions
+ * in an earlier part is not asked again: its questions fail at once
+ * with the reason it failed then, so that a silent server costs the
+ * run one time budget, not one per part.
+ */
+static int
+ask_part(struct run *r, const struct dk_probe_opts *po,
+    struct dk_error *err)
+{
+	const struct silent *sl;
+	struct dk_query *ask = NULL;
+	size_t *idx = NULL, i, n = 0;
+	int rc;
+
+	if (r->nsilent > 0 && r->nq > 0) {
+		ask = malloc(r->nq * sizeof(*ask));
+		idx = malloc(r->nq * sizeof(*idx));
+		if (ask == NULL || idx == NULL) {
+			free(ask);
+			free(idx);
+			return dk_err(err, DK_ENOMEM, "out of memory");
+		}
+	}
+	if (ask == NULL) {
+		rc = dk_probe_run(r->q, r->nq, po, err);
+	} else {
+		for (i = 0; i < r->nq; i++) {
+			struct dk_query *q = &r->q[i];
+
+			if ((sl = silent_find(r, q->server.text)) == NULL) {
+				idx[n] = i;
+				ask[n++] = *q;
+				continue;
+			}
+			q->status = DK_ETEMP;
+			snprintf(q->detail, sizeof(q->detail), "%.120s (no "
+			    "reply earlier in this run: not asked again)",
+			    sl->detail);
+		}
+		rc = dk_probe_run(ask, n, po, err);
+		for (i = 0; i < n; i++)
+			r->q[idx[i]] = ask[i];
+		free(ask);
+		free(idx);
+	}
+	if (rc == DK_OK)
+		silent_learn(r);
+	return rc;
+}
+
 /* One part: open, collect, ask, judge.  DK_OK, or a message printed. */
 static int
 check_part(struct run *r, struct shared *sh, const struct dk_probe_opts *pin,
@@ -273,7 +381,7 @@ check_part(struct run *r, struct shared *sh, const struct dk_probe_opts *pin,
 		return DK_ENOMEM;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (dk_probe_run(r->q, r->nq, &po, &err) != DK_OK) {
+	if (ask_part(r, &po, &err) != DK_OK) {
 		printf("DKIM UNKNOWN - %s\n", err.msg);
 		return DK_EIO;
 	}
@@ -441,6 +549,7 @@ cmd_check(const struct dk_conf *conf, const char *domain,
 		dk_signer_keys_free(r.cur[i].keys, r.cur[i].nkeys);
 	free(r.cur);
 	free(r.q);
+	free(r.silent);
 	shared_close(conf, &sh);
 	dk_psl_free(r.psl);
 	r.strs = kept;

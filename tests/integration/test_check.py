@@ -338,6 +338,40 @@ def test_check_many_domains_judged_in_parts(env):
     assert j["probe"]["queries"] == 2, j["probe"]
 
 
+def test_check_a_silent_server_costs_one_part_not_every_part(env):
+    """A server that answered none of its questions in one part of the
+    run is not asked again in the later parts: its questions there fail
+    at once with the same reason (one time budget per run, not one per
+    512 domains), still named in each domain's problems."""
+    s = _healthy(env)
+    n = 1100
+    with Responder(env.bind.port, "silent") as resp:
+        _set_conf_line(s, "probe_servers", "%s %s" % (env.bind.addr(),
+                                                     resp.addr()))
+        with open(s.conf, "a") as f:
+            for i in range(n):
+                f.write("\n[domain d%d.example.test]\nprovider = primary\n"
+                        "signer = opendkim\nselectors = mail1 mail2\n" % i)
+                if i in (5, 1050):
+                    f.write("watch_selectors = w1\n")
+        r = _check(s, "--json")
+        j = json.loads(r.out)
+        asked = resp.queries
+    assert j["status"] == "CRITICAL", j["status"]  # the watched w1
+
+    def silent_problems(domain):
+        d = [x for x in j["domains"] if x["domain"] == domain][0]
+        return [p["message"] for sel in d["selectors"]
+                for p in sel["problems"] if resp.addr() in p["message"]]
+    first, late = silent_problems("d5.example.test"), \
+        silent_problems("d1050.example.test")
+    assert first and late, (first, late)
+    assert all("not asked again" not in m for m in first), first
+    assert all("no answer from %s" % resp.addr() in m and
+               "not asked again" in m for m in late), late
+    assert asked > 0
+
+
 def test_check_probes_ipv6_addresses_of_the_nameservers(env):
     """An NS with an AAAA record is asked over IPv6 as well.  Tests may
     only reach 127.0.0.0/8, so the AAAA is the IPv4-mapped ::ffff:127.0.0.1:
