@@ -393,7 +393,10 @@ journal_recover(struct agent *a, const struct dk_fleet_keyreq *q,
     struct dk_key **key)
 {
 	struct dk_error err = { 0, "" };
-	char *jp, *buf = NULL, *path = NULL, id[DK_KEY_ID_LEN + 2];
+	/* id: room for the widest token sscanf may store (%65s), so that a
+	 * damaged journal with a long word cannot overrun it; a token
+	 * longer than a key id is then refused below. */
+	char *jp, *buf = NULL, *path = NULL, id[66];
 	long long gen;
 	size_t len;
 

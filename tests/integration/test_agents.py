@@ -435,6 +435,31 @@ def test_per_host_rotation_waits_for_a_host_to_make_its_key(env, pg, s):
         verify_host(env, s, h, name + "-a")
 
 
+@with_fleet(per_host=True, agent_timeout="60s", start=False)
+def test_per_host_damaged_key_journal_is_dropped(env, pg, s):
+    """A key journal an agent finds damaged (here one long word where the
+    key id belongs) is dropped and a fresh key made: it never overruns
+    the agent's buffers (the sanitizer build aborted on this) nor stops
+    the agent."""
+    for name in ("mx1", "mx3"):
+        s.hosts[name].agent.start()
+    mx2 = s.hosts["mx2"]
+    journal = os.path.join(mx2.key_dir, "%s.mx2-a.keyreq" % s.domain)
+    with open(journal, "w") as f:
+        f.write("1 %s\n" % ("z" * 64))
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 75, r.describe()
+    mx2.agent.start()
+    wait_until(lambda: pg.psql("SELECT count(*) FROM dk_agent WHERE host = "
+                               "'mx2'") == [["1"]], 30, "mx2's heartbeat")
+    r = run(s, "rotate", "--domain", s.domain)
+    assert r.code == 0 and r.err == "", r.describe()
+    assert mx2.agent.proc.poll() is None, mx2.agent.describe()
+    assert "AddressSanitizer" not in mx2.agent.err(), mx2.agent.describe()
+    verify_host(env, s, mx2, "mx2-a")
+    assert not os.path.exists(journal), os.listdir(mx2.key_dir)
+
+
 CRASH_BIN = os.environ.get("DKIMKEYD_CRASH_BIN",
                            os.path.join(REPO, "build-crash", "dkimkeyd"))
 
