@@ -193,6 +193,14 @@ dk_domain_load_state(const struct dk_conf *conf,
 	return rc;
 }
 
+/* The commands that publish, revoke or remove records. */
+static int
+writes_dns(const char *command)
+{
+	return strcmp(command, "rotate") == 0 ||
+	    strcmp(command, "revoke") == 0 || strcmp(command, "run") == 0;
+}
+
 static int
 domain_open(const struct dk_conf *conf, const struct dk_conf_domain *dom,
     const char *command, int lock_wait, void *pctx, void *sctx,
@@ -237,6 +245,15 @@ domain_open(const struct dk_conf *conf, const struct dk_conf_domain *dom,
 		return DK_OK;
 	}
 	if ((rc = c->pops->open(c->psec, &c->pctx, err)) != DK_OK)
+		goto fail;
+	/*
+	 * A command that may write DNS judges the secrets it will need
+	 * before its first step, so that an unusable token or credentials
+	 * file stops it before a key is generated; readers (check, status)
+	 * never read them.
+	 */
+	if (writes_dns(command) && c->pops->check_secrets != NULL &&
+	    (rc = c->pops->check_secrets(c->pctx, err)) != DK_OK)
 		goto fail;
 	if ((rc = c->sops->open(c->ssec, &c->sctx, err)) != DK_OK)
 		goto fail;
